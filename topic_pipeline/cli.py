@@ -1,0 +1,93 @@
+"""``topic-pipeline``: run the whole chain from a terminal, on the same Dagster instance the UI shows."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+
+def _job(name: str) -> dg.JobDefinition:
+    from topic_pipeline.definitions import defs
+
+    return defs().resolve_job_def(name)
+
+
+# Module-level factories so the multiprocess executor can rebuild each job in its step processes.
+def refresh_inputs_job() -> dg.JobDefinition:
+    return _job("refresh_inputs_job")
+
+
+def embeddings_job() -> dg.JobDefinition:
+    return _job("embeddings_job")
+
+
+def trials_job() -> dg.JobDefinition:
+    return _job("trials_job")
+
+
+def leaderboard_job() -> dg.JobDefinition:
+    return _job("leaderboard_job")
+
+
+_JOBS = {fn.__name__: fn for fn in (refresh_inputs_job, embeddings_job, trials_job, leaderboard_job)}
+
+
+def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str]) -> None:
+    with dg.execute_job(dg.reconstructable(_JOBS[job_name]), instance=instance, tags=tags) as result:
+        if not result.success:
+            failures = [event.message for event in result.all_events if event.is_failure]
+            raise SystemExit(f"{job_name} failed (run {result.run_id}):\n" + "\n".join(str(f) for f in failures[-3:]))
+        print(f"  {job_name} {tags.get('dagster/partition', '')}{' '.join(v for k, v in tags.items() if 'range' in k)}: ok")
+
+
+def run_sweep(instance: dg.DagsterInstance) -> None:
+    """Materialise the inputs, then whatever the sweep sensor would launch, until nothing is left."""
+    from topic_pipeline.defs.planning import plan_next_runs
+    from topic_pipeline.definitions import build_resources
+
+    settings = build_resources()["settings"]
+    _execute(instance, "refresh_inputs_job", {})
+    while plans := plan_next_runs(instance, settings):
+        for plan in plans:
+            tags = dict(plan.tags)
+            if plan.partition_key:
+                tags["dagster/partition"] = plan.partition_key
+            _execute(instance, plan.job_name, tags)
+
+
+def print_leaderboard(limit: int = 10) -> None:
+    import pandas as pd
+
+    from topic_pipeline.layout import DataLayout
+
+    path = DataLayout().leaderboard / "leaderboard.csv"
+    frame = pd.read_csv(path)
+    columns = ["rank", "trial", "status", "ari", "ami", "f1_macro", "outlier_fraction", "topic_count"]
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70):
+        print(frame[columns].head(limit).to_string(index=False))
+    print(f"\nFull leaderboard: {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="topic-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("sweep", help="materialise the whole chain (inputs, embeddings, trials, leaderboard)")
+    commands.add_parser("leaderboard", help="print the top of the current leaderboard")
+    args = parser.parse_args(argv)
+    if args.command == "leaderboard":
+        print_leaderboard()
+        return
+    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.get() as instance:
+        print(f"Dagster instance: {os.environ['DAGSTER_HOME']}")
+        run_sweep(instance)
+    print_leaderboard()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,61 @@
+"""The code location: the defs folder plus resources and the executor, which it does not collect."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import dagster as dg
+
+from topic_pipeline.resources.database import DocumentsDatabase
+from topic_pipeline.resources.io_manager import ParquetJsonIOManager
+from topic_pipeline.resources.mlflow import MlflowTracking
+from topic_pipeline.resources.settings import PipelineSettings
+
+
+# Data versions on outputs are a beta API in Dagster 1.13; they are what makes staleness follow content hashes.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
+def _secret(name: str) -> str | dg.EnvVar:
+    """A value that may hold credentials: read from the environment at run time, never shown in the UI."""
+    return dg.EnvVar(name) if os.environ.get(name) else ""
+
+
+def build_resources() -> dict[str, object]:
+    data_dir = os.environ.get("TOPIC_PIPELINE_DATA_DIR", "")
+    return {
+        "settings": PipelineSettings(
+            data_dir=data_dir,
+            ground_truth_path=os.environ.get("TOPIC_PIPELINE_GROUND_TRUTH", ""),
+            grid_path=os.environ.get("TOPIC_PIPELINE_GRID", ""),
+            rank_by=os.environ.get("TOPIC_PIPELINE_RANK_BY", "ari"),
+            umap_seed=int(os.environ.get("TOPIC_PIPELINE_UMAP_SEED", "42")),
+            stopwords_language=os.environ.get("TOPIC_PIPELINE_STOPWORDS_LANGUAGE", "english"),
+            embedding_device=os.environ.get("TOPIC_PIPELINE_EMBEDDING_DEVICE", "auto"),
+            embedding_batch_size=int(os.environ.get("TOPIC_PIPELINE_EMBEDDING_BATCH_SIZE", "64")),
+            embedding_local_files_only=os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "TRUE", "yes"},
+        ),
+        "database": DocumentsDatabase(
+            url=_secret("TOPIC_PIPELINE_DATABASE_URL"),
+            table=os.environ.get("TOPIC_PIPELINE_DOCUMENTS_TABLE", "documents"),
+            query=os.environ.get("TOPIC_PIPELINE_DOCUMENTS_QUERY", ""),
+            id_column=os.environ.get("TOPIC_PIPELINE_ID_COLUMN", "id"),
+            text_column=os.environ.get("TOPIC_PIPELINE_TEXT_COLUMN", "text"),
+        ),
+        "mlflow": MlflowTracking(
+            tracking_uri=_secret("MLFLOW_TRACKING_URI"),
+            experiment_name=os.environ.get("TOPIC_PIPELINE_EXPERIMENT", "topic_pipeline"),
+            ui_url=os.environ.get("TOPIC_PIPELINE_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+        ),
+        "io_manager": ParquetJsonIOManager(data_dir=data_dir),
+    }
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        dg.Definitions(resources=build_resources(), executor=dg.multiprocess_executor),
+    )

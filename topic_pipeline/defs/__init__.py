@@ -1,0 +1,1 @@
+"""Dagster definitions, loaded as a defs folder by ``topic_pipeline.definitions``."""

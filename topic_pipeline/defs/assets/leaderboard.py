@@ -1,0 +1,65 @@
+"""The leaderboard of the current grid."""
+
+
+import dagster as dg
+import pandas as pd
+
+from topic_pipeline.corpus import Corpus
+from topic_pipeline.defs.assets.trials import grid_trials
+from topic_pipeline.ground_truth import GroundTruth
+from topic_pipeline.leaderboard import build_leaderboard, to_markdown
+from topic_pipeline.resources.mlflow import MlflowTracking
+from topic_pipeline.resources.settings import PipelineSettings
+from topic_pipeline.results import STATUS_OK, ResultStore, inputs_fingerprint, results_digest
+from topic_pipeline.storage import write_atomically
+
+
+@dg.asset(group_name="sweep", deps=[grid_trials], kinds={"csv", "mlflow"})
+def leaderboard(
+    context: dg.AssetExecutionContext,
+    documents: pd.DataFrame,
+    ground_truth: dict,
+    param_grid: dict,
+    settings: PipelineSettings,
+    mlflow: MlflowTracking,
+) -> dg.Output[pd.DataFrame]:
+    """Every trial of the current grid, ranked; failed and not-yet-run trials listed as such."""
+    layout = settings.layout
+    corpus = Corpus.from_frame(documents)
+    labels = GroundTruth.from_mapping(ground_truth)
+    fingerprint = inputs_fingerprint(corpus.content_hash, labels.content_hash, settings.umap_seed, settings.stopwords_language)
+    store = ResultStore(layout.results)
+    trials = param_grid["trials"]
+    results = {key: store.current(key, fingerprint) for key in trials}
+    frame = build_leaderboard(trials, results, rank_by=settings.rank_by)
+
+    csv_path = layout.leaderboard / "leaderboard.csv"
+    write_atomically(csv_path, lambda stream: frame.to_csv(stream, index=False))
+    markdown = to_markdown(frame, metrics=[settings.rank_by] + [m for m in ("ari", "ami", "nmi", "f1_macro") if m != settings.rank_by][:3])
+    counts = frame["status"].value_counts().to_dict()
+    best = frame.iloc[0].to_dict() if counts.get(STATUS_OK) else {}
+    tracker = mlflow.tracker(layout)
+    run_id = tracker.log_leaderboard(
+        csv_path,
+        markdown,
+        {key: best[key] for key in ("trial", settings.rank_by, "ami", "nmi", "f1_macro") if key in best},
+        {"dagster_run_id": context.run.run_id, "grid_fingerprint": param_grid["grid_fingerprint"], "inputs_fingerprint": fingerprint},
+    )
+    metadata = {
+        "leaderboard": dg.MetadataValue.md(markdown),
+        "csv": dg.MetadataValue.path(str(csv_path)),
+        "best_trial": str(best.get("trial", "none")),
+        f"best_{settings.rank_by}": float(best[settings.rank_by]) if best else float("nan"),
+        "scored": int(counts.get(STATUS_OK, 0)),
+        "failed": int(counts.get("failed", 0)),
+        "missing": int(counts.get("missing", 0)),
+        "rank_by": settings.rank_by,
+        "grid_fingerprint": param_grid["grid_fingerprint"],
+        "inputs_fingerprint": fingerprint,
+        "results_digest": results_digest(param_grid["grid_fingerprint"], fingerprint, results),
+        "mlflow_run_id": run_id,
+    }
+    url = tracker.run_url(run_id)
+    if url:
+        metadata["mlflow_run"] = dg.MetadataValue.url(url)
+    return dg.Output(frame, metadata=metadata)

@@ -1,0 +1,46 @@
+"""The biweekly schedule and the sensor that carries a sweep through to its leaderboard.
+
+"Biweekly" means every other Monday at 06:00 UTC: cron cannot say "every two weeks", so the schedule
+fires every Monday (``0 6 * * 1``) and skips the weeks whose ISO week number is odd.
+"""
+
+
+import datetime as dt
+
+import dagster as dg
+
+from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_inputs_job, trials_job
+from topic_pipeline.defs.planning import plan_next_runs
+from topic_pipeline.resources.settings import PipelineSettings
+
+BIWEEKLY_CRON = "0 6 * * 1"
+
+
+def is_schedule_week(moment: dt.datetime) -> bool:
+    return moment.isocalendar().week % 2 == 0
+
+
+@dg.schedule(job=refresh_inputs_job, cron_schedule=BIWEEKLY_CRON, execution_timezone="UTC")
+def biweekly_refresh(context: dg.ScheduleEvaluationContext):
+    """Re-export the texts and labels every other Monday; the sweep sensor then runs what changed."""
+    moment = context.scheduled_execution_time
+    if not is_schedule_week(moment):
+        return dg.SkipReason(f"ISO week {moment.isocalendar().week} is odd: biweekly runs on even weeks")
+    return dg.RunRequest(run_key=f"biweekly-{moment.date().isoformat()}")
+
+
+@dg.sensor(
+    jobs=[embeddings_job, trials_job, leaderboard_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings):
+    """Embeds new embedding sets, runs trials without a current result, then ranks them."""
+    requests = plan_next_runs(context.instance, settings)
+    if not requests:
+        return dg.SkipReason("the current grid is complete on the current inputs")
+    return [
+        dg.RunRequest(job_name=request.job_name, run_key=request.run_key, tags=request.tags,
+                      partition_key=request.partition_key)
+        for request in requests
+    ]

@@ -1,0 +1,20 @@
+"""Jobs: the sweep runs as four kinds of runs, in this order."""
+
+import dagster as dg
+
+from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
+
+refresh_inputs_job = dg.define_asset_job(
+    "refresh_inputs_job",
+    selection=["documents", "ground_truth", "param_grid"],
+    description="Export the texts, validate the labels and register the grid's partitions.",
+)
+embeddings_job = dg.define_asset_job(
+    "embeddings_job", selection=["embeddings"], partitions_def=embedding_set_partitions,
+    description="Embed the corpus for one embedding set (cached).",
+)
+trials_job = dg.define_asset_job(
+    "trials_job", selection=["grid_trials"], partitions_def=trial_partitions,
+    description="Run a range of grid trials in one process.",
+)
+leaderboard_job = dg.define_asset_job("leaderboard_job", selection=["leaderboard"], description="Rank the trials.")

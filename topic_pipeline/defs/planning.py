@@ -1,0 +1,120 @@
+"""What the sweep should run next, derived from the instance and the data directory.
+
+Shared by the sensor (which launches the runs) and ``topic-pipeline demo`` (which executes them in
+order), so both take the same path through the assets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from topic_pipeline.defs.assets.trials import TRIALS_PER_RUN
+from topic_pipeline.defs.partitions import trial_partitions
+from topic_pipeline.embeddings import EmbeddingCache
+from topic_pipeline.grid import EmbeddingSet
+from topic_pipeline.resources.settings import PipelineSettings
+from topic_pipeline.results import ResultStore, inputs_fingerprint, results_digest
+from topic_pipeline.storage import read_json
+
+_IN_FLIGHT = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    job_name: str
+    run_key: str
+    partition_key: str | None = None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _latest_hash(instance: dg.DagsterInstance, asset: str) -> str | None:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("content_hash")
+    return None if value is None else str(value.value)
+
+
+def contiguous_ranges(ordered_keys: list[str], wanted: set[str], max_length: int) -> list[tuple[str, str]]:
+    """Split the wanted keys into ranges of the partition order that contain no unwanted key."""
+    ranges: list[tuple[str, str]] = []
+    current: list[str] = []
+    for key in ordered_keys:
+        if key in wanted:
+            current.append(key)
+            if len(current) == max_length:
+                ranges.append((current[0], current[-1]))
+                current = []
+        elif current:
+            ranges.append((current[0], current[-1]))
+            current = []
+    if current:
+        ranges.append((current[0], current[-1]))
+    return ranges
+
+
+def _keys_in_flight(instance: dg.DagsterInstance, ordered_keys: list[str]) -> set[str]:
+    position = {key: index for index, key in enumerate(ordered_keys)}
+    busy: set[str] = set()
+    runs = instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=_IN_FLIGHT))
+    for run in runs:
+        start = run.tags.get(ASSET_PARTITION_RANGE_START_TAG)
+        end = run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+        single = run.tags.get("dagster/partition")
+        if start in position and end in position:
+            busy.update(ordered_keys[position[start] : position[end] + 1])
+        elif single:
+            busy.add(single)
+    return busy
+
+
+def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> list[PlannedRun]:
+    layout = settings.layout
+    corpus_hash = _latest_hash(instance, "documents")
+    labels_hash = _latest_hash(instance, "ground_truth")
+    if corpus_hash is None or labels_hash is None or not layout.current_grid.exists():
+        return []
+    manifest = read_json(layout.current_grid)
+    cache = EmbeddingCache(layout.embeddings)
+    ready_sets: set[str] = set()
+    plans: list[PlannedRun] = []
+    for set_key, values in manifest["embedding_sets"].items():
+        cache_key = cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language)
+        if cache.path(cache_key).exists():
+            ready_sets.add(set_key)
+        else:
+            plans.append(PlannedRun("embeddings_job", f"embeddings:{set_key}:{corpus_hash}", partition_key=set_key))
+
+    fingerprint = inputs_fingerprint(corpus_hash, labels_hash, settings.umap_seed, settings.stopwords_language)
+    store = ResultStore(layout.results)
+    results = {key: store.current(key, fingerprint) for key in manifest["trials"]}
+    pending = {key for key, result in results.items() if result is None}
+    ordered = instance.get_dynamic_partitions(trial_partitions.name)
+    in_flight = _keys_in_flight(instance, ordered)
+    runnable = {
+        key for key in pending - in_flight
+        if EmbeddingSet(manifest["trials"][key]["embedding_model"], manifest["trials"][key]["remove_stopwords"]).key in ready_sets
+    }
+    for start, end in contiguous_ranges(ordered, runnable, TRIALS_PER_RUN):
+        plans.append(
+            PlannedRun(
+                "trials_job",
+                f"trials:{fingerprint}:{start}:{end}",
+                tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+            )
+        )
+    if not pending and not plans:
+        digest = results_digest(manifest["grid_fingerprint"], fingerprint, results)
+        latest = instance.get_latest_materialization_event(dg.AssetKey("leaderboard"))
+        ranked = latest.asset_materialization.metadata.get("results_digest") if latest and latest.asset_materialization else None
+        if ranked is None or ranked.value != digest:
+            plans.append(PlannedRun("leaderboard_job", f"leaderboard:{digest}"))
+    return plans

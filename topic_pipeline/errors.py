@@ -1,0 +1,40 @@
+"""Errors a user can act on.
+
+Every error raised for bad input names the file, key or id at fault and what was expected,
+so the message alone tells the user what to fix.
+"""
+
+
+class TopicPipelineError(Exception):
+    """Base class of every error caused by input or configuration rather than a bug."""
+
+
+class CorpusError(TopicPipelineError):
+    """The SQL export returned something that cannot be tuned on."""
+
+
+class DatabaseUnavailableError(TopicPipelineError):
+    """The configured database could not be reached."""
+
+
+class GroundTruthError(TopicPipelineError):
+    """The labelled sample is malformed or does not match the corpus."""
+
+
+class GridError(TopicPipelineError):
+    """The parameter grid is malformed."""
+
+
+class EmbeddingModelError(TopicPipelineError):
+    """The embedding model cannot be loaded."""
+
+
+class MissingEmbeddingsError(TopicPipelineError):
+    """A trial needs embeddings that have not been computed yet."""
+
+
+def listing(items, limit: int = 10) -> str:
+    """A short, readable list of offending ids or values for an error message."""
+    items = list(items)
+    shown = ", ".join(str(item) for item in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")

@@ -1,0 +1,272 @@
+"""The hyperparameter grid: parsing, validation, expansion and stable trial keys.
+
+A grid is JSON whose keys are the names in ``GRID_KEYS``; each holds a list of values. Missing keys
+take BERTopic's defaults (``DEFAULT_GRID``). The grid expands to the cross product of its lists; each
+combination is a ``TrialParams`` with a readable key derived only from its values, so the same
+combination always gets the same key and editing the grid only adds keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from topic_pipeline.errors import GridError
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+# BERTopic 0.17's own defaults, so an omitted key means "what BERTopic would do".
+DEFAULT_GRID: dict[str, list[Any]] = {
+    "umap_n_neighbors": [15],
+    "umap_n_components": [5],
+    "umap_min_dist": [0.0],
+    "hdbscan_min_cluster_size": [10],
+    "hdbscan_min_samples": [None],
+    "hdbscan_cluster_selection_epsilon": [0.0],
+    "nr_topics": ["none"],
+    "n_gram_max": [1],
+    "embedding_model": [DEFAULT_EMBEDDING_MODEL],
+    "remove_stopwords": [False],
+}
+GRID_KEYS = tuple(DEFAULT_GRID)
+
+_KEY_SAFE = re.compile(r"[^a-z0-9.]+")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _format_number(value: float | int) -> str:
+    return format(value, "g")
+
+
+def model_slug(model_name: str) -> str:
+    """A partition-key-safe short name for a model: the last path part, lower-cased."""
+    tail = model_name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1].lower()
+    slug = _KEY_SAFE.sub("-", tail)
+    slug = re.sub(r"\.{2,}", ".", slug).strip("-.")
+    return slug or "model"
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingSet:
+    """What determines a set of embeddings: the model and whether stop words are stripped first."""
+
+    embedding_model: str
+    remove_stopwords: bool
+
+    @property
+    def key(self) -> str:
+        suffix = "-nostop" if self.remove_stopwords else ""
+        return f"{model_slug(self.embedding_model)}{suffix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialParams:
+    """One combination of the grid."""
+
+    umap_n_neighbors: int
+    umap_n_components: int
+    umap_min_dist: float
+    hdbscan_min_cluster_size: int
+    hdbscan_min_samples: int | None
+    hdbscan_cluster_selection_epsilon: float
+    nr_topics: str | int
+    n_gram_max: int
+    embedding_model: str
+    remove_stopwords: bool
+
+    @property
+    def embedding_set(self) -> EmbeddingSet:
+        return EmbeddingSet(self.embedding_model, self.remove_stopwords)
+
+    @property
+    def key(self) -> str:
+        """Readable and stable: every value appears, in a fixed order, with a short prefix.
+
+        Uses only ``[a-z0-9._-]`` so it is a valid Dagster partition key and a safe file name.
+        """
+        min_samples = "none" if self.hdbscan_min_samples is None else str(self.hdbscan_min_samples)
+        parts = [
+            f"nn{self.umap_n_neighbors}",
+            f"nc{self.umap_n_components}",
+            f"md{_format_number(self.umap_min_dist)}",
+            f"mcs{self.hdbscan_min_cluster_size}",
+            f"ms{min_samples}",
+            f"eps{_format_number(self.hdbscan_cluster_selection_epsilon)}",
+            f"nt{self.nr_topics}",
+            f"ng{self.n_gram_max}",
+        ]
+        return f"{self.embedding_set.key}__{'_'.join(parts)}"
+
+    @property
+    def bertopic_nr_topics(self) -> str | int | None:
+        return None if self.nr_topics == "none" else self.nr_topics
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrialParams:
+        return cls(**{name: values[name] for name in GRID_KEYS})
+
+
+def _check_values(key: str, values: list[Any], where: str) -> list[Any]:
+    """Validate one grid list and return its values normalised (floats as float, 'none' for nr_topics)."""
+
+    def fail(value: Any, expected: str) -> GridError:
+        return GridError(f"{where}: key '{key}' has value {json.dumps(value)}; expected {expected}")
+
+    checked: list[Any] = []
+    for value in values:
+        if key == "umap_n_neighbors":
+            if not _is_int(value) or value < 2:
+                raise fail(value, "an integer >= 2")
+        elif key == "umap_n_components":
+            if not _is_int(value) or value < 1:
+                raise fail(value, "an integer >= 1")
+        elif key == "umap_min_dist":
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                raise fail(value, "a number between 0 and 1 (UMAP's spread is 1)")
+            value = float(value)
+        elif key == "hdbscan_min_cluster_size":
+            if not _is_int(value) or value < 2:
+                raise fail(value, "an integer >= 2 (HDBSCAN needs clusters of at least 2 documents)")
+        elif key == "hdbscan_min_samples":
+            if value is not None and (not _is_int(value) or value < 1):
+                raise fail(value, "an integer >= 1, or null for HDBSCAN's default (min_cluster_size)")
+        elif key == "hdbscan_cluster_selection_epsilon":
+            if not _is_number(value) or value < 0:
+                raise fail(value, "a number >= 0")
+            value = float(value)
+        elif key == "nr_topics":
+            if value is None or (isinstance(value, str) and value.lower() == "none"):
+                value = "none"
+            elif isinstance(value, str) and value.lower() == "auto":
+                value = "auto"
+            elif not _is_int(value) or value < 2:
+                raise fail(value, '"none", "auto" or an integer >= 2')
+        elif key == "n_gram_max":
+            if not _is_int(value) or not 1 <= value <= 5:
+                raise fail(value, "an integer from 1 to 5")
+        elif key == "embedding_model":
+            if not isinstance(value, str) or not value.strip():
+                raise fail(value, "a sentence-transformers model name or local path")
+            value = value.strip()
+        elif key == "remove_stopwords":
+            if not isinstance(value, bool):
+                raise fail(value, "true or false")
+        if value not in checked:
+            checked.append(value)
+    return checked
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamGrid:
+    """A validated grid: for each key the distinct values, in the order given."""
+
+    values: dict[str, list[Any]]
+
+    @classmethod
+    def from_mapping(cls, raw: Any, where: str = "grid") -> ParamGrid:
+        if not isinstance(raw, Mapping):
+            raise GridError(f"{where}: expected a JSON object mapping grid keys to lists, got {type(raw).__name__}")
+        values = {key: list(default) for key, default in DEFAULT_GRID.items()}
+        for key, given in raw.items():
+            if key not in DEFAULT_GRID:
+                close = difflib.get_close_matches(str(key), GRID_KEYS, n=1, cutoff=0.5)
+                hint = f" Did you mean '{close[0]}'?" if close else f" Known keys: {', '.join(GRID_KEYS)}."
+                raise GridError(f"{where}: unknown key '{key}'.{hint}")
+            if not isinstance(given, list):
+                raise GridError(f"{where}: key '{key}' must be a list of values, got {json.dumps(given)}")
+            if not given:
+                raise GridError(f"{where}: key '{key}' is an empty list; give at least one value or omit the key")
+            values[key] = _check_values(key, given, where)
+        return cls(values)
+
+    @classmethod
+    def from_json_text(cls, text: str, where: str = "grid") -> ParamGrid:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise GridError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        return cls.from_mapping(raw, where)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ParamGrid:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise GridError(f"grid file '{path}' does not exist") from None
+        return cls.from_json_text(text, where=f"grid file '{path}'")
+
+    def validate_for_corpus(self, n_documents: int, where: str = "grid") -> None:
+        """Checks that need the corpus size: UMAP needs neighbours and components below it."""
+        for neighbours in self.values["umap_n_neighbors"]:
+            if neighbours >= n_documents:
+                raise GridError(
+                    f"{where}: umap_n_neighbors={neighbours} must be below the corpus size ({n_documents} documents)"
+                )
+        for components in self.values["umap_n_components"]:
+            if components >= n_documents - 1:
+                raise GridError(
+                    f"{where}: umap_n_components={components} must be below the corpus size minus one "
+                    f"({n_documents} documents)"
+                )
+        for size in self.values["hdbscan_min_cluster_size"]:
+            if size > n_documents:
+                raise GridError(
+                    f"{where}: hdbscan_min_cluster_size={size} is larger than the corpus ({n_documents} documents)"
+                )
+
+    def trials(self) -> list[TrialParams]:
+        """Every combination, ordered so that trials sharing embeddings and a UMAP reduction are adjacent."""
+        order = (
+            "embedding_model",
+            "remove_stopwords",
+            "umap_n_neighbors",
+            "umap_n_components",
+            "umap_min_dist",
+            "hdbscan_min_samples",
+            "hdbscan_min_cluster_size",
+            "hdbscan_cluster_selection_epsilon",
+            "nr_topics",
+            "n_gram_max",
+        )
+        trials = [
+            TrialParams(**dict(zip(order, combination)))
+            for combination in itertools.product(*(self.values[key] for key in order))
+        ]
+        keys: dict[str, TrialParams] = {}
+        for trial in trials:
+            if trial.key in keys and keys[trial.key] != trial:
+                raise GridError(
+                    f"grid: two combinations map to the same trial key '{trial.key}' "
+                    f"(embedding models {keys[trial.key].embedding_model!r} and {trial.embedding_model!r} "
+                    "share a short name); rename one, e.g. give a local path with a distinct folder name"
+                )
+            keys[trial.key] = trial
+        return trials
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        return {key: list(self.values[key]) for key in GRID_KEYS}
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Dagster resources, one module per integration. Provided by ``topic_pipeline.definitions``."""

@@ -1,0 +1,47 @@
+"""Pipeline settings: where data lives, which labels and grid to use, how trials run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from topic_pipeline.embeddings import EmbeddingSettings
+from topic_pipeline.layout import DataLayout
+from topic_pipeline.sample import ensure_sample_data, sample_grid_path
+from topic_pipeline.trial import DEFAULT_SEED
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """Empty paths mean the embedded sample (created under ``data_dir`` on first use)."""
+
+    data_dir: str = ""
+    ground_truth_path: str = ""
+    grid_path: str = ""
+    rank_by: str = "ari"
+    umap_seed: int = DEFAULT_SEED
+    stopwords_language: str = "english"
+    embedding_device: str = "auto"
+    embedding_batch_size: int = 64
+    # True where no model hub can be reached: only local paths and cached models load.
+    embedding_local_files_only: bool = False
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.data_dir or None)
+
+    def ground_truth_file(self) -> Path:
+        if self.ground_truth_path:
+            return Path(self.ground_truth_path)
+        return ensure_sample_data(self.layout.sample)[1]
+
+    def grid_file(self) -> Path:
+        return Path(self.grid_path) if self.grid_path else sample_grid_path()
+
+    def embedding_settings(self) -> EmbeddingSettings:
+        return EmbeddingSettings(
+            device=self.embedding_device,
+            batch_size=self.embedding_batch_size,
+            stopwords_language=self.stopwords_language,
+            local_files_only=self.embedding_local_files_only,
+        )

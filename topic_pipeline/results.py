@@ -1,0 +1,122 @@
+"""Per-trial result rows, one small JSON file per trial key.
+
+Trials write here and the leaderboard reads here, so no downstream step ever loads every trial's
+output through an IO manager. A row carries the fingerprint of the inputs it was computed from; a
+row with another fingerprint is stale (the corpus, labels or settings changed) and counts as missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from topic_pipeline.grid import TrialParams
+from topic_pipeline.metrics import score
+from topic_pipeline.storage import read_json, write_json
+from topic_pipeline.trial import TrialOutcome, run_reference_trial
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_MISSING = "missing"
+
+
+def inputs_fingerprint(corpus_hash: str, ground_truth_hash: str, seed: int, stopwords_language: str) -> str:
+    """What every trial result depends on besides its own parameters."""
+    identity = {"corpus": corpus_hash, "ground_truth": ground_truth_hash, "seed": seed, "stopwords": stopwords_language}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def results_digest(grid_fingerprint: str, fingerprint: str, results: dict[str, "TrialResult | None"]) -> str:
+    """Identifies one state of a grid's results: the leaderboard is current while this is unchanged."""
+    state = sorted((key, result.finished_at if result else None) for key, result in results.items())
+    return hashlib.sha256(json.dumps([grid_fingerprint, fingerprint, state]).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class TrialResult:
+    key: str
+    params: dict[str, Any]
+    fingerprint: str
+    status: str
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+    duration_s: float = 0.0
+    finished_at: float = 0.0
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrialResult:
+        fields = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in values.items() if name in fields})
+
+
+class ResultStore:
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def save(self, result: TrialResult) -> None:
+        write_json(self.path(result.key), result.to_dict())
+
+    def load(self, key: str) -> TrialResult | None:
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            return TrialResult.from_dict(read_json(path))
+        except (ValueError, TypeError, OSError):
+            return None
+
+    def current(self, key: str, fingerprint: str) -> TrialResult | None:
+        """The stored result if it was computed from these inputs."""
+        result = self.load(key)
+        return result if result is not None and result.fingerprint == fingerprint else None
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoredTrial:
+    result: TrialResult
+    outcome: TrialOutcome | None
+
+
+def score_trial(
+    key: str,
+    params: TrialParams,
+    embeddings: np.ndarray,
+    texts: list[str],
+    labelled_positions: np.ndarray,
+    labelled_classes: np.ndarray,
+    fingerprint: str,
+    seed: int,
+    stopwords_language: str,
+) -> ScoredTrial:
+    """Run one trial and score it. A failure becomes a failed result, never an exception."""
+    started = time.perf_counter()
+    try:
+        outcome = run_reference_trial(embeddings, texts, params, seed=seed, stopwords_language=stopwords_language)
+        topic_count = int(len(np.unique(outcome.labels[outcome.labels >= 0])))
+        metrics = score(labelled_classes, outcome.labels[labelled_positions], topic_count=topic_count)
+    except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the sweep
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return ScoredTrial(
+            TrialResult(key, params.to_dict(), fingerprint, STATUS_FAILED, error=detail,
+                        duration_s=time.perf_counter() - started, finished_at=time.time()),
+            None,
+        )
+    return ScoredTrial(
+        TrialResult(key, params.to_dict(), fingerprint, STATUS_OK, metrics=metrics,
+                    duration_s=time.perf_counter() - started, finished_at=time.time()),
+        outcome,
+    )

@@ -1,0 +1,40 @@
+"""The embedded default: a SQLite database with the generated sample corpus, its labels and grid."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from topic_pipeline.sample_corpus import generate_sample_corpus
+from topic_pipeline.storage import write_json
+
+SAMPLE_DOCUMENTS = 1500
+SAMPLE_TOPICS = 10
+
+
+def sample_grid_path() -> Path:
+    return Path(__file__).parent / "sample_data" / "sample_grid.json"
+
+
+def ensure_sample_data(directory: Path) -> tuple[Path, Path]:
+    """Create (once) ``corpus.db`` and ``ground_truth.json`` in ``directory``; returns their paths."""
+    database = directory / "corpus.db"
+    ground_truth = directory / "ground_truth.json"
+    if database.exists() and ground_truth.exists():
+        return database, ground_truth
+    corpus = generate_sample_corpus(n_docs=SAMPLE_DOCUMENTS, n_topics=SAMPLE_TOPICS)
+    directory.mkdir(parents=True, exist_ok=True)
+    building = directory / f".corpus.db.{id(corpus)}.tmp"
+    building.unlink(missing_ok=True)
+    with sqlite3.connect(building) as connection:
+        connection.execute("CREATE TABLE documents (id INTEGER PRIMARY KEY, text TEXT NOT NULL, topic TEXT NOT NULL)")
+        connection.executemany(
+            "INSERT INTO documents (id, text, topic) VALUES (?, ?, ?)", zip(corpus.ids, corpus.texts, corpus.topics)
+        )
+    connection.close()
+    building.replace(database)
+    write_json(ground_truth, corpus.ground_truth())
+    return database, ground_truth
+
+
+

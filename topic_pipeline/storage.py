@@ -1,0 +1,48 @@
+"""Atomic, pickle-free file writes and reads shared by every on-disk store of the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write through a temporary file in the same folder, then rename it over ``path``.
+
+    A reader sees the old file or the complete new one, never a partial one, even if the writer
+    is killed or the disk fills up half way.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, value: Any) -> None:
+    data = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
+    write_atomically(path, lambda stream: stream.write(data))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_array(path: Path, array: np.ndarray) -> None:
+    write_atomically(path, lambda stream: np.save(stream, np.ascontiguousarray(array), allow_pickle=False))
+
+
+def read_array(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)

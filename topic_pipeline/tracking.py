@@ -1,0 +1,100 @@
+"""MLflow logging: one run per trial, one per leaderboard, in one experiment per pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from topic_pipeline.results import STATUS_OK, TrialResult
+from topic_pipeline.trial import TopicSummary
+
+
+def local_tracking_uri(directory: str | Path) -> str:
+    """The embedded default: a SQLite-backed store inside the project's data directory."""
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{directory / 'mlflow.db'}"
+
+
+class MlflowTracker:
+    def __init__(self, tracking_uri: str, experiment_name: str, artifact_location: str | None = None,
+                 ui_url: str | None = None):
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.artifact_location = artifact_location
+        self.ui_url = ui_url
+        self._client: Any = None
+        self._experiment_id: str | None = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                from mlflow.exceptions import MlflowException
+
+                try:
+                    self._experiment_id = self.client.create_experiment(
+                        self.experiment_name, artifact_location=self.artifact_location
+                    )
+                except MlflowException:  # another process created it first
+                    self._experiment_id = self.client.get_experiment_by_name(self.experiment_name).experiment_id
+            else:
+                self._experiment_id = experiment.experiment_id
+        return self._experiment_id
+
+    def run_url(self, run_id: str) -> str | None:
+        base = self.ui_url or (self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else None)
+        if not base:
+            return None
+        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+
+    def _start_run(self, run_name: str, tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
+        return run.info.run_id
+
+    def log_trial(self, result: TrialResult, topics: list[TopicSummary] | None, tags: Mapping[str, str]) -> str:
+        from mlflow.entities import Metric, Param, RunTag
+
+        run_id = self._start_run(result.key, {"trial_key": result.key, "status": result.status, **tags})
+        now = int(time.time() * 1000)
+        params = [Param(name, "none" if value is None else str(value)) for name, value in sorted(result.params.items())]
+        metrics = [Metric(name, float(value), now, 0) for name, value in sorted(result.metrics.items()) if value is not None]
+        metrics.append(Metric("duration_s", float(result.duration_s), now, 0))
+        extra_tags = [RunTag("error", result.error[:4000])] if result.error else []
+        self.client.log_batch(run_id, metrics=metrics, params=params, tags=extra_tags)
+        if topics is not None:
+            self.client.log_dict(
+                run_id,
+                {"topics": [
+                    {"topic": t.topic, "size": t.size, "top_words": t.top_words, "representative_docs": t.representative_docs}
+                    for t in topics
+                ]},
+                "topics.json",
+            )
+        self.client.set_terminated(run_id, status="FINISHED" if result.status == STATUS_OK else "FAILED")
+        return run_id
+
+    def log_leaderboard(self, csv_path: Path, markdown: str, best: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        from mlflow.entities import Metric, Param
+
+        run_id = self._start_run("leaderboard", {"kind": "leaderboard", **tags})
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"best_{name}", float(value), now, 0) for name, value in best.items()
+                   if isinstance(value, (int, float)) and value is not None]
+        params = [Param("best_trial", str(best.get("trial", "none")))]
+        self.client.log_batch(run_id, metrics=metrics, params=params)
+        self.client.log_artifact(run_id, str(csv_path))
+        self.client.log_text(run_id, markdown, "leaderboard.md")
+        self.client.set_terminated(run_id, status="FINISHED")
+        return run_id
