@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import numbers
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +22,7 @@ from topic_pipeline.errors import CorpusError, DatabaseUnavailableError, listing
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FETCH_CHUNK_ROWS = 10_000
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def safe_url(url: str) -> str:
@@ -112,9 +114,12 @@ class Corpus:
         for raw_id, text in rows:
             try:
                 text_id = int(raw_id)
-                if isinstance(raw_id, float) and not float(raw_id).is_integer():
+                # A float or Decimal (e.g. a PostgreSQL NUMERIC id) must not be silently truncated.
+                if isinstance(raw_id, numbers.Number) and raw_id != text_id:
                     raise ValueError
-            except (TypeError, ValueError):
+                if not _INT64_MIN <= text_id <= _INT64_MAX:
+                    raise ValueError
+            except (TypeError, ValueError, OverflowError):
                 bad_ids.append(raw_id)
                 continue
             if text is None or not str(text).strip():

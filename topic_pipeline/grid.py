@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,11 +46,21 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # json.loads accepts NaN and Infinity; neither is a usable hyperparameter (NaN is not even equal to itself).
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _format_number(value: float | int) -> str:
-    return format(value, "g")
+    """Short and exact: ``%g`` where it round-trips (so existing keys never change), else ``repr``.
+
+    ``+ 0`` turns -0.0 into 0.0 (an equal value must get the same key) and the exponent's '+' is dropped
+    to keep keys within ``[a-z0-9._-]``.
+    """
+    value = value + 0
+    text = format(value, "g")
+    if float(text) != value:
+        text = repr(float(value))
+    return text.replace("e+", "e")
 
 
 def model_slug(model_name: str) -> str:

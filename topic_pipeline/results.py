@@ -75,7 +75,9 @@ class ResultStore:
         if not path.exists():
             return None
         try:
-            return TrialResult.from_dict(read_json(path))
+            raw = read_json(path)
+            # Valid JSON that is not an object (e.g. "[]") cannot be a result either.
+            return TrialResult.from_dict(raw) if isinstance(raw, dict) else None
         except (ValueError, TypeError, OSError):
             return None
 

@@ -1,0 +1,546 @@
+"""ParamGrid: parsing, validation, expansion order and stable trial keys (fast; no models)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from topic_pipeline.errors import GridError
+from topic_pipeline.grid import (
+    DEFAULT_EMBEDDING_MODEL,
+    DEFAULT_GRID,
+    GRID_KEYS,
+    EmbeddingSet,
+    ParamGrid,
+    TrialParams,
+    model_slug,
+)
+
+KEY_CHARS = re.compile(r"^[a-z0-9._-]+$")
+FORBIDDEN_IN_KEY = ("...", "|", ",", "[", "]", "/")
+
+DEFAULT_KEY = "all-minilm-l6-v2__nn15_nc5_md0_mcs10_msnone_eps0_ntnone_ng1"
+
+
+def write_grid(tmp_path: Path, content: str, name: str = "grid.json") -> Path:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def assert_key_shape(key: str) -> None:
+    assert KEY_CHARS.match(key), key
+    for bad in FORBIDDEN_IN_KEY:
+        assert bad not in key, (bad, key)
+
+
+# --- defaults and expansion ---------------------------------------------------------------------
+
+
+def test_empty_grid_is_bertopic_defaults() -> None:
+    grid = ParamGrid.from_mapping({})
+    assert grid.to_dict() == DEFAULT_GRID
+    (trial,) = grid.trials()
+    assert trial.umap_n_neighbors == 15
+    assert trial.umap_n_components == 5
+    assert trial.umap_min_dist == 0.0
+    assert trial.hdbscan_min_cluster_size == 10
+    assert trial.hdbscan_min_samples is None
+    assert trial.hdbscan_cluster_selection_epsilon == 0.0
+    assert trial.nr_topics == "none"
+    assert trial.bertopic_nr_topics is None
+    assert trial.n_gram_max == 1
+    assert trial.embedding_model == DEFAULT_EMBEDDING_MODEL
+    assert trial.remove_stopwords is False
+    assert trial.key == DEFAULT_KEY
+
+
+def test_omitted_keys_take_defaults_given_keys_replace_them() -> None:
+    grid = ParamGrid.from_mapping({"umap_n_neighbors": [5, 30], "n_gram_max": [2]})
+    values = grid.to_dict()
+    assert values["umap_n_neighbors"] == [5, 30]
+    assert values["n_gram_max"] == [2]
+    for key in GRID_KEYS:
+        if key not in ("umap_n_neighbors", "n_gram_max"):
+            assert values[key] == DEFAULT_GRID[key], key
+    # The defaults are copied, not shared: mutating a grid's lists must not leak into DEFAULT_GRID.
+    values["umap_min_dist"].append(0.5)
+    assert DEFAULT_GRID["umap_min_dist"] == [0.0]
+    assert ParamGrid.from_mapping({}).values["umap_min_dist"] == [0.0]
+
+
+def test_expansion_count_is_product_of_list_lengths() -> None:
+    raw = {
+        "umap_n_neighbors": [5, 10, 15],
+        "umap_min_dist": [0.0, 0.1],
+        "hdbscan_min_cluster_size": [5, 10, 20, 40],
+        "remove_stopwords": [False, True],
+        "nr_topics": ["none", "auto"],
+    }
+    trials = ParamGrid.from_mapping(raw).trials()
+    assert len(trials) == 3 * 2 * 4 * 2 * 2
+    assert len(set(trials)) == len(trials)
+    assert len({t.key for t in trials}) == len(trials)
+    # Every combination appears.
+    combos = {
+        (t.umap_n_neighbors, t.umap_min_dist, t.hdbscan_min_cluster_size, t.remove_stopwords, t.nr_topics)
+        for t in trials
+    }
+    assert len(combos) == 96
+
+
+def _runs(sequence: list) -> int:
+    """Number of maximal runs of equal consecutive items."""
+    return sum(1 for i, item in enumerate(sequence) if i == 0 or item != sequence[i - 1])
+
+
+def test_order_keeps_embedding_sets_and_umap_reductions_adjacent() -> None:
+    raw = {
+        "embedding_model": ["org/model-a", "org/model-b"],
+        "remove_stopwords": [False, True],
+        "umap_n_neighbors": [5, 10],
+        "umap_n_components": [2, 5],
+        "umap_min_dist": [0.0, 0.5],
+        "hdbscan_min_cluster_size": [5, 10],
+        "nr_topics": ["none", 8],
+    }
+    trials = ParamGrid.from_mapping(raw).trials()
+    embedding_sets = [t.embedding_set for t in trials]
+    umap = [(t.embedding_set, t.umap_n_neighbors, t.umap_n_components, t.umap_min_dist) for t in trials]
+    # Each embedding set forms one contiguous block, and within it each UMAP reduction one block.
+    assert _runs(embedding_sets) == len(set(embedding_sets)) == 4
+    assert _runs(umap) == len(set(umap)) == 4 * 8
+    # The first block is the first model without stop-word removal, in the order given.
+    assert trials[0].embedding_set == EmbeddingSet("org/model-a", False)
+
+
+def test_values_keep_given_order_and_duplicates_are_removed() -> None:
+    grid = ParamGrid.from_mapping(
+        {
+            "umap_n_neighbors": [30, 5, 30, 5],
+            "umap_min_dist": [0.1, 0, 0.1, 0.0],
+            "nr_topics": ["none", None, "NONE", "auto", "Auto", 4, 4],
+            "remove_stopwords": [True, False, True],
+        }
+    )
+    assert grid.values["umap_n_neighbors"] == [30, 5]
+    assert grid.values["umap_min_dist"] == [0.1, 0.0]
+    assert all(isinstance(v, float) for v in grid.values["umap_min_dist"])
+    assert grid.values["nr_topics"] == ["none", "auto", 4]
+    assert grid.values["remove_stopwords"] == [True, False]
+    assert len(grid.trials()) == 2 * 2 * 3 * 2
+
+
+@pytest.mark.parametrize(
+    ("given", "normalised", "bertopic"),
+    [("none", "none", None), (None, "none", None), ("auto", "auto", "auto"), (2, 2, 2), (50, 50, 50)],
+)
+def test_nr_topics_accepted_values(given, normalised, bertopic) -> None:
+    (trial,) = ParamGrid.from_mapping({"nr_topics": [given]}).trials()
+    assert trial.nr_topics == normalised
+    assert trial.bertopic_nr_topics == bertopic
+    assert trial.key.endswith(f"_nt{normalised}_ng1")
+
+
+def test_embedding_model_names_are_stripped() -> None:
+    grid = ParamGrid.from_mapping({"embedding_model": ["  org/Model-X  "]})
+    assert grid.values["embedding_model"] == ["org/Model-X"]
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+def test_key_is_readable_and_names_every_value() -> None:
+    params = TrialParams(
+        umap_n_neighbors=12,
+        umap_n_components=3,
+        umap_min_dist=0.25,
+        hdbscan_min_cluster_size=7,
+        hdbscan_min_samples=2,
+        hdbscan_cluster_selection_epsilon=0.05,
+        nr_topics="auto",
+        n_gram_max=2,
+        embedding_model="sentence-transformers/all-mpnet-base-v2",
+        remove_stopwords=True,
+    )
+    assert params.key == "all-mpnet-base-v2-nostop__nn12_nc3_md0.25_mcs7_ms2_eps0.05_ntauto_ng2"
+    assert_key_shape(params.key)
+
+
+def test_same_params_same_key_across_reparse(tmp_path: Path) -> None:
+    raw = {"umap_n_neighbors": [5, 10], "umap_min_dist": [0.0, 0.1], "hdbscan_min_samples": [None, 3]}
+    first = ParamGrid.from_mapping(raw).trials()
+    # Same grid written differently: other key order, ints for floats, duplicates, pretty-printed.
+    text = json.dumps(
+        {"hdbscan_min_samples": [None, 3, 3], "umap_min_dist": [0, 0.1], "umap_n_neighbors": [5, 10]}, indent=4
+    )
+    second = ParamGrid.from_file(write_grid(tmp_path, text)).trials()
+    assert [t.key for t in first] == [t.key for t in second]
+    assert first == second
+    # A freshly constructed TrialParams with equal values also has the same key.
+    rebuilt = [TrialParams.from_dict(json.loads(json.dumps(t.to_dict()))) for t in first]
+    assert [t.key for t in rebuilt] == [t.key for t in first]
+
+
+def test_all_keys_use_only_safe_characters() -> None:
+    raw = {
+        "embedding_model": [
+            "sentence-transformers/all-MiniLM-L6-v2",
+            "/models/My Model (v2)/",
+            "C:\\models\\Fancy_Model.v1",
+            "weird|name,with[brackets]...and/slashes",
+        ],
+        "remove_stopwords": [False, True],
+        "umap_min_dist": [0.0, 0.001, 1e-7, 0.123456789],
+        "hdbscan_cluster_selection_epsilon": [0, 2.5, 1e6, 1e20],
+        "nr_topics": ["auto", "none", 3],
+    }
+    for trial in ParamGrid.from_mapping(raw).trials():
+        assert_key_shape(trial.key)
+
+
+def test_adding_a_value_only_adds_keys() -> None:
+    base = {"umap_n_neighbors": [10, 15], "hdbscan_min_cluster_size": [5, 10], "umap_min_dist": [0.0, 0.1]}
+    old_keys = [t.key for t in ParamGrid.from_mapping(base).trials()]
+    for key, extra in [
+        ("umap_n_neighbors", 30),
+        ("hdbscan_min_cluster_size", 3),
+        ("umap_min_dist", 0.5),
+        ("nr_topics", "auto"),
+        ("embedding_model", "org/other-model"),
+        ("remove_stopwords", True),
+    ]:
+        grown = {k: list(v) for k, v in base.items()}
+        grown[key] = grown.get(key, list(DEFAULT_GRID[key])) + [extra]
+        new_keys = [t.key for t in ParamGrid.from_mapping(grown).trials()]
+        assert set(old_keys) <= set(new_keys), key
+        assert len(new_keys) > len(old_keys), key
+
+
+def test_default_key_is_unchanged() -> None:
+    """A pinned key: if this changes, every stored result of an existing grid is orphaned."""
+    assert ParamGrid.from_mapping({}).trials()[0].key == DEFAULT_KEY
+    (trial,) = ParamGrid.from_mapping({"umap_min_dist": [0.1], "hdbscan_cluster_selection_epsilon": [0.5]}).trials()
+    assert trial.key == "all-minilm-l6-v2__nn15_nc5_md0.1_mcs10_msnone_eps0.5_ntnone_ng1"
+
+
+def test_float_keys_distinguish_values_that_differ_past_six_digits() -> None:
+    trials = ParamGrid.from_mapping({"umap_min_dist": [0.1234567, 0.1234568]}).trials()
+    assert len({t.key for t in trials}) == 2
+    assert {t.key.split("_md")[1].split("_")[0] for t in trials} == {"0.1234567", "0.1234568"}
+
+
+def test_negative_zero_gets_the_key_of_zero() -> None:
+    (trial,) = ParamGrid.from_mapping({"hdbscan_cluster_selection_epsilon": [-0.0], "umap_min_dist": [-0.0]}).trials()
+    assert trial.key == DEFAULT_KEY
+
+
+def test_large_numbers_have_no_plus_in_key() -> None:
+    (trial,) = ParamGrid.from_mapping({"hdbscan_cluster_selection_epsilon": [1e6]}).trials()
+    assert "_eps1e06_" in trial.key
+    assert_key_shape(trial.key)
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("sentence-transformers/all-MiniLM-L6-v2", "all-minilm-l6-v2"),
+        ("all-MiniLM-L6-v2", "all-minilm-l6-v2"),
+        ("/models/bge-small-en-v1.5/", "bge-small-en-v1.5"),
+        ("C:\\models\\My_Model", "my-model"),
+        ("org/Model..v2", "model.v2"),
+        ("org/--weird__name--", "weird-name"),
+        ("org/!!!", "model"),
+    ],
+)
+def test_model_slug(name: str, slug: str) -> None:
+    assert model_slug(name) == slug
+
+
+def test_embedding_set_key() -> None:
+    assert EmbeddingSet(DEFAULT_EMBEDDING_MODEL, False).key == "all-minilm-l6-v2"
+    assert EmbeddingSet(DEFAULT_EMBEDDING_MODEL, True).key == "all-minilm-l6-v2-nostop"
+
+
+def test_two_models_with_the_same_short_name_are_rejected() -> None:
+    grid = ParamGrid.from_mapping({"embedding_model": ["org-a/all-MiniLM-L6-v2", "org-b/all-minilm-l6-v2"]})
+    with pytest.raises(GridError) as info:
+        grid.trials()
+    message = str(info.value)
+    assert "org-a/all-MiniLM-L6-v2" in message and "org-b/all-minilm-l6-v2" in message
+    assert "all-minilm-l6-v2" in message
+
+
+def test_fingerprint_tracks_content_not_spelling() -> None:
+    a = ParamGrid.from_mapping({"umap_n_neighbors": [5, 10]})
+    b = ParamGrid.from_mapping({"umap_n_neighbors": [5, 10, 5], "umap_min_dist": [0]})
+    c = ParamGrid.from_mapping({"umap_n_neighbors": [10, 5]})
+    assert a.fingerprint == b.fingerprint
+    assert a.fingerprint != c.fingerprint
+    assert re.fullmatch(r"[0-9a-f]{16}", a.fingerprint)
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
+    path = write_grid(tmp_path, '{\n  "umap_n_neighbors": [5, 10],\n  "umap_min_dist": [0.0,]\n}\n')
+    with pytest.raises(GridError) as info:
+        ParamGrid.from_file(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "line 3" in message
+    assert "not valid JSON" in message
+
+
+def test_missing_grid_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "grid.json"
+    with pytest.raises(GridError, match="does not exist") as info:
+        ParamGrid.from_file(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["[]", '["umap_n_neighbors"]', "5", '"grid"', "null"])
+def test_top_level_must_be_an_object(tmp_path: Path, text: str) -> None:
+    path = write_grid(tmp_path, text)
+    with pytest.raises(GridError, match="expected a JSON object") as info:
+        ParamGrid.from_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_key_suggests_close_match(tmp_path: Path) -> None:
+    path = write_grid(tmp_path, '{"umap_n_neighbours": [10]}')
+    with pytest.raises(GridError) as info:
+        ParamGrid.from_file(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "unknown key 'umap_n_neighbours'" in message
+    assert "Did you mean 'umap_n_neighbors'?" in message
+
+
+def test_unknown_key_without_close_match_lists_known_keys() -> None:
+    with pytest.raises(GridError) as info:
+        ParamGrid.from_mapping({"zzz": [1]})
+    message = str(info.value)
+    assert "unknown key 'zzz'" in message
+    assert "Did you mean" not in message
+    for key in GRID_KEYS:
+        assert key in message
+
+
+@pytest.mark.parametrize("value", [10, "10", None, {"a": 1}, True])
+def test_value_must_be_a_list(value) -> None:
+    with pytest.raises(GridError, match="must be a list") as info:
+        ParamGrid.from_mapping({"umap_n_neighbors": value}, where="grid file 'g.json'")
+    assert "grid file 'g.json'" in str(info.value)
+    assert "'umap_n_neighbors'" in str(info.value)
+
+
+def test_empty_list_is_rejected() -> None:
+    with pytest.raises(GridError, match="'hdbscan_min_cluster_size' is an empty list"):
+        ParamGrid.from_mapping({"hdbscan_min_cluster_size": []})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        # bools are not ints
+        ("umap_n_neighbors", True),
+        ("umap_n_components", False),
+        ("hdbscan_min_cluster_size", True),
+        ("hdbscan_min_samples", True),
+        ("n_gram_max", True),
+        ("nr_topics", True),
+        ("umap_min_dist", False),
+        ("hdbscan_cluster_selection_epsilon", True),
+        # strings
+        ("umap_n_neighbors", "15"),
+        ("umap_min_dist", "0.1"),
+        ("hdbscan_min_samples", "none"),
+        ("nr_topics", "many"),
+        ("nr_topics", "5"),
+        ("remove_stopwords", "true"),
+        ("remove_stopwords", 1),
+        ("embedding_model", 5),
+        ("embedding_model", "   "),
+        ("embedding_model", None),
+        # floats for int keys
+        ("umap_n_neighbors", 15.0),
+        ("umap_n_components", 2.5),
+        ("hdbscan_min_cluster_size", 10.0),
+        ("hdbscan_min_samples", 3.0),
+        ("n_gram_max", 2.0),
+        ("nr_topics", 4.0),
+        # null where no default exists
+        ("umap_n_neighbors", None),
+        ("umap_min_dist", None),
+        # lists inside lists
+        ("umap_n_neighbors", [5]),
+    ],
+)
+def test_wrong_types_are_rejected(key: str, value) -> None:
+    with pytest.raises(GridError) as info:
+        ParamGrid.from_mapping({key: [value]}, where="grid file 'g.json'")
+    message = str(info.value)
+    assert "grid file 'g.json'" in message
+    assert f"'{key}'" in message
+    assert json.dumps(value) in message
+    assert "expected" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("hdbscan_min_cluster_size", 1),
+        ("hdbscan_min_cluster_size", 0),
+        ("umap_n_neighbors", 1),
+        ("umap_n_neighbors", -5),
+        ("umap_n_components", 0),
+        ("umap_min_dist", 1.5),
+        ("umap_min_dist", -0.1),
+        ("hdbscan_cluster_selection_epsilon", -0.5),
+        ("hdbscan_min_samples", 0),
+        ("n_gram_max", 0),
+        ("n_gram_max", 6),
+        ("nr_topics", 1),
+        ("nr_topics", 0),
+        ("nr_topics", -3),
+    ],
+)
+def test_out_of_range_values_are_rejected(key: str, value) -> None:
+    with pytest.raises(GridError) as info:
+        ParamGrid.from_mapping({key: [value]})
+    message = str(info.value)
+    assert f"'{key}' has value {json.dumps(value)}" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("umap_min_dist", 1.0), ("umap_min_dist", 0), ("hdbscan_min_cluster_size", 2), ("umap_n_neighbors", 2),
+     ("n_gram_max", 5), ("hdbscan_min_samples", 1), ("hdbscan_cluster_selection_epsilon", 0)],
+)
+def test_range_boundaries_are_accepted(key: str, value) -> None:
+    assert ParamGrid.from_mapping({key: [value]}).values[key] == [value]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("key", ["umap_min_dist", "hdbscan_cluster_selection_epsilon"])
+def test_non_finite_numbers_are_rejected(key: str, constant: str) -> None:
+    # json.loads accepts these non-standard constants; they must not become hyperparameters.
+    with pytest.raises(GridError, match=f"'{key}'"):
+        ParamGrid.from_json_text(f'{{"{key}": [{constant}]}}')
+
+
+def test_error_reports_first_bad_value_among_good_ones() -> None:
+    with pytest.raises(GridError) as info:
+        ParamGrid.from_mapping({"umap_n_neighbors": [5, 10, 1, 20]})
+    assert "has value 1;" in str(info.value)
+
+
+def test_validate_for_corpus() -> None:
+    grid = ParamGrid.from_mapping(
+        {"umap_n_neighbors": [5, 15], "umap_n_components": [2, 5], "hdbscan_min_cluster_size": [5, 20]}
+    )
+    grid.validate_for_corpus(100)
+    grid.validate_for_corpus(20)  # 15 < 20, 5 < 19, 20 <= 20
+
+    with pytest.raises(GridError, match=r"umap_n_neighbors=15 must be below the corpus size \(15 documents\)"):
+        grid.validate_for_corpus(15, where="grid file 'g.json'")
+    with pytest.raises(GridError, match="grid file 'g.json'"):
+        grid.validate_for_corpus(15, where="grid file 'g.json'")
+
+    components = ParamGrid.from_mapping({"umap_n_neighbors": [2], "umap_n_components": [5], "hdbscan_min_cluster_size": [2]})
+    components.validate_for_corpus(7)
+    with pytest.raises(GridError, match=r"umap_n_components=5 must be below the corpus size minus one \(6 documents\)"):
+        components.validate_for_corpus(6)
+
+    big_clusters = ParamGrid.from_mapping({"umap_n_neighbors": [2], "umap_n_components": [2], "hdbscan_min_cluster_size": [50]})
+    with pytest.raises(GridError, match="hdbscan_min_cluster_size=50 is larger than the corpus"):
+        big_clusters.validate_for_corpus(49)
+    big_clusters.validate_for_corpus(50)
+
+
+# --- property tests -------------------------------------------------------------------------------
+
+# Model names with distinct short names (a shared short name is a documented GridError).
+MODELS = [
+    DEFAULT_EMBEDDING_MODEL,
+    "sentence-transformers/all-mpnet-base-v2",
+    "BAAI/bge-small-en-v1.5",
+    "/opt/models/e5_base",
+    "intfloat/multilingual-e5-small",
+]
+
+finite = dict(allow_nan=False, allow_infinity=False)
+VALUE_STRATEGIES = {
+    "umap_n_neighbors": st.integers(2, 500),
+    "umap_n_components": st.integers(1, 100),
+    "umap_min_dist": st.floats(0.0, 1.0, **finite) | st.integers(0, 1),
+    "hdbscan_min_cluster_size": st.integers(2, 1000),
+    "hdbscan_min_samples": st.none() | st.integers(1, 100),
+    "hdbscan_cluster_selection_epsilon": st.floats(0.0, 1e300, **finite) | st.integers(0, 10**6),
+    "nr_topics": st.sampled_from(["none", "NONE", None, "auto", "AUTO"]) | st.integers(2, 10**6),
+    "n_gram_max": st.integers(1, 5),
+    "embedding_model": st.sampled_from(MODELS),
+    "remove_stopwords": st.booleans(),
+}
+
+
+@st.composite
+def raw_grids(draw) -> dict:
+    keys = draw(st.lists(st.sampled_from(GRID_KEYS), unique=True, max_size=4))
+    return {key: draw(st.lists(VALUE_STRATEGIES[key], min_size=1, max_size=3)) for key in keys}
+
+
+@st.composite
+def single_trials(draw) -> TrialParams:
+    raw = {key: [draw(strategy)] for key, strategy in VALUE_STRATEGIES.items()}
+    (trial,) = ParamGrid.from_mapping(raw).trials()
+    return trial
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw_grids())
+def test_property_keys_unique_deterministic_and_roundtrip(raw: dict) -> None:
+    grid = ParamGrid.from_mapping(raw)
+    trials = grid.trials()
+    expected = math.prod(len(v) for v in grid.values.values())
+    assert len(trials) == expected
+    keys = [t.key for t in trials]
+    # Distinct combinations, distinct keys.
+    assert len(set(trials)) == len(trials)
+    assert len(set(keys)) == len(keys)
+    for trial in trials:
+        assert_key_shape(trial.key)
+        assert TrialParams.from_dict(trial.to_dict()) == trial
+        assert TrialParams.from_dict(json.loads(json.dumps(trial.to_dict()))) == trial
+    # Deterministic, also through a JSON round trip of the grid itself (what a re-read of the file does).
+    again = ParamGrid.from_json_text(json.dumps(raw)).trials()
+    assert [t.key for t in again] == keys
+    assert again == trials
+    reparsed = ParamGrid.from_mapping(grid.to_dict())
+    assert reparsed.trials() == trials
+    assert reparsed.fingerprint == grid.fingerprint
+
+
+@settings(max_examples=300, deadline=None)
+@given(single_trials(), single_trials())
+def test_property_equal_params_iff_equal_keys(a: TrialParams, b: TrialParams) -> None:
+    assert (a == b) == (a.key == b.key)
+
+
+@settings(max_examples=100, deadline=None)
+@given(raw_grids(), st.sampled_from(GRID_KEYS), st.data())
+def test_property_adding_a_value_only_adds_keys(raw: dict, key: str, data) -> None:
+    old = {t.key: t for t in ParamGrid.from_mapping(raw).trials()}
+    grown = {k: list(v) for k, v in raw.items()}
+    grown[key] = grown.get(key, list(DEFAULT_GRID[key])) + [data.draw(VALUE_STRATEGIES[key])]
+    new = {t.key: t for t in ParamGrid.from_mapping(grown).trials()}
+    assert set(old) <= set(new)
+    assert all(new[k] == old[k] for k in old)

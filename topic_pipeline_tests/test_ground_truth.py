@@ -1,0 +1,198 @@
+"""GroundTruth: parsing, validation against the corpus and alignment (fast; no models)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from topic_pipeline.errors import GroundTruthError
+from topic_pipeline.ground_truth import GroundTruth
+
+VALID = {"sports": [7, 3, 5], "politics": [2, 11], "weather": [20]}
+
+
+def write(tmp_path: Path, content: str, name: str = "labels.json") -> Path:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def parse_error(tmp_path: Path, content) -> tuple[str, Path]:
+    path = write(tmp_path, content if isinstance(content, str) else json.dumps(content))
+    with pytest.raises(GroundTruthError) as info:
+        GroundTruth.from_file(path)
+    return str(info.value), path
+
+
+# --- valid input ----------------------------------------------------------------------------------
+
+
+def test_parse_valid_file(tmp_path: Path) -> None:
+    truth = GroundTruth.from_file(write(tmp_path, json.dumps(VALID)))
+    assert truth.cluster_of == {7: "sports", 3: "sports", 5: "sports", 2: "politics", 11: "politics", 20: "weather"}
+    assert truth.n_clusters == 3
+
+
+def test_to_mapping_is_sorted_and_roundtrips(tmp_path: Path) -> None:
+    truth = GroundTruth.from_file(write(tmp_path, json.dumps(VALID)))
+    mapping = truth.to_mapping()
+    assert mapping == {"politics": [2, 11], "sports": [3, 5, 7], "weather": [20]}
+    assert list(mapping) == ["politics", "sports", "weather"]
+    again = GroundTruth.from_json_text(json.dumps(mapping))
+    assert again == truth
+    assert again.to_mapping() == mapping
+
+
+def test_numeric_cluster_names_are_strings() -> None:
+    truth = GroundTruth.from_json_text('{"10": [1, 2], "2": [3]}')
+    assert truth.cluster_of == {1: "10", 2: "10", 3: "2"}
+    assert list(truth.to_mapping()) == ["10", "2"]
+
+
+def test_content_hash_is_stable_and_order_independent() -> None:
+    a = GroundTruth.from_mapping(VALID)
+    shuffled = {"weather": [20], "politics": [11, 2], "sports": [5, 7, 3]}
+    b = GroundTruth.from_json_text(json.dumps(shuffled))
+    assert a.content_hash == b.content_hash
+    assert re.fullmatch(r"[0-9a-f]{16}", a.content_hash)
+    # Derived from the canonical mapping only (no salted hash()), so it is the same in every process.
+    canonical = json.dumps({"politics": [2, 11], "sports": [3, 5, 7], "weather": [20]}, sort_keys=True)
+    assert a.content_hash == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"sports": [7, 3, 5], "politics": [2, 11], "weather": [21]},  # a different id
+        {"sports": [7, 3], "politics": [2, 11, 5], "weather": [20]},  # an id moved to another cluster
+        {"sports": [7, 3, 5], "politics": [2, 11], "climate": [20]},  # a cluster renamed
+        {"sports": [7, 3, 5], "politics": [2, 11]},  # a cluster removed
+    ],
+)
+def test_content_hash_changes_with_content(changed: dict) -> None:
+    assert GroundTruth.from_mapping(changed).content_hash != GroundTruth.from_mapping(VALID).content_hash
+
+
+def test_validate_against_accepts_a_superset_corpus() -> None:
+    GroundTruth.from_mapping(VALID).validate_against(range(0, 30))
+    GroundTruth.from_mapping(VALID).validate_against(np.array([2, 3, 5, 7, 11, 20], dtype=np.int64))
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
+    message, path = parse_error(tmp_path, '{\n  "a": [1, 2],\n  "b": [3 4]\n}\n')
+    assert str(path) in message
+    assert "not valid JSON" in message
+    assert "line 3" in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.json"
+    with pytest.raises(GroundTruthError, match="does not exist") as info:
+        GroundTruth.from_file(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("content", ["[[1, 2], [3]]", "42", '"labels"', "null"])
+def test_not_an_object(tmp_path: Path, content: str) -> None:
+    message, path = parse_error(tmp_path, content)
+    assert str(path) in message
+    assert "expected a JSON object" in message
+
+
+@pytest.mark.parametrize("content", [{}, {"only": [1, 2, 3]}])
+def test_fewer_than_two_clusters(tmp_path: Path, content: dict) -> None:
+    message, path = parse_error(tmp_path, content)
+    assert str(path) in message
+    assert "at least 2 clusters" in message
+    assert f"got {len(content)}" in message
+
+
+@pytest.mark.parametrize("value", [5, "1,2", {"ids": [1]}, None])
+def test_cluster_that_is_not_a_list(tmp_path: Path, value) -> None:
+    message, path = parse_error(tmp_path, {"a": [1], "bad cluster": value})
+    assert str(path) in message
+    assert "cluster 'bad cluster' must be a list" in message
+
+
+def test_empty_cluster(tmp_path: Path) -> None:
+    message, path = parse_error(tmp_path, {"a": [1], "hollow": []})
+    assert str(path) in message
+    assert "cluster 'hollow' is empty" in message
+
+
+@pytest.mark.parametrize(("bad", "shown"), [("5", '"5"'), (1.5, "1.5"), (True, "true"), (None, "null"), ([3], "[3]")])
+def test_non_integer_ids(tmp_path: Path, bad, shown: str) -> None:
+    message, path = parse_error(tmp_path, {"a": [1, 2], "b": [3, bad]})
+    assert str(path) in message
+    assert "cluster 'b'" in message
+    assert f"holds {shown};" in message
+    assert "integer" in message
+
+
+def test_id_in_two_clusters_names_id_and_both_clusters(tmp_path: Path) -> None:
+    message, path = parse_error(tmp_path, {"alpha": [1, 42], "beta": [3], "gamma": [42, 9]})
+    assert str(path) in message
+    assert "text id 42" in message
+    assert "'alpha'" in message and "'gamma'" in message
+    assert "'beta'" not in message
+
+
+def test_id_listed_twice_in_one_cluster(tmp_path: Path) -> None:
+    message, path = parse_error(tmp_path, {"alpha": [1], "beta": [3, 8, 3]})
+    assert str(path) in message
+    assert "text id 3 is listed twice" in message
+
+
+def test_ids_not_in_corpus_are_listed() -> None:
+    truth = GroundTruth.from_mapping({"a": [1, 2, 900], "b": [3, 901, 5]})
+    with pytest.raises(GroundTruthError) as info:
+        truth.validate_against(np.arange(0, 10), where="ground truth file 'labels.json'")
+    message = str(info.value)
+    assert "ground truth file 'labels.json'" in message
+    assert "2 text id(s) are not in the corpus: 900, 901" in message
+
+
+def test_many_unknown_ids_are_summarised() -> None:
+    truth = GroundTruth.from_mapping({"a": list(range(100, 120)), "b": [1]})
+    with pytest.raises(GroundTruthError) as info:
+        truth.validate_against([1])
+    message = str(info.value)
+    assert "20 text id(s)" in message
+    assert "100, 101" in message
+    assert "and 10 more" in message
+
+
+# --- alignment ------------------------------------------------------------------------------------
+
+
+def test_aligned_positions_and_classes_with_unlabelled_documents() -> None:
+    truth = GroundTruth.from_mapping({"b-cluster": [30, 10], "a-cluster": [50]})
+    # Corpus order as loaded (sorted ids); 20 and 40 are unlabelled, 60 too.
+    corpus_ids = np.array([10, 20, 30, 40, 50, 60], dtype=np.int64)
+    positions, classes = truth.aligned(corpus_ids)
+    assert positions.tolist() == [0, 2, 4]
+    # Classes are indices into the sorted cluster names: a-cluster -> 0, b-cluster -> 1.
+    assert classes.tolist() == [1, 1, 0]
+    assert positions.dtype == np.int64 and classes.dtype == np.int64
+    assert corpus_ids[positions].tolist() == [10, 30, 50]
+
+
+def test_aligned_follows_corpus_order() -> None:
+    truth = GroundTruth.from_mapping({"x": [1, 2], "y": [3]})
+    positions, classes = truth.aligned(np.array([3, 99, 2, 1]))
+    assert positions.tolist() == [0, 2, 3]
+    assert classes.tolist() == [1, 0, 0]
+
+
+def test_aligned_with_no_labelled_documents_in_corpus() -> None:
+    truth = GroundTruth.from_mapping({"x": [1], "y": [2]})
+    positions, classes = truth.aligned(np.array([7, 8, 9], dtype=np.int64))
+    assert positions.shape == (0,) and classes.shape == (0,)

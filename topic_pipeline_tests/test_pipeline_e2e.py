@@ -1,0 +1,138 @@
+"""The whole asset graph on a tiny corpus, in a persistent Dagster instance, with the multiprocess executor.
+
+Real parts throughout: a SQLite source database, the packaged embedding model, UMAP/HDBSCAN/BERTopic,
+a SQLite-backed MLflow store and a Dagster instance on disk.
+"""
+
+import json
+import sqlite3
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from topic_pipeline.cli import run_sweep
+from topic_pipeline.definitions import build_resources
+from topic_pipeline.defs.automation import sweep_sensor
+from topic_pipeline.defs.planning import plan_next_runs
+from topic_pipeline.grid import GRID_KEYS
+from topic_pipeline.layout import DataLayout
+from topic_pipeline.sample_corpus import generate_sample_corpus
+
+pytestmark = pytest.mark.slow
+
+GRID = {
+    "umap_n_neighbors": [10],
+    "umap_n_components": [5],
+    "umap_min_dist": [0.0],
+    "hdbscan_min_cluster_size": [8, 20],
+    "hdbscan_min_samples": [None],
+    "hdbscan_cluster_selection_epsilon": [0.0],
+    "nr_topics": ["none"],
+    "n_gram_max": [1],
+    "embedding_model": ["sentence-transformers/all-MiniLM-L6-v2"],
+    "remove_stopwords": [False, True],
+}
+
+
+@pytest.fixture
+def tiny_project(tmp_path, monkeypatch):
+    corpus = generate_sample_corpus(n_docs=200, n_topics=4)
+    database = tmp_path / "source.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE articles (article_id INTEGER PRIMARY KEY, headline TEXT)")
+        connection.executemany("INSERT INTO articles VALUES (?, ?)", zip(corpus.ids, corpus.texts))
+    connection.close()
+    (tmp_path / "labels.json").write_text(json.dumps(corpus.ground_truth(labelled_fraction=0.5)))
+    (tmp_path / "grid.json").write_text(json.dumps(GRID))
+    environment = {
+        "TOPIC_PIPELINE_DATA_DIR": str(tmp_path / "data"),
+        "TOPIC_PIPELINE_DATABASE_URL": f"sqlite:///{database}",
+        "TOPIC_PIPELINE_DOCUMENTS_TABLE": "articles",
+        "TOPIC_PIPELINE_ID_COLUMN": "article_id",
+        "TOPIC_PIPELINE_TEXT_COLUMN": "headline",
+        "TOPIC_PIPELINE_GROUND_TRUTH": str(tmp_path / "labels.json"),
+        "TOPIC_PIPELINE_GRID": str(tmp_path / "grid.json"),
+        "TOPIC_PIPELINE_EXPERIMENT": "e2e",
+        "HF_HUB_OFFLINE": "1",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "dagster_home").mkdir()
+    return tmp_path
+
+
+def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
+    layout = DataLayout(tiny_project / "data")
+    with dg.instance_for_test(temp_dir=str(tiny_project / "dagster_home")) as instance:
+        settings = build_resources()["settings"]
+        run_sweep(instance)
+
+        # The leaderboard lists every trial of the grid, ranked.
+        frame = pd.read_csv(layout.leaderboard / "leaderboard.csv")
+        assert len(frame) == 4
+        assert set(frame["status"]) == {"ok"}, frame[["trial", "status", "error"]]
+        assert list(frame["rank"]) == [1, 2, 3, 4]
+        assert frame["ari"].is_monotonic_decreasing
+        assert frame["ari"].between(-1, 1).all()
+
+        # Every trial is its own partition, materialised with its metrics and a link to MLflow.
+        trial_keys = instance.get_dynamic_partitions("trials")
+        assert sorted(trial_keys) == sorted(frame["trial"])
+        for key in trial_keys:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("grid_trials"), asset_partitions=[key]), limit=1
+            ).records
+            assert records, key
+            metadata = records[0].asset_materialization.metadata
+            assert metadata["status"].value == "ok"
+            assert 0 <= metadata["topic_count"].value
+            assert metadata["mlflow_run_id"].value
+
+        # Two embedding sets (with and without stop words), one embeddings partition each.
+        assert sorted(instance.get_dynamic_partitions("embedding_sets")) == ["all-minilm-l6-v2", "all-minilm-l6-v2-nostop"]
+
+        # MLflow: one run per trial with every grid parameter and the Dagster ids, plus the leaderboard run.
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=f"sqlite:///{layout.mlflow / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name("e2e")
+        runs = client.search_runs([experiment.experiment_id])
+        trial_runs = [run for run in runs if "trial_key" in run.data.tags]
+        assert len(trial_runs) == 4
+        for run in trial_runs:
+            assert set(GRID_KEYS) <= set(run.data.params)
+            assert run.data.tags["dagster_partition_key"] == run.data.tags["trial_key"]
+            assert run.data.tags["dagster_run_id"]
+            assert "ari" in run.data.metrics
+            artifacts = [item.path for item in client.list_artifacts(run.info.run_id)]
+            assert "topics.json" in artifacts
+        assert any(run.data.tags.get("kind") == "leaderboard" for run in runs)
+
+        # Nothing is left to do, and the sensor agrees.
+        assert plan_next_runs(instance, settings) == []
+        with dg.build_sensor_context(instance=instance, resources={"settings": settings}) as context:
+            outcome = sweep_sensor(context)
+        assert isinstance(outcome, dg.SkipReason)
+
+        # A second sweep re-exports the inputs and reuses the cached embeddings: no trial reruns.
+        runs_before = len(instance.get_runs())
+        run_sweep(instance)
+        assert len(instance.get_runs()) == runs_before + 1  # only the refresh of the inputs
+
+
+def test_sensor_requests_embeddings_then_trials(tiny_project):
+    from topic_pipeline.cli import _execute
+
+    with dg.instance_for_test(temp_dir=str(tiny_project / "dagster_home")) as instance:
+        settings = build_resources()["settings"]
+        with dg.build_sensor_context(instance=instance, resources={"settings": settings}) as context:
+            assert isinstance(sweep_sensor(context), dg.SkipReason)  # nothing materialised yet
+        _execute(instance, "refresh_inputs_job", {})
+        with dg.build_sensor_context(instance=instance, resources={"settings": settings}) as context:
+            requests = sweep_sensor(context)
+        assert sorted((r.job_name, r.partition_key) for r in requests) == [
+            ("embeddings_job", "all-minilm-l6-v2"),
+            ("embeddings_job", "all-minilm-l6-v2-nostop"),
+        ]
