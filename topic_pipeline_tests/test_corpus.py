@@ -1,0 +1,363 @@
+"""load_corpus against real databases: SQLite files in tmp_path and the local PostgreSQL server."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+import topic_pipeline.corpus as corpus_module
+from conftest import require_service
+from topic_pipeline.corpus import Corpus, SqlSource, _scrub, load_corpus, safe_url
+from topic_pipeline.errors import CorpusError, DatabaseUnavailableError
+
+PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+def make_db(tmp_path: Path, rows, table: str = "documents", columns: str = "id INTEGER, text TEXT") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "source.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"CREATE TABLE {table} ({columns})")
+        if rows:
+            marks = ", ".join("?" * len(rows[0]))
+            connection.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+    connection.close()
+    return path
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def load_error(source: SqlSource, error: type[Exception] = CorpusError) -> str:
+    with pytest.raises(error) as info:
+        load_corpus(source)
+    return str(info.value)
+
+
+# --- SQLite: happy paths --------------------------------------------------------------------------
+
+
+def test_rows_are_sorted_by_id(tmp_path: Path) -> None:
+    rows = [(30, "gamma"), (10, "alpha"), (20, "beta"), (-5, "minus")]
+    corpus = load_corpus(SqlSource(sqlite_url(make_db(tmp_path, rows))))
+    assert corpus.ids.tolist() == [-5, 10, 20, 30]
+    assert corpus.ids.dtype == np.int64
+    assert corpus.texts == ["minus", "alpha", "beta", "gamma"]
+    assert len(corpus) == 4
+    frame = corpus.to_frame()
+    assert frame["id"].tolist() == [-5, 10, 20, 30]
+    again = Corpus.from_frame(frame)
+    assert again.ids.tolist() == corpus.ids.tolist() and again.texts == corpus.texts
+    assert again.content_hash == corpus.content_hash
+
+
+def test_content_hash_is_stable_and_tracks_text(tmp_path: Path) -> None:
+    rows = [(1, "one"), (2, "two"), (3, "three")]
+    a = load_corpus(SqlSource(sqlite_url(make_db(tmp_path / "a", rows))))
+    b = load_corpus(SqlSource(sqlite_url(make_db(tmp_path / "b", list(reversed(rows))))))
+    assert a.content_hash == b.content_hash
+    changed = load_corpus(SqlSource(sqlite_url(make_db(tmp_path / "c", [(1, "one"), (2, "two!"), (3, "three")]))))
+    assert changed.content_hash != a.content_hash
+    renumbered = load_corpus(SqlSource(sqlite_url(make_db(tmp_path / "d", [(1, "one"), (2, "two"), (4, "three")]))))
+    assert renumbered.content_hash != a.content_hash
+    # Moving text across the id/text boundary must change the hash too.
+    assert Corpus(np.array([1, 2]), ["ab", "c"]).content_hash != Corpus(np.array([1, 2]), ["a", "bc"]).content_hash
+
+
+def test_custom_query_with_bound_parameter(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path,
+        [(1, "hello", "en"), (2, "bonjour", "fr"), (3, "goodbye", "en"), (4, "x'); DROP TABLE documents; --", "fr")],
+        columns="id INTEGER, text TEXT, lang TEXT",
+    )
+    source = SqlSource(
+        sqlite_url(path),
+        table=None,
+        query="SELECT id, text FROM documents WHERE lang = :lang ORDER BY id DESC",
+        query_params={"lang": "en"},
+    )
+    corpus = load_corpus(source)
+    assert corpus.ids.tolist() == [1, 3]
+    assert corpus.texts == ["hello", "goodbye"]
+    # A parameter value is bound, never spliced into the SQL.
+    hostile = SqlSource(sqlite_url(path), table=None, query="SELECT id, text FROM documents WHERE text = :t",
+                        query_params={"t": "x'); DROP TABLE documents; --"})
+    assert load_corpus(hostile).ids.tolist() == [4]
+    assert load_corpus(source).ids.tolist() == [1, 3]
+
+
+def test_custom_table_and_columns(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path,
+        [(2, "second", "ignored"), (1, "first", "ignored")],
+        table="Articles",
+        columns="article_id INTEGER, body TEXT, extra TEXT",
+    )
+    corpus = load_corpus(SqlSource(sqlite_url(path), table="Articles", id_column="article_id", text_column="body"))
+    assert corpus.ids.tolist() == [1, 2]
+    assert corpus.texts == ["first", "second"]
+    # schema.table form (SQLite's main schema).
+    qualified = load_corpus(SqlSource(sqlite_url(path), table="main.Articles", id_column="article_id", text_column="body"))
+    assert qualified.texts == ["first", "second"]
+
+
+def test_chunked_fetch_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [(i, f"text {i}") for i in range(2500, 0, -1)]
+    path = make_db(tmp_path, rows)
+    calls = _spy_fetchmany(monkeypatch)
+    monkeypatch.setattr(corpus_module, "FETCH_CHUNK_ROWS", 1000)
+    corpus = load_corpus(SqlSource(sqlite_url(path)))
+    assert corpus.ids.tolist() == list(range(1, 2501))
+    assert calls == [(1000, 1000), (1000, 1000), (1000, 500), (1000, 0)]
+
+
+def _spy_fetchmany(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record (requested size, rows returned) for every fetchmany on a cursor result."""
+    calls: list[tuple[int, int]] = []
+    original = sa.engine.CursorResult.fetchmany
+
+    def spy(self, size=None):
+        chunk = original(self, size)
+        calls.append((size, len(chunk)))
+        return chunk
+
+    monkeypatch.setattr(sa.engine.CursorResult, "fetchmany", spy)
+    return calls
+
+
+# --- SQLite: errors -------------------------------------------------------------------------------
+
+
+def test_duplicate_ids_are_listed(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(1, "a"), (2, "b"), (2, "b again"), (9, "c"), (9, "c again"), (9, "c thrice")])
+    message = load_error(SqlSource(sqlite_url(path)))
+    assert "2 id(s) occur more than once: 2, 9" in message
+    assert str(path) in message
+
+
+def test_empty_result(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [])
+    message = load_error(SqlSource(sqlite_url(path)))
+    assert "returned no rows" in message
+    assert str(path) in message
+
+
+def test_query_filtering_everything_out(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(1, "a")])
+    source = SqlSource(sqlite_url(path), table=None, query="SELECT id, text FROM documents WHERE id > :n", query_params={"n": 5})
+    assert "returned no rows" in load_error(source)
+
+
+def test_empty_whitespace_and_null_texts_are_listed(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(1, "fine"), (7, ""), (3, "   \n\t"), (5, None), (2, "also fine")])
+    message = load_error(SqlSource(sqlite_url(path)))
+    assert "3 text(s) are empty or whitespace, ids: 3, 5, 7" in message
+
+
+def test_null_text_alone(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(1, "fine"), (4, None)])
+    assert "ids: 4" in load_error(SqlSource(sqlite_url(path)))
+
+
+@pytest.mark.parametrize(
+    ("bad_id", "shown"),
+    [("abc", "'abc'"), (1.5, "1.5"), (None, "None"), (9e999, "inf"), (b"\x00", "b'\\x00'")],
+)
+def test_non_integer_ids(tmp_path: Path, bad_id, shown: str) -> None:
+    path = make_db(tmp_path, [(1, "a"), (bad_id, "b")], columns="id, text TEXT")
+    message = load_error(SqlSource(sqlite_url(path)))
+    assert "ids must be integers" in message
+    assert shown in message
+
+
+def test_integral_float_ids_are_accepted(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(2.0, "b"), (1, "a")], columns="id REAL, text TEXT")
+    assert load_corpus(SqlSource(sqlite_url(path))).ids.tolist() == [1, 2]
+
+
+def test_from_rows_rejects_fractional_decimal_and_out_of_range_ids() -> None:
+    # A PostgreSQL NUMERIC id arrives as Decimal; truncating 1.5 to 1 would silently merge documents.
+    with pytest.raises(CorpusError, match=r"Decimal\('1.5'\)"):
+        Corpus.from_rows([(Decimal("1.5"), "x"), (2, "y")])
+    assert Corpus.from_rows([(Decimal("3"), "x"), (2, "y")]).ids.tolist() == [2, 3]
+    with pytest.raises(CorpusError, match=str(2**63)):
+        Corpus.from_rows([(2**63, "x")])
+    assert Corpus.from_rows([(2**63 - 1, "x")]).ids.tolist() == [2**63 - 1]
+
+
+def test_missing_table(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(1, "a")])
+    message = load_error(SqlSource(sqlite_url(path), table="articles"))
+    assert "no such table: articles" in message
+    assert "check table 'articles'" in message
+
+
+@pytest.mark.parametrize("column", ["body", "Body", "select"])
+def test_missing_column(tmp_path: Path, column: str) -> None:
+    path = make_db(tmp_path, [(1, "a")])
+    message = load_error(SqlSource(sqlite_url(path), text_column=column))
+    assert "no such column" in message
+    assert f"'{column}'" in message
+
+
+def test_query_returning_one_column(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(1, "a")])
+    message = load_error(SqlSource(sqlite_url(path), table=None, query="SELECT id FROM documents"))
+    assert "must return an id and a text column" in message
+    assert "['id']" in message
+
+
+def test_broken_custom_query(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(1, "a")])
+    message = load_error(SqlSource(sqlite_url(path), table=None, query="SELEC id, text FROM documents"))
+    assert "the query failed" in message
+    assert "syntax error" in message
+
+
+def test_neither_table_nor_query() -> None:
+    with pytest.raises(CorpusError, match="either a table or a query"):
+        load_corpus(SqlSource("sqlite://", table=None))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "what"),
+    [
+        ("table", "docs; DROP TABLE x", "table"),
+        ("table", "a.b.c", "table"),
+        ("table", "1docs", "table"),
+        ("table", 'docs"', "table"),
+        ("id_column", "id, (SELECT 1)", "id column"),
+        ("text_column", "text --", "text column"),
+        ("text_column", "", "text column"),
+    ],
+)
+def test_invalid_identifier_is_rejected_before_any_sql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str, value: str, what: str
+) -> None:
+    path = make_db(tmp_path, [(1, "a")])
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE x (v INTEGER)")
+    connection.close()
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("an engine was created for an invalid identifier")
+
+    monkeypatch.setattr(corpus_module.sa, "create_engine", no_engine)
+    with pytest.raises(CorpusError) as info:
+        load_corpus(SqlSource(sqlite_url(path), **{field: value}))
+    assert f"{what} '{value}' is not a valid SQL identifier" in str(info.value)
+    with sqlite3.connect(path) as connection:
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    connection.close()
+    assert tables == {"documents", "x"}
+
+
+# --- unreachable databases and URL hygiene --------------------------------------------------------
+
+
+def test_unreachable_postgres_hides_password() -> None:
+    url = "postgresql+psycopg2://alice:s3cretPW@127.0.0.1:1/nope"
+    message = load_error(SqlSource(url), DatabaseUnavailableError)
+    assert "s3cretPW" not in message
+    assert "127.0.0.1" in message
+    assert "alice:***@127.0.0.1:1/nope" in message
+    assert "cannot reach the database" in message
+
+
+def test_unopenable_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/no/such/dir/x.db"
+    message = load_error(SqlSource(url), DatabaseUnavailableError)
+    assert "unable to open database file" in message
+    assert str(tmp_path) in message
+
+
+@pytest.mark.parametrize("url", ["nosuchdialect://alice:hunter22@db/x", "postgresql+nosuchdriver://alice:hunter22@db/x"])
+def test_invalid_url(url: str) -> None:
+    message = load_error(SqlSource(url), DatabaseUnavailableError)
+    assert "invalid database URL" in message
+    assert "hunter22" not in message
+
+
+def test_safe_url_masks_password() -> None:
+    assert safe_url("postgresql+psycopg2://alice:s3cretPW@db.example:5432/prod") == (
+        "postgresql+psycopg2://alice:***@db.example:5432/prod"
+    )
+    assert safe_url("postgresql://bob:p%40ss@h/db") == "postgresql://bob:***@h/db"
+    assert safe_url("postgresql://bob@h/db") == "postgresql://bob@h/db"
+    assert safe_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+    assert safe_url("not a url :// at all") == "<unparsable database URL>"
+
+
+def test_scrub_removes_password_and_keeps_first_line() -> None:
+    url = "postgresql://alice:s3cretPW@h/db"
+    message = 'FATAL: password "s3cretPW" rejected\nDETAIL: more s3cretPW here'
+    assert _scrub(message, url) == 'FATAL: password "***" rejected'
+    assert _scrub("", url) == ""
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_table():
+    """A uniquely named table in the local PostgreSQL 'test' database, dropped afterwards."""
+    try:
+        import psycopg2
+
+        connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=5)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means the service is absent
+        require_service(f"PostgreSQL not reachable at 127.0.0.1:5432: {type(exc).__name__}: {str(exc).strip()}")
+    connection.autocommit = True
+    name = f"tp_corpus_{uuid.uuid4().hex[:12]}"
+    try:
+        yield connection, name
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
+        connection.close()
+
+
+def test_postgres_load_in_chunks(pg_table, monkeypatch: pytest.MonkeyPatch) -> None:
+    connection, name = pg_table
+    ids = np.random.default_rng(7).permutation(np.arange(1, 2501)).tolist()
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE TABLE "{name}" (doc_id BIGINT PRIMARY KEY, content TEXT NOT NULL)')
+        cursor.executemany(f'INSERT INTO "{name}" VALUES (%s, %s)', [(i, f"document number {i}") for i in ids])
+    calls = _spy_fetchmany(monkeypatch)
+    monkeypatch.setattr(corpus_module, "FETCH_CHUNK_ROWS", 1000)
+
+    corpus = load_corpus(SqlSource(PG_URL, table=name, id_column="doc_id", text_column="content"))
+
+    assert corpus.ids.tolist() == list(range(1, 2501))
+    assert corpus.texts[0] == "document number 1" and corpus.texts[-1] == "document number 2500"
+    assert calls == [(1000, 1000), (1000, 1000), (1000, 500), (1000, 0)]
+    # Same content through a custom query with a bound parameter: same hash.
+    via_query = load_corpus(
+        SqlSource(PG_URL, table=None, query=f'SELECT doc_id, content FROM "{name}" WHERE doc_id <= :n', query_params={"n": 2500})
+    )
+    assert via_query.content_hash == corpus.content_hash
+
+
+def test_postgres_errors(pg_table) -> None:
+    connection, name = pg_table
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE TABLE "{name}" (id NUMERIC, text TEXT)')
+        cursor.execute(f'INSERT INTO "{name}" VALUES (1, %s), (1.5, %s), (3, NULL)', ("a", "b"))
+    # The fractional NUMERIC id is reported, not truncated into a duplicate of id 1.
+    message = load_error(SqlSource(PG_URL, table=name))
+    assert "ids must be integers" in message and "1.5" in message
+
+    with connection.cursor() as cursor:
+        cursor.execute(f'DELETE FROM "{name}" WHERE id = 1.5')
+    assert "ids: 3" in load_error(SqlSource(PG_URL, table=name))
+
+    missing = load_error(SqlSource(PG_URL, table=f"{name}_absent"))
+    assert "does not exist" in missing and f"{name}_absent" in missing
+    assert "does not exist" in load_error(SqlSource(PG_URL, table=name, text_column="body"))
