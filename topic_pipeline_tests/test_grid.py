@@ -108,9 +108,13 @@ def test_order_keeps_embedding_sets_and_umap_reductions_adjacent() -> None:
         "umap_n_components": [2, 5],
         "umap_min_dist": [0.0, 0.5],
         "hdbscan_min_cluster_size": [5, 10],
+        "hdbscan_min_samples": [None, 3],
+        "hdbscan_cluster_selection_epsilon": [0.0, 0.2],
         "nr_topics": ["none", 8],
+        "n_gram_max": [1, 2],
     }
     trials = ParamGrid.from_mapping(raw).trials()
+    assert len(trials) == 2**10
     embedding_sets = [t.embedding_set for t in trials]
     umap = [(t.embedding_set, t.umap_n_neighbors, t.umap_n_components, t.umap_min_dist) for t in trials]
     # Each embedding set forms one contiguous block, and within it each UMAP reduction one block.

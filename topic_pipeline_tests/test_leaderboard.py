@@ -1,0 +1,273 @@
+"""Leaderboard ranking, the per-trial result store and atomic JSON writes (fast; no models)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from topic_pipeline.grid import ParamGrid
+from topic_pipeline.leaderboard import build_leaderboard, tie_break_order, to_markdown
+from topic_pipeline.metrics import METRIC_NAMES, REPORTED_NAMES
+from topic_pipeline.results import (
+    STATUS_FAILED,
+    STATUS_MISSING,
+    STATUS_OK,
+    ResultStore,
+    TrialResult,
+    inputs_fingerprint,
+    results_digest,
+)
+from topic_pipeline.storage import read_json, write_atomically, write_json
+
+FP = "f" * 16
+
+
+def grid_trials(n: int = 6) -> dict[str, dict]:
+    trials = ParamGrid.from_mapping({"hdbscan_min_cluster_size": list(range(2, 2 + n))}).trials()
+    return {t.key: t.to_dict() for t in trials}
+
+
+def metrics(**overrides: float) -> dict[str, float]:
+    values = {name: 0.5 for name in METRIC_NAMES}
+    values.update(outlier_fraction=0.1, topic_count=4.0, labelled_documents=20.0)
+    values.update(overrides)
+    return values
+
+
+def ok(key: str, params: dict, finished_at: float = 1.0, **overrides: float) -> TrialResult:
+    return TrialResult(key, params, FP, STATUS_OK, metrics=metrics(**overrides), finished_at=finished_at,
+                       tags={"mlflow_run_id": f"run-{key[-3:]}"})
+
+
+def failed(key: str, params: dict, error: str = "ValueError: boom") -> TrialResult:
+    return TrialResult(key, params, FP, STATUS_FAILED, error=error, finished_at=2.0)
+
+
+# --- ranking --------------------------------------------------------------------------------------
+
+
+def test_ranked_by_chosen_metric_with_failed_and_missing_after() -> None:
+    trials = grid_trials(6)
+    k = list(trials)
+    results = {
+        k[0]: ok(k[0], trials[k[0]], ari=0.2, nmi=0.9),
+        k[1]: failed(k[1], trials[k[1]], "ValueError: k must be less than n"),
+        k[2]: ok(k[2], trials[k[2]], ari=0.8, nmi=0.1),
+        k[3]: None,  # not run on these inputs
+        # k[4] absent from results altogether: missing as well
+        k[5]: ok(k[5], trials[k[5]], ari=0.5, nmi=0.5),
+    }
+    board = build_leaderboard(trials, results)
+    assert board["trial"].tolist() == [k[2], k[5], k[0], k[1], k[3], k[4]]
+    assert board["status"].tolist() == [STATUS_OK] * 3 + [STATUS_FAILED, STATUS_MISSING, STATUS_MISSING]
+    assert board["rank"].tolist()[:3] == [1, 2, 3]
+    assert board["rank"].iloc[3:].isna().all()
+    assert str(board["rank"].dtype) == "Int64"
+    # Error text kept for the failed trial; metrics empty for failed and missing ones.
+    assert board.loc[board["trial"] == k[1], "error"].item() == "ValueError: k must be less than n"
+    assert board.loc[board["status"] != STATUS_OK, "ari"].isna().all()
+    assert board.loc[board["trial"] == k[2], "mlflow_run_id"].item() == f"run-{k[2][-3:]}"
+    # Params are columns.
+    assert board.loc[board["trial"] == k[2], "hdbscan_min_cluster_size"].item() == 4
+    assert list(board.columns[:3]) == ["rank", "trial", "status"]
+    for name in REPORTED_NAMES:
+        assert name in board.columns
+
+    by_nmi = build_leaderboard(trials, results, rank_by="nmi")
+    assert by_nmi["trial"].tolist()[:3] == [k[0], k[5], k[2]]
+
+
+def test_ties_broken_by_next_metric_then_trial_key() -> None:
+    trials = grid_trials(5)
+    k = list(trials)
+    results = {
+        # Equal ARI: AMI decides.
+        k[0]: ok(k[0], trials[k[0]], ari=0.7, ami=0.3),
+        k[1]: ok(k[1], trials[k[1]], ari=0.7, ami=0.6),
+        # Equal ARI and AMI: NMI (next in METRIC_NAMES) decides, even though f1_macro points the other way.
+        k[2]: ok(k[2], trials[k[2]], ari=0.9, ami=0.5, nmi=0.2, f1_macro=0.9),
+        k[3]: ok(k[3], trials[k[3]], ari=0.9, ami=0.5, nmi=0.4, f1_macro=0.1),
+        # Equal to k[0] on every metric: the trial key decides (ascending).
+        k[4]: ok(k[4], trials[k[4]], ari=0.7, ami=0.3),
+    }
+    board = build_leaderboard(trials, results)
+    assert board["trial"].tolist() == [k[3], k[2], k[1], k[0], k[4]]
+    assert board["rank"].tolist() == [1, 2, 3, 4, 5]
+    # With another primary metric the rest keep METRIC_NAMES order: rank by ami, then ari.
+    by_ami = build_leaderboard(trials, results, rank_by="ami")
+    assert by_ami["trial"].tolist() == [k[1], k[3], k[2], k[0], k[4]]
+
+
+def test_tie_break_order() -> None:
+    assert tie_break_order("ari") == list(METRIC_NAMES)
+    assert tie_break_order("f1_macro") == ["f1_macro", *[m for m in METRIC_NAMES if m != "f1_macro"]]
+
+
+@pytest.mark.parametrize("name", ["accuracy", "outlier_fraction", "topic_count", "ARI", ""])
+def test_unknown_ranking_metric(name: str) -> None:
+    trials = grid_trials(1)
+    with pytest.raises(ValueError) as info:
+        build_leaderboard(trials, {}, rank_by=name)
+    message = str(info.value)
+    assert f"'{name}'" in message
+    for choice in METRIC_NAMES:
+        assert choice in message
+
+
+def test_all_unscored_and_empty_grids() -> None:
+    trials = grid_trials(2)
+    k = list(trials)
+    board = build_leaderboard(trials, {k[0]: failed(k[0], trials[k[0]])})
+    assert board["trial"].tolist() == [k[0], k[1]]
+    assert board["status"].tolist() == [STATUS_FAILED, STATUS_MISSING]
+    assert board["rank"].isna().all()
+    empty = build_leaderboard({}, {})
+    assert len(empty) == 0
+    assert "rank" in empty.columns
+
+
+def test_markdown_lists_trials_with_status() -> None:
+    trials = grid_trials(4)
+    k = list(trials)
+    results = {
+        k[0]: ok(k[0], trials[k[0]], ari=0.25, ami=0.5, nmi=0.75, f1_macro=0.125, topic_count=7.0),
+        k[1]: failed(k[1], trials[k[1]]),
+        k[2]: ok(k[2], trials[k[2]], ari=0.9),
+    }
+    text = to_markdown(build_leaderboard(trials, results))
+    lines = text.splitlines()
+    assert lines[0] == "| rank | trial | status | ari | ami | nmi | f1_macro | outlier_fraction | topic_count |"
+    assert lines[2].startswith(f"| 1 | `{k[2]}` | ok | 0.900 |")
+    assert lines[3] == f"| 2 | `{k[0]}` | ok | 0.250 | 0.500 | 0.750 | 0.125 | 0.100 | 7 |"
+    assert lines[4] == f"|  | `{k[1]}` | failed |  |  |  |  |  |  |"
+    assert lines[5] == f"|  | `{k[3]}` | missing |  |  |  |  |  |  |"
+    assert len(lines) == 6
+
+
+def test_markdown_limit_keeps_unscored_rows_and_counts_hidden() -> None:
+    trials = grid_trials(5)
+    k = list(trials)
+    results = {key: ok(key, trials[key], ari=i / 10) for i, key in enumerate(k[:4])}
+    text = to_markdown(build_leaderboard(trials, results), limit=2)
+    assert f"`{k[3]}`" in text and f"`{k[2]}`" in text
+    assert f"`{k[1]}`" not in text and f"`{k[0]}`" not in text
+    assert f"`{k[4]}` | missing" in text
+    assert "2 more scored trial(s) in the CSV." in text
+
+
+# --- digests and fingerprints ---------------------------------------------------------------------
+
+
+def test_results_digest_tracks_finished_at() -> None:
+    trials = grid_trials(2)
+    k = list(trials)
+    results = {k[0]: ok(k[0], trials[k[0]], finished_at=100.0), k[1]: None}
+    digest = results_digest("grid", FP, results)
+    assert results_digest("grid", FP, dict(reversed(list(results.items())))) == digest
+    rerun = {k[0]: ok(k[0], trials[k[0]], finished_at=101.0), k[1]: None}
+    assert results_digest("grid", FP, rerun) != digest
+    now_run = {k[0]: results[k[0]], k[1]: ok(k[1], trials[k[1]], finished_at=5.0)}
+    assert results_digest("grid", FP, now_run) != digest
+    assert results_digest("other grid", FP, results) != digest
+    assert results_digest("grid", "other", results) != digest
+
+
+def test_inputs_fingerprint_changes_with_each_input() -> None:
+    base = inputs_fingerprint("corpus", "labels", 42, "english")
+    assert base == inputs_fingerprint("corpus", "labels", 42, "english")
+    assert len({base, inputs_fingerprint("corpus2", "labels", 42, "english"),
+                inputs_fingerprint("corpus", "labels2", 42, "english"),
+                inputs_fingerprint("corpus", "labels", 43, "english"),
+                inputs_fingerprint("corpus", "labels", 42, "german")}) == 5
+
+
+# --- ResultStore ----------------------------------------------------------------------------------
+
+
+def test_result_store_save_load_current(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path / "results")
+    trials = grid_trials(1)
+    (key,) = trials
+    assert store.load(key) is None
+    result = ok(key, trials[key], finished_at=123.5, ari=0.42)
+    store.save(result)
+    assert store.path(key) == tmp_path / "results" / f"{key}.json"
+    assert store.load(key) == result
+    assert store.current(key, FP) == result
+    assert store.current(key, "0" * 16) is None  # computed from other inputs: stale
+    assert store.current("no-such-key", FP) is None
+    # Saving again replaces the row.
+    store.save(failed(key, trials[key], "RuntimeError: later"))
+    assert store.load(key).status == STATUS_FAILED
+    assert store.load(key).error == "RuntimeError: later"
+    assert [p.name for p in (tmp_path / "results").iterdir()] == [f"{key}.json"]
+
+
+def test_result_store_ignores_unknown_fields(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    result = failed("k1", {})
+    row = result.to_dict() | {"added_in_a_later_version": 1}
+    (tmp_path / "k1.json").write_text(json.dumps(row))
+    assert store.load("k1") == result
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b"", b'{"key": "k1"}', b"[]", b'"text"', b"null", b"\xff\xfe\x00garbage"],
+    ids=["malformed", "empty", "missing-fields", "list", "string", "null", "not-utf8"],
+)
+def test_result_store_unreadable_file_is_none(tmp_path: Path, content: bytes) -> None:
+    store = ResultStore(tmp_path)
+    store.path("k1").write_bytes(content)
+    assert store.load("k1") is None
+    assert store.current("k1", FP) is None
+
+
+# --- storage --------------------------------------------------------------------------------------
+
+
+def test_write_json_roundtrip_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "nested" / "value.json"
+    write_json(target, {"b": [1, 2], "a": Path("/x")})
+    assert read_json(target) == {"a": "/x", "b": [1, 2]}
+    write_json(target, {"c": 3})
+    assert read_json(target) == {"c": 3}
+    assert [p.name for p in target.parent.iterdir()] == ["value.json"]
+
+
+def test_failed_write_keeps_previous_file_and_cleans_up(tmp_path: Path) -> None:
+    target = tmp_path / "value.json"
+    write_json(target, {"version": 1})
+    before = target.read_bytes()
+
+    def half_then_crash(stream) -> None:
+        stream.write(b'{"version": 2, "trunc')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(target, half_then_crash)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["value.json"]
+
+    # Interrupts (BaseException) clean up too.
+    def interrupted(stream) -> None:
+        stream.write(b"partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(target, interrupted)
+    assert read_json(target) == {"version": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["value.json"]
+
+
+def test_failed_first_write_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "fresh.json"
+
+    def crash(stream) -> None:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        write_atomically(target, crash)
+    assert list(tmp_path.iterdir()) == []
