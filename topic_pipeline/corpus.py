@@ -168,8 +168,11 @@ def load_corpus(source: SqlSource) -> Corpus:
                 ) from None
             if len(result.keys()) < 2:
                 raise CorpusError(f"{where}: the query must return an id and a text column, got {list(result.keys())}")
-            while chunk := result.fetchmany(FETCH_CHUNK_ROWS):
-                rows.extend((row[0], row[1]) for row in chunk)
+            try:
+                while chunk := result.fetchmany(FETCH_CHUNK_ROWS):
+                    rows.extend((row[0], row[1]) for row in chunk)
+            except sa.exc.DBAPIError as exc:
+                raise CorpusError(f"{where}: reading rows failed ({_scrub(str(exc.orig), source.url)})") from None
     finally:
         engine.dispose()
     return Corpus.from_rows(rows, where)

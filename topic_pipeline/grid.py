@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from topic_pipeline.errors import GridError
+from topic_pipeline.storage import DuplicateKeyError, reject_duplicate_keys
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -213,7 +214,9 @@ class ParamGrid:
     @classmethod
     def from_json_text(cls, text: str, where: str = "grid") -> ParamGrid:
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=reject_duplicate_keys)
+        except DuplicateKeyError as exc:
+            raise GridError(f"{where}: key '{exc.key}' appears more than once; merge its values into one entry") from None
         except json.JSONDecodeError as exc:
             raise GridError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
         return cls.from_mapping(raw, where)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from topic_pipeline.errors import GroundTruthError, listing
+from topic_pipeline.storage import DuplicateKeyError, reject_duplicate_keys
 
 
 
@@ -51,7 +52,9 @@ class GroundTruth:
     @classmethod
     def from_json_text(cls, text: str, where: str = "ground truth") -> GroundTruth:
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=reject_duplicate_keys)
+        except DuplicateKeyError as exc:
+            raise GroundTruthError(f"{where}: key '{exc.key}' appears more than once; merge its values into one entry") from None
         except json.JSONDecodeError as exc:
             raise GroundTruthError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
         return cls.from_mapping(raw, where)

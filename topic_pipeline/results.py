@@ -81,10 +81,15 @@ class ResultStore:
         except (ValueError, TypeError, OSError):
             return None
 
-    def current(self, key: str, fingerprint: str) -> TrialResult | None:
-        """The stored result if it was computed from these inputs."""
+    def current(self, key: str, fingerprint: str, params: dict[str, Any]) -> TrialResult | None:
+        """The stored result if it was computed from these inputs and exactly these parameters.
+
+        Parameters are compared, not only the key: two models may share a short name.
+        """
         result = self.load(key)
-        return result if result is not None and result.fingerprint == fingerprint else None
+        if result is None or result.fingerprint != fingerprint or result.params != dict(params):
+            return None
+        return result
 
 
 @dataclasses.dataclass(frozen=True)

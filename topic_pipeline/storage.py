@@ -36,6 +36,22 @@ def write_json(path: Path, value: Any) -> None:
     write_atomically(path, lambda stream: stream.write(data))
 
 
+class DuplicateKeyError(ValueError):
+    def __init__(self, key: str):
+        super().__init__(f"key '{key}' appears more than once")
+        self.key = key
+
+
+def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for user files: plain json keeps the last duplicate and silently drops the rest."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 

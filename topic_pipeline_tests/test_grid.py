@@ -548,3 +548,8 @@ def test_property_adding_a_value_only_adds_keys(raw: dict, key: str, data) -> No
     new = {t.key: t for t in ParamGrid.from_mapping(grown).trials()}
     assert set(old) <= set(new)
     assert all(new[k] == old[k] for k in old)
+
+
+def test_a_key_given_twice_is_an_error_not_a_silent_overwrite():
+    with pytest.raises(GridError, match="'umap_n_neighbors' appears more than once"):
+        ParamGrid.from_json_text('{"umap_n_neighbors": [5], "umap_n_neighbors": [15]}')

@@ -196,3 +196,8 @@ def test_aligned_with_no_labelled_documents_in_corpus() -> None:
     truth = GroundTruth.from_mapping({"x": [1], "y": [2]})
     positions, classes = truth.aligned(np.array([7, 8, 9], dtype=np.int64))
     assert positions.shape == (0,) and classes.shape == (0,)
+
+
+def test_a_cluster_given_twice_is_an_error_not_a_silent_overwrite():
+    with pytest.raises(GroundTruthError, match="'a' appears more than once"):
+        GroundTruth.from_json_text('{"a": [1, 2], "b": [3], "a": [4]}')

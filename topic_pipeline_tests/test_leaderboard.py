@@ -195,9 +195,11 @@ def test_result_store_save_load_current(tmp_path: Path) -> None:
     store.save(result)
     assert store.path(key) == tmp_path / "results" / f"{key}.json"
     assert store.load(key) == result
-    assert store.current(key, FP) == result
-    assert store.current(key, "0" * 16) is None  # computed from other inputs: stale
-    assert store.current("no-such-key", FP) is None
+    assert store.current(key, FP, trials[key]) == result
+    assert store.current(key, "0" * 16, trials[key]) is None  # computed from other inputs: stale
+    other_model = {**trials[key], "embedding_model": "another-org/" + trials[key]["embedding_model"].split("/")[-1]}
+    assert store.current(key, FP, other_model) is None  # same key, different parameters: not this trial's result
+    assert store.current("no-such-key", FP, trials[key]) is None
     # Saving again replaces the row.
     store.save(failed(key, trials[key], "RuntimeError: later"))
     assert store.load(key).status == STATUS_FAILED
@@ -222,7 +224,7 @@ def test_result_store_unreadable_file_is_none(tmp_path: Path, content: bytes) ->
     store = ResultStore(tmp_path)
     store.path("k1").write_bytes(content)
     assert store.load("k1") is None
-    assert store.current("k1", FP) is None
+    assert store.current("k1", FP, {}) is None
 
 
 # --- storage --------------------------------------------------------------------------------------

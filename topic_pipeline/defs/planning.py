@@ -95,7 +95,7 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
 
     fingerprint = inputs_fingerprint(corpus_hash, labels_hash, settings.umap_seed, settings.stopwords_language)
     store = ResultStore(layout.results)
-    results = {key: store.current(key, fingerprint) for key in manifest["trials"]}
+    results = {key: store.current(key, fingerprint, params) for key, params in manifest["trials"].items()}
     pending = {key for key, result in results.items() if result is None}
     ordered = instance.get_dynamic_partitions(trial_partitions.name)
     in_flight = _keys_in_flight(instance, ordered)

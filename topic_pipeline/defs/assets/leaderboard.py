@@ -30,7 +30,7 @@ def leaderboard(
     fingerprint = inputs_fingerprint(corpus.content_hash, labels.content_hash, settings.umap_seed, settings.stopwords_language)
     store = ResultStore(layout.results)
     trials = param_grid["trials"]
-    results = {key: store.current(key, fingerprint) for key in trials}
+    results = {key: store.current(key, fingerprint, params) for key, params in trials.items()}
     frame = build_leaderboard(trials, results, rank_by=settings.rank_by)
 
     csv_path = layout.leaderboard / "leaderboard.csv"
