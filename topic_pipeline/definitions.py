@@ -35,6 +35,8 @@ def build_resources() -> dict[str, object]:
             stopwords_language=os.environ.get("TOPIC_PIPELINE_STOPWORDS_LANGUAGE", "english"),
             embedding_device=os.environ.get("TOPIC_PIPELINE_EMBEDDING_DEVICE", "auto"),
             embedding_batch_size=int(os.environ.get("TOPIC_PIPELINE_EMBEDDING_BATCH_SIZE", "64")),
+            engine=os.environ.get("TOPIC_PIPELINE_ENGINE", "fast"),
+            workers=int(os.environ.get("TOPIC_PIPELINE_WORKERS", "0")),
             embedding_local_files_only=os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "TRUE", "yes"},
         ),
         "database": DocumentsDatabase(

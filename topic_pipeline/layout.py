@@ -28,6 +28,11 @@ class DataLayout:
         return self.root / "embeddings"
 
     @property
+    def reductions(self) -> Path:
+        """Neighbour graphs and UMAP reductions (content-addressed .npz)."""
+        return self.root / "cache"
+
+    @property
     def results(self) -> Path:
         return self.root / "trials" / "results"
 

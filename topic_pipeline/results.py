@@ -10,17 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from topic_pipeline.grid import TrialParams
-from topic_pipeline.metrics import score
 from topic_pipeline.storage import read_json, write_json
-from topic_pipeline.trial import TrialOutcome, run_reference_trial
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -90,40 +83,3 @@ class ResultStore:
         if result is None or result.fingerprint != fingerprint or result.params != dict(params):
             return None
         return result
-
-
-@dataclasses.dataclass(frozen=True)
-class ScoredTrial:
-    result: TrialResult
-    outcome: TrialOutcome | None
-
-
-def score_trial(
-    key: str,
-    params: TrialParams,
-    embeddings: np.ndarray,
-    texts: list[str],
-    labelled_positions: np.ndarray,
-    labelled_classes: np.ndarray,
-    fingerprint: str,
-    seed: int,
-    stopwords_language: str,
-) -> ScoredTrial:
-    """Run one trial and score it. A failure becomes a failed result, never an exception."""
-    started = time.perf_counter()
-    try:
-        outcome = run_reference_trial(embeddings, texts, params, seed=seed, stopwords_language=stopwords_language)
-        topic_count = int(len(np.unique(outcome.labels[outcome.labels >= 0])))
-        metrics = score(labelled_classes, outcome.labels[labelled_positions], topic_count=topic_count)
-    except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the sweep
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return ScoredTrial(
-            TrialResult(key, params.to_dict(), fingerprint, STATUS_FAILED, error=detail,
-                        duration_s=time.perf_counter() - started, finished_at=time.time()),
-            None,
-        )
-    return ScoredTrial(
-        TrialResult(key, params.to_dict(), fingerprint, STATUS_OK, metrics=metrics,
-                    duration_s=time.perf_counter() - started, finished_at=time.time()),
-        outcome,
-    )

@@ -23,6 +23,10 @@ class PipelineSettings(dg.ConfigurableResource):
     stopwords_language: str = "english"
     embedding_device: str = "auto"
     embedding_batch_size: int = 64
+    # "fast" (shared caches, worker pool) or "reference" (one plain BERTopic fit per trial).
+    engine: str = "fast"
+    # Worker processes for the fast engine; 0 means one per CPU core.
+    workers: int = 0
     # True where no model hub can be reached: only local paths and cached models load.
     embedding_local_files_only: bool = False
 

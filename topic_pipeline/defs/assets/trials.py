@@ -1,6 +1,5 @@
 """Grid trials: one partition per combination, scored against the labelled sample."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -8,14 +7,16 @@ from topic_pipeline.corpus import Corpus
 from topic_pipeline.defs.assets.embeddings import embeddings
 from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.embeddings import EmbeddingCache
+from topic_pipeline.engine import EmbeddingSource
 from topic_pipeline.ground_truth import GroundTruth
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.results import STATUS_OK, ResultStore, inputs_fingerprint, score_trial
+from topic_pipeline.results import STATUS_OK, ResultStore, inputs_fingerprint
+from topic_pipeline.sweep import LabelledSample, ScoredTrial, run_trials
 
-# A backfill of many trials runs as few runs of up to this many partitions each: every run pays
-# process start-up and numba compilation once, not once per trial.
-TRIALS_PER_RUN = 50
+# A backfill runs as few runs of up to this many partitions each: every run starts its worker pool
+# (imports, numba compilation) once, and trials sharing a UMAP reduction stay in one run.
+TRIALS_PER_RUN = 200
 
 
 @dg.asset(
@@ -32,43 +33,43 @@ def grid_trials(
     settings: PipelineSettings,
     mlflow: MlflowTracking,
 ) -> dg.MaterializeResult:
-    """UMAP -> HDBSCAN -> BERTopic on the cached embeddings, scored against the labelled sample.
+    """UMAP -> HDBSCAN -> BERTopic labels on the cached embeddings, scored against the labelled sample.
 
-    A failing combination is recorded as failed (here, in MLflow and on the leaderboard) and the
-    other trials of the run go on.
+    Every partition of the run gets its own materialisation metadata and MLflow run. A failing
+    combination is recorded as failed (here, in MLflow and on the leaderboard); the others go on.
     """
     layout = settings.layout
     corpus = Corpus.from_frame(documents)
     labels = GroundTruth.from_mapping(ground_truth)
     positions, classes = labels.aligned(corpus.ids)
     fingerprint = inputs_fingerprint(corpus.content_hash, labels.content_hash, settings.umap_seed, settings.stopwords_language)
+    trials = [(key, layout.trial_params(key)) for key in context.partition_keys]
+
     cache = EmbeddingCache(layout.embeddings)
+    sources: dict[str, EmbeddingSource] = {}
+    for _, params in trials:
+        embedding_set = params.embedding_set
+        if embedding_set.key not in sources:
+            cache_key = cache.key(embedding_set, corpus.content_hash, settings.stopwords_language)
+            cache.require(cache_key, len(corpus), embedding_set)
+            sources[embedding_set.key] = EmbeddingSource(str(cache.path(cache_key)), cache_key, len(corpus))
+
     store = ResultStore(layout.results)
     tracker = mlflow.tracker(layout)
-    loaded: dict[str, object] = {}
-    failed = 0
-    keys = context.partition_keys
-    for number, key in enumerate(keys, start=1):
-        params = layout.trial_params(key)
-        embedding_set = params.embedding_set
-        if embedding_set.key not in loaded:
-            cache_key = cache.key(embedding_set, corpus.content_hash, settings.stopwords_language)
-            loaded = {embedding_set.key: cache.require(cache_key, len(corpus), embedding_set)}
-        scored = score_trial(
-            key, params, loaded[embedding_set.key], corpus.texts, positions, classes,
-            fingerprint, settings.umap_seed, settings.stopwords_language,
-        )
+    finished = {"ok": 0, "failed": 0}
+
+    def record(scored: ScoredTrial) -> None:
         result = scored.result
         run_id = tracker.log_trial(
             result,
-            scored.outcome.topics if scored.outcome else None,
-            {"dagster_run_id": context.run.run_id, "dagster_partition_key": key, "inputs_fingerprint": fingerprint},
+            scored.topics,
+            {"dagster_run_id": context.run.run_id, "dagster_partition_key": result.key, "inputs_fingerprint": fingerprint},
         )
         result.tags = {"mlflow_run_id": run_id, "dagster_run_id": context.run.run_id}
         store.save(result)
         metadata: dict[str, object] = {
             "status": result.status,
-            "duration_s": round(result.duration_s, 2),
+            "duration_s": round(result.duration_s, 3),
             "mlflow_run_id": run_id,
             "inputs_fingerprint": fingerprint,
             "params": dg.MetadataValue.json(result.params),
@@ -76,12 +77,42 @@ def grid_trials(
         url = tracker.run_url(run_id)
         if url:
             metadata["mlflow_run"] = dg.MetadataValue.url(url)
+        done = finished["ok"] + finished["failed"] + 1
         if result.status == STATUS_OK:
+            finished["ok"] += 1
             metadata.update({name: float(value) for name, value in result.metrics.items()})
-            context.log.info("[%d/%d] %s: ARI %.3f", number, len(keys), key, result.metrics["ari"])
+            context.log.info("[%d/%d] %s: ARI %.3f", done, len(trials), result.key, result.metrics["ari"])
         else:
-            failed += 1
+            finished["failed"] += 1
             metadata["error"] = dg.MetadataValue.text(result.error or "")
-            context.log.error("[%d/%d] %s failed: %s", number, len(keys), key, result.error)
-        context.add_asset_metadata(metadata, partition_key=key)
-    return dg.MaterializeResult(metadata={"trials_in_run": len(keys), "failed_in_run": failed})
+            context.log.error("[%d/%d] %s failed: %s", done, len(trials), result.key, result.error)
+        context.add_asset_metadata(metadata, partition_key=result.key)
+
+    stats = run_trials(
+        trials,
+        sources,
+        corpus.texts,
+        LabelledSample(positions, classes),
+        fingerprint,
+        settings.umap_seed,
+        settings.stopwords_language,
+        layout.reductions,
+        record,
+        engine=settings.engine,
+        workers=settings.workers or None,
+    )
+    context.log.info(
+        "%d trials in %.1fs: %d UMAP reductions computed, %d reused from cache, %d HDBSCAN trees, %d worker(s)",
+        stats.trials, stats.seconds, stats.reductions_computed, stats.reductions_reused, stats.trees_built, stats.workers,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "trials_in_run": len(trials),
+            "failed_in_run": finished["failed"],
+            "engine": settings.engine,
+            "run_seconds": round(stats.seconds, 2),
+            "umap_reductions_computed": stats.reductions_computed,
+            "umap_reductions_reused": stats.reductions_reused,
+            "hdbscan_trees_built": stats.trees_built,
+        }
+    )

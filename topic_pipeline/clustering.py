@@ -1,0 +1,114 @@
+"""HDBSCAN from a shared single-linkage tree, and BERTopic's topic reduction on given labels.
+
+HDBSCAN's single-linkage tree depends on (data, min_samples, metric, algorithm) but not on
+min_cluster_size or cluster_selection_epsilon, so one tree serves every such variant. ``TreeClusterer``
+makes the very calls ``hdbscan.HDBSCAN.fit`` makes: the first request for a min_samples runs
+``hdbscan.hdbscan_.hdbscan`` (building the tree), later ones only ``_tree_to_labels`` on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def hdbscan_params(min_cluster_size: int, min_samples: int | None, epsilon: float) -> dict[str, Any]:
+    """The keyword arguments ``HDBSCAN.fit`` would pass on, for the model the reference trial builds."""
+    from hdbscan import HDBSCAN
+
+    model = HDBSCAN(
+        min_cluster_size=min_cluster_size,
+        min_samples=min_samples,
+        cluster_selection_epsilon=epsilon,
+        metric="euclidean",
+        cluster_selection_method="eom",
+        prediction_data=False,
+    )
+    params = model.get_params()
+    params.pop("prediction_data", None)
+    params.pop("branch_detection_data", None)
+    params.update(model._metric_kwargs)
+    return params
+
+
+class TreeClusterer:
+    """HDBSCAN labels for one reduction, any number of (min_cluster_size, min_samples, epsilon)."""
+
+    def __init__(self, reduction: np.ndarray):
+        from sklearn.utils import check_array
+
+        # As HDBSCAN.fit: BERTopic has already replaced NaN by 0, so every row is finite.
+        self.data = check_array(reduction, accept_sparse="csr", ensure_all_finite=False)
+        self._trees: dict[int, np.ndarray] = {}
+        self.trees_built = 0
+
+    def _effective_min_samples(self, min_cluster_size: int, min_samples: int | None) -> int:
+        value = min_cluster_size if min_samples is None else min_samples
+        return max(1, min(self.data.shape[0] - 1, value))
+
+    def labels(self, min_cluster_size: int, min_samples: int | None, epsilon: float) -> np.ndarray:
+        from hdbscan.hdbscan_ import _tree_to_labels, hdbscan
+
+        params = hdbscan_params(min_cluster_size, min_samples, epsilon)
+        tree_key = self._effective_min_samples(min_cluster_size, min_samples)
+        if tree_key not in self._trees:
+            labels, _, _, _, single_linkage_tree, _ = hdbscan(self.data, **params)
+            self._trees[tree_key] = single_linkage_tree
+            self.trees_built += 1
+            return np.asarray(labels, dtype=np.int64)
+        # get_clusters mutates the stability dict it is given: _tree_to_labels builds a fresh one each call.
+        labels, _, _, _, _ = _tree_to_labels(
+            self.data,
+            self._trees[tree_key],
+            params["min_cluster_size"],
+            params["cluster_selection_method"],
+            params["allow_single_cluster"],
+            params["match_reference_implementation"],
+            float(params["cluster_selection_epsilon"]),
+            float(params["cluster_selection_persistence"]),
+            params["max_cluster_size"],
+            params["cluster_selection_epsilon_max"],
+        )
+        return np.asarray(labels, dtype=np.int64)
+
+
+def reduce_topics(labels: np.ndarray, texts: list[str], embeddings: np.ndarray, nr_topics: str | int) -> np.ndarray:
+    """BERTopic's own topic reduction (int or "auto") applied to given cluster labels.
+
+    Since BERTopic 0.15 topics merge by their embedding centroids, so neither the n-gram range nor the
+    vectorizer's stop words change the result; the cheapest vectorizer is used.
+    """
+    from bertopic import BERTopic
+    from bertopic.cluster import BaseCluster
+    from bertopic.dimensionality import BaseDimensionalityReduction
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    model = BERTopic(
+        embedding_model=None,
+        umap_model=BaseDimensionalityReduction(),
+        hdbscan_model=BaseCluster(),
+        vectorizer_model=CountVectorizer(),
+        nr_topics=nr_topics,
+        calculate_probabilities=False,
+    )
+    model.fit(texts, embeddings, y=np.asarray(labels))
+    return np.asarray(model.topics_, dtype=np.int64)
+
+
+def renumber_by_frequency(labels: np.ndarray) -> np.ndarray:
+    """Topics numbered 0, 1, ... by decreasing size (ties by first appearance), outliers kept at -1.
+
+    BERTopic does the same when nr_topics is None; the numbering is a permutation, so no metric changes.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    clustered = labels[labels >= 0]
+    if clustered.size == 0:
+        return labels.copy()
+    topics, first, counts = np.unique(clustered, return_index=True, return_counts=True)
+    order = np.lexsort((first, -counts))
+    mapping = np.full(topics.max() + 1, -1, dtype=np.int64)
+    mapping[topics[order]] = np.arange(len(topics))
+    result = labels.copy()
+    result[labels >= 0] = mapping[clustered]
+    return result

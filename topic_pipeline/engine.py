@@ -1,0 +1,232 @@
+"""The sweep engine: every trial's BERTopic labels, computing each shared intermediate once.
+
+For a plain BERTopic fit with precomputed embeddings the labels come from UMAP, HDBSCAN and (if
+nr_topics is set) BERTopic's topic reduction; the vectorizer (n-gram range, stop words) only changes
+topic words. So trials are grouped:
+
+* by embedding set: one neighbour graph (``neighbors``), shared through the on-disk cache;
+* by (n_neighbors, n_components, min_dist): one UMAP reduction, cached on disk, content-addressed;
+  a group is one task for a worker process;
+* within a group, by min_samples: one HDBSCAN single-linkage tree, from which every
+  (min_cluster_size, epsilon) is labelled;
+* trials differing only in n_gram_max share one clustering.
+
+Workers are long-lived processes: imports and numba compilation are paid once per worker, not per
+trial. Labels equal a plain BERTopic fit's up to BERTopic's frequency renumbering (a permutation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+
+import numpy as np
+
+from topic_pipeline.array_cache import ArrayCache
+from topic_pipeline.grid import TrialParams
+from topic_pipeline.neighbors import is_small
+
+# The exact (small-data) neighbour graph is computed at least this wide, so grids with different
+# largest n_neighbors share one graph.
+EXACT_GRAPH_MIN_K = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingSource:
+    """Where a worker finds an embedding set: the .npy file and the identity used in cache keys."""
+
+    path: str
+    cache_key: str
+    n_documents: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusteringSpec:
+    min_cluster_size: int
+    min_samples: int | None
+    epsilon: float
+    nr_topics: str | int
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupTask:
+    """All trials sharing one UMAP reduction."""
+
+    source: EmbeddingSource
+    n_neighbors: int
+    n_components: int
+    min_dist: float
+    seed: int
+    largest_k: int
+    cache_dir: str
+    clusterings: tuple[ClusteringSpec, ...]
+    texts: tuple[str, ...] | None  # only when a clustering reduces topics (BERTopic needs the documents)
+
+
+@dataclasses.dataclass
+class GroupOutcome:
+    labels: dict[ClusteringSpec, np.ndarray]
+    errors: dict[ClusteringSpec, str]
+    reduction_cached: bool
+    trees_built: int
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialLabels:
+    key: str
+    labels: np.ndarray | None
+    error: str | None
+    seconds: float
+
+
+@dataclasses.dataclass
+class SweepStats:
+    trials: int = 0
+    groups: int = 0
+    reductions_computed: int = 0
+    reductions_reused: int = 0
+    trees_built: int = 0
+    clusterings: int = 0
+    workers: int = 0
+    seconds: float = 0.0
+
+
+def _error_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def run_group(task: GroupTask) -> GroupOutcome:
+    """One worker task: the reduction (cached), then every clustering on it."""
+    from topic_pipeline.clustering import TreeClusterer, reduce_topics, renumber_by_frequency
+    from topic_pipeline.reduction import ReductionSpec, cached_reduction
+
+    started = time.perf_counter()
+    embeddings = np.load(task.source.path, allow_pickle=False)
+    spec = ReductionSpec(task.n_neighbors, task.n_components, task.min_dist, task.seed)
+    cache = ArrayCache(task.cache_dir)
+    try:
+        reduction, cached = cached_reduction(cache, task.source.cache_key, embeddings, spec, task.largest_k)
+    except Exception as exc:  # noqa: BLE001 - a failed reduction fails its trials, not the sweep
+        error = _error_text(exc)
+        return GroupOutcome({}, {c: error for c in task.clusterings}, False, 0, time.perf_counter() - started)
+    clusterer = TreeClusterer(reduction)
+    labels: dict[ClusteringSpec, np.ndarray] = {}
+    errors: dict[ClusteringSpec, str] = {}
+    # Trees are built per min_samples; ordering by it keeps one tree hot at a time.
+    ordered = sorted(task.clusterings, key=lambda c: (c.min_samples or c.min_cluster_size, c.min_cluster_size, c.epsilon))
+    for clustering in ordered:
+        try:
+            clusters = clusterer.labels(clustering.min_cluster_size, clustering.min_samples, clustering.epsilon)
+            if clustering.nr_topics == "none":
+                labels[clustering] = renumber_by_frequency(clusters)
+            else:
+                labels[clustering] = reduce_topics(clusters, list(task.texts or ()), embeddings, clustering.nr_topics)
+        except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the group
+            errors[clustering] = _error_text(exc)
+    return GroupOutcome(labels, errors, cached, clusterer.trees_built, time.perf_counter() - started)
+
+
+def _clustering_of(params: TrialParams) -> ClusteringSpec:
+    return ClusteringSpec(
+        params.hdbscan_min_cluster_size,
+        params.hdbscan_min_samples,
+        params.hdbscan_cluster_selection_epsilon,
+        params.nr_topics,
+    )
+
+
+def plan_groups(
+    trials: Iterable[tuple[str, TrialParams]],
+    sources: dict[str, EmbeddingSource],
+    texts: list[str],
+    seed: int,
+    cache_dir: Path,
+) -> list[tuple[GroupTask, dict[ClusteringSpec, list[str]]]]:
+    """Group trials by reduction; returns each task with the trial keys of each of its clusterings."""
+    trials = list(trials)
+    largest_k: dict[str, int] = {}
+    for _, params in trials:
+        set_key = params.embedding_set.key
+        largest_k[set_key] = max(largest_k.get(set_key, EXACT_GRAPH_MIN_K), params.umap_n_neighbors)
+    grouped: dict[tuple, dict[ClusteringSpec, list[str]]] = {}
+    for key, params in trials:
+        group = (params.embedding_set.key, params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist)
+        grouped.setdefault(group, {}).setdefault(_clustering_of(params), []).append(key)
+    plans = []
+    for (set_key, n_neighbors, n_components, min_dist), clusterings in grouped.items():
+        source = sources[set_key]
+        needs_texts = any(c.nr_topics != "none" for c in clusterings)
+        task = GroupTask(
+            source=source,
+            n_neighbors=n_neighbors,
+            n_components=n_components,
+            min_dist=min_dist,
+            seed=seed,
+            largest_k=min(largest_k[set_key], source.n_documents - 1) if is_small(source.n_documents) else n_neighbors,
+            cache_dir=str(cache_dir),
+            clusterings=tuple(clusterings),
+            texts=tuple(texts) if needs_texts else None,
+        )
+        plans.append((task, clusterings))
+    return plans
+
+
+def _warm_worker() -> None:
+    # Imports are the slow part of a worker's start; numba compiles on the first task.
+    import hdbscan  # noqa: F401
+    import umap  # noqa: F401
+
+
+class SweepEngine:
+    """Runs trials through the shared caches with a pool of long-lived worker processes."""
+
+    def __init__(self, cache_dir: str | Path, seed: int = 42, workers: int | None = None):
+        self.cache_dir = Path(cache_dir)
+        self.seed = seed
+        self.workers = workers or (os.cpu_count() or 1)
+
+    def run(
+        self,
+        trials: Iterable[tuple[str, TrialParams]],
+        sources: dict[str, EmbeddingSource],
+        texts: list[str],
+        on_trial: Callable[[TrialLabels], None],
+    ) -> SweepStats:
+        """Computes every trial's labels; ``on_trial`` is called in this process as each one is ready."""
+        started = time.perf_counter()
+        plans = plan_groups(trials, sources, texts, self.seed, self.cache_dir)
+        stats = SweepStats(trials=sum(len(keys) for _, c in plans for keys in c.values()), groups=len(plans))
+        workers = max(1, min(self.workers, len(plans)))
+        stats.workers = workers
+
+        def deliver(task: GroupTask, clusterings: dict[ClusteringSpec, list[str]], outcome: GroupOutcome) -> None:
+            stats.reductions_reused += int(outcome.reduction_cached)
+            stats.reductions_computed += int(not outcome.reduction_cached)
+            stats.trees_built += outcome.trees_built
+            stats.clusterings += len(outcome.labels)
+            share = outcome.seconds / max(1, sum(len(k) for k in clusterings.values()))
+            for clustering, keys in clusterings.items():
+                for key in keys:
+                    on_trial(TrialLabels(key, outcome.labels.get(clustering), outcome.errors.get(clustering), share))
+
+        if workers == 1:
+            for task, clusterings in plans:
+                deliver(task, clusterings, run_group(task))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_worker) as pool:
+                pending: dict[Future, tuple[GroupTask, dict]] = {pool.submit(run_group, task): (task, c) for task, c in plans}
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        task, clusterings = pending.pop(future)
+                        deliver(task, clusterings, future.result())
+        stats.seconds = time.perf_counter() - started
+        return stats

@@ -1,0 +1,130 @@
+"""The fast engine gives exactly the labels of a plain BERTopic fit (up to BERTopic's renumbering).
+
+Real UMAP, HDBSCAN and BERTopic on both sides of UMAP's 4,096-document threshold, where its
+neighbour search changes from an exact all-pairs computation to a seeded NNDescent.
+"""
+
+import numpy as np
+import pytest
+
+from topic_pipeline.engine import EmbeddingSource, SweepEngine
+from topic_pipeline.grid import ParamGrid
+from topic_pipeline.trial import run_reference_trial
+
+pytestmark = pytest.mark.slow
+
+
+def canonical(labels: np.ndarray) -> np.ndarray:
+    """Labels renamed by first appearance, -1 kept: equal iff the partitions (and outliers) are equal."""
+    mapping: dict[int, int] = {}
+    out = []
+    for label in labels.tolist():
+        if label == -1:
+            out.append(-1)
+        else:
+            out.append(mapping.setdefault(label, len(mapping)))
+    return np.asarray(out)
+
+
+def blobs(n: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(8, 48)) * 1.5
+    members = rng.integers(0, 8, n)
+    embeddings = (centres[members] + rng.normal(size=(n, 48))).astype(np.float32)
+    vocabulary = [f"word{i}" for i in range(40)]
+    texts = [" ".join(rng.choice(vocabulary[m * 5 : m * 5 + 8], size=6)) + f" doc{i}" for i, m in enumerate(members)]
+    return embeddings, texts
+
+
+def run_engine(tmp_path, embeddings, texts, trials, workers):
+    path = tmp_path / "embeddings.npy"
+    np.save(path, embeddings)
+    set_key = trials[0][1].embedding_set.key
+    sources = {set_key: EmbeddingSource(str(path), "test-embeddings", len(embeddings))}
+    collected = {}
+    stats = SweepEngine(tmp_path / "cache", seed=42, workers=workers).run(
+        trials, sources, texts, lambda trial: collected.__setitem__(trial.key, trial)
+    )
+    return collected, stats
+
+
+def assert_same_as_bertopic(trials, collected, embeddings, texts):
+    reference_by_labels_config: dict[tuple, np.ndarray] = {}
+    for key, params in trials:
+        assert collected[key].error is None, collected[key].error
+        config = (params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist, params.hdbscan_min_cluster_size,
+                  params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon, params.nr_topics)
+        if config not in reference_by_labels_config or params.n_gram_max == 1:
+            reference_by_labels_config[config] = run_reference_trial(embeddings, texts, params, seed=42).labels
+        np.testing.assert_array_equal(
+            canonical(collected[key].labels), canonical(reference_by_labels_config[config]), err_msg=key
+        )
+
+
+def test_small_corpus_labels_equal_plain_bertopic(tmp_path):
+    embeddings, texts = blobs(500)
+    grid = ParamGrid.from_mapping({
+        "umap_n_neighbors": [6, 12],
+        "umap_n_components": [2, 5],
+        "umap_min_dist": [0.0],
+        "hdbscan_min_cluster_size": [8, 25],
+        "hdbscan_min_samples": [None, 3],
+        "hdbscan_cluster_selection_epsilon": [0.0, 0.4],
+        "nr_topics": ["none"],
+    })
+    reduced = ParamGrid.from_mapping({
+        "umap_n_neighbors": [12], "umap_n_components": [5], "hdbscan_min_cluster_size": [8],
+        "hdbscan_min_samples": [None, 3], "nr_topics": [4, "auto"], "n_gram_max": [1, 2],
+    })
+    trials = [(t.key, t) for t in grid.trials() + reduced.trials()]
+    collected, stats = run_engine(tmp_path, embeddings, texts, trials, workers=2)
+    assert stats.trials == len(trials) == 40
+    # 4 reductions (n_neighbors x n_components), not one per trial; trees per (reduction, min_samples).
+    assert stats.reductions_computed == 4
+    assert stats.trees_built <= 4 * 2 * 2 + 2
+    assert_same_as_bertopic(trials, collected, embeddings, texts)
+    # Trials that differ only in n-gram range share one clustering.
+    by_ngram = {}
+    for key, params in trials:
+        if params.nr_topics != "none":
+            by_ngram.setdefault(key.replace("_ng2", "_ng1"), []).append(collected[key].labels)
+    assert all(len(group) == 2 and np.array_equal(*group) for group in by_ngram.values())
+
+    # A second sweep reuses every reduction from the disk cache and gives the same labels.
+    again, stats_again = run_engine(tmp_path, embeddings, texts, trials, workers=1)
+    assert stats_again.reductions_computed == 0 and stats_again.reductions_reused == 4
+    for key in collected:
+        np.testing.assert_array_equal(again[key].labels, collected[key].labels)
+
+
+def test_large_corpus_labels_equal_plain_bertopic(tmp_path):
+    """Above 4,096 documents UMAP uses NNDescent: the engine must hand UMAP its post-search RandomState."""
+    embeddings, texts = blobs(4200, seed=1)
+    grid = ParamGrid.from_mapping({
+        "umap_n_neighbors": [10, 15],
+        "umap_n_components": [5],
+        "hdbscan_min_cluster_size": [30, 80],
+        "hdbscan_min_samples": [None],
+        "hdbscan_cluster_selection_epsilon": [0.0, 0.3],
+        "nr_topics": ["none", 5],
+    })
+    trials = [(t.key, t) for t in grid.trials()]
+    collected, stats = run_engine(tmp_path, embeddings, texts, trials, workers=2)
+    assert stats.reductions_computed == 2
+    assert_same_as_bertopic(trials, collected, embeddings, texts)
+
+
+def test_a_failing_clustering_fails_only_its_trials(tmp_path):
+    embeddings, texts = blobs(300)
+    good = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10]}).trials()[0]
+    # Larger than the corpus: HDBSCAN cannot form a cluster; with nr_topics set BERTopic then fails.
+    bad = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [299], "nr_topics": [3]}).trials()[0]
+    collected, _ = run_engine(tmp_path, embeddings, texts, [(good.key, good), (bad.key, bad)], workers=1)
+    assert collected[good.key].error is None and collected[good.key].labels is not None
+    reference_failed = False
+    try:
+        run_reference_trial(embeddings, texts, bad, seed=42)
+    except Exception:  # noqa: BLE001
+        reference_failed = True
+    # The engine fails exactly when BERTopic would, and then only that trial.
+    assert (collected[bad.key].error is not None) == reference_failed
