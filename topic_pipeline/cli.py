@@ -44,19 +44,24 @@ def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str]) 
         print(f"  {job_name} {tags.get('dagster/partition', '')}{' '.join(v for k, v in tags.items() if 'range' in k)}: ok")
 
 
-def run_sweep(instance: dg.DagsterInstance) -> None:
-    """Materialise the inputs, then whatever the sweep sensor would launch, until nothing is left."""
+def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) -> None:
+    """Execute what the sweep sensor would launch (only ``jobs`` if given), until nothing is left."""
     from topic_pipeline.defs.planning import plan_next_runs
     from topic_pipeline.definitions import build_resources
 
     settings = build_resources()["settings"]
-    _execute(instance, "refresh_inputs_job", {})
-    while plans := plan_next_runs(instance, settings):
+    while plans := [p for p in plan_next_runs(instance, settings) if jobs is None or p.job_name in jobs]:
         for plan in plans:
             tags = dict(plan.tags)
             if plan.partition_key:
                 tags["dagster/partition"] = plan.partition_key
             _execute(instance, plan.job_name, tags)
+
+
+def run_sweep(instance: dg.DagsterInstance) -> None:
+    """Materialise the inputs, then the embeddings, trials and leaderboard they call for."""
+    _execute(instance, "refresh_inputs_job", {})
+    execute_plans(instance)
 
 
 def print_leaderboard(limit: int = 10) -> None:
@@ -77,7 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("sweep", help="materialise the whole chain (inputs, embeddings, trials, leaderboard)")
     commands.add_parser("leaderboard", help="print the top of the current leaderboard")
-    args = parser.parse_args(argv)
+    commands.add_parser("benchmark", help="time the common approach against the pipeline's sweep", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "benchmark":
+        from topic_pipeline.benchmark import main as benchmark
+
+        benchmark(rest)
+        return
     if args.command == "leaderboard":
         print_leaderboard()
         return

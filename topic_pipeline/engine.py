@@ -179,7 +179,8 @@ def plan_groups(
 
 
 def _warm_worker() -> None:
-    # Imports are the slow part of a worker's start; numba compiles on the first task.
+    # Imports are the slow part of a worker's start; numba compiles on the first task. (Forcing numba's
+    # on-disk cache for UMAP/pynndescent was measured slower here: NNDescent's core cannot be cached.)
     import hdbscan  # noqa: F401
     import umap  # noqa: F401
 

@@ -35,9 +35,9 @@ def test_asset_graph_and_automation():
     assert {parent.to_user_string() for parent in trials.parent_keys} == {"documents", "ground_truth", "embeddings"}
     assert definitions.resolve_sensor_def("sweep_sensor")
     assert definitions.resolve_schedule_def("biweekly_refresh").cron_schedule == BIWEEKLY_CRON
-    for name in ("refresh_inputs_job", "embeddings_job", "trials_job", "leaderboard_job"):
-        assert isinstance(definitions.resolve_job_def(name).executor_def, dg.ExecutorDefinition)
+    for name in ("refresh_inputs_job", "embeddings_job", "trials_job"):
         assert definitions.resolve_job_def(name).executor_def.name == "multiprocess"
+    assert definitions.resolve_job_def("leaderboard_job").executor_def.name == "in_process"
 
 
 def test_biweekly_means_every_other_monday():
