@@ -133,6 +133,31 @@ def run_group(task: GroupTask) -> GroupOutcome:
     return GroupOutcome(labels, errors, cached, clusterer.trees_built, time.perf_counter() - started)
 
 
+def build_graphs(tasks: tuple[GroupTask, ...]) -> int:
+    """Compute (or find cached) the neighbour graphs these tasks need, in one process.
+
+    NNDescent's numba code cannot be cached and costs ~30 s to compile per process; building every
+    graph of an embedding set in one worker means the other workers never pay for it.
+    """
+    from topic_pipeline.neighbors import prepare
+    from topic_pipeline.reduction import neighbour_graph
+
+    built = 0
+    for task in tasks:
+        data = prepare(np.load(task.source.path, allow_pickle=False))
+        neighbour_graph(ArrayCache(task.cache_dir), task.source.cache_key, data, task.n_neighbors, task.largest_k, task.seed)
+        built += 1
+    return built
+
+
+def warm_up_layout() -> None:
+    """Compile UMAP's layout code on a tiny problem while another worker builds the graphs."""
+    from umap import UMAP
+
+    data = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    UMAP(n_neighbors=5, n_components=2, metric="cosine", random_state=0, n_epochs=5).fit(data)
+
+
 def _clustering_of(params: TrialParams) -> ClusteringSpec:
     return ClusteringSpec(
         params.hdbscan_min_cluster_size,
@@ -223,6 +248,17 @@ class SweepEngine:
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_worker) as pool:
+                graph_tasks: dict[tuple, GroupTask] = {}
+                for task, _ in plans:
+                    graph = (task.source.cache_key, task.largest_k if is_small(task.source.n_documents) else task.n_neighbors)
+                    graph_tasks.setdefault(graph, task)
+                by_source: dict[str, list[GroupTask]] = {}
+                for task in graph_tasks.values():
+                    by_source.setdefault(task.source.cache_key, []).append(task)
+                preparation = [pool.submit(build_graphs, tuple(tasks)) for tasks in by_source.values()]
+                preparation += [pool.submit(warm_up_layout) for _ in range(max(0, workers - len(by_source)))]
+                for future in preparation:
+                    future.result()
                 pending: dict[Future, tuple[GroupTask, dict]] = {pool.submit(run_group, task): (task, c) for task, c in plans}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
