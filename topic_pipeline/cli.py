@@ -33,14 +33,29 @@ def leaderboard_job() -> dg.JobDefinition:
     return _job("leaderboard_job")
 
 
-_JOBS = {fn.__name__: fn for fn in (refresh_inputs_job, embeddings_job, trials_job, leaderboard_job)}
+def export_job() -> dg.JobDefinition:
+    return _job("export_job")
 
 
-def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str]) -> None:
-    with dg.execute_job(dg.reconstructable(_JOBS[job_name]), instance=instance, tags=tags) as result:
+_JOBS = {fn.__name__: fn for fn in (refresh_inputs_job, embeddings_job, trials_job, leaderboard_job, export_job)}
+
+
+def _root_cause(error) -> str:
+    """The user's error, not Dagster's wrapper around it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None) -> None:
+    with dg.execute_job(dg.reconstructable(_JOBS[job_name]), instance=instance, tags=tags, run_config=run_config) as result:
         if not result.success:
-            failures = [event.message for event in result.all_events if event.is_failure]
-            raise SystemExit(f"{job_name} failed (run {result.run_id}):\n" + "\n".join(str(f) for f in failures[-3:]))
+            errors = [
+                f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
+                for event in result.all_events
+                if event.is_step_failure and event.step_failure_data.error
+            ]
+            raise SystemExit(f"{job_name} failed (run {result.run_id}):\n" + "\n".join(errors[-3:]))
         print(f"  {job_name} {tags.get('dagster/partition', '')}{' '.join(v for k, v in tags.items() if 'range' in k)}: ok")
 
 

@@ -85,6 +85,14 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status="FINISHED" if result.status == STATUS_OK else "FAILED")
         return run_id
 
+    def log_export(self, directory: Path, trial_key: str, trial_run_id: str | None, tags: Mapping[str, str]) -> str:
+        """The exported model's files as artifacts of a run linked to the trial's run."""
+        run_id = self._start_run(f"export {trial_key}", {"kind": "export", "trial_key": trial_key,
+                                                          "trial_run_id": trial_run_id or "", **tags})
+        self.client.log_artifacts(run_id, str(directory), artifact_path="model")
+        self.client.set_terminated(run_id, status="FINISHED")
+        return run_id
+
     def log_leaderboard(self, csv_path: Path, markdown: str, best: Mapping[str, Any], tags: Mapping[str, str]) -> str:
         from mlflow.entities import Metric, Param
 

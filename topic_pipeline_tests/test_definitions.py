@@ -27,7 +27,13 @@ def test_asset_graph_and_automation():
     definitions = defs()
     graph = definitions.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"documents", "ground_truth", "param_grid", "embeddings", "grid_trials", "leaderboard"}
+    assert keys == {"documents", "ground_truth", "param_grid", "embeddings", "grid_trials", "leaderboard",
+                    "topic_model", "hub_model"}
+    # Nothing pushes to the Hub unasked: no schedule or sensor targets a job that selects hub_model.
+    automated = {definitions.resolve_schedule_def("biweekly_refresh").job_name}
+    automated |= {job.name for job in definitions.resolve_sensor_def("sweep_sensor").jobs}
+    for name in automated:
+        assert dg.AssetKey("hub_model") not in definitions.resolve_job_def(name).asset_layer.selected_asset_keys, name
     embeddings = graph.get(dg.AssetKey("embeddings"))
     assert embeddings.pools == {"gpu"}
     trials = graph.get(dg.AssetKey("grid_trials"))

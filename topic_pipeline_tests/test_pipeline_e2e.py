@@ -6,6 +6,7 @@ a SQLite-backed MLflow store and a Dagster instance on disk.
 
 import json
 import sqlite3
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -115,6 +116,26 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         with dg.build_sensor_context(instance=instance, resources={"settings": settings}) as context:
             outcome = sweep_sensor(context)
         assert isinstance(outcome, dg.SkipReason)
+
+        # Export the leaderboard's first trial as a BERTopic model (safetensors) and load it back.
+        from bertopic import BERTopic
+
+        from topic_pipeline.cli import _execute
+        from topic_pipeline.embeddings import load_model
+
+        _execute(instance, "export_job", {})
+        export = instance.get_latest_materialization_event(dg.AssetKey("topic_model")).asset_materialization.metadata
+        assert export["trial"].value == frame.iloc[0]["trial"]
+        assert export["serialization"].value == "safetensors" and export["size_bytes"].value > 0
+        model = BERTopic.load(export["path"].value, embedding_model=load_model("all-MiniLM-L6-v2", "cpu", True))
+        assert len(model.topics_) == 200
+        assert int(model.get_topic_info().query("Topic != -1")["Count"].shape[0]) == int(frame.iloc[0]["topic_count"])
+        export_runs = [run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get("kind") == "export"]
+        assert export_runs and export_runs[0].data.tags["trial_run_id"]
+        # An unknown trial key is a clear error naming it, and the earlier export stays in place.
+        with pytest.raises(SystemExit, match="no-such-trial"):
+            _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": {"trial_key": "no-such-trial"}}}})
+        assert (Path(export["path"].value) / "topic_embeddings.safetensors").exists()
 
         # A second sweep re-exports the inputs and reuses the cached embeddings: no trial reruns.
         runs_before = len(instance.get_runs())

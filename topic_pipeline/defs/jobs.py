@@ -21,3 +21,13 @@ trials_job = dg.define_asset_job(
 leaderboard_job = dg.define_asset_job(
     "leaderboard_job", selection=["leaderboard"], executor_def=dg.in_process_executor, description="Rank the trials."
 )
+
+export_job = dg.define_asset_job(
+    "export_job", selection=["topic_model"], executor_def=dg.in_process_executor,
+    description="Export the leaderboard's first trial (or the trial_key given in the launch config) as a BERTopic model.",
+)
+# Separate, so nothing is pushed unless someone launches this job with a repo id.
+hub_push_job = dg.define_asset_job(
+    "hub_push_job", selection=["hub_model"], executor_def=dg.in_process_executor,
+    description="Push the latest safetensors export to the Hugging Face Hub (HF_TOKEN from the environment).",
+)

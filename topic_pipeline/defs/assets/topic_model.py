@@ -1,0 +1,141 @@
+"""The chosen trial as a production BERTopic model, and its optional push to the Hugging Face Hub."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from topic_pipeline.corpus import Corpus
+from topic_pipeline.embeddings import EmbeddingCache
+from topic_pipeline.engine import EmbeddingSource
+from topic_pipeline.ground_truth import GroundTruth
+from topic_pipeline.export import (
+    ExportError,
+    build_topic_model,
+    embedding_model_pointer,
+    library_versions,
+    push_to_hub,
+    save_export,
+    trial_labels,
+)
+from topic_pipeline.resources.mlflow import MlflowTracking
+from topic_pipeline.resources.settings import PipelineSettings
+from topic_pipeline.results import STATUS_OK, ResultStore, inputs_fingerprint
+from topic_pipeline.storage import read_json
+
+
+class TopicModelConfig(dg.Config):
+    """Launch configuration: which trial to export and how."""
+
+    trial_key: str = ""  # empty: the leaderboard's first
+    serialization: str = "safetensors"  # or "pytorch", "pickle"
+    target_dir: str = ""  # empty: <data dir>/models/<trial key>
+
+
+def _topic_table(model) -> str:
+    info = model.get_topic_info()
+    lines = ["| topic | size | top words |", "|---|---|---|"]
+    for _, row in info.iterrows():
+        words = ", ".join(word for word, _ in (model.get_topic(row["Topic"]) or [])[:8])
+        lines.append(f"| {row['Topic']} | {row['Count']} | {words} |")
+    return "\n".join(lines)
+
+
+@dg.asset(group_name="export", kinds={"bertopic", "safetensors"})
+def topic_model(
+    context: dg.AssetExecutionContext,
+    config: TopicModelConfig,
+    documents: pd.DataFrame,
+    ground_truth: dict,
+    leaderboard: pd.DataFrame,
+    settings: PipelineSettings,
+    mlflow: MlflowTracking,
+) -> dg.MaterializeResult:
+    """A BERTopic model whose topics are exactly the chosen trial's labels, saved with BERTopic's serialisation."""
+    layout = settings.layout
+    corpus = Corpus.from_frame(documents)
+    labels_sample = GroundTruth.from_mapping(ground_truth)
+    fingerprint = inputs_fingerprint(corpus.content_hash, labels_sample.content_hash, settings.umap_seed, settings.stopwords_language)
+    ranked = leaderboard[leaderboard["status"] == STATUS_OK]
+    trial_key = config.trial_key or (str(ranked.iloc[0]["trial"]) if len(ranked) else "")
+    if not trial_key:
+        raise ExportError("the leaderboard has no scored trial to export; run the sweep first or give trial_key")
+    if trial_key not in set(leaderboard["trial"]):
+        raise ExportError(f"trial key '{trial_key}' is not in the current leaderboard; choose one of its 'trial' values")
+    try:
+        params = layout.trial_params(trial_key)
+    except KeyError as exc:
+        raise ExportError(str(exc.args[0])) from None
+    result = ResultStore(layout.results).current(trial_key, fingerprint, params.to_dict())
+    if result is None:
+        raise ExportError(f"trial '{trial_key}' has no result on the current inputs; materialise its partition first")
+    if result.status != STATUS_OK:
+        raise ExportError(f"trial '{trial_key}' failed ({result.error}); choose a trial that succeeded")
+
+    pointer = embedding_model_pointer(params.embedding_model)
+    cache = EmbeddingCache(layout.embeddings)
+    cache_key = cache.key(params.embedding_set, corpus.content_hash, settings.stopwords_language)
+    embeddings = cache.require(cache_key, len(corpus), params.embedding_set)
+    source = EmbeddingSource(str(cache.path(cache_key)), cache_key, len(corpus))
+    labels = trial_labels(params, source, corpus.texts, settings.umap_seed, layout.reductions)
+    model = build_topic_model(corpus.texts, embeddings, labels, params, settings.stopwords_language)
+
+    record = {
+        "trial_key": trial_key,
+        "params": params.to_dict(),
+        "umap": {"n_neighbors": params.umap_n_neighbors, "n_components": params.umap_n_components,
+                 "min_dist": params.umap_min_dist, "metric": "cosine", "random_state": settings.umap_seed},
+        "hdbscan": {"min_cluster_size": params.hdbscan_min_cluster_size, "min_samples": params.hdbscan_min_samples,
+                    "cluster_selection_epsilon": params.hdbscan_cluster_selection_epsilon, "metric": "euclidean",
+                    "cluster_selection_method": "eom"},
+        "vectorizer": {"ngram_range": [1, params.n_gram_max], "remove_stopwords": params.remove_stopwords,
+                       "stopwords_language": settings.stopwords_language},
+        "metrics": result.metrics,
+        "corpus_hash": corpus.content_hash,
+        "ground_truth_hash": labels_sample.content_hash,
+        "trial_mlflow_run_id": result.tags.get("mlflow_run_id"),
+        "versions": library_versions(),
+    }
+    target = Path(config.target_dir) if config.target_dir else layout.root / "models" / trial_key
+    exported = save_export(model, target, config.serialization, pointer, record)
+
+    tracker = mlflow.tracker(layout)
+    run_id = tracker.log_export(exported.directory, trial_key, result.tags.get("mlflow_run_id"), {"dagster_run_id": context.run.run_id})
+    metadata = {
+        "trial": trial_key,
+        "path": dg.MetadataValue.path(str(exported.model_path)),
+        "serialization": config.serialization,
+        "size_bytes": exported.size_bytes,
+        "size_mb": round(exported.size_bytes / 2**20, 3),
+        "topics": dg.MetadataValue.md(_topic_table(model)),
+        "embedding_model": pointer,
+        "ari": float(result.metrics["ari"]),
+        "mlflow_run_id": run_id,
+    }
+    url = tracker.run_url(run_id)
+    if url:
+        metadata["mlflow_run"] = dg.MetadataValue.url(url)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class HubPushConfig(dg.Config):
+    repo_id: str
+    private: bool = True
+    export_dir: str = ""  # empty: the latest topic_model export
+
+
+@dg.asset(group_name="export", deps=[topic_model], kinds={"huggingface"})
+def hub_model(context: dg.AssetExecutionContext, config: HubPushConfig) -> dg.MaterializeResult:
+    """Pushes the exported model to the Hugging Face Hub. Only ever materialised on request."""
+    folder = Path(config.export_dir) if config.export_dir else None
+    if folder is None:
+        event = context.instance.get_latest_materialization_event(dg.AssetKey("topic_model"))
+        if event is None:
+            raise ExportError("topic_model has not been materialised: export a model before pushing it")
+        folder = Path(event.asset_materialization.metadata["path"].value).parent
+    record = read_json(folder / "tuning.json")
+    if record.get("serialization") != "safetensors":
+        raise ExportError(f"only safetensors exports are pushed to the Hub; '{folder}' holds a {record.get('serialization')} export")
+    url = push_to_hub(folder, config.repo_id, config.private, os.environ.get("HF_TOKEN"))
+    return dg.MaterializeResult(metadata={"repo": dg.MetadataValue.url(url), "private": config.private, "trial": record["trial_key"]})

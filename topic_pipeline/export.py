@@ -1,0 +1,179 @@
+"""Turn one trial into a shareable BERTopic model.
+
+The model's topics are exactly the trial's labels (recomputed through the engine's caches, so no
+UMAP is refitted when the reduction is cached), its topic embeddings are the centroids of the full
+document embeddings, and its representation uses the trial's n-gram range and stop-word setting.
+It is saved with BERTopic's own serialisation (safetensors by default, with c-TF-IDF and a pointer to
+the embedding model). ``tuning.json`` beside it records what BERTopic's config.json drops.
+
+Exports are written to a temporary folder next to the target and moved into place, so a failed
+export leaves any earlier one intact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from topic_pipeline.engine import ClusteringSpec, EmbeddingSource, GroupTask, run_group
+from topic_pipeline.errors import TopicPipelineError
+from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, TrialParams
+from topic_pipeline.storage import write_json
+from topic_pipeline.trial import vectorizer_stop_words
+
+SERIALIZATIONS = ("safetensors", "pytorch", "pickle")
+MODEL_FOLDER = "model"
+RECORD_FILE = "tuning.json"
+RECORDED_PACKAGES = ("bertopic", "sentence-transformers", "umap-learn", "hdbscan", "scikit-learn", "numpy", "topic_pipeline")
+
+
+class ExportError(TopicPipelineError):
+    """The chosen trial cannot be exported as asked."""
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in RECORDED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return versions
+
+
+def embedding_model_pointer(model_name: str) -> str:
+    """What the saved model records as its embedding model: a hub name, or an absolute local path.
+
+    BERTopic.load hands this string to sentence-transformers, so it must mean the same model on
+    another machine: a relative path would not, and a path that does not exist is a mistake.
+    """
+    if model_name in {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"}:
+        return DEFAULT_EMBEDDING_MODEL
+    path = Path(model_name).expanduser()
+    looks_like_path = model_name.startswith((".", "/", "~")) or path.exists() or model_name.count("/") > 1
+    if looks_like_path:
+        if not path.exists():
+            raise ExportError(
+                f"embedding model '{model_name}' cannot be recorded in the export: the local path does not exist"
+            )
+        return str(path.resolve())
+    return model_name
+
+
+def trial_labels(params: TrialParams, source: EmbeddingSource, texts: list[str], seed: int, cache_dir: Path) -> np.ndarray:
+    """The trial's labels, computed exactly as in the sweep (cached reduction, same HDBSCAN calls)."""
+    clustering = ClusteringSpec(
+        params.hdbscan_min_cluster_size, params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon, params.nr_topics
+    )
+    task = GroupTask(
+        source=source,
+        n_neighbors=params.umap_n_neighbors,
+        n_components=params.umap_n_components,
+        min_dist=params.umap_min_dist,
+        seed=seed,
+        largest_k=max(params.umap_n_neighbors, 100) if source.n_documents < 4096 else params.umap_n_neighbors,
+        cache_dir=str(cache_dir),
+        clusterings=(clustering,),
+        texts=tuple(texts) if params.nr_topics != "none" else None,
+    )
+    task = dataclasses.replace(task, largest_k=min(task.largest_k, source.n_documents - 1))
+    outcome = run_group(task)
+    if clustering in outcome.errors:
+        raise ExportError(f"trial '{params.key}' cannot be recomputed: {outcome.errors[clustering]}")
+    return outcome.labels[clustering]
+
+
+def build_topic_model(
+    texts: list[str], embeddings: np.ndarray, labels: np.ndarray, params: TrialParams, stopwords_language: str,
+    embedding_model: Any = None,
+) -> Any:
+    """A BERTopic model whose topics are ``labels``: clustering replaced by the given labels."""
+    from bertopic import BERTopic
+    from bertopic.cluster import BaseCluster
+    from bertopic.dimensionality import BaseDimensionalityReduction
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    model = BERTopic(
+        embedding_model=embedding_model,
+        umap_model=BaseDimensionalityReduction(),
+        hdbscan_model=BaseCluster(),
+        vectorizer_model=CountVectorizer(
+            ngram_range=(1, params.n_gram_max), stop_words=vectorizer_stop_words(params, stopwords_language)
+        ),
+        calculate_probabilities=False,
+    )
+    model.fit(texts, embeddings, y=np.asarray(labels))
+    return model
+
+
+def _folder_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedModel:
+    directory: Path
+    model_path: Path
+    size_bytes: int
+    record: dict[str, Any]
+
+
+def save_export(model: Any, target: Path, serialization: str, pointer: str, record: dict[str, Any]) -> ExportedModel:
+    """Save into a temporary sibling of ``target``, then swap it into place."""
+    if serialization not in SERIALIZATIONS:
+        raise ExportError(f"unknown serialization '{serialization}'; choose one of {', '.join(SERIALIZATIONS)}")
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise ExportError(f"cannot write the export to '{target.parent}': {exc.strerror or exc}") from None
+    try:
+        if serialization == "pickle":
+            model_path = staging / f"{MODEL_FOLDER}.pickle"
+            model.save(str(model_path), serialization="pickle", save_embedding_model=False)
+        else:
+            model_path = staging / MODEL_FOLDER
+            model.save(str(model_path), serialization=serialization, save_ctfidf=True, save_embedding_model=pointer)
+        write_json(staging / RECORD_FILE, {**record, "serialization": serialization, "embedding_model_pointer": pointer})
+        previous = target.with_name(f".{target.name}.previous")
+        if previous.exists():
+            shutil.rmtree(previous)
+        if target.exists():
+            os.replace(target, previous)
+        os.replace(staging, target)
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    final_model = target / model_path.name
+    return ExportedModel(target, final_model, _folder_size(final_model), {**record, "serialization": serialization})
+
+
+def push_to_hub(folder: Path, repo_id: str, private: bool, token: str | None) -> str:
+    """Upload an exported safetensors folder to the Hugging Face Hub; returns the repo URL."""
+    if not token:
+        raise ExportError("no Hugging Face token: set HF_TOKEN in the environment to push to the Hub")
+    if os.environ.get("HF_HUB_OFFLINE") in {"1", "true", "TRUE", "yes"}:
+        raise ExportError("HF_HUB_OFFLINE is set: this machine is offline, so nothing can be pushed to the Hub")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id=repo_id, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="topic_pipeline export")
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        message = str(exc).replace(token, "***").splitlines()[0] if str(exc) else type(exc).__name__
+        raise ExportError(f"pushing to the Hub repo '{repo_id}' failed: {message}") from None
+    return f"https://huggingface.co/{repo_id}"
