@@ -9,7 +9,7 @@ export TOPIC_PIPELINE_DATA_DIR ?= $(CURDIR)/data
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test ui mlflow-ui clean
+.PHONY: setup demo test benchmark ui mlflow-ui clean
 
 setup: $(STAMP)
 
@@ -34,10 +34,16 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+benchmark: $(STAMP)
+	$(BIN)/topic-pipeline benchmark
+
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-mlflow-ui: $(STAMP)
+mlflow-benchmark: $(STAMP)
+	$(BIN)/topic-pipeline benchmark
+
+ui: $(STAMP)
 	mkdir -p $(TOPIC_PIPELINE_DATA_DIR)/mlflow
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(TOPIC_PIPELINE_DATA_DIR)/mlflow/mlflow.db \
 		--default-artifact-root $(TOPIC_PIPELINE_DATA_DIR)/mlflow/artifacts --host 127.0.0.1 --port 5000

@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("sweep", help="materialise the whole chain (inputs, embeddings, trials, leaderboard)")
     commands.add_parser("leaderboard", help="print the top of the current leaderboard")
+    export = commands.add_parser("export", help="export a trial (default: the leaderboard's first) as a BERTopic model")
+    export.add_argument("--trial", default="", help="trial key (a leaderboard 'trial' value)")
+    export.add_argument("--serialization", default="safetensors", choices=("safetensors", "pytorch", "pickle"))
+    export.add_argument("--target-dir", default="", help="default: <data dir>/models/<trial key>")
     commands.add_parser("benchmark", help="time the common approach against the pipeline's sweep", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "benchmark":
@@ -111,6 +115,13 @@ def main(argv: list[str] | None = None) -> None:
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.get() as instance:
         print(f"Dagster instance: {os.environ['DAGSTER_HOME']}")
+        if args.command == "export":
+            config = {"trial_key": args.trial, "serialization": args.serialization, "target_dir": args.target_dir}
+            _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": config}}})
+            event = instance.get_latest_materialization_event(dg.AssetKey("topic_model"))
+            metadata = event.asset_materialization.metadata
+            print(f"exported {metadata['trial'].value} ({args.serialization}, {metadata['size_bytes'].value} bytes): {metadata['path'].value}")
+            return
         run_sweep(instance)
     print_leaderboard()
 

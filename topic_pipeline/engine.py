@@ -203,7 +203,25 @@ def plan_groups(
     return plans
 
 
+def stop_joblib_workers() -> None:
+    """Shut down joblib's reusable loky workers, if any were started.
+
+    HDBSCAN computes core distances with joblib (``core_dist_n_jobs``), which leaves loky worker
+    processes idling for minutes; a process that exits while they live waits for them.
+    """
+    from joblib.externals.loky import reusable_executor
+
+    executor = reusable_executor._executor
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+
+
 def _warm_worker() -> None:
+    from multiprocessing.util import Finalize
+
+    # Runs before the worker joins its children at exit (exit priority >= 0).
+    Finalize(None, stop_joblib_workers, exitpriority=10)
+
     # Imports are the slow part of a worker's start; numba compiles on the first task. (Forcing numba's
     # on-disk cache for UMAP/pynndescent was measured slower here: NNDescent's core cannot be cached.)
     import hdbscan  # noqa: F401
@@ -243,8 +261,11 @@ class SweepEngine:
                     on_trial(TrialLabels(key, outcome.labels.get(clustering), outcome.errors.get(clustering), share))
 
         if workers == 1:
-            for task, clusterings in plans:
-                deliver(task, clusterings, run_group(task))
+            try:
+                for task, clusterings in plans:
+                    deliver(task, clusterings, run_group(task))
+            finally:
+                stop_joblib_workers()
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_worker) as pool:

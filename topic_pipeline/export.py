@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from topic_pipeline.engine import ClusteringSpec, EmbeddingSource, GroupTask, run_group
+from topic_pipeline.engine import EmbeddingSource, plan_groups, run_group
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, TrialParams
 from topic_pipeline.storage import write_json
@@ -70,21 +70,8 @@ def embedding_model_pointer(model_name: str) -> str:
 
 def trial_labels(params: TrialParams, source: EmbeddingSource, texts: list[str], seed: int, cache_dir: Path) -> np.ndarray:
     """The trial's labels, computed exactly as in the sweep (cached reduction, same HDBSCAN calls)."""
-    clustering = ClusteringSpec(
-        params.hdbscan_min_cluster_size, params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon, params.nr_topics
-    )
-    task = GroupTask(
-        source=source,
-        n_neighbors=params.umap_n_neighbors,
-        n_components=params.umap_n_components,
-        min_dist=params.umap_min_dist,
-        seed=seed,
-        largest_k=max(params.umap_n_neighbors, 100) if source.n_documents < 4096 else params.umap_n_neighbors,
-        cache_dir=str(cache_dir),
-        clusterings=(clustering,),
-        texts=tuple(texts) if params.nr_topics != "none" else None,
-    )
-    task = dataclasses.replace(task, largest_k=min(task.largest_k, source.n_documents - 1))
+    ((task, clusterings),) = plan_groups([(params.key, params)], {params.embedding_set.key: source}, texts, seed, cache_dir)
+    (clustering,) = clusterings
     outcome = run_group(task)
     if clustering in outcome.errors:
         raise ExportError(f"trial '{params.key}' cannot be recomputed: {outcome.errors[clustering]}")

@@ -59,6 +59,8 @@ def fit_reduction(data: np.ndarray, graph: KnnGraph, spec: ReductionSpec) -> np.
 
     NaNs are replaced by 0 as BERTopic does before clustering.
     """
+    import warnings
+
     from umap import UMAP
 
     n_neighbors = min(spec.n_neighbors, data.shape[0] - 1)
@@ -71,7 +73,12 @@ def fit_reduction(data: np.ndarray, graph: KnnGraph, spec: ReductionSpec) -> np.
         random_state=graph.random_state(spec.seed),
         precomputed_knn=(indices, distances, None),
     )
-    return np.nan_to_num(model.fit_transform(data))
+    with warnings.catch_warnings():
+        # Expected here: a seeded UMAP runs single-threaded, and a precomputed graph has no search index
+        # (the sweep never calls transform).
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        return np.nan_to_num(model.fit_transform(data))
 
 
 def cached_reduction(

@@ -132,3 +132,28 @@ def test_a_failing_clustering_fails_only_its_trials(tmp_path):
         reference_failed = True
     # The engine fails exactly when BERTopic would, and then only that trial.
     assert (collected[bad.key].error is not None) == reference_failed
+
+
+def _use_joblib_like_hdbscan(_: int) -> int:
+    import time
+
+    from joblib import Parallel, delayed
+
+    # HDBSCAN's Boruvka code does this above 16,384 points; loky's workers then idle for 300 s.
+    total = sum(Parallel(n_jobs=2, max_nbytes=None)(delayed(abs)(-i) for i in range(4)))
+    time.sleep(2)  # the sweep goes on working while loky's workers idle
+    return total
+
+
+def test_worker_pool_exits_although_joblib_workers_were_started():
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from topic_pipeline.engine import _warm_worker
+
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_worker) as pool:
+        assert pool.submit(_use_joblib_like_hdbscan, 0).result() == 6
+    # Without stopping loky's workers the pool's shutdown waits for their 300 s idle timeout.
+    assert time.perf_counter() - started < 120

@@ -136,6 +136,14 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         with pytest.raises(SystemExit, match="no-such-trial"):
             _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": {"trial_key": "no-such-trial"}}}})
         assert (Path(export["path"].value) / "topic_embeddings.safetensors").exists()
+        # A trial that failed cannot be exported: the message says so and names it.
+        second = str(frame.iloc[1]["trial"])
+        row = json.loads((layout.results / f"{second}.json").read_text())
+        (layout.results / f"{second}.json").write_text(json.dumps({**row, "status": "failed", "error": "ValueError: boom"}))
+        with pytest.raises(SystemExit, match=f"trial '{second}' failed"):
+            _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": {"trial_key": second}}}})
+        (layout.results / f"{second}.json").write_text(json.dumps(row))
+        assert (Path(export["path"].value) / "topic_embeddings.safetensors").exists()
 
         # A second sweep re-exports the inputs and reuses the cached embeddings: no trial reruns.
         runs_before = len(instance.get_runs())
