@@ -1,6 +1,7 @@
 """The code location loads, and the Dagster layer is wired as documented."""
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,12 @@ from topic_pipeline.defs.planning import contiguous_ranges
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_dagster_definitions_validate_through_the_workspace():
+def test_dagster_definitions_validate_through_the_workspace(tmp_path):
+    # Its own instance folder: the test must not depend on (or touch) the user's .dagster_home.
+    environment = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=environment,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "passed validation" in result.stdout + result.stderr
