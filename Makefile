@@ -40,10 +40,7 @@ benchmark: $(STAMP)
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-mlflow-benchmark: $(STAMP)
-	$(BIN)/topic-pipeline benchmark
-
-ui: $(STAMP)
+mlflow-ui: $(STAMP)
 	mkdir -p $(TOPIC_PIPELINE_DATA_DIR)/mlflow
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(TOPIC_PIPELINE_DATA_DIR)/mlflow/mlflow.db \
 		--default-artifact-root $(TOPIC_PIPELINE_DATA_DIR)/mlflow/artifacts --host 127.0.0.1 --port 5000
