@@ -21,7 +21,6 @@ import dataclasses
 import multiprocessing
 import os
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from topic_pipeline.array_cache import ArrayCache
+from topic_pipeline.errors import error_text
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.neighbors import is_small
 
@@ -98,9 +98,6 @@ class SweepStats:
     seconds: float = 0.0
 
 
-def _error_text(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
-
 
 def run_group(task: GroupTask) -> GroupOutcome:
     """One worker task: the reduction (cached), then every clustering on it."""
@@ -114,7 +111,7 @@ def run_group(task: GroupTask) -> GroupOutcome:
     try:
         reduction, cached = cached_reduction(cache, task.source.cache_key, embeddings, spec, task.largest_k)
     except Exception as exc:  # noqa: BLE001 - a failed reduction fails its trials, not the sweep
-        error = _error_text(exc)
+        error = error_text(exc)
         return GroupOutcome({}, {c: error for c in task.clusterings}, False, 0, time.perf_counter() - started)
     clusterer = TreeClusterer(reduction)
     labels: dict[ClusteringSpec, np.ndarray] = {}
@@ -129,7 +126,7 @@ def run_group(task: GroupTask) -> GroupOutcome:
             else:
                 labels[clustering] = reduce_topics(clusters, list(task.texts or ()), embeddings, clustering.nr_topics)
         except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the group
-            errors[clustering] = _error_text(exc)
+            errors[clustering] = error_text(exc)
     return GroupOutcome(labels, errors, cached, clusterer.trees_built, time.perf_counter() - started)
 
 

@@ -33,6 +33,13 @@ class MissingEmbeddingsError(TopicPipelineError):
     """A trial needs embeddings that have not been computed yet."""
 
 
+def error_text(exc: BaseException) -> str:
+    """One line naming the exception type and its message, as recorded for a failed trial."""
+    import traceback
+
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
 def listing(items, limit: int = 10) -> str:
     """A short, readable list of offending ids or values for an error message."""
     items = list(items)

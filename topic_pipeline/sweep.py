@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from topic_pipeline.engine import EmbeddingSource, SweepEngine, SweepStats, TrialLabels
+from topic_pipeline.errors import error_text
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.metrics import score
 from topic_pipeline.results import STATUS_FAILED, STATUS_OK, TrialResult
@@ -35,9 +35,6 @@ class ScoredTrial:
     result: TrialResult
     topics: list[TopicSummary] | None
 
-
-def _error_text(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
 def scored_result(
@@ -68,7 +65,7 @@ def score_reference_trial(
         outcome = run_reference_trial(embeddings, texts, params, seed=seed, stopwords_language=stopwords_language)
         result = scored_result(key, params, outcome.labels, sample, fingerprint, time.perf_counter() - started)
     except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the sweep
-        return ScoredTrial(failed_result(key, params, fingerprint, _error_text(exc), time.perf_counter() - started), None)
+        return ScoredTrial(failed_result(key, params, fingerprint, error_text(exc), time.perf_counter() - started), None)
     return ScoredTrial(result, outcome.topics)
 
 
@@ -115,7 +112,7 @@ def run_trials(
                 trial.labels, embeddings_of(params), params.n_gram_max, vectorizer_stop_words(params, stopwords_language)
             )
         except Exception as exc:  # noqa: BLE001
-            on_result(ScoredTrial(failed_result(trial.key, params, fingerprint, _error_text(exc), trial.seconds), None))
+            on_result(ScoredTrial(failed_result(trial.key, params, fingerprint, error_text(exc), trial.seconds), None))
             return
         on_result(ScoredTrial(result, topics))
 
