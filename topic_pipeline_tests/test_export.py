@@ -58,6 +58,11 @@ def test_each_serialisation_loads_with_the_trials_topics(fitted, serialization):
     embedder = load_model(DEFAULT_EMBEDDING_MODEL, "cpu", local_files_only=True)
     loaded = BERTopic.load(str(exported.model_path), embedding_model=embedder)
     np.testing.assert_array_equal(canonical(loaded.topics_), canonical(labels))
+    # Both number topics by decreasing size, so where no two topics are equal in size (as in this
+    # fixture) even the topic ids agree, not only the partition.
+    sizes = np.bincount(labels[labels >= 0])
+    assert len(set(sizes.tolist())) == len(sizes), sizes
+    np.testing.assert_array_equal(np.asarray(loaded.topics_), labels)
     assert len(loaded.get_topic_info()) == len(np.unique(labels))
     new_topics, _ = loaded.transform(["Striker scores twice as the derby ends in a draw", "Central bank holds rates"])
     assert len(new_topics) == 2 and all(isinstance(int(t), int) for t in new_topics)
