@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 from topic_pipeline.sample_corpus import generate_sample_corpus
@@ -24,8 +26,10 @@ def ensure_sample_data(directory: Path) -> tuple[Path, Path]:
         return database, ground_truth
     corpus = generate_sample_corpus(n_docs=SAMPLE_DOCUMENTS, n_topics=SAMPLE_TOPICS)
     directory.mkdir(parents=True, exist_ok=True)
-    building = directory / f".corpus.db.{id(corpus)}.tmp"
-    building.unlink(missing_ok=True)
+    # Built beside the target and renamed into place: two processes creating it at once never share a file.
+    handle, name = tempfile.mkstemp(dir=directory, prefix=".corpus.db.", suffix=".tmp")
+    os.close(handle)
+    building = Path(name)
     with sqlite3.connect(building) as connection:
         connection.execute("CREATE TABLE documents (id INTEGER PRIMARY KEY, text TEXT NOT NULL, topic TEXT NOT NULL)")
         connection.executemany(
