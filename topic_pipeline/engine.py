@@ -276,7 +276,10 @@ class SweepEngine:
                 preparation = [pool.submit(build_graphs, tuple(tasks)) for tasks in by_source.values()]
                 preparation += [pool.submit(warm_up_layout) for _ in range(max(0, workers - len(by_source)))]
                 for future in preparation:
-                    future.result()
+                    try:
+                        future.result()
+                    except Exception:  # noqa: BLE001 - the group tasks retry the graph and report the error per trial
+                        pass
                 pending: dict[Future, tuple[GroupTask, dict]] = {pool.submit(run_group, task): (task, c) for task, c in plans}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
