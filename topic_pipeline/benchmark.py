@@ -149,7 +149,7 @@ def _run(args, workdir: Path, grid: dict) -> None:
     from topic_pipeline.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
     from topic_pipeline.grid import ParamGrid
     from topic_pipeline.ground_truth import GroundTruth
-    from topic_pipeline.results import ResultStore, inputs_fingerprint
+    from topic_pipeline.results import ResultStore
     from topic_pipeline.sample_corpus import generate_sample_corpus
 
     print(f"workdir: {workdir}")
@@ -200,7 +200,9 @@ def _run(args, workdir: Path, grid: dict) -> None:
             execute_plans(instance)
             pipeline_seconds = time.perf_counter() - t0
         pipeline_peak = memory.peak_bytes
-    fingerprint = inputs_fingerprint(corpus.content_hash, labels.content_hash, 42, "english")
+    from topic_pipeline.definitions import build_resources
+
+    fingerprint = build_resources()["settings"].inputs_fingerprint(corpus.content_hash, labels.content_hash)
     store = ResultStore(layout.results)
     pipeline = {t.key: store.current(t.key, fingerprint, t.to_dict()) for t in trials}
     failed = [k for k, r in pipeline.items() if r is None or r.status != "ok"]

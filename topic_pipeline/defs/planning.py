@@ -16,7 +16,7 @@ from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.embeddings import EmbeddingCache
 from topic_pipeline.grid import EmbeddingSet
 from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.results import ResultStore, inputs_fingerprint, results_digest
+from topic_pipeline.results import ResultStore, results_digest
 from topic_pipeline.storage import read_json
 
 _IN_FLIGHT = [
@@ -93,7 +93,7 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
         else:
             plans.append(PlannedRun("embeddings_job", f"embeddings:{set_key}:{corpus_hash}", partition_key=set_key))
 
-    fingerprint = inputs_fingerprint(corpus_hash, labels_hash, settings.umap_seed, settings.stopwords_language)
+    fingerprint = settings.inputs_fingerprint(corpus_hash, labels_hash)
     store = ResultStore(layout.results)
     results = {key: store.current(key, fingerprint, params) for key, params in manifest["trials"].items()}
     pending = {key for key, result in results.items() if result is None}

@@ -8,6 +8,7 @@ import dagster as dg
 
 from topic_pipeline.embeddings import EmbeddingSettings
 from topic_pipeline.layout import DataLayout
+from topic_pipeline.results import inputs_fingerprint
 from topic_pipeline.sample import ensure_sample_data, sample_grid_path
 from topic_pipeline.trial import DEFAULT_SEED
 
@@ -41,6 +42,11 @@ class PipelineSettings(dg.ConfigurableResource):
 
     def grid_file(self) -> Path:
         return Path(self.grid_path) if self.grid_path else sample_grid_path()
+
+    def inputs_fingerprint(self, corpus_hash: str, labels_hash: str) -> str:
+        """What every trial result depends on besides its parameters: the one place the planner and the
+        assets derive it, so they always agree on which results are current."""
+        return inputs_fingerprint(corpus_hash, labels_hash, self.umap_seed, self.stopwords_language)
 
     def embedding_settings(self) -> EmbeddingSettings:
         return EmbeddingSettings(

@@ -10,7 +10,7 @@ from topic_pipeline.ground_truth import GroundTruth
 from topic_pipeline.leaderboard import build_leaderboard, to_markdown
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.results import STATUS_OK, ResultStore, inputs_fingerprint, results_digest
+from topic_pipeline.results import STATUS_OK, ResultStore, results_digest
 from topic_pipeline.storage import write_atomically
 
 
@@ -27,7 +27,7 @@ def leaderboard(
     layout = settings.layout
     corpus = Corpus.from_frame(documents)
     labels = GroundTruth.from_mapping(ground_truth)
-    fingerprint = inputs_fingerprint(corpus.content_hash, labels.content_hash, settings.umap_seed, settings.stopwords_language)
+    fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels.content_hash)
     store = ResultStore(layout.results)
     trials = param_grid["trials"]
     results = {key: store.current(key, fingerprint, params) for key, params in trials.items()}

@@ -21,7 +21,7 @@ from topic_pipeline.export import (
 )
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.results import STATUS_OK, ResultStore, inputs_fingerprint
+from topic_pipeline.results import STATUS_OK, ResultStore
 from topic_pipeline.storage import read_json
 
 
@@ -56,7 +56,7 @@ def topic_model(
     layout = settings.layout
     corpus = Corpus.from_frame(documents)
     labels_sample = GroundTruth.from_mapping(ground_truth)
-    fingerprint = inputs_fingerprint(corpus.content_hash, labels_sample.content_hash, settings.umap_seed, settings.stopwords_language)
+    fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels_sample.content_hash)
     ranked = leaderboard[leaderboard["status"] == STATUS_OK]
     trial_key = config.trial_key or (str(ranked.iloc[0]["trial"]) if len(ranked) else "")
     if not trial_key:

@@ -11,7 +11,7 @@ from topic_pipeline.engine import EmbeddingSource
 from topic_pipeline.ground_truth import GroundTruth
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.results import STATUS_OK, ResultStore, inputs_fingerprint
+from topic_pipeline.results import STATUS_OK, ResultStore
 from topic_pipeline.sweep import LabelledSample, ScoredTrial, run_trials
 
 # A backfill runs as few runs of up to this many partitions each: every run starts its worker pool
@@ -42,7 +42,7 @@ def grid_trials(
     corpus = Corpus.from_frame(documents)
     labels = GroundTruth.from_mapping(ground_truth)
     positions, classes = labels.aligned(corpus.ids)
-    fingerprint = inputs_fingerprint(corpus.content_hash, labels.content_hash, settings.umap_seed, settings.stopwords_language)
+    fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels.content_hash)
     trials = [(key, layout.trial_params(key)) for key in context.partition_keys]
 
     cache = EmbeddingCache(layout.embeddings)
