@@ -1,13 +1,16 @@
 """The SQL export of collected texts.
 
-Any SQLAlchemy URL works; rows are streamed in chunks so a large table is never held twice. Table and
-column names from configuration are validated and quoted by SQLAlchemy; a custom query is passed as-is
-(it is configuration written by the operator, not user data) with its parameters bound.
+Any SQLAlchemy URL works; rows are streamed in chunks (a server-side cursor where the driver has one) so
+a large table is never read in one piece. Table and column names from configuration are validated and
+quoted by SQLAlchemy; a custom query is passed as-is (it is configuration written by the operator, not
+user data) with its parameters bound. A date window (``DateWindow``) restricts the export to the texts
+published in it, so a scheduled run exports its own period.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import numbers
 import re
@@ -21,6 +24,9 @@ import sqlalchemy as sa
 from topic_pipeline.errors import CorpusError, DatabaseUnavailableError, listing
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Separates the parts of a text built from several columns (e.g. title and body).
+TEXT_PART_SEPARATOR = "\n\n"
+WINDOW_PARAMS = ("window_start", "window_end")
 FETCH_CHUNK_ROWS = 10_000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -51,9 +57,73 @@ def _check_identifier(name: str, what: str) -> str:
     return name
 
 
+def _parse_moment(value: str, setting: str) -> dt.datetime:
+    """An ISO 8601 date or date-time; one without a UTC offset is taken as UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise CorpusError(
+            f"{setting} '{value}' is not an ISO 8601 date or date-time (e.g. 2024-05-01 or 2024-05-01T06:00:00+00:00)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclasses.dataclass(frozen=True)
+class DateWindow:
+    """The half-open period [start, end) of publication dates to export; an absent bound is open."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.start and self.end and self.start >= self.end:
+            raise CorpusError(f"window_start {self.start.isoformat()} is not before window_end {self.end.isoformat()}")
+
+    @property
+    def is_open(self) -> bool:
+        return self.start is None and self.end is None
+
+    def bounds(self) -> dict[str, dt.datetime]:
+        """The set bounds as query parameters (``window_start``, ``window_end``)."""
+        return {name: value for name, value in zip(WINDOW_PARAMS, (self.start, self.end)) if value is not None}
+
+    def describe(self) -> str:
+        def show(moment: dt.datetime | None) -> str:
+            return moment.isoformat() if moment else "open"
+
+        return f"[{show(self.start)}, {show(self.end)})"
+
+    @classmethod
+    def from_settings(cls, start: str = "", end: str = "", days: int = 0, reference: dt.datetime | str | None = None) -> DateWindow:
+        """``start``/``end`` are ISO dates; ``days`` > 0 means the ``days`` before ``end``, or before
+        ``reference`` (the run's time; now if not given) when ``end`` is empty."""
+        if days < 0:
+            raise CorpusError(f"window_days must be 0 (no relative window) or a positive number of days, got {days}")
+        start_moment = _parse_moment(start, "window_start") if start.strip() else None
+        end_moment = _parse_moment(end, "window_end") if end.strip() else None
+        if not days:
+            return cls(start_moment, end_moment)
+        if start_moment is not None:
+            raise CorpusError("set window_start or window_days, not both: window_days counts back from window_end or the run's time")
+        if end_moment is None:
+            if isinstance(reference, str):
+                end_moment = _parse_moment(reference, "the run's window reference time")
+            elif reference is not None:
+                end_moment = reference if reference.tzinfo else reference.replace(tzinfo=dt.timezone.utc)
+            else:
+                end_moment = dt.datetime.now(dt.timezone.utc)
+        return cls(end_moment - dt.timedelta(days=days), end_moment)
+
+
 @dataclasses.dataclass(frozen=True)
 class SqlSource:
-    """Where the texts come from. Give ``table`` or ``query`` (a SELECT returning the two columns)."""
+    """Where the texts come from. Give ``table`` or ``query`` (a SELECT returning id and text).
+
+    ``text_column`` may name several columns separated by commas (``title,body``): their non-empty
+    values are joined with a blank line. ``date_column`` is the publication time the ``window`` filters
+    on; a custom query applies the window itself through the bound parameters ``:window_start`` and
+    ``:window_end``.
+    """
 
     url: str
     table: str | None = "documents"
@@ -61,18 +131,58 @@ class SqlSource:
     id_column: str = "id"
     text_column: str = "text"
     query_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    date_column: str | None = None
+    window: DateWindow = DateWindow()
+
+    @property
+    def text_columns(self) -> list[str]:
+        return [part.strip() for part in self.text_column.split(",")]
 
     def statement(self) -> sa.sql.Executable:
         if self.query:
-            return sa.text(self.query).bindparams(**dict(self.query_params))
+            return self._query_statement()
         if not self.table:
             raise CorpusError("configure either a table or a query for the documents export")
         _check_identifier(self.table, "table")
         _check_identifier(self.id_column, "id column")
-        _check_identifier(self.text_column, "text column")
+        for column in self.text_columns:
+            _check_identifier(column, "text column")
+        if self.date_column:
+            _check_identifier(self.date_column, "date column")
+        elif not self.window.is_open:
+            raise CorpusError(
+                f"a date window {self.window.describe()} is set but no date column: set date_column to the publication time column"
+            )
         schema, _, name = self.table.rpartition(".")
-        table = sa.table(name, sa.column(self.id_column), sa.column(self.text_column), schema=schema or None)
-        return sa.select(table.c[self.id_column], table.c[self.text_column])
+        date = sa.column(self.date_column, sa.DateTime(timezone=True)) if self.date_column else None
+        columns = [sa.column(self.id_column), *(sa.column(c) for c in self.text_columns)]
+        table = sa.table(name, *columns, *([date] if date is not None else []), schema=schema or None)
+        statement = sa.select(table.c[self.id_column], *(table.c[c] for c in self.text_columns))
+        if self.window.start is not None:
+            statement = statement.where(table.c[self.date_column] >= self.window.start)
+        if self.window.end is not None:
+            statement = statement.where(table.c[self.date_column] < self.window.end)
+        return statement
+
+    def _query_statement(self) -> sa.sql.Executable:
+        clause = sa.text(self.query)
+        window = self.window.bounds()
+        if window:
+            used = set(clause.compile().params)
+            missing = [f":{name}" for name in window if name not in used]
+            if missing:
+                raise CorpusError(
+                    f"a date window {self.window.describe()} is set but the documents query does not use "
+                    f"{' and '.join(missing)}; filter on them in its WHERE clause"
+                )
+        return clause.bindparams(**dict(self.query_params), **window)
+
+    def text_of(self, row: sa.Row) -> str | None:
+        """The text of one exported row; None when every part is empty."""
+        if self.query or len(self.text_columns) == 1:
+            return row[1]
+        parts = [str(part) for part in row[1 : 1 + len(self.text_columns)] if part is not None and str(part).strip()]
+        return TEXT_PART_SEPARATOR.join(parts) if parts else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +253,8 @@ class Corpus:
 def load_corpus(source: SqlSource) -> Corpus:
     """Export (id, text) rows from the database, streamed in chunks."""
     where = f"documents export from {safe_url(source.url)}"
+    if not source.window.is_open:
+        where += f" in the window {source.window.describe()}"
     statement = source.statement()
     try:
         engine = sa.create_engine(source.url)
@@ -158,11 +270,13 @@ def load_corpus(source: SqlSource) -> Corpus:
             ) from None
         with connection:
             try:
-                result = connection.execution_options(stream_results=True).execute(statement)
+                # yield_per: a server-side cursor read FETCH_CHUNK_ROWS rows at a time.
+                result = connection.execution_options(yield_per=FETCH_CHUNK_ROWS).execute(statement)
             except sa.exc.DBAPIError as exc:
                 raise CorpusError(
                     f"{where}: the query failed ({_scrub(str(exc.orig), source.url)}); "
                     f"check table '{source.table}' and columns '{source.id_column}', '{source.text_column}'"
+                    + (f", '{source.date_column}'" if source.date_column else "")
                     if not source.query
                     else f"{where}: the query failed ({_scrub(str(exc.orig), source.url)})"
                 ) from None
@@ -170,7 +284,7 @@ def load_corpus(source: SqlSource) -> Corpus:
                 raise CorpusError(f"{where}: the query must return an id and a text column, got {list(result.keys())}")
             try:
                 while chunk := result.fetchmany(FETCH_CHUNK_ROWS):
-                    rows.extend((row[0], row[1]) for row in chunk)
+                    rows.extend((row[0], source.text_of(row)) for row in chunk)
             except sa.exc.DBAPIError as exc:
                 raise CorpusError(f"{where}: reading rows failed ({_scrub(str(exc.orig), source.url)})") from None
     finally:

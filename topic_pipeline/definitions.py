@@ -45,6 +45,10 @@ def build_resources() -> dict[str, object]:
             query=os.environ.get("TOPIC_PIPELINE_DOCUMENTS_QUERY", ""),
             id_column=os.environ.get("TOPIC_PIPELINE_ID_COLUMN", "id"),
             text_column=os.environ.get("TOPIC_PIPELINE_TEXT_COLUMN", "text"),
+            date_column=os.environ.get("TOPIC_PIPELINE_DATE_COLUMN", ""),
+            window_start=os.environ.get("TOPIC_PIPELINE_WINDOW_START", ""),
+            window_end=os.environ.get("TOPIC_PIPELINE_WINDOW_END", ""),
+            window_days=int(os.environ.get("TOPIC_PIPELINE_WINDOW_DAYS", "0") or 0),
         ),
         "mlflow": MlflowTracking(
             tracking_uri=_secret("MLFLOW_TRACKING_URI"),

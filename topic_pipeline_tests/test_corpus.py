@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import sqlite3
 import uuid
 from decimal import Decimal
@@ -13,8 +15,11 @@ import sqlalchemy as sa
 
 import topic_pipeline.corpus as corpus_module
 from conftest import require_service
-from topic_pipeline.corpus import Corpus, SqlSource, _scrub, load_corpus, safe_url
+from topic_pipeline.corpus import Corpus, DateWindow, SqlSource, _scrub, load_corpus, safe_url
 from topic_pipeline.errors import CorpusError, DatabaseUnavailableError
+from topic_pipeline.resources.database import DocumentsDatabase
+
+ARTICLES_SCHEMA = Path(__file__).resolve().parents[1] / "deploy" / "postgres" / "articles.sql"
 
 PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
@@ -118,12 +123,15 @@ def test_chunked_fetch_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert calls == [(1000, 1000), (1000, 1000), (1000, 500), (1000, 0)]
 
 
-def _spy_fetchmany(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """Record (requested size, rows returned) for every fetchmany on a cursor result."""
+def _spy_fetchmany(monkeypatch: pytest.MonkeyPatch, cursor_names: list | None = None) -> list[tuple[int, int]]:
+    """Record (requested size, rows returned) for every fetchmany on a cursor result, and in
+    ``cursor_names`` the DBAPI cursor's name (psycopg2 names its server-side cursors)."""
     calls: list[tuple[int, int]] = []
     original = sa.engine.CursorResult.fetchmany
 
     def spy(self, size=None):
+        if cursor_names is not None and self.cursor is not None:
+            cursor_names.append(getattr(self.cursor, "name", None))
         chunk = original(self, size)
         calls.append((size, len(chunk)))
         return chunk
@@ -259,6 +267,54 @@ def test_invalid_identifier_is_rejected_before_any_sql(
     assert tables == {"documents", "x"}
 
 
+# --- date windows ---------------------------------------------------------------------------------
+
+UTC = dt.timezone.utc
+
+
+def test_window_from_settings() -> None:
+    assert DateWindow.from_settings().is_open
+    fixed = DateWindow.from_settings("2024-05-01", "2024-05-15T06:00:00+02:00")
+    assert fixed.start == dt.datetime(2024, 5, 1, tzinfo=UTC)  # no offset: UTC
+    assert fixed.end == dt.datetime(2024, 5, 15, 4, tzinfo=UTC)
+    assert DateWindow.from_settings(start="2024-05-01").bounds() == {"window_start": dt.datetime(2024, 5, 1, tzinfo=UTC)}
+    # The last N days before the run's time, or before window_end when that is set.
+    relative = DateWindow.from_settings(days=14, reference="2024-06-03T06:00:00+00:00")
+    assert (relative.start, relative.end) == (dt.datetime(2024, 5, 20, 6, tzinfo=UTC), dt.datetime(2024, 6, 3, 6, tzinfo=UTC))
+    anchored = DateWindow.from_settings(end="2024-06-01", days=1, reference="2030-01-01")
+    assert anchored.start == dt.datetime(2024, 5, 31, tzinfo=UTC)
+    before = dt.datetime.now(UTC)
+    assert before <= DateWindow.from_settings(days=2).end <= dt.datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"start": "2024-13-01"}, "window_start '2024-13-01' is not an ISO 8601 date"),
+        ({"end": "last monday"}, "window_end 'last monday' is not an ISO 8601 date"),
+        ({"start": "2024-05-02", "end": "2024-05-01"}, "is not before window_end"),
+        ({"days": -3}, "window_days must be 0"),
+        ({"start": "2024-05-01", "days": 7}, "window_start or window_days, not both"),
+    ],
+)
+def test_window_settings_errors(settings: dict, message: str) -> None:
+    with pytest.raises(CorpusError, match=message):
+        DateWindow.from_settings(**settings)
+
+
+def test_window_needs_a_date_column_or_query_parameters(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(1, "a")])
+    window = DateWindow.from_settings("2024-01-01", "2024-02-01")
+    assert "no date column" in load_error(SqlSource(sqlite_url(path), window=window))
+    only_start = SqlSource(
+        sqlite_url(path), table=None, query="SELECT id, text FROM documents WHERE ts >= :window_start", window=window
+    )
+    message = load_error(only_start)
+    assert "does not use :window_end" in message and "[2024-01-01T00:00:00+00:00, 2024-02-01T00:00:00+00:00)" in message
+    with pytest.raises(CorpusError, match="date column 'published at' is not a valid SQL identifier"):
+        SqlSource(sqlite_url(path), date_column="published at", window=window).statement()
+
+
 # --- unreachable databases and URL hygiene --------------------------------------------------------
 
 
@@ -361,3 +417,76 @@ def test_postgres_errors(pg_table) -> None:
     missing = load_error(SqlSource(PG_URL, table=f"{name}_absent"))
     assert "does not exist" in missing and f"{name}_absent" in missing
     assert "does not exist" in load_error(SqlSource(PG_URL, table=name, text_column="body"))
+
+
+@pytest.fixture
+def pg_articles(pg_table):
+    """The deployment's articles table (deploy/postgres/articles.sql) in a fresh schema of the 'test'
+    database, filled with 2,500 articles published one an hour from 2024-01-01 00:00 UTC."""
+    connection, schema = pg_table
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "{schema}"')
+        cursor.execute(f'SET search_path TO "{schema}"')
+        cursor.execute(ARTICLES_SCHEMA.read_text())
+        cursor.execute("SET search_path TO DEFAULT")
+        ids = np.random.default_rng(3).permutation(np.arange(1, 2501)).tolist()
+        cursor.executemany(
+            f'INSERT INTO "{schema}".articles VALUES (%s, %s, %s, %s, %s)',
+            [(i, f"Title {i}", None if i % 10 == 0 else f"Body of article {i}.", "wire" if i % 2 else "blog",
+              ARTICLES_EPOCH + dt.timedelta(hours=i)) for i in ids],
+        )
+    yield connection, schema
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+ARTICLES_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _published_between(start: dt.datetime, end: dt.datetime) -> list[int]:
+    return [i for i in range(1, 2501) if start <= ARTICLES_EPOCH + dt.timedelta(hours=i) < end]
+
+
+def test_postgres_articles_window_streams_in_chunks(pg_articles, monkeypatch: pytest.MonkeyPatch) -> None:
+    connection, schema = pg_articles
+    cursor_names: list = []
+    calls = _spy_fetchmany(monkeypatch, cursor_names)
+    monkeypatch.setattr(corpus_module, "FETCH_CHUNK_ROWS", 300)
+    database = DocumentsDatabase(
+        url=PG_URL, table=f"{schema}.articles", text_column="title,body", date_column="published_at",
+        window_start="2024-01-15", window_end="2024-02-15T01:00:00+01:00",  # = 2024-02-15 00:00 UTC
+    )
+
+    corpus = load_corpus(database.source(None))
+
+    expected = _published_between(dt.datetime(2024, 1, 15, tzinfo=UTC), dt.datetime(2024, 2, 15, tzinfo=UTC))
+    assert len(expected) == 31 * 24
+    assert corpus.ids.tolist() == expected
+    assert corpus.texts[0] == f"Title {expected[0]}\n\nBody of article {expected[0]}."
+    assert corpus.texts[expected.index(340)] == "Title 340"  # a NULL body leaves the title alone
+    # 744 rows read 300 at a time through a server-side (named) cursor, never the whole table at once.
+    assert calls == [(300, 300), (300, 300), (300, 144), (300, 0)]
+    assert cursor_names and all(cursor_names)
+
+
+def test_postgres_articles_query_with_relative_window(pg_articles) -> None:
+    connection, schema = pg_articles
+    query = (
+        f"SELECT id, title || ': ' || coalesce(body, '') FROM \"{schema}\".articles "
+        "WHERE source = :source AND published_at >= :window_start AND published_at < :window_end"
+    )
+    # The biweekly schedule tags its run with the tick's time; the window is the 7 days before it.
+    database = DocumentsDatabase(url=PG_URL, table="", query=query, window_days=7)
+    source = dataclasses.replace(database.source(None, window_reference="2024-03-01T06:00:00+00:00"), query_params={"source": "wire"})
+
+    corpus = load_corpus(source)
+
+    expected = [i for i in _published_between(dt.datetime(2024, 2, 23, 6, tzinfo=UTC), dt.datetime(2024, 3, 1, 6, tzinfo=UTC)) if i % 2]
+    assert corpus.ids.tolist() == expected and len(expected) == 7 * 12
+    assert corpus.texts[0] == f"Title {expected[0]}: Body of article {expected[0]}."
+    # A window that selects nothing says which window it was.
+    empty = DocumentsDatabase(url=PG_URL, table=f"{schema}.articles", date_column="published_at", text_column="title",
+                              window_start="2030-01-01")
+    message = load_error(empty.source(None))
+    assert "returned no rows" in message and "window [2030-01-01T00:00:00+00:00, open)" in message
+    assert "does not exist" in load_error(dataclasses.replace(empty.source(None), date_column="published"))

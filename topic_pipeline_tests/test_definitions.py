@@ -10,6 +10,7 @@ import dagster as dg
 
 from topic_pipeline.definitions import defs
 from topic_pipeline.defs.automation import BIWEEKLY_CRON, biweekly_refresh, is_schedule_week
+from topic_pipeline.resources.database import WINDOW_END_TAG
 from topic_pipeline.defs.planning import contiguous_ranges
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,10 @@ def test_biweekly_means_every_other_monday():
     assert len(runs) == 4
     assert all((later - earlier).days == 14 for earlier, later in zip(runs, runs[1:]))
     with dg.build_schedule_context(scheduled_execution_time=runs[0]) as context:
-        assert isinstance(biweekly_refresh(context), dg.RunRequest)
+        request = biweekly_refresh(context)
+    assert isinstance(request, dg.RunRequest)
+    # A relative export window (TOPIC_PIPELINE_WINDOW_DAYS) ends at the tick's time, not when the run starts.
+    assert dt.datetime.fromisoformat(request.tags[WINDOW_END_TAG]) == runs[0]
     off_week = runs[0] + dt.timedelta(weeks=1)
     with dg.build_schedule_context(scheduled_execution_time=off_week) as context:
         assert isinstance(biweekly_refresh(context), dg.SkipReason)

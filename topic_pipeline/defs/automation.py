@@ -11,6 +11,7 @@ import dagster as dg
 
 from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_inputs_job, trials_job
 from topic_pipeline.defs.planning import plan_next_runs
+from topic_pipeline.resources.database import WINDOW_END_TAG
 from topic_pipeline.resources.settings import PipelineSettings
 
 BIWEEKLY_CRON = "0 6 * * 1"
@@ -26,7 +27,8 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
     moment = context.scheduled_execution_time
     if not is_schedule_week(moment):
         return dg.SkipReason(f"ISO week {moment.isocalendar().week} is odd: biweekly runs on even weeks")
-    return dg.RunRequest(run_key=f"biweekly-{moment.date().isoformat()}")
+    # The tick's time ends a relative export window (window_days), so a rerun exports the same period.
+    return dg.RunRequest(run_key=f"biweekly-{moment.date().isoformat()}", tags={WINDOW_END_TAG: moment.isoformat()})
 
 
 @dg.sensor(

@@ -3,22 +3,36 @@ environment through ``dg.EnvVar`` and is masked wherever it is shown."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
-from topic_pipeline.corpus import SqlSource
+from topic_pipeline.corpus import DateWindow, SqlSource
 from topic_pipeline.sample import ensure_sample_data
+
+# A run tag holding the moment a relative window (``window_days``) ends: the schedule sets it to its
+# tick's time, so a rerun of a scheduled run exports the same period. Runs without it use their start.
+WINDOW_END_TAG = "topic_pipeline/window_end"
 
 
 class DocumentsDatabase(dg.ConfigurableResource):
-    """``url`` empty means the embedded SQLite sample database."""
+    """``url`` empty means the embedded SQLite sample database.
+
+    ``text_column`` may list several columns (``title,body``). ``date_column`` with ``window_start`` /
+    ``window_end`` (ISO dates, end excluded) or ``window_days`` (the days before the run) restricts the
+    export to one publication period."""
 
     url: str = ""
     table: str = "documents"
     query: str = ""
     id_column: str = "id"
     text_column: str = "text"
+    date_column: str = ""
+    window_start: str = ""
+    window_end: str = ""
+    window_days: int = 0
 
-    def source(self, data_dir_for_sample) -> SqlSource:
+    def source(self, data_dir_for_sample, window_reference: dt.datetime | str | None = None) -> SqlSource:
         url = self.url or f"sqlite:///{ensure_sample_data(data_dir_for_sample)[0]}"
         return SqlSource(
             url=url,
@@ -26,4 +40,6 @@ class DocumentsDatabase(dg.ConfigurableResource):
             query=self.query or None,
             id_column=self.id_column,
             text_column=self.text_column,
+            date_column=self.date_column or None,
+            window=DateWindow.from_settings(self.window_start, self.window_end, self.window_days, window_reference),
         )

@@ -8,7 +8,7 @@ from topic_pipeline.corpus import Corpus, load_corpus, safe_url
 from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
 from topic_pipeline.grid import ParamGrid
 from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.resources.database import DocumentsDatabase
+from topic_pipeline.resources.database import WINDOW_END_TAG, DocumentsDatabase
 from topic_pipeline.resources.settings import PipelineSettings
 from topic_pipeline.storage import write_json
 
@@ -25,9 +25,9 @@ def _preview(corpus: Corpus, rows: int = 5) -> str:
 @dg.asset(group_name=GROUP, kinds={"sql", "parquet"})
 def documents(context: dg.AssetExecutionContext, database: DocumentsDatabase, settings: PipelineSettings) -> dg.Output[pd.DataFrame]:
     """The SQL export of the collected texts: (id, text) rows sorted by id, with a content hash."""
-    source = database.source(settings.layout.sample)
+    source = database.source(settings.layout.sample, window_reference=context.run.tags.get(WINDOW_END_TAG))
     corpus = load_corpus(source)
-    context.log.info("exported %d texts from %s", len(corpus), safe_url(source.url))
+    context.log.info("exported %d texts from %s, window %s", len(corpus), safe_url(source.url), source.window.describe())
     return dg.Output(
         corpus.to_frame(),
         data_version=dg.DataVersion(corpus.content_hash),
@@ -35,6 +35,7 @@ def documents(context: dg.AssetExecutionContext, database: DocumentsDatabase, se
             "dagster/row_count": len(corpus),
             "content_hash": corpus.content_hash,
             "source": safe_url(source.url),
+            "window": source.window.describe(),
             "preview": dg.MetadataValue.md(_preview(corpus)),
         },
     )
