@@ -102,11 +102,17 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("--serialization", default="safetensors", choices=("safetensors", "pytorch", "pickle"))
     export.add_argument("--target-dir", default="", help="default: <data dir>/models/<trial key>")
     commands.add_parser("benchmark", help="time the common approach against the pipeline's sweep", add_help=False)
+    commands.add_parser("benchmark-search", help="time the default search against an exhaustive grid", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "benchmark":
         from topic_pipeline.benchmark import main as benchmark
 
         benchmark(rest)
+        return
+    if args.command == "benchmark-search":
+        from topic_pipeline.search_benchmark import main as benchmark_search
+
+        benchmark_search(rest)
         return
     if args.command == "leaderboard":
         print_leaderboard()

@@ -31,6 +31,7 @@ from topic_pipeline.array_cache import ArrayCache
 from topic_pipeline.errors import error_text
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.neighbors import is_small
+from topic_pipeline.reduction import knn_cache_key
 
 # The exact (small-data) neighbour graph is computed at least this wide, so grids with different
 # largest n_neighbors share one graph.
@@ -179,10 +180,13 @@ def plan_groups(
         largest_k[set_key] = max(largest_k.get(set_key, EXACT_GRAPH_MIN_K), params.umap_n_neighbors)
     grouped: dict[tuple, dict[ClusteringSpec, list[str]]] = {}
     for key, params in trials:
-        group = (params.embedding_set.key, params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist)
+        group = (
+            params.embedding_set.key, params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist,
+            params.umap_seed(seed),
+        )
         grouped.setdefault(group, {}).setdefault(_clustering_of(params), []).append(key)
     plans = []
-    for (set_key, n_neighbors, n_components, min_dist), clusterings in grouped.items():
+    for (set_key, n_neighbors, n_components, min_dist, trial_seed), clusterings in grouped.items():
         source = sources[set_key]
         needs_texts = any(c.nr_topics != "none" for c in clusterings)
         task = GroupTask(
@@ -190,7 +194,7 @@ def plan_groups(
             n_neighbors=n_neighbors,
             n_components=n_components,
             min_dist=min_dist,
-            seed=seed,
+            seed=trial_seed,
             largest_k=min(largest_k[set_key], source.n_documents - 1) if is_small(source.n_documents) else n_neighbors,
             cache_dir=str(cache_dir),
             clusterings=tuple(clusterings),
@@ -266,9 +270,9 @@ class SweepEngine:
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_worker) as pool:
-                graph_tasks: dict[tuple, GroupTask] = {}
+                graph_tasks: dict[str, GroupTask] = {}
                 for task, _ in plans:
-                    graph = (task.source.cache_key, task.largest_k if is_small(task.source.n_documents) else task.n_neighbors)
+                    graph = knn_cache_key(task.source.cache_key, task.source.n_documents, task.n_neighbors, task.largest_k, task.seed)
                     graph_tasks.setdefault(graph, task)
                 by_source: dict[str, list[GroupTask]] = {}
                 for task in graph_tasks.values():

@@ -102,10 +102,21 @@ class TrialParams:
     n_gram_max: int
     embedding_model: str
     remove_stopwords: bool
+    # Not a grid key: the search's stability round re-runs a configuration with UMAP seed
+    # ``settings.umap_seed + seed_replicate``. 0 is the configured seed and leaves the key unchanged.
+    seed_replicate: int = 0
 
     @property
     def embedding_set(self) -> EmbeddingSet:
         return EmbeddingSet(self.embedding_model, self.remove_stopwords)
+
+    def umap_seed(self, base_seed: int) -> int:
+        return base_seed + self.seed_replicate
+
+    @property
+    def configuration(self) -> TrialParams:
+        """The configuration this trial replicates: the same parameters at the configured seed."""
+        return dataclasses.replace(self, seed_replicate=0)
 
     @property
     def key(self) -> str:
@@ -124,6 +135,8 @@ class TrialParams:
             f"nt{self.nr_topics}",
             f"ng{self.n_gram_max}",
         ]
+        if self.seed_replicate:
+            parts.append(f"r{self.seed_replicate}")
         return f"{self.embedding_set.key}__{'_'.join(parts)}"
 
     @property
@@ -131,11 +144,15 @@ class TrialParams:
         return None if self.nr_topics == "none" else self.nr_topics
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        # Omitted at the configured seed, so results stored before replicates existed stay current.
+        if not self.seed_replicate:
+            del values["seed_replicate"]
+        return values
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrialParams:
-        return cls(**{name: values[name] for name in GRID_KEYS})
+        return cls(**{name: values[name] for name in GRID_KEYS}, seed_replicate=int(values.get("seed_replicate", 0)))
 
 
 def _check_values(key: str, values: list[Any], where: str) -> list[Any]:

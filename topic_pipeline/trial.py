@@ -42,6 +42,7 @@ def vectorizer_stop_words(params: TrialParams, stopwords_language: str) -> str |
 
 
 def build_bertopic(params: TrialParams, seed: int, stopwords_language: str) -> Any:
+    """``seed`` is the configured base seed; a stability replicate offsets it (``TrialParams.umap_seed``)."""
     from bertopic import BERTopic
     from hdbscan import HDBSCAN
     from sklearn.feature_extraction.text import CountVectorizer
@@ -52,7 +53,7 @@ def build_bertopic(params: TrialParams, seed: int, stopwords_language: str) -> A
         n_components=params.umap_n_components,
         min_dist=params.umap_min_dist,
         metric="cosine",
-        random_state=seed,
+        random_state=params.umap_seed(seed),
     )
     hdbscan_model = HDBSCAN(
         min_cluster_size=params.hdbscan_min_cluster_size,

@@ -85,7 +85,7 @@ def topic_model(
         "trial_key": trial_key,
         "params": params.to_dict(),
         "umap": {"n_neighbors": params.umap_n_neighbors, "n_components": params.umap_n_components,
-                 "min_dist": params.umap_min_dist, "metric": "cosine", "random_state": settings.umap_seed},
+                 "min_dist": params.umap_min_dist, "metric": "cosine", "random_state": params.umap_seed(settings.umap_seed)},
         "hdbscan": {"min_cluster_size": params.hdbscan_min_cluster_size, "min_samples": params.hdbscan_min_samples,
                     "cluster_selection_epsilon": params.hdbscan_cluster_selection_epsilon, "metric": "euclidean",
                     "cluster_selection_method": "eom"},
