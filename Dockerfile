@@ -1,11 +1,12 @@
-# One image for the code server, webserver and daemon.
+# One image for every service of docker-compose.yml but postgres: code server, webserver, daemon, mlflow.
 FROM python:3.11-slim
 WORKDIR /opt/topic_pipeline
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
 COPY pyproject.toml README.md ./
 COPY topic_pipeline ./topic_pipeline
-# torch pinned first so the project's own install never changes it.
-RUN pip install torch==2.13.0 && pip install -e .
+# torch pinned first so the project's own install never changes it (PyPI's Linux wheel includes CUDA, for
+# GPU hosts). The k8s extra (dagster-k8s) serves the Kubernetes deployment (deploy/k8s/).
+RUN pip install torch==2.13.0 && pip install -e ".[k8s]"
 COPY workspace.yaml ./
 COPY deploy ./deploy
 COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.resources.database import DocumentsDatabase
 from topic_pipeline.resources.io_manager import ParquetJsonIOManager
 from topic_pipeline.resources.mlflow import MlflowTracking
@@ -59,9 +60,31 @@ def build_resources() -> dict[str, object]:
     }
 
 
+def build_executor() -> dg.ExecutorDefinition:
+    """``TOPIC_PIPELINE_EXECUTOR``: ``multiprocess`` (default) runs each step in a process of the run;
+    ``k8s`` runs each step as its own Kubernetes Job (dagster-k8s), configured by the YAML file named in
+    ``TOPIC_PIPELINE_K8S_EXECUTOR_CONFIG`` (see deploy/k8s/executor.yaml: per-step resources, the GPU)."""
+    kind = os.environ.get("TOPIC_PIPELINE_EXECUTOR", "multiprocess")
+    if kind == "multiprocess":
+        return dg.multiprocess_executor
+    if kind != "k8s":
+        raise TopicPipelineError(f"TOPIC_PIPELINE_EXECUTOR must be 'multiprocess' or 'k8s', got '{kind}'")
+    import yaml
+    from dagster_k8s import k8s_job_executor
+
+    setting = os.environ.get("TOPIC_PIPELINE_K8S_EXECUTOR_CONFIG", "")
+    path = Path(setting)
+    if not setting or not path.is_file():
+        raise TopicPipelineError(
+            "TOPIC_PIPELINE_EXECUTOR=k8s needs TOPIC_PIPELINE_K8S_EXECUTOR_CONFIG, the path of the executor's YAML file "
+            f"(deploy/k8s/executor.yaml); {f'{setting!r} is not a file' if setting else 'it is not set'}"
+        )
+    return k8s_job_executor.configured(yaml.safe_load(path.read_text()) or {}, name="k8s")
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-        dg.Definitions(resources=build_resources(), executor=dg.multiprocess_executor),
+        dg.Definitions(resources=build_resources(), executor=build_executor()),
     )
