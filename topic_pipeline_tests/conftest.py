@@ -1,5 +1,10 @@
+import json
 import os
+import sqlite3
+
 import pytest
+
+from topic_pipeline.sample_corpus import generate_sample_corpus
 
 # Tests never reach a model hub: the embedding model ships in a package, and a pointer to a hub name
 # must fail fast rather than retry a network this machine does not have.
@@ -12,3 +17,33 @@ def require_service(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"required service unavailable: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def tiny_project(tmp_path, monkeypatch, tiny_grid):
+    """A 200-document SQLite source, labels for half of it and the module's ``tiny_grid``, wired in
+    through the environment the code location reads; ``dagster_home/`` is left empty for the instance."""
+    corpus = generate_sample_corpus(n_docs=200, n_topics=4)
+    database = tmp_path / "source.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE articles (article_id INTEGER PRIMARY KEY, headline TEXT)")
+        connection.executemany("INSERT INTO articles VALUES (?, ?)", zip(corpus.ids, corpus.texts))
+    connection.close()
+    (tmp_path / "labels.json").write_text(json.dumps(corpus.ground_truth(labelled_fraction=0.5)))
+    (tmp_path / "grid.json").write_text(json.dumps(tiny_grid))
+    environment = {
+        "TOPIC_PIPELINE_DATA_DIR": str(tmp_path / "data"),
+        "TOPIC_PIPELINE_DATABASE_URL": f"sqlite:///{database}",
+        "TOPIC_PIPELINE_DOCUMENTS_TABLE": "articles",
+        "TOPIC_PIPELINE_ID_COLUMN": "article_id",
+        "TOPIC_PIPELINE_TEXT_COLUMN": "headline",
+        "TOPIC_PIPELINE_GROUND_TRUTH": str(tmp_path / "labels.json"),
+        "TOPIC_PIPELINE_GRID": str(tmp_path / "grid.json"),
+        "TOPIC_PIPELINE_EXPERIMENT": "tiny_project",
+        "HF_HUB_OFFLINE": "1",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "dagster_home").mkdir()
+    return tmp_path

@@ -5,7 +5,7 @@ a SQLite-backed MLflow store and a Dagster instance on disk.
 """
 
 import json
-import sqlite3
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +18,6 @@ from topic_pipeline.defs.automation import sweep_sensor
 from topic_pipeline.defs.planning import plan_next_runs
 from topic_pipeline.grid import GRID_KEYS
 from topic_pipeline.layout import DataLayout
-from topic_pipeline.sample_corpus import generate_sample_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -37,31 +36,9 @@ GRID = {
 
 
 @pytest.fixture
-def tiny_project(tmp_path, monkeypatch):
-    corpus = generate_sample_corpus(n_docs=200, n_topics=4)
-    database = tmp_path / "source.db"
-    with sqlite3.connect(database) as connection:
-        connection.execute("CREATE TABLE articles (article_id INTEGER PRIMARY KEY, headline TEXT)")
-        connection.executemany("INSERT INTO articles VALUES (?, ?)", zip(corpus.ids, corpus.texts))
-    connection.close()
-    (tmp_path / "labels.json").write_text(json.dumps(corpus.ground_truth(labelled_fraction=0.5)))
-    (tmp_path / "grid.json").write_text(json.dumps(GRID))
-    environment = {
-        "TOPIC_PIPELINE_DATA_DIR": str(tmp_path / "data"),
-        "TOPIC_PIPELINE_DATABASE_URL": f"sqlite:///{database}",
-        "TOPIC_PIPELINE_DOCUMENTS_TABLE": "articles",
-        "TOPIC_PIPELINE_ID_COLUMN": "article_id",
-        "TOPIC_PIPELINE_TEXT_COLUMN": "headline",
-        "TOPIC_PIPELINE_GROUND_TRUTH": str(tmp_path / "labels.json"),
-        "TOPIC_PIPELINE_GRID": str(tmp_path / "grid.json"),
-        "TOPIC_PIPELINE_EXPERIMENT": "e2e",
-        "HF_HUB_OFFLINE": "1",
-    }
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    (tmp_path / "dagster_home").mkdir()
-    return tmp_path
+def tiny_grid():
+    """Two cluster sizes x with/without stop words: four trials over two embedding sets."""
+    return GRID
 
 
 def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
@@ -98,7 +75,7 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=f"sqlite:///{layout.mlflow / 'mlflow.db'}")
-        experiment = client.get_experiment_by_name("e2e")
+        experiment = client.get_experiment_by_name(os.environ["TOPIC_PIPELINE_EXPERIMENT"])
         runs = client.search_runs([experiment.experiment_id])
         trial_runs = [run for run in runs if "trial_key" in run.data.tags]
         assert len(trial_runs) == 4
