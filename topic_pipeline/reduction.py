@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from importlib import metadata
 
 import numpy as np
 
-from topic_pipeline.array_cache import ArrayCache, cache_key
+from topic_pipeline.array_cache import REDUCTION_LIBRARIES, ArrayCache, cache_key
 from topic_pipeline.neighbors import METRIC, KnnGraph, descent_graph, exact_graph, is_small, prepare
 
 
@@ -19,22 +18,19 @@ class ReductionSpec:
     seed: int
 
 
-def _umap_version() -> str:
-    return metadata.version("umap-learn")
-
-
 def knn_cache_key(embeddings_key: str, n_documents: int, n_neighbors: int, largest_k: int, seed: int) -> str:
     """Small data: one exact graph at the largest k (seed-free); large data: one graph per k and seed."""
     if is_small(n_documents):
-        identity = {"embeddings": embeddings_key, "k": largest_k, "metric": METRIC, "umap": _umap_version()}
+        identity = {"embeddings": embeddings_key, "k": largest_k, "metric": METRIC}
     else:
-        identity = {"embeddings": embeddings_key, "k": n_neighbors, "seed": seed, "metric": METRIC, "umap": _umap_version()}
-    return cache_key("knn", identity)
+        identity = {"embeddings": embeddings_key, "k": n_neighbors, "seed": seed, "metric": METRIC}
+    return cache_key("knn", identity, REDUCTION_LIBRARIES)
 
 
 def reduction_cache_key(embeddings_key: str, spec: ReductionSpec) -> str:
-    identity = {"embeddings": embeddings_key, **dataclasses.asdict(spec), "metric": METRIC, "umap": _umap_version()}
-    return cache_key("umap", identity)
+    """The embeddings key stands for the corpus, model and embedding libraries."""
+    identity = {"embeddings": embeddings_key, **dataclasses.asdict(spec), "metric": METRIC}
+    return cache_key("umap", identity, REDUCTION_LIBRARIES)
 
 
 def neighbour_graph(

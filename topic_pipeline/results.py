@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from topic_pipeline.array_cache import TRIAL_LIBRARIES, cache_key
 from topic_pipeline.storage import read_json, write_json
 
 STATUS_OK = "ok"
@@ -21,9 +22,10 @@ STATUS_MISSING = "missing"
 
 
 def inputs_fingerprint(corpus_hash: str, ground_truth_hash: str, seed: int, stopwords_language: str) -> str:
-    """What every trial result depends on besides its own parameters."""
+    """What every trial result depends on besides its own parameters, library versions included
+    (upgrading one of ``TRIAL_LIBRARIES`` reruns the grid rather than mixing old and new results)."""
     identity = {"corpus": corpus_hash, "ground_truth": ground_truth_hash, "seed": seed, "stopwords": stopwords_language}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_key("inputs", identity, TRIAL_LIBRARIES)
 
 
 def results_digest(grid_fingerprint: str, fingerprint: str, results: dict[str, "TrialResult | None"]) -> str:

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from topic_pipeline.array_cache import ArrayCache, cache_key
 
@@ -69,3 +70,63 @@ def test_cache_key_covers_every_identity_field():
             cache_key("knn", base)}
     assert len(keys) == 4
     assert cache_key("umap", base) == cache_key("umap", dict(reversed(list(base.items()))))
+
+
+def _all_keys() -> dict[str, str]:
+    from topic_pipeline.embeddings import EmbeddingCache
+    from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+    from topic_pipeline.reduction import ReductionSpec, knn_cache_key, reduction_cache_key
+    from topic_pipeline.results import inputs_fingerprint
+
+    return {
+        "embeddings": EmbeddingCache("unused").key(EmbeddingSet(DEFAULT_EMBEDDING_MODEL, False), "corpus", "english"),
+        "small knn": knn_cache_key("emb", 1000, 15, 100, 42),
+        "large knn": knn_cache_key("emb", 5000, 15, 15, 42),
+        "reduction": reduction_cache_key("emb", ReductionSpec(15, 5, 0.0, 42)),
+        "trial results": inputs_fingerprint("corpus", "labels", 42, "english"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("library", "changed"),
+    [
+        ("sentence-transformers", {"embeddings", "trial results"}),
+        ("torch", {"embeddings", "trial results"}),
+        ("umap-learn", {"small knn", "large knn", "reduction", "trial results"}),
+        ("pynndescent", {"small knn", "large knn", "reduction", "trial results"}),
+        ("numba", {"small knn", "large knn", "reduction", "trial results"}),
+        ("hdbscan", {"trial results"}),
+        ("bertopic", {"trial results"}),
+        ("pandas", set()),  # moves data around, changes no number: an upgrade recomputes nothing
+    ],
+)
+def test_a_new_library_version_changes_exactly_the_keys_it_can_change(monkeypatch, library, changed):
+    import topic_pipeline.array_cache as array_cache
+
+    before = _all_keys()
+    real = array_cache.package_version
+    monkeypatch.setattr(array_cache, "package_version", lambda name: "9.9.9" if name == library else real(name))
+    after = _all_keys()
+    assert {name for name in before if before[name] != after[name]} == changed
+
+
+def test_embedding_keys_follow_the_model_content(tmp_path, monkeypatch):
+    """(Corpus, model name and stop words in the key: test_embeddings.)"""
+    import topic_pipeline.embeddings as embeddings
+    from topic_pipeline.embeddings import EmbeddingCache
+    from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+
+    key = EmbeddingCache(tmp_path).key
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights v1")
+    local = EmbeddingSet(str(folder), False)
+    before = key(local, "corpus", "english")
+    assert key(local, "corpus", "english") == before
+    (folder / "model.safetensors").write_bytes(b"weights v2, longer")  # a local model replaced in place
+    assert key(local, "corpus", "english") != before
+
+    default = EmbeddingSet(DEFAULT_EMBEDDING_MODEL, False)
+    packaged = key(default, "corpus", "english")
+    monkeypatch.setattr(embeddings, "package_version", lambda name: "9.9.9")  # a new release of the model's package
+    assert key(default, "corpus", "english") != packaged
