@@ -218,7 +218,7 @@ def instance_config(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_compose_instance_config(compose, tmp_path, monkeypatch) -> None:
     config = instance_config(DEPLOY / "dagster.yaml", tmp_path, monkeypatch)
-    assert set(config["storage"]["postgres"]["postgres_db"]) == {"hostname", "port", "username", "password", "db_name", "scheme", "params"}
+    assert set(config["storage"]["postgres"]["postgres_db"]) == {"hostname", "port", "username", "password", "db_name", "scheme"}
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["concurrency"]["pools"]["default_limit"] == 1
     # Every variable the instance reads is set for each Dagster service.
