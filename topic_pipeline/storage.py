@@ -26,6 +26,10 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        # A bare "[Errno 28] No space left on device" names no file: say which, and that nothing was replaced.
+        raise OSError(exc.errno, f"{exc.strerror or exc}: could not write {path} (any earlier version is unchanged)") from exc
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
