@@ -31,7 +31,13 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	@echo "Dagster UI (asset graph, history, backfills):  make ui         -> http://127.0.0.1:3000"
 	@echo "MLflow UI (one run per trial, leaderboard):    make mlflow-ui  -> http://127.0.0.1:5000"
 
-test: $(STAMP)
+# The UI test (test_ui_operation.py) renders the Dagster UI in Debian's headless chromium.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 benchmark: $(STAMP)

@@ -1,6 +1,11 @@
+import contextlib
 import json
 import os
+import signal
+import socket
 import sqlite3
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +22,35 @@ def require_service(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"required service unavailable: {reason}")
     pytest.skip(reason)
+
+
+def free_loopback_port() -> int:
+    """A port on 127.0.0.1 that is free now, for a service started next."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+    except OSError as error:
+        require_service(f"cannot bind a loopback port: {error}")
+
+
+@contextlib.contextmanager
+def service_process(command: list[str], log_path: Path, env: dict[str, str]):
+    """A server started in its own process group, output to ``log_path``. Leaving the block stops the
+    whole group (SIGTERM, then SIGKILL), so that the processes it started (runs, code servers) go too."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process
+    finally:
+        for sig, grace_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=grace_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
 
 @pytest.fixture

@@ -1,0 +1,276 @@
+"""Operating the pipeline through the Dagster UI, as a team member would.
+
+dagster-webserver and dagster-daemon run as real processes on loopback, over a persistent instance
+configured by the repository's dagster.yaml (queued run coordinator) and the repository's
+workspace.yaml. The trial partitions are backfilled with the GraphQL mutation the UI's "Materialize"
+dialog sends, the daemon submits and runs the backfill, the sweep sensor (started from the UI) ranks
+the trials, and a headless Chromium renders the asset graph page.
+
+The inputs and embeddings are materialised beforehand, in this process, by the project's
+refresh_inputs_job and embeddings_job on the same instance (the webserver then shows them): the
+daemon's backfill loop ticks every 30 s, and a backfill launched before the daemon starts is picked
+up on its first tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import free_loopback_port, require_service, service_process
+from topic_pipeline.definitions import defs
+from topic_pipeline.layout import DataLayout
+
+pytestmark = pytest.mark.slow
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+LOCATION = "topic_pipeline"
+REPOSITORY = "__repository__"
+PROJECT_ASSETS = ["documents", "ground_truth", "param_grid", "embeddings", "grid_trials", "leaderboard", "topic_model"]
+# The sweep group's page: its assets plus their upstream and downstream neighbours, as a graph.
+ASSET_GRAPH_PATH = f"/locations/{LOCATION}/asset-groups/sweep"
+
+# Three trials over one embedding set.
+GRID = {"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [5, 8, 20]}
+
+# The mutation of the UI's launch dialog for asset partitions (dagster-webserver's bundled JS sends
+# {tags, assetSelection, partitionNames, fromFailure, runConfigData}).
+LAUNCH_BACKFILL = """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PartitionKeysNotFoundError { message }
+    ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
+}"""
+BACKFILL_STATUS = """
+query Backfill($id: String!) {
+  partitionBackfillOrError(backfillId: $id) { __typename ... on PartitionBackfill { status } ... on PythonError { message } }
+}"""
+RUNS_WITH_TAG = """
+query Runs($key: String!, $value: String!) {
+  runsOrError(filter: {tags: [{key: $key, value: $value}]}) {
+    ... on Runs { results { runId jobName status tags { key value } } }
+  }
+}"""
+SENSOR = """
+query Sensor($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) { __typename ... on Sensor { sensorState { id status } } }
+}"""
+STOP_SENSOR = """
+mutation StopRunningSensor($id: String!) {
+  stopSensor(id: $id) { __typename ... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message } }
+}"""
+START_SENSOR = """
+mutation StartSensor($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) { __typename ... on Sensor { sensorState { status } } ... on PythonError { message } }
+}"""
+TRIAL_PARTITIONS = """
+{ assetNodeOrError(assetKey: {path: ["grid_trials"]}) { ... on AssetNode { partitionKeysByDimension { partitionKeys } } } }"""
+LOCATION_STATUS = """
+{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus locationOrLoadError { __typename } } } } }"""
+
+
+@pytest.fixture
+def tiny_grid():
+    return GRID
+
+
+@pytest.fixture
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        require_service("Debian's chromium is not installed (make test installs it)")
+    return path
+
+
+class Webserver:
+    """The webserver's GraphQL API, as the UI calls it; a failed wait shows the webserver's and the daemon's logs."""
+
+    def __init__(self, port: int, logs: list[Path]):
+        self.url = f"http://127.0.0.1:{port}"
+        self.logs = logs
+
+    def graphql(self, query: str, **variables) -> dict:
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=json.dumps({"query": query, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.load(response)
+        assert "errors" not in answer, answer["errors"]
+        return answer["data"]
+
+    def log_tails(self) -> str:
+        return "\n".join(f"--- {path.name}:\n{path.read_text(errors='replace')[-4000:]}" for path in self.logs if path.exists())
+
+    def wait_for(self, what: str, check, timeout_s: float, interval_s: float = 1.0):
+        """Poll ``check`` until it returns something truthy; fail with the services' logs otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            time.sleep(interval_s)
+        pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}\n{self.log_tails()}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _write_instance_config(dagster_home: Path) -> None:
+    """The repository's dagster.yaml, with the newsletter prompt off so that it does not cover the screenshot."""
+    config = yaml.safe_load((REPOSITORY_ROOT / "dagster.yaml").read_text())
+    config["nux"] = {"enabled": False}
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+
+
+def _render(chromium: str, url: str, profile: Path, *outputs: str) -> subprocess.CompletedProcess:
+    # The virtual time budget lets the React app fetch its data and lay out the graph before the capture.
+    return subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={profile}",
+         "--window-size=1600,1000", "--virtual-time-budget=15000", *outputs, url],
+        capture_output=True, text=True, timeout=90, check=True,
+    )
+
+
+def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboard(tiny_project, chromium, monkeypatch, request):
+    dagster_home = tiny_project / "dagster_home"
+    _write_instance_config(dagster_home)
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    port = free_loopback_port()
+    webserver = Webserver(port, [tiny_project / "webserver.log", tiny_project / "daemon.log"])
+    sensor_selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": "sweep_sensor"}
+    workspace = str(REPOSITORY_ROOT / "workspace.yaml")
+    started = time.monotonic()
+
+    with contextlib.ExitStack() as services, dg.DagsterInstance.get() as instance:
+        webserver_process = services.enter_context(service_process(
+            [str(VENV_BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace], webserver.logs[0], env
+        ))
+        # While the webserver starts: the inputs and the embeddings, on the same persistent instance.
+        definitions = defs()
+        assert definitions.resolve_job_def("refresh_inputs_job").execute_in_process(instance=instance).success
+        [embedding_set] = instance.get_dynamic_partitions("embedding_sets")
+        embedded = definitions.resolve_job_def("embeddings_job").execute_in_process(instance=instance, partition_key=embedding_set)
+        assert embedded.success
+        trial_keys = instance.get_dynamic_partitions("trials")
+        assert len(trial_keys) == 3
+
+        def webserver_up() -> bool:
+            assert webserver_process.poll() is None, f"the webserver exited with {webserver_process.returncode}\n{webserver.log_tails()}"
+            return _answers(f"{webserver.url}/server_info")
+
+        webserver.wait_for("the webserver", webserver_up, 90)
+        webserver.wait_for(
+            "the code location to load",
+            lambda: [entry for entry in webserver.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
+                     if entry["name"] == LOCATION and entry["loadStatus"] == "LOADED"],
+            90,
+        )
+        location = [e for e in webserver.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"] if e["name"] == LOCATION]
+        assert location[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
+
+        # The UI lists the trial partitions param_grid registered.
+        partitions = webserver.graphql(TRIAL_PARTITIONS)["assetNodeOrError"]["partitionKeysByDimension"][0]["partitionKeys"]
+        assert partitions == trial_keys
+
+        # Stop the sweep sensor (on by default) before the daemon starts, so that the trials can only come from the backfill.
+        sensor = webserver.graphql(SENSOR, selector=sensor_selector)["sensorOrError"]
+        assert sensor["sensorState"]["status"] == "RUNNING"
+        stopped = webserver.graphql(STOP_SENSOR, id=sensor["sensorState"]["id"])["stopSensor"]
+        assert stopped["instigationState"]["status"] == "STOPPED", stopped
+
+        launched = webserver.graphql(
+            LAUNCH_BACKFILL,
+            backfillParams={"tags": [], "assetSelection": [{"path": ["grid_trials"]}], "partitionNames": trial_keys, "fromFailure": False},
+        )["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        backfill_id = launched["backfillId"]
+
+        services.enter_context(service_process([str(VENV_BIN / "dagster-daemon"), "run", "-w", workspace], webserver.logs[1], env))
+
+        def backfill_runs_done() -> list[dict]:
+            runs = webserver.graphql(RUNS_WITH_TAG, key="dagster/backfill", value=backfill_id)["runsOrError"]["results"]
+            failed = [run for run in runs if run["status"] in {"FAILURE", "CANCELED"}]
+            assert not failed, f"backfill runs failed: {failed}\n{webserver.log_tails()}"
+            return runs if runs and all(run["status"] == "SUCCESS" for run in runs) else []
+
+        runs = webserver.wait_for("the backfill's runs", backfill_runs_done, 150)
+        # With every trial scored, the sensor (started as from the UI's toggle) launches the leaderboard.
+        started_sensor = webserver.graphql(START_SENSOR, selector=sensor_selector)["startSensor"]
+        assert started_sensor["sensorState"]["status"] == "RUNNING", started_sensor
+
+        def backfill_status() -> str | None:
+            status = webserver.graphql(BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]
+            return None if status in {"REQUESTED", "CANCELING", "FAILING"} else status
+
+        assert webserver.wait_for("the backfill to complete", backfill_status, 90) == "COMPLETED_SUCCESS"
+        webserver.wait_for(
+            "the leaderboard", lambda: instance.get_latest_materialization_event(dg.AssetKey("leaderboard")), 90
+        )
+        print(f"\nUI operation: trials and leaderboard materialised {time.monotonic() - started:.1f}s after the start")
+
+        # One run of the asset job for the three partitions (the backfill policy batches them), and the trials
+        # came from it alone: the sensor launched no trials_job run.
+        assert len(runs) == 1 and runs[0]["jobName"] == "__ASSET_JOB", runs
+        assert instance.get_runs(dg.RunsFilter(job_name="trials_job")) == []
+        for key in trial_keys:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("grid_trials"), asset_partitions=[key]), limit=1
+            ).records
+            assert records, f"no materialisation of trial {key}"
+            assert records[0].run_id == runs[0]["runId"]
+            assert records[0].asset_materialization.metadata["status"].value == "ok"
+
+        leaderboard_event = instance.get_latest_materialization_event(dg.AssetKey("leaderboard"))
+        leaderboard_run = instance.get_run_by_id(leaderboard_event.run_id)
+        assert leaderboard_run.job_name == "leaderboard_job"
+        assert leaderboard_run.tags.get("dagster/sensor_name") == "sweep_sensor"
+        assert leaderboard_event.asset_materialization.metadata["scored"].value == 3
+        frame = pd.read_csv(DataLayout(tiny_project / "data").leaderboard / "leaderboard.csv")
+        assert sorted(frame["trial"]) == sorted(trial_keys) and set(frame["status"]) == {"ok"}
+
+        # The asset graph page, as a browser renders it: every asset of the project, the three trial partitions
+        # filled, and the trials' and the leaderboard's latest events linking to the runs above.
+        page = f"{webserver.url}{ASSET_GRAPH_PATH}"
+        dom = _render(chromium, page, tiny_project / "chromium", "--dump-dom").stdout
+        for asset in PROJECT_ASSETS:
+            assert f">{asset}<" in dom, f"{asset} is not on {page}"
+        assert "3 partitions" in dom and "100% filled" in dom
+        for run_id, asset in ((runs[0]["runId"], "grid_trials"), (leaderboard_event.run_id, "leaderboard")):
+            assert re.search(rf'href="/runs/{run_id}\?[^"]*selection={asset}&', dom), f"{asset}'s latest event does not link its run on {page}"
+        # Kept where a person can look at it after the run (pytest's own temporary folders are rotated).
+        screenshot = request.config.cache.mkdir("ui_operation") / "asset_graph.png"
+        _render(chromium, page, tiny_project / "chromium", f"--screenshot={screenshot}")
+        print(f"UI screenshot of {ASSET_GRAPH_PATH}: {screenshot}")
+
+    with Image.open(screenshot) as image:
+        assert image.size == (1600, 1000)
+        colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
+    assert colours is not None and len(colours) > 50, "the screenshot is (nearly) one colour"
