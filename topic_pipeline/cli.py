@@ -33,11 +33,15 @@ def leaderboard_job() -> dg.JobDefinition:
     return _job("leaderboard_job")
 
 
+def search_job() -> dg.JobDefinition:
+    return _job("search_job")
+
+
 def export_job() -> dg.JobDefinition:
     return _job("export_job")
 
 
-_JOBS = {fn.__name__: fn for fn in (refresh_inputs_job, embeddings_job, trials_job, leaderboard_job, export_job)}
+_JOBS = {fn.__name__: fn for fn in (refresh_inputs_job, embeddings_job, trials_job, leaderboard_job, search_job, export_job)}
 
 
 def _root_cause(error) -> str:
@@ -48,6 +52,10 @@ def _root_cause(error) -> str:
 
 
 def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None) -> None:
+    from topic_pipeline.defs.recovery import process_tags
+
+    # This process's identity lets a later sweep see that the run stopped because the process was killed.
+    tags = {**tags, **process_tags()}
     with dg.execute_job(dg.reconstructable(_JOBS[job_name]), instance=instance, tags=tags, run_config=run_config) as result:
         if not result.success:
             errors = [
@@ -62,9 +70,12 @@ def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], 
 def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) -> None:
     """Execute what the sweep sensor would launch (only ``jobs`` if given), until nothing is left."""
     from topic_pipeline.defs.planning import plan_next_runs
+    from topic_pipeline.defs.recovery import recover_interrupted_runs
     from topic_pipeline.definitions import build_resources
 
     settings = build_resources()["settings"]
+    for action in recover_interrupted_runs(instance, settings.layout):
+        print(f"  {action}")
     while plans := [p for p in plan_next_runs(instance, settings) if jobs is None or p.job_name in jobs]:
         for plan in plans:
             tags = dict(plan.tags)

@@ -32,6 +32,7 @@ def build_resources() -> dict[str, object]:
             ground_truth_path=os.environ.get("TOPIC_PIPELINE_GROUND_TRUTH", ""),
             grid_path=os.environ.get("TOPIC_PIPELINE_GRID", ""),
             rank_by=os.environ.get("TOPIC_PIPELINE_RANK_BY", "ari"),
+            rank_by_stability=os.environ.get("TOPIC_PIPELINE_RANK_BY_STABILITY", "") in {"1", "true", "TRUE", "yes"},
             umap_seed=int(os.environ.get("TOPIC_PIPELINE_UMAP_SEED", "42")),
             stopwords_language=os.environ.get("TOPIC_PIPELINE_STOPWORDS_LANGUAGE", "english"),
             embedding_device=os.environ.get("TOPIC_PIPELINE_EMBEDDING_DEVICE", "auto"),

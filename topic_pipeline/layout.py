@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -50,7 +52,34 @@ class DataLayout:
 
     @property
     def current_grid(self) -> Path:
+        """The trials of the current sweep (an explicit grid, or every round of a search so far)."""
         return self.root / "grid" / "current.json"
+
+    @property
+    def search_state(self) -> Path:
+        return self.root / "grid" / "search.json"
+
+    def write_current_grid(
+        self, source: str, definition: dict, trials: list[TrialParams], rounds: dict[str, int] | None = None
+    ) -> tuple[dict, int]:
+        """Register ``trials`` and make them the current sweep; returns the manifest and the count of new keys.
+
+        The fingerprint covers the definition and the trial keys, so a search round that adds trials
+        changes it (and with it the leaderboard's results digest).
+        """
+        new = sum(self.register_trial(trial) for trial in trials)
+        keys = [trial.key for trial in trials]
+        identity = json.dumps([definition, keys], sort_keys=True).encode()
+        manifest = {
+            "grid_fingerprint": hashlib.sha256(identity).hexdigest()[:16],
+            "source": source,
+            "grid": definition,
+            "embedding_sets": {trial.embedding_set.key: trial.embedding_set.to_dict() for trial in trials},
+            "trials": {trial.key: trial.to_dict() for trial in trials},
+            "rounds": dict(rounds or {}),
+        }
+        write_json(self.current_grid, manifest)
+        return manifest, new
 
     # Every key ever registered keeps its parameters here, so a trial of an older grid can still run.
     def trial_params_path(self, key: str) -> Path:

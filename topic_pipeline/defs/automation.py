@@ -9,8 +9,9 @@ import datetime as dt
 
 import dagster as dg
 
-from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_inputs_job, trials_job
+from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_inputs_job, search_job, trials_job
 from topic_pipeline.defs.planning import plan_next_runs
+from topic_pipeline.defs.recovery import recover_interrupted_runs
 from topic_pipeline.resources.database import WINDOW_END_TAG
 from topic_pipeline.resources.settings import PipelineSettings
 
@@ -32,12 +33,15 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
 
 
 @dg.sensor(
-    jobs=[embeddings_job, trials_job, leaderboard_job],
+    jobs=[embeddings_job, trials_job, leaderboard_job, search_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings):
-    """Embeds new embedding sets, runs trials without a current result, then ranks them."""
+    """Embeds new embedding sets, runs trials without a current result, ranks them, and (for a search)
+    proposes the next round once the leaderboard ranks the last one."""
+    for action in recover_interrupted_runs(context.instance, settings.layout):
+        context.log.warning(action)
     requests = plan_next_runs(context.instance, settings)
     if not requests:
         return dg.SkipReason("the current grid is complete on the current inputs")

@@ -31,3 +31,8 @@ hub_push_job = dg.define_asset_job(
     "hub_push_job", selection=["hub_model"], executor_def=dg.in_process_executor,
     description="Push the latest safetensors export to the Hugging Face Hub (HF_TOKEN from the environment).",
 )
+# Between search rounds: reads the leaderboard's results, proposes the next round's trials.
+search_job = dg.define_asset_job(
+    "search_job", selection=["search_refinement"], executor_def=dg.in_process_executor,
+    description="Close the search's last round and propose the next (refinement or stability).",
+)

@@ -17,9 +17,10 @@ from topic_pipeline.embeddings import EmbeddingCache
 from topic_pipeline.grid import EmbeddingSet
 from topic_pipeline.resources.settings import PipelineSettings
 from topic_pipeline.results import ResultStore, results_digest
+from topic_pipeline.search import SearchState
 from topic_pipeline.storage import read_json
 
-_IN_FLIGHT = [
+IN_FLIGHT = [
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.STARTING,
@@ -61,18 +62,20 @@ def contiguous_ranges(ordered_keys: list[str], wanted: set[str], max_length: int
     return ranges
 
 
-def _keys_in_flight(instance: dg.DagsterInstance, ordered_keys: list[str]) -> set[str]:
+def run_partition_keys(run: dg.DagsterRun, ordered_keys: list[str]) -> list[str]:
     position = {key: index for index, key in enumerate(ordered_keys)}
+    start = run.tags.get(ASSET_PARTITION_RANGE_START_TAG)
+    end = run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    single = run.tags.get("dagster/partition")
+    if start in position and end in position:
+        return ordered_keys[position[start] : position[end] + 1]
+    return [single] if single else []
+
+
+def _keys_in_flight(instance: dg.DagsterInstance, ordered_keys: list[str]) -> set[str]:
     busy: set[str] = set()
-    runs = instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=_IN_FLIGHT))
-    for run in runs:
-        start = run.tags.get(ASSET_PARTITION_RANGE_START_TAG)
-        end = run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
-        single = run.tags.get("dagster/partition")
-        if start in position and end in position:
-            busy.update(ordered_keys[position[start] : position[end] + 1])
-        elif single:
-            busy.add(single)
+    for run in instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=IN_FLIGHT)):
+        busy.update(run_partition_keys(run, ordered_keys))
     return busy
 
 
@@ -117,4 +120,13 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
         ranked = latest.asset_materialization.metadata.get("results_digest") if latest and latest.asset_materialization else None
         if ranked is None or ranked.value != digest:
             plans.append(PlannedRun("leaderboard_job", f"leaderboard:{digest}"))
+        elif _search_continues(layout, fingerprint):
+            # The leaderboard ranks the whole round: time to close it and propose the next.
+            plans.append(PlannedRun("search_job", f"search:{digest}"))
     return plans
+
+
+def _search_continues(layout, fingerprint: str) -> bool:
+    manifest_is_search = read_json(layout.current_grid)["grid"].get("search") == "auto"
+    state = SearchState.load(layout.search_state) if manifest_is_search else None
+    return state is not None and not state.finished and state.inputs_fingerprint == fingerprint

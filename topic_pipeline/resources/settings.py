@@ -9,7 +9,7 @@ import dagster as dg
 from topic_pipeline.embeddings import EmbeddingSettings
 from topic_pipeline.layout import DataLayout
 from topic_pipeline.results import inputs_fingerprint
-from topic_pipeline.sample import ensure_sample_data, sample_grid_path
+from topic_pipeline.sample import ensure_sample_data
 from topic_pipeline.trial import DEFAULT_SEED
 
 
@@ -20,6 +20,8 @@ class PipelineSettings(dg.ConfigurableResource):
     ground_truth_path: str = ""
     grid_path: str = ""
     rank_by: str = "ari"
+    # Rank configurations replicated over UMAP seeds by mean minus one standard deviation first.
+    rank_by_stability: bool = False
     umap_seed: int = DEFAULT_SEED
     stopwords_language: str = "english"
     embedding_device: str = "auto"
@@ -40,8 +42,9 @@ class PipelineSettings(dg.ConfigurableResource):
             return Path(self.ground_truth_path)
         return ensure_sample_data(self.layout.sample)[1]
 
-    def grid_file(self) -> Path:
-        return Path(self.grid_path) if self.grid_path else sample_grid_path()
+    def grid_file(self) -> Path | None:
+        """None means no grid was given: the default search runs."""
+        return Path(self.grid_path) if self.grid_path else None
 
     def inputs_fingerprint(self, corpus_hash: str, labels_hash: str) -> str:
         """What every trial result depends on besides its parameters: the one place the planner and the

@@ -5,37 +5,47 @@ import dagster as dg
 import pandas as pd
 
 from topic_pipeline.corpus import Corpus
+from topic_pipeline.defs.assets.inputs import param_grid
 from topic_pipeline.defs.assets.trials import grid_trials
 from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.leaderboard import build_leaderboard, to_markdown
+from topic_pipeline.leaderboard import build_leaderboard, stability_markdown, to_markdown
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
 from topic_pipeline.results import STATUS_OK, ResultStore, results_digest
-from topic_pipeline.storage import write_atomically
+from topic_pipeline.storage import read_json, write_atomically
 
 
-@dg.asset(group_name="sweep", deps=[grid_trials], kinds={"csv", "mlflow"})
+@dg.asset(group_name="sweep", deps=[grid_trials, param_grid], kinds={"csv", "mlflow"})
 def leaderboard(
     context: dg.AssetExecutionContext,
     documents: pd.DataFrame,
     ground_truth: dict,
-    param_grid: dict,
     settings: PipelineSettings,
     mlflow: MlflowTracking,
 ) -> dg.Output[pd.DataFrame]:
-    """Every trial of the current grid, ranked; failed and not-yet-run trials listed as such."""
+    """Every trial of the current sweep, ranked; failed and not-yet-run trials listed as such.
+
+    The current sweep is read from the data directory, not from ``param_grid``'s value: a search's
+    refinement rounds add trials after ``param_grid`` was materialised.
+    """
     layout = settings.layout
     corpus = Corpus.from_frame(documents)
     labels = GroundTruth.from_mapping(ground_truth)
     fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels.content_hash)
     store = ResultStore(layout.results)
-    trials = param_grid["trials"]
+    manifest = read_json(layout.current_grid)
+    trials = manifest["trials"]
     results = {key: store.current(key, fingerprint, params) for key, params in trials.items()}
-    frame = build_leaderboard(trials, results, rank_by=settings.rank_by)
+    frame = build_leaderboard(
+        trials, results, rank_by=settings.rank_by, rounds=manifest.get("rounds"), rank_by_stability=settings.rank_by_stability
+    )
 
     csv_path = layout.leaderboard / "leaderboard.csv"
     write_atomically(csv_path, lambda stream: frame.to_csv(stream, index=False))
     markdown = to_markdown(frame, metrics=[settings.rank_by] + [m for m in ("ari", "ami", "nmi", "f1_macro") if m != settings.rank_by][:3])
+    stability = stability_markdown(frame, settings.rank_by)
+    if stability:
+        markdown += f"\n\n**Stability across UMAP seeds** ({settings.rank_by}):\n\n{stability}"
     counts = frame["status"].value_counts().to_dict()
     best = frame.iloc[0].to_dict() if counts.get(STATUS_OK) else {}
     tracker = mlflow.tracker(layout)
@@ -43,7 +53,7 @@ def leaderboard(
         csv_path,
         markdown,
         {key: best[key] for key in ("trial", settings.rank_by, "ami", "nmi", "f1_macro") if key in best},
-        {"dagster_run_id": context.run.run_id, "grid_fingerprint": param_grid["grid_fingerprint"], "inputs_fingerprint": fingerprint},
+        {"dagster_run_id": context.run.run_id, "grid_fingerprint": manifest["grid_fingerprint"], "inputs_fingerprint": fingerprint},
     )
     metadata = {
         "leaderboard": dg.MetadataValue.md(markdown),
@@ -54,9 +64,10 @@ def leaderboard(
         "failed": int(counts.get("failed", 0)),
         "missing": int(counts.get("missing", 0)),
         "rank_by": settings.rank_by,
-        "grid_fingerprint": param_grid["grid_fingerprint"],
+        "rank_by_stability": settings.rank_by_stability,
+        "grid_fingerprint": manifest["grid_fingerprint"],
         "inputs_fingerprint": fingerprint,
-        "results_digest": results_digest(param_grid["grid_fingerprint"], fingerprint, results),
+        "results_digest": results_digest(manifest["grid_fingerprint"], fingerprint, results),
         "mlflow_run_id": run_id,
     }
     url = tracker.run_url(run_id)
