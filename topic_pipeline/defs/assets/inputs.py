@@ -6,11 +6,11 @@ import pandas as pd
 
 from topic_pipeline.corpus import Corpus, load_corpus, safe_url
 from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
-from topic_pipeline.grid import ParamGrid
+from topic_pipeline.grid import TrialParams
 from topic_pipeline.ground_truth import GroundTruth
 from topic_pipeline.resources.database import WINDOW_END_TAG, DocumentsDatabase
 from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.storage import write_json
+from topic_pipeline.search import SearchSpec, SearchState, read_sweep_definition, start_search
 
 GROUP = "inputs"
 
@@ -62,41 +62,57 @@ def ground_truth(context: dg.AssetExecutionContext, documents: pd.DataFrame, set
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"json"})
-def param_grid(context: dg.AssetExecutionContext, documents: pd.DataFrame, settings: PipelineSettings) -> dg.Output[dict]:
-    """The grid, expanded: one trial partition per combination, registered with its parameters."""
-    path = settings.grid_file()
-    grid = ParamGrid.from_file(path)
-    grid.validate_for_corpus(len(documents), where=f"grid file '{path}'")
-    trials = grid.trials()
-    layout = settings.layout
-    new_keys = [trial.key for trial in trials if layout.register_trial(trial)]
-    embedding_sets = {trial.embedding_set.key: trial.embedding_set.to_dict() for trial in trials}
-
-    instance = context.instance
-    for partitions, keys in ((embedding_set_partitions, list(embedding_sets)), (trial_partitions, [t.key for t in trials])):
+def register_partitions(instance: dg.DagsterInstance, manifest: dict) -> None:
+    """Add the dynamic partitions a manifest needs (existing ones are kept: history stays browsable)."""
+    for partitions, keys in ((embedding_set_partitions, list(manifest["embedding_sets"])), (trial_partitions, list(manifest["trials"]))):
         known = set(instance.get_dynamic_partitions(partitions.name))
         missing = [key for key in keys if key not in known]
         if missing:
             instance.add_dynamic_partitions(partitions.name, missing)
-    manifest = {
-        "grid_fingerprint": grid.fingerprint,
-        "source": str(path),
-        "grid": grid.to_dict(),
-        "embedding_sets": embedding_sets,
-        "trials": {trial.key: trial.to_dict() for trial in trials},
-    }
-    write_json(layout.current_grid, manifest)
-    context.log.info("grid %s: %d trials, %d new", path, len(trials), len(new_keys))
+
+
+@dg.asset(group_name=GROUP, kinds={"json"})
+def param_grid(
+    context: dg.AssetExecutionContext, documents: pd.DataFrame, ground_truth: dict, settings: PipelineSettings
+) -> dg.Output[dict]:
+    """The sweep's trials, one partition each: the grid file expanded, or a search's rounds so far.
+
+    A grid file ``{"search": "auto", ...}`` (or no grid file) starts the default search with its broad
+    round; ``search_refinement`` adds the later rounds. An unchanged search (same spec, corpus and
+    labels) keeps its rounds: re-materialising this asset never restarts it.
+    """
+    path = settings.grid_file()
+    where = f"grid file '{path}'" if path else "the default search"
+    definition = read_sweep_definition(path)
+    layout = settings.layout
+    metadata: dict[str, object] = {}
+    if isinstance(definition, SearchSpec):
+        labels = GroundTruth.from_mapping(ground_truth)
+        fingerprint = settings.inputs_fingerprint(Corpus.from_frame(documents).content_hash, labels.content_hash)
+        state = SearchState.load(layout.search_state)
+        fresh = start_search(definition, len(documents), fingerprint)
+        if state is None or state.identity != fresh.identity:
+            state = fresh
+            state.save(layout.search_state)
+            context.log.info("search started: broad round of %d trials for %d documents", len(state.trials), len(documents))
+        trials = [TrialParams.from_dict(params) for params in state.trials.values()]
+        manifest, new = layout.write_current_grid(where, definition.to_dict(), trials, state.round_of())
+        metadata.update({"search_rounds": len(state.rounds), "search_finished": state.finished})
+    else:
+        definition.validate_for_corpus(len(documents), where=where)
+        manifest, new = layout.write_current_grid(where, definition.to_dict(), definition.trials())
+    register_partitions(context.instance, manifest)
+    context.log.info("%s: %d trials, %d new", where, len(manifest["trials"]), new)
     return dg.Output(
         manifest,
-        data_version=dg.DataVersion(grid.fingerprint),
+        data_version=dg.DataVersion(manifest["grid_fingerprint"]),
         metadata={
-            "grid_fingerprint": grid.fingerprint,
-            "path": str(path),
-            "trials": len(trials),
-            "new_trial_keys": len(new_keys),
-            "embedding_sets": dg.MetadataValue.json(sorted(embedding_sets)),
-            "grid": dg.MetadataValue.json(grid.to_dict()),
+            "grid_fingerprint": manifest["grid_fingerprint"],
+            "path": where,
+            "trials": len(manifest["trials"]),
+            "new_trial_keys": new,
+            "embedding_sets": dg.MetadataValue.json(sorted(manifest["embedding_sets"])),
+            "grid": dg.MetadataValue.json(definition.to_dict()),
+            **metadata,
         },
     )

@@ -11,12 +11,29 @@ from topic_pipeline.engine import EmbeddingSource
 from topic_pipeline.ground_truth import GroundTruth
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.results import STATUS_OK, ResultStore
+from topic_pipeline.results import STATUS_OK, ResultStore, TrialResult
+from topic_pipeline.storage import read_json
 from topic_pipeline.sweep import LabelledSample, ScoredTrial, run_trials
 
 # A backfill runs as few runs of up to this many partitions each: every run starts its worker pool
 # (imports, numba compilation) once, and trials sharing a UMAP reduction stay in one run.
 TRIALS_PER_RUN = 200
+
+
+def trial_metadata(result: TrialResult) -> dict[str, object]:
+    """A trial partition's materialisation metadata, from its stored result row."""
+    metadata: dict[str, object] = {
+        "status": result.status,
+        "duration_s": round(result.duration_s, 3),
+        "mlflow_run_id": result.tags.get("mlflow_run_id", ""),
+        "inputs_fingerprint": result.fingerprint,
+        "params": dg.MetadataValue.json(result.params),
+    }
+    if result.status == STATUS_OK:
+        metadata.update({name: float(value) for name, value in result.metrics.items()})
+    else:
+        metadata["error"] = dg.MetadataValue.text(result.error or "")
+    return metadata
 
 
 @dg.asset(
@@ -44,6 +61,8 @@ def grid_trials(
     positions, classes = labels.aligned(corpus.ids)
     fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels.content_hash)
     trials = [(key, layout.trial_params(key)) for key in context.partition_keys]
+    # The search round that proposed each trial, so the UI and MLflow show why a trial exists.
+    rounds = read_json(layout.current_grid).get("rounds", {}) if layout.current_grid.exists() else {}
 
     cache = EmbeddingCache(layout.embeddings)
     sources: dict[str, EmbeddingSource] = {}
@@ -60,31 +79,26 @@ def grid_trials(
 
     def record(scored: ScoredTrial) -> None:
         result = scored.result
+        origin = {"search_round": str(rounds[result.key])} if result.key in rounds else {}
         run_id = tracker.log_trial(
             result,
             scored.topics,
-            {"dagster_run_id": context.run.run_id, "dagster_partition_key": result.key, "inputs_fingerprint": fingerprint},
+            {"dagster_run_id": context.run.run_id, "dagster_partition_key": result.key, "inputs_fingerprint": fingerprint,
+             **origin},
         )
         result.tags = {"mlflow_run_id": run_id, "dagster_run_id": context.run.run_id}
         store.save(result)
-        metadata: dict[str, object] = {
-            "status": result.status,
-            "duration_s": round(result.duration_s, 3),
-            "mlflow_run_id": run_id,
-            "inputs_fingerprint": fingerprint,
-            "params": dg.MetadataValue.json(result.params),
-        }
+        metadata = trial_metadata(result)
+        metadata.update({name: int(value) for name, value in origin.items()})
         url = tracker.run_url(run_id)
         if url:
             metadata["mlflow_run"] = dg.MetadataValue.url(url)
         done = finished["ok"] + finished["failed"] + 1
         if result.status == STATUS_OK:
             finished["ok"] += 1
-            metadata.update({name: float(value) for name, value in result.metrics.items()})
             context.log.info("[%d/%d] %s: ARI %.3f", done, len(trials), result.key, result.metrics["ari"])
         else:
             finished["failed"] += 1
-            metadata["error"] = dg.MetadataValue.text(result.error or "")
             context.log.error("[%d/%d] %s failed: %s", done, len(trials), result.key, result.error)
         context.add_asset_metadata(metadata, partition_key=result.key)
 
