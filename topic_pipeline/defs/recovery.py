@@ -1,0 +1,102 @@
+"""Runs that stopped half way: made visible as stopped, and what they finished made visible in Dagster.
+
+Used by ``topic-pipeline sweep`` and the sweep sensor before they plan, so a sweep that was killed
+resumes with only its unfinished trials.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import dagster as dg
+
+from topic_pipeline.defs.assets.trials import trial_metadata
+from topic_pipeline.defs.partitions import trial_partitions
+from topic_pipeline.defs.planning import IN_FLIGHT, run_partition_keys
+from topic_pipeline.layout import DataLayout
+from topic_pipeline.results import ResultStore
+
+# Runs that ``topic-pipeline`` executes in its own process carry that process's identity, so a later
+# sweep can tell a run that is still going from one whose process was killed.
+HOST_TAG = "topic_pipeline/host"
+PID_TAG = "topic_pipeline/pid"
+PID_START_TAG = "topic_pipeline/pid_start"
+# Set on a stopped trials run once the results it did finish have been recorded as materialisations.
+RESULTS_RECORDED_TAG = "topic_pipeline/results_recorded"
+
+
+def _process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (tells a reused pid apart); None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has exited
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the current process, for the runs it executes in-process."""
+    pid = os.getpid()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PID_START_TAG: _process_start(pid) or ""}
+
+
+def _process_is_gone(run: dg.DagsterRun) -> bool:
+    tags = run.tags
+    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+        return False  # not executed in a process of this machine: only Dagster's own monitoring can tell
+    started = _process_start(int(tags[PID_TAG]))
+    return started is None or (bool(tags.get(PID_START_TAG)) and started != tags[PID_START_TAG])
+
+
+def recover_interrupted_runs(instance: dg.DagsterInstance, layout: DataLayout) -> list[str]:
+    """Close the books on runs that stopped half way; returns a line per action taken.
+
+    * A run executed by ``topic-pipeline`` whose process is gone (killed, crashed, machine restarted)
+      would stay STARTED forever and keep its trials "in flight": it is reported failed, so the
+      trials it did not finish are planned again.
+    * A trials run that failed or was cancelled emits no materialisation, yet every trial it finished
+      has its result stored (each is saved as it finishes) and is not rerun: each such trial is
+      recorded as a materialisation of its partition, so Dagster shows it.
+    """
+    actions: list[str] = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
+        if _process_is_gone(run):
+            instance.report_run_failed(
+                run, f"the process that executed this run (pid {run.tags[PID_TAG]}) is gone: it was killed or crashed"
+            )
+            actions.append(f"run {run.run_id} ({run.job_name}) marked failed: its process is gone")
+    stopped = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+    runs = [
+        run for run in instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=stopped))
+        if RESULTS_RECORDED_TAG not in run.tags
+    ]
+    if not runs:
+        return actions
+    ordered = instance.get_dynamic_partitions(trial_partitions.name)
+    store = ResultStore(layout.results)
+    for run in runs:
+        # A run can fail after its step succeeded (killed before it closed): those trials are in already.
+        materialised = {
+            record.event_log_entry.dagster_event.partition
+            for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+        }
+        recorded = 0
+        for key in run_partition_keys(run, ordered):
+            result = store.load(key)
+            if result is None or result.tags.get("dagster_run_id") != run.run_id or key in materialised:
+                continue
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key="grid_trials",
+                    partition=key,
+                    description=f"finished by run {run.run_id}, which stopped before the end of its step",
+                    metadata={**trial_metadata(result), "dagster_run_id": run.run_id},
+                )
+            )
+            recorded += 1
+        instance.add_run_tags(run.run_id, {RESULTS_RECORDED_TAG: str(recorded)})
+        if recorded:
+            actions.append(f"run {run.run_id}: {recorded} finished trial(s) recorded as materialisations")
+    return actions
