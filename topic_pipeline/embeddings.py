@@ -14,7 +14,7 @@ import numpy as np
 from topic_pipeline.array_cache import EMBEDDING_LIBRARIES, cache_key, package_version
 from topic_pipeline.errors import EmbeddingModelError, MissingEmbeddingsError
 from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
-from topic_pipeline.storage import read_array, read_json, write_array, write_json
+from topic_pipeline.storage import read_array, read_json, read_user_text, write_array, write_json
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def stop_words(language: str) -> frozenset[str]:
         return frozenset(ENGLISH_STOP_WORDS)
     path = Path(language)
     if path.is_file():
-        return frozenset(w.strip().lower() for w in path.read_text(encoding="utf-8").splitlines() if w.strip())
+        text = read_user_text(path, "stop-word file", EmbeddingModelError)
+        return frozenset(w.strip().lower() for w in text.splitlines() if w.strip())
     raise EmbeddingModelError(
         f"stop-word language '{language}' is not supported: use 'english' or the path of a file with one stop word per line"
     )

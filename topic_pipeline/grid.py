@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from topic_pipeline.errors import GridError
-from topic_pipeline.storage import DuplicateKeyError, reject_duplicate_keys
+from topic_pipeline.storage import DuplicateKeyError, read_user_text, reject_duplicate_keys
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -241,11 +241,7 @@ class ParamGrid:
     @classmethod
     def from_file(cls, path: str | Path) -> ParamGrid:
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise GridError(f"grid file '{path}' does not exist") from None
-        return cls.from_json_text(text, where=f"grid file '{path}'")
+        return cls.from_json_text(read_user_text(path, "grid file", GridError), where=f"grid file '{path}'")
 
     def validate_for_corpus(self, n_documents: int, where: str = "grid") -> None:
         """Checks that need the corpus size: UMAP needs neighbours and components below it."""

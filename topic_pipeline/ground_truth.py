@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from topic_pipeline.errors import GroundTruthError, listing
-from topic_pipeline.storage import DuplicateKeyError, reject_duplicate_keys
+from topic_pipeline.storage import DuplicateKeyError, read_user_text, reject_duplicate_keys
 
 
 
@@ -62,11 +62,7 @@ class GroundTruth:
     @classmethod
     def from_file(cls, path: str | Path) -> GroundTruth:
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise GroundTruthError(f"ground truth file '{path}' does not exist") from None
-        return cls.from_json_text(text, where=f"ground truth file '{path}'")
+        return cls.from_json_text(read_user_text(path, "ground truth file", GroundTruthError), where=f"ground truth file '{path}'")
 
     def validate_against(self, corpus_ids: Iterable[int], where: str = "ground truth") -> None:
         known = set(int(i) for i in corpus_ids)

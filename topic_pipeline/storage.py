@@ -56,6 +56,18 @@ def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def read_user_text(path: Path, what: str, error: type[Exception]) -> str:
+    """The text of a file the user gave (``what`` names it in messages); ``error`` says what is wrong."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} '{path}' does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} '{path}' is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); save it as UTF-8 JSON") from None
+    except OSError as exc:
+        raise error(f"{what} '{path}' cannot be read: {exc.strerror or exc}") from None
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
