@@ -24,21 +24,42 @@ def _secret(name: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
+def _int_setting(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise TopicPipelineError(f"{name}='{value}' is not an integer (default {default})") from None
+
+
+def _choice_setting(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """Checked when the code location loads, not hours later in the step that uses it."""
+    value = os.environ.get(name, default)
+    if value not in choices:
+        raise TopicPipelineError(f"{name}='{value}' is not one of {', '.join(choices)}")
+    return value
+
+
 def build_resources() -> dict[str, object]:
+    from topic_pipeline.metrics import METRIC_NAMES
+    from topic_pipeline.sweep import ENGINES
+
     data_dir = os.environ.get("TOPIC_PIPELINE_DATA_DIR", "")
     return {
         "settings": PipelineSettings(
             data_dir=data_dir,
             ground_truth_path=os.environ.get("TOPIC_PIPELINE_GROUND_TRUTH", ""),
             grid_path=os.environ.get("TOPIC_PIPELINE_GRID", ""),
-            rank_by=os.environ.get("TOPIC_PIPELINE_RANK_BY", "ari"),
+            rank_by=_choice_setting("TOPIC_PIPELINE_RANK_BY", "ari", tuple(METRIC_NAMES)),
             rank_by_stability=os.environ.get("TOPIC_PIPELINE_RANK_BY_STABILITY", "") in {"1", "true", "TRUE", "yes"},
-            umap_seed=int(os.environ.get("TOPIC_PIPELINE_UMAP_SEED", "42")),
+            umap_seed=_int_setting("TOPIC_PIPELINE_UMAP_SEED", 42),
             stopwords_language=os.environ.get("TOPIC_PIPELINE_STOPWORDS_LANGUAGE", "english"),
             embedding_device=os.environ.get("TOPIC_PIPELINE_EMBEDDING_DEVICE", "auto"),
-            embedding_batch_size=int(os.environ.get("TOPIC_PIPELINE_EMBEDDING_BATCH_SIZE", "64")),
-            engine=os.environ.get("TOPIC_PIPELINE_ENGINE", "fast"),
-            workers=int(os.environ.get("TOPIC_PIPELINE_WORKERS", "0")),
+            embedding_batch_size=_int_setting("TOPIC_PIPELINE_EMBEDDING_BATCH_SIZE", 64),
+            engine=_choice_setting("TOPIC_PIPELINE_ENGINE", "fast", ENGINES),
+            workers=_int_setting("TOPIC_PIPELINE_WORKERS", 0),
             embedding_local_files_only=os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "TRUE", "yes"},
         ),
         "database": DocumentsDatabase(
@@ -50,7 +71,7 @@ def build_resources() -> dict[str, object]:
             date_column=os.environ.get("TOPIC_PIPELINE_DATE_COLUMN", ""),
             window_start=os.environ.get("TOPIC_PIPELINE_WINDOW_START", ""),
             window_end=os.environ.get("TOPIC_PIPELINE_WINDOW_END", ""),
-            window_days=int(os.environ.get("TOPIC_PIPELINE_WINDOW_DAYS", "0") or 0),
+            window_days=_int_setting("TOPIC_PIPELINE_WINDOW_DAYS", 0),
         ),
         "mlflow": MlflowTracking(
             tracking_uri=_secret("MLFLOW_TRACKING_URI"),
