@@ -74,8 +74,10 @@ def run_partition_keys(run: dg.DagsterRun, ordered_keys: list[str]) -> list[str]
 
 def _keys_in_flight(instance: dg.DagsterInstance, ordered_keys: list[str]) -> set[str]:
     busy: set[str] = set()
-    for run in instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=IN_FLIGHT)):
-        busy.update(run_partition_keys(run, ordered_keys))
+    for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
+        # Sensor runs are trials_job runs; a backfill launched from the UI runs as an asset job of its own.
+        if run.job_name == "trials_job" or dg.AssetKey("grid_trials") in (run.asset_selection or ()):
+            busy.update(run_partition_keys(run, ordered_keys))
     return busy
 
 
