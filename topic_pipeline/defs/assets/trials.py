@@ -17,7 +17,7 @@ from topic_pipeline.sweep import LabelledSample, ScoredTrial, run_trials
 
 # A backfill runs as few runs of up to this many partitions each: every run starts its worker pool
 # (imports, numba compilation) once, and trials sharing a UMAP reduction stay in one run.
-TRIALS_PER_RUN = 200
+TRIALS_PER_RUN = 1000
 
 
 def trial_metadata(result: TrialResult) -> dict[str, object]:
