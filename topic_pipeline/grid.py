@@ -155,7 +155,7 @@ class TrialParams:
         return cls(**{name: values[name] for name in GRID_KEYS}, seed_replicate=int(values.get("seed_replicate", 0)))
 
 
-def _check_values(key: str, values: list[Any], where: str) -> list[Any]:
+def check_grid_values(key: str, values: list[Any], where: str) -> list[Any]:
     """Validate one grid list and return its values normalised (floats as float, 'none' for nr_topics)."""
 
     def fail(value: Any, expected: str) -> GridError:
@@ -205,6 +205,16 @@ def _check_values(key: str, values: list[Any], where: str) -> list[Any]:
     return checked
 
 
+def parse_grid_json(text: str, where: str = "grid") -> Any:
+    """The JSON of a grid file (an explicit grid or a search), with duplicate keys refused."""
+    try:
+        return json.loads(text, object_pairs_hook=reject_duplicate_keys)
+    except DuplicateKeyError as exc:
+        raise GridError(f"{where}: key '{exc.key}' appears more than once; merge its values into one entry") from None
+    except json.JSONDecodeError as exc:
+        raise GridError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class ParamGrid:
     """A validated grid: for each key the distinct values, in the order given."""
@@ -225,18 +235,12 @@ class ParamGrid:
                 raise GridError(f"{where}: key '{key}' must be a list of values, got {json.dumps(given)}")
             if not given:
                 raise GridError(f"{where}: key '{key}' is an empty list; give at least one value or omit the key")
-            values[key] = _check_values(key, given, where)
+            values[key] = check_grid_values(key, given, where)
         return cls(values)
 
     @classmethod
     def from_json_text(cls, text: str, where: str = "grid") -> ParamGrid:
-        try:
-            raw = json.loads(text, object_pairs_hook=reject_duplicate_keys)
-        except DuplicateKeyError as exc:
-            raise GridError(f"{where}: key '{exc.key}' appears more than once; merge its values into one entry") from None
-        except json.JSONDecodeError as exc:
-            raise GridError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-        return cls.from_mapping(raw, where)
+        return cls.from_mapping(parse_grid_json(text, where), where)
 
     @classmethod
     def from_file(cls, path: str | Path) -> ParamGrid:

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from topic_pipeline.errors import GridError
-from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, GRID_KEYS, ParamGrid, TrialParams, _check_values
-from topic_pipeline.storage import DuplicateKeyError, read_json, reject_duplicate_keys, write_json
+from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, ParamGrid, TrialParams, check_grid_values, parse_grid_json
+from topic_pipeline.storage import read_json, read_user_text, write_json
 
 ROUND_BROAD = "broad"
 ROUND_REFINE = "refine"
@@ -116,7 +116,7 @@ def _checked_option(key: str, value: Any, where: str) -> Any:
             raise fail("an integer >= 0")
         return value
     # The remaining options are fixed grid values for every trial of the search.
-    return _check_values(key, [value], where)[0]
+    return check_grid_values(key, [value], where)[0]
 
 
 def read_sweep_definition(path: str | Path | None) -> ParamGrid | SearchSpec:
@@ -125,16 +125,7 @@ def read_sweep_definition(path: str | Path | None) -> ParamGrid | SearchSpec:
         return SearchSpec()
     path = Path(path)
     where = f"grid file '{path}'"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GridError(f"grid file '{path}' does not exist") from None
-    try:
-        raw = json.loads(text, object_pairs_hook=reject_duplicate_keys)
-    except DuplicateKeyError as exc:
-        raise GridError(f"{where}: key '{exc.key}' appears more than once; merge its values into one entry") from None
-    except json.JSONDecodeError as exc:
-        raise GridError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    raw = parse_grid_json(read_user_text(path, "grid file", GridError), where)
     if isinstance(raw, Mapping) and "search" in raw:
         return SearchSpec.from_mapping(raw, where)
     return ParamGrid.from_mapping(raw, where)
@@ -359,7 +350,7 @@ def _best(state: SearchState, scores: Mapping[str, float | None], rounds: Iterab
     scored = [(scores[key], key) for key in keys if scores.get(key) is not None]
     if not scored:
         return None, None
-    score, key = max(scored, key=lambda item: (item[0], [-ord(c) for c in item[1]]))
+    score, key = min(scored, key=lambda item: (-item[0], item[1]))
     return key, score
 
 
