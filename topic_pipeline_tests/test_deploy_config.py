@@ -261,7 +261,7 @@ def k8s_launcher(tmp_path, monkeypatch, kubeconfig):
     result = validate_config(K8sRunLauncher.config_type(), launcher_config)
     assert result.success, [error.message for error in result.errors]
     # In a pod it loads the in-cluster config; here the same settings with a kubeconfig instead.
-    assert launcher_config["load_incluster_config"] if "load_incluster_config" in launcher_config else True
+    assert launcher_config.get("load_incluster_config", True) is True
     return K8sRunLauncher.from_config_value(None, {**result.value, "load_incluster_config": False, "kubeconfig_file": kubeconfig})
 
 
