@@ -553,3 +553,19 @@ def test_property_adding_a_value_only_adds_keys(raw: dict, key: str, data) -> No
 def test_a_key_given_twice_is_an_error_not_a_silent_overwrite():
     with pytest.raises(GridError, match="'umap_n_neighbors' appears more than once"):
         ParamGrid.from_json_text('{"umap_n_neighbors": [5], "umap_n_neighbors": [15]}')
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 1000) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from([*GRID_KEYS, "umap_neighbours", ""]), inner, max_size=4),
+    max_leaves=12,
+))
+def test_property_any_json_gives_a_grid_or_a_grid_error(raw) -> None:
+    """Whatever the grid file holds, the user gets trials or a GridError naming the problem, never a crash."""
+    try:
+        grid = ParamGrid.from_json_text(json.dumps(raw))
+    except GridError as exc:
+        assert str(exc)
+    else:
+        assert grid.trials()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from topic_pipeline.errors import GroundTruthError
 from topic_pipeline.ground_truth import GroundTruth
@@ -201,3 +203,81 @@ def test_aligned_with_no_labelled_documents_in_corpus() -> None:
 def test_a_cluster_given_twice_is_an_error_not_a_silent_overwrite():
     with pytest.raises(GroundTruthError, match="'a' appears more than once"):
         GroundTruth.from_json_text('{"a": [1, 2], "b": [3], "a": [4]}')
+
+
+# --- properties (hypothesis) ----------------------------------------------------------------------
+
+
+@st.composite
+def valid_labels(draw) -> dict[str, list[int]]:
+    """2-6 non-empty clusters of distinct integer ids, in any order."""
+    ids = draw(st.lists(st.integers(-(2**40), 2**40), min_size=2, max_size=40, unique=True))
+    n_clusters = draw(st.integers(2, min(6, len(ids))))
+    names = draw(st.lists(st.text(min_size=1, max_size=6), min_size=n_clusters, max_size=n_clusters, unique=True))
+    cuts = sorted(draw(st.lists(st.integers(1, len(ids) - 1), min_size=n_clusters - 1, max_size=n_clusters - 1, unique=True)))
+    bounds = [0, *cuts, len(ids)]
+    return {name: ids[start:end] for name, start, end in zip(names, bounds, bounds[1:])}
+
+
+@settings(max_examples=150, deadline=None)
+@given(valid_labels(), st.randoms(use_true_random=False))
+def test_property_valid_labels_round_trip_and_hash_ignores_order(raw, random) -> None:
+    labels = GroundTruth.from_json_text(json.dumps(raw))
+    assert labels.n_clusters == len(raw)
+    assert labels.to_mapping() == {name: sorted(ids) for name, ids in sorted(raw.items())}
+    shuffled = {name: random.sample(ids, len(ids)) for name, ids in random.sample(list(raw.items()), len(raw))}
+    assert GroundTruth.from_mapping(shuffled).content_hash == labels.content_hash
+    # Alignment: every labelled id present in the corpus gets one position and its cluster's class.
+    corpus_ids = np.asarray(sorted({i for ids in raw.values() for i in ids} | {2**41}), dtype=np.int64)
+    positions, classes = labels.aligned(corpus_ids)
+    assert len(positions) == len(labels.cluster_of) and 2**41 not in corpus_ids[positions]
+    names = sorted(raw)
+    assert [names[c] for c in classes] == [labels.cluster_of[int(corpus_ids[p])] for p in positions]
+
+
+@settings(max_examples=150, deadline=None)
+@given(valid_labels(), st.sampled_from(["shared id", "empty cluster", "not an int", "one cluster"]), st.data())
+def test_property_each_defect_is_reported_by_name(raw, defect, data) -> None:
+    names = sorted(raw)
+    broken = {name: list(ids) for name, ids in raw.items()}
+    if defect == "shared id":
+        shared = broken[names[0]][0]
+        broken[names[1]].append(shared)
+        expected = f"text id {shared} is listed in clusters"
+    elif defect == "empty cluster":
+        broken[names[-1]] = []
+        expected = f"cluster '{names[-1]}' is empty"
+    elif defect == "not an int":
+        bad = data.draw(st.sampled_from(["7", 1.5, None, True, [3]]))
+        broken[names[0]].append(bad)
+        expected = f"cluster '{names[0]}' holds {json.dumps(bad)}; expected integer text ids"
+    else:
+        broken = {names[0]: broken[names[0]]}
+        expected = "needs at least 2 clusters to score against, got 1"
+    with pytest.raises(GroundTruthError) as info:
+        GroundTruth.from_json_text(json.dumps(broken))
+    assert expected in str(info.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60) | st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+                                           max_leaves=12).map(json.dumps))
+def test_property_any_text_parses_or_gets_a_ground_truth_error(text) -> None:
+    """Whatever the file holds, the user gets labels or a GroundTruthError, never a crash."""
+    try:
+        GroundTruth.from_json_text(text)
+    except GroundTruthError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(valid_labels(), st.sets(st.integers(-(2**40), 2**40), max_size=30))
+def test_property_validation_lists_exactly_the_unknown_ids(raw, corpus) -> None:
+    labels = GroundTruth.from_mapping(raw)
+    unknown = sorted(set(labels.cluster_of) - corpus)
+    if not unknown:
+        labels.validate_against(corpus)
+        return
+    with pytest.raises(GroundTruthError, match=rf"{len(unknown)} text id\(s\) are not in the corpus: {re.escape(str(unknown[0]))}"):
+        labels.validate_against(corpus)

@@ -217,3 +217,26 @@ def test_not_one_dimensional() -> None:
 def test_empty_input() -> None:
     with pytest.raises(ValueError, match="no labelled documents"):
         score(np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+
+
+@settings(max_examples=150, deadline=None)
+@given(labellings(), st.randoms(use_true_random=False))
+def test_property_renaming_topics_or_classes_changes_no_metric(case, random) -> None:
+    """Topic ids and class ids are names: any one-to-one renaming (outliers stay -1) scores the same."""
+    truth, predicted = case
+    topics = sorted({p for p in predicted if p != -1})
+    topic_names = dict(zip(topics, random.sample(range(1000), len(topics))))
+    classes = sorted(set(truth))
+    class_names = dict(zip(classes, random.sample(range(1000), len(classes))))
+    renamed = score(np.asarray([class_names[t] for t in truth]), np.asarray([topic_names.get(p, -1) for p in predicted]))
+    original = score(np.asarray(truth), np.asarray(predicted))
+    assert renamed == pytest.approx(original, abs=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=2, max_size=40))
+def test_property_a_perfect_topic_model_scores_one(truth) -> None:
+    result = score(np.asarray(truth), np.asarray(truth) + 3)
+    assert result["f1_macro"] == pytest.approx(1.0) and result["outlier_fraction"] == 0.0
+    if len(set(truth)) > 1:
+        assert result["ari"] == pytest.approx(1.0) and result["ami"] == pytest.approx(1.0)
