@@ -336,13 +336,20 @@ def _add_round(state: SearchState, kind: str, proposals: list[TrialParams], now:
 
 
 def ranked_configurations(state: SearchState, scores: Mapping[str, float | None]) -> list[TrialParams]:
-    """Scored configurations at the configured seed, best first (ties broken by key for determinism)."""
-    scored = [
-        (scores[key], key) for key, params in state.trials.items()
-        if scores.get(key) is not None and not params.get("seed_replicate")
-    ]
-    scored.sort(key=lambda item: (-item[0], item[1]))
-    return [TrialParams.from_dict(state.trials[key]) for _, key in scored]
+    """Scored configurations at the configured seed, best first, one per distinct score.
+
+    Many HDBSCAN settings give the very same clustering (hence the same score); taking several of them
+    as leaders would refine, or re-seed, one result several times. Ties keep the smallest key.
+    """
+    scored = sorted(
+        ((scores[key], key) for key, params in state.trials.items()
+         if scores.get(key) is not None and not params.get("seed_replicate")),
+        key=lambda item: (-item[0], item[1]),
+    )
+    first_of_score: dict[float, str] = {}
+    for score, key in scored:
+        first_of_score.setdefault(score, key)
+    return [TrialParams.from_dict(state.trials[key]) for key in first_of_score.values()]
 
 
 def _best(state: SearchState, scores: Mapping[str, float | None], rounds: Iterable[SearchRound]) -> tuple[str | None, float | None]:

@@ -268,3 +268,15 @@ def test_search_rounds_run_through_dagster(tiny_project, monkeypatch):
         from topic_pipeline.defs.planning import plan_next_runs
 
         assert plan_next_runs(instance, build_resources()["settings"]) == []
+
+
+def test_leaders_are_distinct_results():
+    # Two HDBSCAN settings giving the same clustering (same score) count as one leader.
+    state = start_search(SearchSpec(stability_top=2, stability_seeds=2, max_rounds=0), 2000, "inputs", now=0.0)
+    keys = state.rounds[0].trial_keys
+    scores = {key: 0.1 for key in keys}
+    scores[keys[0]] = scores[keys[1]] = 0.9
+    scores[keys[2]] = 0.8
+    assert advance(state, scores, now=1.0).kind == ROUND_STABILITY
+    replicated = {TrialParams.from_dict(state.trials[k]).configuration.key for k in state.rounds[-1].trial_keys}
+    assert replicated == {keys[0], keys[2]}
