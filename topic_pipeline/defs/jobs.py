@@ -4,9 +4,11 @@ import dagster as dg
 
 from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
 
+# Three light steps in the run's own process: a subprocess each cost ~5 s of start-up per sweep here.
 refresh_inputs_job = dg.define_asset_job(
     "refresh_inputs_job",
     selection=["documents", "ground_truth", "param_grid"],
+    executor_def=dg.in_process_executor,
     description="Export the texts, validate the labels and register the grid's partitions.",
 )
 embeddings_job = dg.define_asset_job(
