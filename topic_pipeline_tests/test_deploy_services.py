@@ -153,7 +153,8 @@ def mlflow_server(new_database, tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
-            server.wait(timeout=5)
+            # uvicorn's graceful shutdown waits on the client's kept-alive connections: do not wait long.
+            server.wait(timeout=2)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
