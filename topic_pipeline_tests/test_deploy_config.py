@@ -289,9 +289,11 @@ def test_k8s_executor_is_selected_by_environment_and_names_real_steps(tmp_path, 
     from topic_pipeline.definitions import build_executor, defs
 
     definitions = defs()
-    for name in ("refresh_inputs_job", "embeddings_job", "trials_job"):
+    for name in ("embeddings_job", "trials_job"):
         assert definitions.resolve_job_def(name).executor_def.name == "k8s", name
-    assert definitions.resolve_job_def("leaderboard_job").executor_def.name == "in_process"
+    # Jobs of light steps keep running in their run's pod.
+    for name in ("refresh_inputs_job", "leaderboard_job"):
+        assert definitions.resolve_job_def(name).executor_def.name == "in_process", name
     # per_step_k8s_config is keyed by op name: each key must be a step of the jobs it is meant for.
     op_names = {node.name for name in ("embeddings_job", "trials_job") for node in definitions.resolve_job_def(name).graph.nodes}
     assert set(executor_config()["per_step_k8s_config"]) <= op_names
@@ -337,5 +339,5 @@ def test_k8s_embeddings_step_job_requests_one_gpu(tmp_path, monkeypatch, kubecon
     (trials,) = step_job("grid_trials").spec.template.spec.containers
     assert "nvidia.com/gpu" not in (trials.resources.limits or {})
     assert {item.name: item.value for item in trials.env if item.value}["TOPIC_PIPELINE_WORKERS"] == trials.resources.requests["cpu"]
-    (default,) = step_job("documents").spec.template.spec.containers
+    (default,) = step_job("any_other_step").spec.template.spec.containers
     assert default.resources.requests == {"cpu": "1", "memory": "2Gi"}
