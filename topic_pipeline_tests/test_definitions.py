@@ -32,7 +32,9 @@ def test_asset_graph_and_automation():
     graph = definitions.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {"documents", "ground_truth", "param_grid", "embeddings", "grid_trials", "leaderboard",
-                    "topic_model", "hub_model"}
+                    "search_refinement", "topic_model", "hub_model"}
+    # The search's refinement is downstream of the leaderboard: lineage shows why a round's trials exist.
+    assert {p.to_user_string() for p in graph.get(dg.AssetKey("search_refinement")).parent_keys} >= {"leaderboard"}
     # Nothing pushes to the Hub unasked: no schedule or sensor targets a job that selects hub_model.
     automated = {definitions.resolve_schedule_def("biweekly_refresh").job_name}
     automated |= {job.name for job in definitions.resolve_sensor_def("sweep_sensor").jobs}
@@ -45,9 +47,10 @@ def test_asset_graph_and_automation():
     assert {parent.to_user_string() for parent in trials.parent_keys} == {"documents", "ground_truth", "embeddings"}
     assert definitions.resolve_sensor_def("sweep_sensor")
     assert definitions.resolve_schedule_def("biweekly_refresh").cron_schedule == BIWEEKLY_CRON
-    for name in ("refresh_inputs_job", "embeddings_job", "trials_job"):
+    for name in ("embeddings_job", "trials_job"):
         assert definitions.resolve_job_def(name).executor_def.name == "multiprocess"
-    assert definitions.resolve_job_def("leaderboard_job").executor_def.name == "in_process"
+    for name in ("refresh_inputs_job", "leaderboard_job", "search_job"):
+        assert definitions.resolve_job_def(name).executor_def.name == "in_process"
 
 
 def test_biweekly_means_every_other_monday():
