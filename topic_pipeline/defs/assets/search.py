@@ -26,6 +26,8 @@ def search_refinement(
     by the sweep sensor; their metadata and MLflow runs carry the round that proposed them.
     """
     layout = settings.layout
+    if not layout.current_grid.exists():
+        raise dg.Failure(f"no sweep registered under {layout.root}: materialise param_grid first")
     state = SearchState.load(layout.search_state)
     manifest = read_json(layout.current_grid)
     if state is None or manifest["grid"].get("search") != "auto":
