@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from psycopg2.extras import execute_values
 
 import topic_pipeline.corpus as corpus_module
 from conftest import require_service
@@ -385,7 +386,7 @@ def test_postgres_load_in_chunks(pg_table, monkeypatch: pytest.MonkeyPatch) -> N
     ids = np.random.default_rng(7).permutation(np.arange(1, 2501)).tolist()
     with connection.cursor() as cursor:
         cursor.execute(f'CREATE TABLE "{name}" (doc_id BIGINT PRIMARY KEY, content TEXT NOT NULL)')
-        cursor.executemany(f'INSERT INTO "{name}" VALUES (%s, %s)', [(i, f"document number {i}") for i in ids])
+        execute_values(cursor, f'INSERT INTO "{name}" VALUES %s', [(i, f"document number {i}") for i in ids])
     calls = _spy_fetchmany(monkeypatch)
     monkeypatch.setattr(corpus_module, "FETCH_CHUNK_ROWS", 1000)
 
@@ -430,8 +431,9 @@ def pg_articles(pg_table):
         cursor.execute(ARTICLES_SCHEMA.read_text())
         cursor.execute("SET search_path TO DEFAULT")
         ids = np.random.default_rng(3).permutation(np.arange(1, 2501)).tolist()
-        cursor.executemany(
-            f'INSERT INTO "{schema}".articles VALUES (%s, %s, %s, %s, %s)',
+        execute_values(
+            cursor,
+            f'INSERT INTO "{schema}".articles VALUES %s',
             [(i, f"Title {i}", None if i % 10 == 0 else f"Body of article {i}.", "wire" if i % 2 else "blog",
               ARTICLES_EPOCH + dt.timedelta(hours=i)) for i in ids],
         )
