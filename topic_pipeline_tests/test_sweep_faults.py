@@ -3,9 +3,11 @@
 * A sweep killed mid-way (SIGKILL to the CLI, its Dagster step process and the engine's workers)
   resumes with only its unfinished trials, reuses every finished cache entry, and ends with the same
   leaderboard as a sweep that was never interrupted.
+* Bad input of every kind, fed to that uninterrupted sweep's instance afterwards, gets a clear error
+  and leaves every earlier materialisation, stored value, result and the export as they were.
 * That uninterrupted sweep (and an export after it) reads its texts from PostgreSQL through a URL with
   a password, with HF_TOKEN set: neither secret may appear in any log, Dagster event or metadata, MLflow
-  record or file it leaves behind.
+  record or file it (or the bad-input runs) left behind.
 
 Real parts throughout: ``topic-pipeline sweep`` / ``export``, SQLite and PostgreSQL sources, SQLite
 MLflow stores, the packaged embedding model. The uninterrupted sweep runs at the same time as the one
@@ -13,8 +15,12 @@ that gets killed (two cores), on the same corpus and labels; to save an embeddin
 sweep's embeddings are computed here, into the cache it reads.
 """
 
+import dataclasses
+import hashlib
 import json
 import os
+import re
+import sqlite3
 import signal
 import subprocess
 import sys
@@ -66,11 +72,19 @@ def _start_sweep(project: Path, log_name: str) -> subprocess.Popen:
     return _start(project, log_name, "sweep", environment)
 
 
+@dataclasses.dataclass
+class Sweep:
+    root: Path
+    process: subprocess.Popen
+    secrets: dict[str, str]
+    environment: dict[str, str]
+
+
 @pytest.fixture(scope="module")
 def uninterrupted_sweep(tmp_path_factory):
     """``topic-pipeline sweep && topic-pipeline export`` on the tiny corpus, texts from PostgreSQL.
 
-    Started in the background; the tests wait for it. Yields (folder, process, secrets).
+    Started in the background; the tests wait for it (``_finished``).
     """
     try:
         import psycopg2
@@ -105,10 +119,11 @@ def uninterrupted_sweep(tmp_path_factory):
         "HF_TOKEN": secrets["token"],
         "HF_HUB_OFFLINE": "1",
     }
-    process = _start(root, "cli.log", "sweep && export", environment)
+    sweep = Sweep(root, _start(root, "cli.log", "sweep && export", environment), secrets, environment)
     try:
-        yield root, process, secrets
+        yield sweep
     finally:
+        process = sweep.process
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -117,10 +132,9 @@ def uninterrupted_sweep(tmp_path_factory):
         connection.close()
 
 
-def _finished(sweep) -> Path:
-    root, process, _ = sweep
-    assert process.wait(timeout=600) == 0, (root / "cli.log").read_text()[-3000:]
-    return root
+def _finished(sweep: "Sweep") -> Path:
+    assert sweep.process.wait(timeout=600) == 0, (sweep.root / "cli.log").read_text()[-3000:]
+    return sweep.root
 
 
 def _group_members(group: int) -> list[int]:
@@ -232,12 +246,194 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
     )
 
 
+# --- bad input ------------------------------------------------------------------------------------
+# Each condition runs the job that reads the bad input against the uninterrupted sweep's instance and
+# data (the real jobs and resources, executed in this process), and checks the step's error (what the
+# UI and ``topic-pipeline`` show) and that every earlier materialisation, stored value, trial result
+# and the export are unchanged. Conditions one by one without Dagster, and many more: test_corpus,
+# test_ground_truth, test_grid, test_embeddings, test_export. The README's "Bad input" table was
+# printed by this test (``pytest -s -k bad_input``).
+
+BROKEN_TABLES = {
+    "articles": [(1, "a"), (2, "b")],
+    "duplicate_ids": [(7, "a"), (7, "b"), (8, "c")],
+    "blank_texts": [(1, "a"), (3, ""), (4, "   ")],
+    "text_ids": [("7a", "a"), (8, "b")],
+    "no_rows": [],
+}
+TRIAL = "all-minilm-l6-v2__nn10_nc2_md0_mcs8_msnone_eps0_ntnone_ng1"
+NOSTOP = "all-minilm-l6-v2-nostop"
+ASSETS = ["documents", "ground_truth", "param_grid", "leaderboard", "topic_model"]
+PARTITIONED = [("embeddings", "all-minilm-l6-v2"), ("grid_trials", TRIAL)]
+
+
+def _broken_table(table: str) -> dict[str, str]:
+    """The settings that read ``table`` of the database of broken tables (written by ``_bad_input_project``)."""
+    return {"TOPIC_PIPELINE_DATABASE_URL": "sqlite:///{root}/broken.db", "TOPIC_PIPELINE_DOCUMENTS_TABLE": table}
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    what: str  # as the README's table says it
+    job: str
+    expected: str  # a regular expression the message must match
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)
+    file: tuple[str, bytes] | None = None  # (variable naming the file, its content)
+    run_config: dict | None = None
+    partition: str | None = None
+
+
+def _labels(mapping) -> bytes:
+    return json.dumps(mapping).encode()
+
+
+CONDITIONS = [
+    # The SQL export (documents).
+    Condition("duplicate ids", "refresh_inputs_job", r"1 id\(s\) occur more than once: 7",
+              _broken_table("duplicate_ids")),
+    Condition("empty or whitespace texts", "refresh_inputs_job", r"2 text\(s\) are empty or whitespace, ids: 3, 4",
+              _broken_table("blank_texts")),
+    Condition("non-integer ids", "refresh_inputs_job", r"ids must be integers; got '7a'",
+              _broken_table("text_ids")),
+    Condition("an empty result", "refresh_inputs_job", r"returned no rows", _broken_table("no_rows")),
+    Condition("a missing table", "refresh_inputs_job", r"no_such_table", _broken_table("no_such_table")),
+    Condition("a missing column", "refresh_inputs_job", r"body", {**_broken_table("articles"), "TOPIC_PIPELINE_TEXT_COLUMN": "body"}),
+    Condition("an invalid identifier (SQL injection attempt)", "refresh_inputs_job",
+              r"table 'articles; DROP TABLE articles' is not a valid SQL identifier",
+              _broken_table("articles; DROP TABLE articles")),
+    Condition("a database that cannot be reached (password masked)", "refresh_inputs_job",
+              r"cannot reach the database at postgresql\+psycopg2://alice:\*\*\*@127\.0\.0\.1:1/corpus",
+              {"TOPIC_PIPELINE_DATABASE_URL": "postgresql+psycopg2://alice:hunter22@127.0.0.1:1/corpus"}),
+    # The labelled sample (ground_truth).
+    Condition("ground truth: malformed JSON", "refresh_inputs_job", r"is not valid JSON: .* at line 1, column",
+              file=("TOPIC_PIPELINE_GROUND_TRUTH", b'{"a": [1, 2],')),
+    Condition("ground truth: not UTF-8", "refresh_inputs_job", r"is not UTF-8 text \(byte 0 is 0x80\)",
+              file=("TOPIC_PIPELINE_GROUND_TRUTH", b"\x80\x04binary")),
+    Condition("ground truth: fewer than 2 clusters", "refresh_inputs_job", r"needs at least 2 clusters to score against, got 1",
+              file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [1, 2]}))),
+    Condition("ground truth: an id in two clusters", "refresh_inputs_job",
+              r"text id 2 is listed in clusters 'a' and 'b'; each id belongs to one cluster",
+              file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [1, 2], "b": [2, 3]}))),
+    Condition("ground truth: ids not in the corpus", "refresh_inputs_job", r"2 text id\(s\) are not in the corpus: 9001, 9002",
+              file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [9001], "b": [9002]}))),
+    Condition("ground truth: a cluster given twice", "refresh_inputs_job", r"key 'a' appears more than once",
+              file=("TOPIC_PIPELINE_GROUND_TRUTH", b'{"a": [1], "b": [2], "a": [3]}')),
+    # The grid (param_grid).
+    Condition("grid: unknown key", "refresh_inputs_job", r"unknown key 'umap_neighbours'. Did you mean 'umap_n_neighbors'\?",
+              file=("TOPIC_PIPELINE_GRID", _labels({"umap_neighbours": [10]}))),
+    Condition("grid: an empty list", "refresh_inputs_job", r"hdbscan_min_cluster_size",
+              file=("TOPIC_PIPELINE_GRID", _labels({"hdbscan_min_cluster_size": []}))),
+    Condition("grid: out of range", "refresh_inputs_job", r"umap_min_dist",
+              file=("TOPIC_PIPELINE_GRID", _labels({"umap_min_dist": [1.5]}))),
+    Condition("grid: n_neighbors not below the corpus size", "refresh_inputs_job",
+              r"umap_n_neighbors=500 must be below the corpus size \(200 documents\)",
+              file=("TOPIC_PIPELINE_GRID", _labels({"umap_n_neighbors": [500]}))),
+    # Configuration (environment variables), checked when the code location loads.
+    Condition("configuration: a setting that is not an integer", "refresh_inputs_job",
+              r"TOPIC_PIPELINE_UMAP_SEED='forty-two' is not an integer", {"TOPIC_PIPELINE_UMAP_SEED": "forty-two"}),
+    Condition("configuration: an unknown ranking metric", "leaderboard_job", r"TOPIC_PIPELINE_RANK_BY='accuracy' is not one of ari, ami",
+              {"TOPIC_PIPELINE_RANK_BY": "accuracy"}),
+    Condition("configuration: an unknown stop-word language", "embeddings_job",
+              r"stop-word language 'klingon' is not supported", {"TOPIC_PIPELINE_STOPWORDS_LANGUAGE": "klingon"},
+              partition=NOSTOP),
+    # The export (topic_model).
+    Condition("export: an unknown trial key", "export_job", r"trial key 'no-such-trial' is not in the current leaderboard",
+              run_config={"ops": {"topic_model": {"config": {"trial_key": "no-such-trial"}}}}),
+    Condition("export: an unknown serialisation", "export_job", r"unknown serialization 'onnx'",
+              run_config={"ops": {"topic_model": {"config": {"serialization": "onnx"}}}}),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_project(uninterrupted_sweep):
+    """The finished uninterrupted sweep, plus a database of broken tables and a registered embedding set
+    that has not been embedded yet (for the stop-word condition)."""
+    root = _finished(uninterrupted_sweep)
+    with sqlite3.connect(root / "broken.db") as connection:
+        for table, rows in BROKEN_TABLES.items():
+            connection.execute(f"CREATE TABLE {table} (article_id, headline TEXT)")
+            connection.executemany(f"INSERT INTO {table} VALUES (?, ?)", rows)
+    connection.close()
+    (root / "data" / "grid" / "embedding_sets" / f"{NOSTOP}.json").write_text(
+        json.dumps({"embedding_model": DEFAULT_EMBEDDING_MODEL, "remove_stopwords": True})
+    )
+    with dg.DagsterInstance.from_config(str(root / "dagster_home")) as instance:
+        instance.add_dynamic_partitions("embedding_sets", [NOSTOP])
+        yield uninterrupted_sweep, instance
+
+
+def _execute_in_process(instance, job_name: str, partition: str | None, run_config: dict | None):
+    from topic_pipeline.definitions import defs
+
+    job = defs().resolve_job_def(job_name)
+    return job.execute_in_process(instance=instance, partition_key=partition, run_config=run_config, raise_on_error=False)
+
+
+def _latest(instance) -> dict[str, int | None]:
+    """The storage id of the latest materialisation of every asset (and partition) of the project."""
+    found = {}
+    for asset, partition in [(asset, None) for asset in ASSETS] + PARTITIONED:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None), limit=1
+        ).records
+        found[asset if partition is None else f"{asset}[{partition}]"] = records[0].storage_id if records else None
+    return found
+
+
+def _files(data_dir: Path) -> dict[str, str]:
+    """Every stored value, result, cache entry, leaderboard and export (MLflow's own store aside)."""
+    return {
+        str(path.relative_to(data_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(data_dir.rglob("*"))
+        if path.is_file() and "mlflow" not in path.relative_to(data_dir).parts
+    }
+
+
+@pytest.mark.parametrize("condition", CONDITIONS, ids=[c.what for c in CONDITIONS])
+def test_bad_input_gets_a_clear_error_and_loses_nothing(bad_input_project, condition: Condition, monkeypatch):
+    from topic_pipeline.cli import _root_cause
+    from topic_pipeline.errors import TopicPipelineError
+
+    sweep, instance = bad_input_project
+    for name, value in {**sweep.environment, **condition.environment}.items():
+        monkeypatch.setenv(name, value.format(root=sweep.root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    if condition.file:
+        variable, content = condition.file
+        path = sweep.root / f"{variable.lower()}.json"
+        path.write_bytes(content)
+        monkeypatch.setenv(variable, str(path))
+    before_events, before_files = _latest(instance), _files(sweep.root / "data")
+
+    failed_step = None
+    try:
+        result = _execute_in_process(instance, condition.job, condition.partition, condition.run_config)
+    except TopicPipelineError as exc:  # a configuration error: the code location does not load at all
+        message = str(exc)
+    else:
+        assert not result.success
+        failure = next(event for event in result.all_events if event.is_step_failure)
+        failed_step, message = failure.step_key, _root_cause(failure.step_failure_data.error)
+    assert re.search(condition.expected, message), message
+
+    after_events = _latest(instance)
+    # Steps that succeed beside the failed one (documents, say, when the labels are bad) record a new
+    # materialisation of the same value; nothing else gets one, and no stored byte changes.
+    rewritten = {asset for asset in ASSETS if after_events[asset] != before_events[asset]}
+    assert failed_step not in rewritten and rewritten <= {"documents", "ground_truth", "param_grid"}, rewritten
+    assert {key: event for key, event in after_events.items() if key not in rewritten} == {
+        key: event for key, event in before_events.items() if key not in rewritten
+    }
+    assert _files(sweep.root / "data") == before_files
+    print(f"| {condition.what} | `{message}` |")
+
+
 def test_secrets_reach_no_log_event_metadata_mlflow_record_or_file(uninterrupted_sweep):
     from dagster._serdes import serialize_value
     from mlflow import MlflowClient
 
     root = _finished(uninterrupted_sweep)
-    secrets = [value.encode() for value in uninterrupted_sweep[2].values()]
+    secrets = [value.encode() for value in uninterrupted_sweep.secrets.values()]
 
     # Every byte the sweep and the export left: the CLI's output, Dagster's run, event-log and schedule
     # storage, the compute logs of every step, the MLflow store and its artifacts, caches, results, export.
