@@ -9,7 +9,7 @@ export TOPIC_PIPELINE_DATA_DIR ?= $(CURDIR)/data
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test benchmark ui mlflow-ui clean
+.PHONY: setup demo test benchmark load-test ui mlflow-ui clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ test: $(STAMP) $(CHROMIUM)
 
 benchmark: $(STAMP)
 	$(BIN)/topic-pipeline benchmark
+
+# A sweep of 1,200 trials on the sample corpus, embedded defaults: time, peak memory, SQLite lock errors.
+load-test: $(STAMP)
+	$(BIN)/python -m topic_pipeline.load_test
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

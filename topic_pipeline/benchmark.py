@@ -49,6 +49,7 @@ class TreeMemorySampler:
     def __init__(self, interval: float = 0.2):
         self.interval = interval
         self.peak_bytes = 0
+        self.samples: list[tuple[float, int]] = []  # (time.time(), summed bytes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -82,7 +83,9 @@ class TreeMemorySampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._total())
+            total = self._total()
+            self.samples.append((time.time(), total))
+            self.peak_bytes = max(self.peak_bytes, total)
             time.sleep(self.interval)
 
     def __enter__(self) -> TreeMemorySampler:
