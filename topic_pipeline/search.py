@@ -210,7 +210,8 @@ def _reduction_of(params: TrialParams) -> tuple:
 def refinement_round(spec: SearchSpec, n_documents: int, ranked: list[TrialParams]) -> list[TrialParams]:
     """One step either way around the best configurations (``ranked``: best first, replicate 0).
 
-    Returns the candidates nearest the best first, so a trial budget cuts the farthest.
+    Candidates come in the leaders' rank order, each leader's own reduction first, so a trial budget
+    cuts the neighbourhoods of the weaker leaders.
     """
     space = SearchSpace(n_documents)
     leaders = ranked[: spec.top_k]
