@@ -56,6 +56,12 @@ def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], 
 
     # This process's identity lets a later sweep see that the run stopped because the process was killed.
     tags = {**tags, **process_tags()}
+    # Dagster keeps the last job definition built in this process, and ours read the environment
+    # (build_resources): a job run in-process must see the settings of now, not of an earlier run.
+    from dagster._core.definitions.reconstruct import ReconstructableJob
+
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
     with dg.execute_job(dg.reconstructable(_JOBS[job_name]), instance=instance, tags=tags, run_config=run_config) as result:
         if not result.success:
             errors = [
