@@ -24,6 +24,19 @@ def require_service(reason: str) -> None:
     pytest.skip(reason)
 
 
+def postgres_test_database():
+    """An autocommit connection to the local PostgreSQL 'test' database (trust auth), or the service's
+    absence reported through ``require_service``."""
+    try:
+        import psycopg2
+
+        connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=5)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means the service is absent
+        require_service(f"PostgreSQL not reachable at 127.0.0.1:5432: {type(exc).__name__}: {str(exc).strip()}")
+    connection.autocommit = True
+    return connection
+
+
 def free_loopback_port() -> int:
     """A port on 127.0.0.1 that is free now, for a service started next."""
     try:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from psycopg2.extras import execute_values
 
 import topic_pipeline.corpus as corpus_module
-from conftest import require_service
+from conftest import postgres_test_database
 from topic_pipeline.corpus import Corpus, DateWindow, SqlSource, _scrub, load_corpus, safe_url
 from topic_pipeline.errors import CorpusError, DatabaseUnavailableError
 from topic_pipeline.resources.database import DocumentsDatabase
@@ -365,13 +365,7 @@ def test_scrub_removes_password_and_keeps_first_line() -> None:
 @pytest.fixture
 def pg_table():
     """A uniquely named table in the local PostgreSQL 'test' database, dropped afterwards."""
-    try:
-        import psycopg2
-
-        connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=5)
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means the service is absent
-        require_service(f"PostgreSQL not reachable at 127.0.0.1:5432: {type(exc).__name__}: {str(exc).strip()}")
-    connection.autocommit = True
+    connection = postgres_test_database()
     name = f"tp_corpus_{uuid.uuid4().hex[:12]}"
     try:
         yield connection, name

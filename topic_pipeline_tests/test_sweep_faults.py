@@ -32,7 +32,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import require_service
+from conftest import postgres_test_database
 
 from topic_pipeline.corpus import SqlSource, load_corpus
 from topic_pipeline.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
@@ -86,13 +86,7 @@ def uninterrupted_sweep(tmp_path_factory):
 
     Started in the background; the tests wait for it (``_finished``).
     """
-    try:
-        import psycopg2
-
-        connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=5)
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means the service is absent
-        require_service(f"PostgreSQL not reachable at 127.0.0.1:5432: {type(exc).__name__}: {str(exc).strip()}")
-    connection.autocommit = True
+    connection = postgres_test_database()
     table = f"tp_faults_{uuid.uuid4().hex[:12]}"
     corpus = generate_sample_corpus(n_docs=200, n_topics=4)  # the corpus and labels of the tiny_project fixture
     with connection.cursor() as cursor:
