@@ -80,10 +80,15 @@ def _hungarian_f1(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, floa
     np.add.at(overlap, (class_index[clustered], cluster_index), 1.0)
     cluster_sizes = overlap.sum(axis=0)
     f1 = 2.0 * overlap / (class_sizes[:, None] + cluster_sizes[None, :])
-    rows, cols = linear_sum_assignment(f1, maximize=True)
-    per_class = np.zeros(len(classes))
-    per_class[rows] = f1[rows, cols]
-    return float(per_class.mean()), float((per_class * class_sizes).sum() / class_sizes.sum())
+
+    def best_matching(weights: np.ndarray) -> float:
+        # Each average gets its own optimal one-to-one matching: the optimum's value is unique where the
+        # matching may not be (ties), so neither figure depends on how topics or classes are numbered.
+        weighted = f1 * weights[:, None]
+        rows, cols = linear_sum_assignment(weighted, maximize=True)
+        return float(weighted[rows, cols].sum() / weights.sum())
+
+    return best_matching(np.ones(len(classes))), best_matching(class_sizes)
 
 
 def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = None) -> dict[str, float]:
