@@ -232,10 +232,14 @@ def _warm_worker() -> None:
 class SweepEngine:
     """Runs trials through the shared caches with a pool of long-lived worker processes."""
 
-    def __init__(self, cache_dir: str | Path, seed: int = 42, workers: int | None = None):
+    def __init__(
+        self, cache_dir: str | Path, seed: int = 42, workers: int | None = None, pool: WorkerPool | None = None
+    ):
         self.cache_dir = Path(cache_dir)
         self.seed = seed
-        self.workers = workers or (os.cpu_count() or 1)
+        self.workers = pool.workers if pool else (workers or (os.cpu_count() or 1))
+        # An open pool outlives this run: its workers stay warm for the next (a search's next round).
+        self.pool = pool
 
     def run(
         self,
@@ -261,34 +265,59 @@ class SweepEngine:
                 for key in keys:
                     on_trial(TrialLabels(key, outcome.labels.get(clustering), outcome.errors.get(clustering), share))
 
-        if workers == 1:
+        if workers == 1 and self.pool is None:
             try:
                 for task, clusterings in plans:
                     deliver(task, clusterings, run_group(task))
             finally:
                 stop_joblib_workers()
+        elif self.pool is not None:
+            self._run_in_pool(self.pool.executor, plans, self.pool.workers, deliver)
         else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_worker) as pool:
-                graph_tasks: dict[str, GroupTask] = {}
-                for task, _ in plans:
-                    graph = knn_cache_key(task.source.cache_key, task.source.n_documents, task.n_neighbors, task.largest_k, task.seed)
-                    graph_tasks.setdefault(graph, task)
-                by_source: dict[str, list[GroupTask]] = {}
-                for task in graph_tasks.values():
-                    by_source.setdefault(task.source.cache_key, []).append(task)
-                preparation = [pool.submit(build_graphs, tuple(tasks)) for tasks in by_source.values()]
-                preparation += [pool.submit(warm_up_layout) for _ in range(max(0, workers - len(by_source)))]
-                for future in preparation:
-                    try:
-                        future.result()
-                    except Exception:  # noqa: BLE001 - the group tasks retry the graph and report the error per trial
-                        pass
-                pending: dict[Future, tuple[GroupTask, dict]] = {pool.submit(run_group, task): (task, c) for task, c in plans}
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        task, clusterings = pending.pop(future)
-                        deliver(task, clusterings, future.result())
+            with WorkerPool(workers) as pool:
+                self._run_in_pool(pool.executor, plans, workers, deliver)
         stats.seconds = time.perf_counter() - started
         return stats
+
+    @staticmethod
+    def _run_in_pool(
+        pool: ProcessPoolExecutor, plans: list, workers: int, deliver: Callable[[GroupTask, dict, GroupOutcome], None]
+    ) -> None:
+        graph_tasks: dict[str, GroupTask] = {}
+        for task, _ in plans:
+            graph = knn_cache_key(task.source.cache_key, task.source.n_documents, task.n_neighbors, task.largest_k, task.seed)
+            graph_tasks.setdefault(graph, task)
+        by_source: dict[str, list[GroupTask]] = {}
+        for task in graph_tasks.values():
+            by_source.setdefault(task.source.cache_key, []).append(task)
+        preparation = [pool.submit(build_graphs, tuple(tasks)) for tasks in by_source.values()]
+        preparation += [pool.submit(warm_up_layout) for _ in range(max(0, workers - len(by_source)))]
+        for future in preparation:
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - the group tasks retry the graph and report the error per trial
+                pass
+        pending: dict[Future, tuple[GroupTask, dict]] = {pool.submit(run_group, task): (task, c) for task, c in plans}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                task, clusterings = pending.pop(future)
+                deliver(task, clusterings, future.result())
+
+
+class WorkerPool:
+    """Worker processes for the engine: imports and numba compilation paid once per worker, for as many
+    sweeps as run while the pool is open (``with WorkerPool(2) as pool: SweepEngine(..., pool=pool)``)."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = max(1, workers or (os.cpu_count() or 1))
+        self.executor: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> WorkerPool:
+        context = multiprocessing.get_context("spawn")
+        self.executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_warm_worker)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.executor.shutdown(wait=True)
+        self.executor = None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from topic_pipeline.engine import EmbeddingSource, SweepEngine, SweepStats, TrialLabels
+from topic_pipeline.engine import EmbeddingSource, SweepEngine, SweepStats, TrialLabels, WorkerPool
 from topic_pipeline.errors import error_text
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.metrics import score
@@ -81,7 +81,9 @@ def run_trials(
     on_result: Callable[[ScoredTrial], None],
     engine: str = "fast",
     workers: int | None = None,
+    pool: WorkerPool | None = None,
 ) -> SweepStats:
+    """``pool``: an open ``WorkerPool`` to run on, kept warm across calls (else one per call)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
     loaded: dict[str, np.ndarray] = {}
@@ -116,4 +118,4 @@ def run_trials(
             return
         on_result(ScoredTrial(result, topics))
 
-    return SweepEngine(cache_dir, seed=seed, workers=workers).run(trials, sources, texts, deliver)
+    return SweepEngine(cache_dir, seed=seed, workers=workers, pool=pool).run(trials, sources, texts, deliver)

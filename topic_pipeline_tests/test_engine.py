@@ -4,10 +4,13 @@ Real UMAP, HDBSCAN and BERTopic on both sides of UMAP's 4,096-document threshold
 neighbour search changes from an exact all-pairs computation to a seeded NNDescent.
 """
 
+import dataclasses
+import os
+
 import numpy as np
 import pytest
 
-from topic_pipeline.engine import EmbeddingSource, SweepEngine
+from topic_pipeline.engine import EmbeddingSource, SweepEngine, WorkerPool
 from topic_pipeline.grid import ParamGrid
 from topic_pipeline.trial import run_reference_trial
 
@@ -36,13 +39,13 @@ def blobs(n: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
     return embeddings, texts
 
 
-def run_engine(tmp_path, embeddings, texts, trials, workers):
+def run_engine(tmp_path, embeddings, texts, trials, workers, pool=None):
     path = tmp_path / "embeddings.npy"
     np.save(path, embeddings)
     set_key = trials[0][1].embedding_set.key
     sources = {set_key: EmbeddingSource(str(path), "test-embeddings", len(embeddings))}
     collected = {}
-    stats = SweepEngine(tmp_path / "cache", seed=42, workers=workers).run(
+    stats = SweepEngine(tmp_path / "cache", seed=42, workers=workers, pool=pool).run(
         trials, sources, texts, lambda trial: collected.__setitem__(trial.key, trial)
     )
     return collected, stats
@@ -53,7 +56,7 @@ def assert_same_as_bertopic(trials, collected, embeddings, texts):
     for key, params in trials:
         assert collected[key].error is None, collected[key].error
         config = (params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist, params.hdbscan_min_cluster_size,
-                  params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon, params.nr_topics)
+                  params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon, params.nr_topics, params.seed_replicate)
         if config not in reference_by_labels_config or params.n_gram_max == 1:
             reference_by_labels_config[config] = run_reference_trial(embeddings, texts, params, seed=42).labels
         np.testing.assert_array_equal(
@@ -76,14 +79,16 @@ def test_small_corpus_labels_equal_plain_bertopic(tmp_path):
         "umap_n_neighbors": [12], "umap_n_components": [5], "hdbscan_min_cluster_size": [8],
         "hdbscan_min_samples": [None, 3], "nr_topics": [4, "auto"], "n_gram_max": [1, 2],
     })
-    trials = [(t.key, t) for t in grid.trials() + reduced.trials()]
+    # A search's stability trial: the same configuration with UMAP seed 42 + 2.
+    replicate = dataclasses.replace(grid.trials()[0], seed_replicate=2)
+    trials = [(t.key, t) for t in grid.trials() + reduced.trials() + [replicate]]
     collected, stats = run_engine(tmp_path, embeddings, texts, trials, workers=1)
-    assert stats.trials == len(trials) == 24
-    # 2 reductions (one per n_neighbors), not one per trial. Trees: one per (reduction, effective
-    # min_samples): None means min_cluster_size, so {8, 25, 3} per reduction; the nr_topics trials
-    # (n_neighbors 12, min_cluster_size 8, min_samples None or 3) reuse trees already built.
-    assert stats.reductions_computed == 2
-    assert stats.trees_built == 2 * 3
+    assert stats.trials == len(trials) == 25
+    # 2 reductions (one per n_neighbors) plus the replicate's, not one per trial. Trees: one per
+    # (reduction, effective min_samples): None means min_cluster_size, so {8, 25, 3} per reduction; the
+    # nr_topics trials (n_neighbors 12, min_cluster_size 8, min_samples None or 3) reuse trees already built.
+    assert stats.reductions_computed == 3
+    assert stats.trees_built == 2 * 3 + 1
     assert_same_as_bertopic(trials, collected, embeddings, texts)
     # Trials that differ only in n-gram range share one clustering.
     by_ngram = {}
@@ -93,10 +98,15 @@ def test_small_corpus_labels_equal_plain_bertopic(tmp_path):
     assert all(len(group) == 2 and np.array_equal(*group) for group in by_ngram.values())
 
     # A second sweep, in a pool of two worker processes, reuses every reduction from the disk cache
-    # and gives the same labels.
-    again, stats_again = run_engine(tmp_path, embeddings, texts, trials, workers=2)
+    # and gives the same labels; a third on the same open pool (a search's next round) runs in the
+    # same, already warm, worker processes.
+    with WorkerPool(2) as pool:
+        again, stats_again = run_engine(tmp_path, embeddings, texts, trials, workers=None, pool=pool)
+        warm = set(pool.executor.map(_worker_pid, range(8)))
+        run_engine(tmp_path, embeddings, texts, trials[:1], workers=None, pool=pool)
+        assert set(pool.executor.map(_worker_pid, range(8))) <= warm
     assert stats_again.workers == 2
-    assert stats_again.reductions_computed == 0 and stats_again.reductions_reused == 2
+    assert stats_again.reductions_computed == 0 and stats_again.reductions_reused == 3
     for key in collected:
         np.testing.assert_array_equal(again[key].labels, collected[key].labels)
 
@@ -157,3 +167,8 @@ def test_worker_pool_exits_although_joblib_workers_were_started():
         assert pool.submit(_use_joblib_like_hdbscan, 0).result() == 6
     # Without stopping loky's workers the pool's shutdown waits for their 300 s idle timeout.
     assert time.perf_counter() - started < 120
+
+
+
+def _worker_pid(_: int) -> int:
+    return os.getpid()
