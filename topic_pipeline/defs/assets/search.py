@@ -48,6 +48,7 @@ def search_refinement(
         for key, result in results.items()
     }
 
+    trials_run = len(state.trials)
     proposed = advance(state, scores)
     state.save(layout.search_state)
     trials = [TrialParams.from_dict(params) for params in state.trials.values()]
@@ -58,9 +59,9 @@ def search_refinement(
     closed = state.rounds[-2] if proposed else state.rounds[-1]
     best = float("nan") if closed.best_score is None else float(closed.best_score)
     context.log.info(
-        "round %d (%s) closed: best %s %.4f (%s); %d trials so far, %.0f s of a %.0f s budget",
-        closed.number, closed.kind, settings.rank_by, best, closed.best_key, len(state.trials), elapsed,
-        state.spec.time_budget_s,
+        "round %d (%s) closed: best %s %.4f (%s); %d of %d trials run, %.0f s of a %.0f s budget",
+        closed.number, closed.kind, settings.rank_by, best, closed.best_key, trials_run, state.spec.trial_budget,
+        elapsed, state.spec.time_budget_s,
     )
     if proposed:
         context.log.info("round %d (%s): %d new trials", proposed.number, proposed.kind, len(proposed.trial_keys))
@@ -76,7 +77,7 @@ def search_refinement(
             "next_round_kind": proposed.kind if proposed else "none",
             "next_round_trial_count": len(proposed.trial_keys) if proposed else 0,
             "next_round_trials": dg.MetadataValue.json(proposed.trial_keys if proposed else []),
-            "trials_so_far": len(state.trials),
+            "trials_run": trials_run,
             "trial_budget": state.spec.trial_budget,
             "elapsed_s": round(elapsed, 1),
             "time_budget_s": state.spec.time_budget_s,
