@@ -15,6 +15,7 @@ from topic_pipeline.defs.assets.trials import TRIALS_PER_RUN
 from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.embeddings import EmbeddingCache
 from topic_pipeline.grid import EmbeddingSet
+from topic_pipeline.layout import DataLayout
 from topic_pipeline.resources.settings import PipelineSettings
 from topic_pipeline.results import ResultStore, results_digest
 from topic_pipeline.search import SearchState
@@ -128,7 +129,7 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
     return plans
 
 
-def _search_continues(layout, fingerprint: str) -> bool:
+def _search_continues(layout: DataLayout, fingerprint: str) -> bool:
     manifest_is_search = read_json(layout.current_grid)["grid"].get("search") == "auto"
     state = SearchState.load(layout.search_state) if manifest_is_search else None
     return state is not None and not state.finished and state.inputs_fingerprint == fingerprint
