@@ -257,6 +257,11 @@ class SearchRound:
     finished_at: float | None = None
 
 
+def search_identity(spec: SearchSpec, n_documents: int, inputs_fingerprint: str) -> str:
+    """A search restarts when its spec, corpus size or inputs change."""
+    return f"{spec.fingerprint}:{n_documents}:{inputs_fingerprint}"
+
+
 @dataclasses.dataclass
 class SearchState:
     """A search's history: its spec, its rounds and why it stopped. Stored as JSON."""
@@ -276,8 +281,7 @@ class SearchState:
 
     @property
     def identity(self) -> str:
-        """A search restarts when its spec, corpus size or inputs change."""
-        return f"{self.spec.fingerprint}:{self.n_documents}:{self.inputs_fingerprint}"
+        return search_identity(self.spec, self.n_documents, self.inputs_fingerprint)
 
     def round_of(self) -> dict[str, int]:
         """The round that first proposed each trial."""

@@ -123,13 +123,12 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
         ranked = latest.asset_materialization.metadata.get("results_digest") if latest and latest.asset_materialization else None
         if ranked is None or ranked.value != digest:
             plans.append(PlannedRun("leaderboard_job", f"leaderboard:{digest}"))
-        elif _search_continues(layout, fingerprint):
+        elif _search_continues(layout, manifest, fingerprint):
             # The leaderboard ranks the whole round: time to close it and propose the next.
             plans.append(PlannedRun("search_job", f"search:{digest}"))
     return plans
 
 
-def _search_continues(layout: DataLayout, fingerprint: str) -> bool:
-    manifest_is_search = read_json(layout.current_grid)["grid"].get("search") == "auto"
-    state = SearchState.load(layout.search_state) if manifest_is_search else None
+def _search_continues(layout: DataLayout, manifest: dict, fingerprint: str) -> bool:
+    state = SearchState.load(layout.search_state) if manifest["grid"].get("search") == "auto" else None
     return state is not None and not state.finished and state.inputs_fingerprint == fingerprint

@@ -10,7 +10,7 @@ from topic_pipeline.grid import TrialParams
 from topic_pipeline.ground_truth import GroundTruth
 from topic_pipeline.resources.database import WINDOW_END_TAG, DocumentsDatabase
 from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.search import SearchSpec, SearchState, read_sweep_definition, start_search
+from topic_pipeline.search import SearchSpec, SearchState, read_sweep_definition, search_identity, start_search
 
 GROUP = "inputs"
 
@@ -90,9 +90,8 @@ def param_grid(
         labels = GroundTruth.from_mapping(ground_truth)
         fingerprint = settings.inputs_fingerprint(Corpus.from_frame(documents).content_hash, labels.content_hash)
         state = SearchState.load(layout.search_state)
-        fresh = start_search(definition, len(documents), fingerprint)
-        if state is None or state.identity != fresh.identity:
-            state = fresh
+        if state is None or state.identity != search_identity(definition, len(documents), fingerprint):
+            state = start_search(definition, len(documents), fingerprint)
             state.save(layout.search_state)
             context.log.info("search started: broad round of %d trials for %d documents", len(state.trials), len(documents))
         trials = [TrialParams.from_dict(params) for params in state.trials.values()]
