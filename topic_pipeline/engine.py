@@ -20,13 +20,16 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
 
+from topic_pipeline import numba_cache
 from topic_pipeline.array_cache import ArrayCache
 from topic_pipeline.errors import error_text
 from topic_pipeline.grid import TrialParams
@@ -106,6 +109,7 @@ def run_group(task: GroupTask) -> GroupOutcome:
     from topic_pipeline.reduction import ReductionSpec, cached_reduction
 
     started = time.perf_counter()
+    numba_cache.enable()
     embeddings = np.load(task.source.path, allow_pickle=False)
     spec = ReductionSpec(task.n_neighbors, task.n_components, task.min_dist, task.seed)
     cache = ArrayCache(task.cache_dir)
@@ -129,31 +133,6 @@ def run_group(task: GroupTask) -> GroupOutcome:
         except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the group
             errors[clustering] = error_text(exc)
     return GroupOutcome(labels, errors, cached, clusterer.trees_built, time.perf_counter() - started)
-
-
-def build_graphs(tasks: tuple[GroupTask, ...]) -> int:
-    """Compute (or find cached) the neighbour graphs these tasks need, in one process.
-
-    NNDescent's numba code cannot be cached and costs ~30 s to compile per process; building every
-    graph of an embedding set in one worker means the other workers never pay for it.
-    """
-    from topic_pipeline.neighbors import prepare
-    from topic_pipeline.reduction import neighbour_graph
-
-    built = 0
-    for task in tasks:
-        data = prepare(np.load(task.source.path, allow_pickle=False))
-        neighbour_graph(ArrayCache(task.cache_dir), task.source.cache_key, data, task.n_neighbors, task.largest_k, task.seed)
-        built += 1
-    return built
-
-
-def warm_up_layout() -> None:
-    """Compile UMAP's layout code on a tiny problem while another worker builds the graphs."""
-    from umap import UMAP
-
-    data = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
-    UMAP(n_neighbors=5, n_components=2, metric="cosine", random_state=0, n_epochs=5).fit(data)
 
 
 def _clustering_of(params: TrialParams) -> ClusteringSpec:
@@ -223,10 +202,11 @@ def _warm_worker() -> None:
     # Runs before the worker joins its children at exit (exit priority >= 0).
     Finalize(None, stop_joblib_workers, exitpriority=10)
 
-    # Imports are the slow part of a worker's start; numba compiles on the first task. (Forcing numba's
-    # on-disk cache for UMAP/pynndescent was measured slower here: NNDescent's core cannot be cached.)
+    # Imports are the slow part of a worker's start; numba compiles (or loads from its cache) on the
+    # first task.
     import hdbscan  # noqa: F401
-    import umap  # noqa: F401
+
+    numba_cache.enable()  # imports umap
 
 
 class SweepEngine:
@@ -283,26 +263,54 @@ class SweepEngine:
     def _run_in_pool(
         pool: ProcessPoolExecutor, plans: list, workers: int, deliver: Callable[[GroupTask, dict, GroupOutcome], None]
     ) -> None:
-        graph_tasks: dict[str, GroupTask] = {}
-        for task, _ in plans:
-            graph = knn_cache_key(task.source.cache_key, task.source.n_documents, task.n_neighbors, task.largest_k, task.seed)
-            graph_tasks.setdefault(graph, task)
-        by_source: dict[str, list[GroupTask]] = {}
-        for task in graph_tasks.values():
-            by_source.setdefault(task.source.cache_key, []).append(task)
-        preparation = [pool.submit(build_graphs, tuple(tasks)) for tasks in by_source.values()]
-        preparation += [pool.submit(warm_up_layout) for _ in range(max(0, workers - len(by_source)))]
-        for future in preparation:
-            try:
-                future.result()
-            except Exception:  # noqa: BLE001 - the group tasks retry the graph and report the error per trial
-                pass
-        pending: dict[Future, tuple[GroupTask, dict]] = {pool.submit(run_group, task): (task, c) for task, c in plans}
+        pending: dict[Future, tuple[GroupTask, dict]] = {
+            pool.submit(run_group, task): (task, c) for task, c in spread_graphs(plans)
+        }
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 task, clusterings = pending.pop(future)
                 deliver(task, clusterings, future.result())
+
+
+def spread_graphs(plans: list[tuple[GroupTask, dict]]) -> list[tuple[GroupTask, dict]]:
+    """The plans in an order that starts on different neighbour graphs at once.
+
+    Every task computes its graph (or waits on the graph's cache lock while another process does, and
+    then reuses it). Taking one task per graph in turn lets the first workers build different graphs
+    side by side instead of queueing behind the first one.
+    """
+    by_graph: dict[str, list] = {}
+    for plan in plans:
+        task = plan[0]
+        graph = knn_cache_key(task.source.cache_key, task.source.n_documents, task.n_neighbors, task.largest_k, task.seed)
+        by_graph.setdefault(graph, []).append(plan)
+    queues = list(by_graph.values())
+    ordered = []
+    while queues:
+        ordered += [queue.pop(0) for queue in queues]
+        queues = [queue for queue in queues if queue]
+    return ordered
+
+
+@contextmanager
+def _parent_main_hidden() -> Iterator[None]:
+    """Spawn workers without re-running the parent's main module in them.
+
+    multiprocessing's spawn imports the parent's ``__main__`` in every child. For a Dagster step that is
+    the whole CLI with Dagster and the pipeline's definitions: seconds and ~100 MB per worker, none of
+    it needed, since workers only run this module's functions.
+    """
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+        if "__spec__" not in saved:
+            main.__dict__.pop("__spec__", None)
 
 
 class WorkerPool:
@@ -316,6 +324,11 @@ class WorkerPool:
     def __enter__(self) -> WorkerPool:
         context = multiprocessing.get_context("spawn")
         self.executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=_warm_worker)
+        # Start every worker now (the executor would start one per submitted task), so they import and
+        # warm up while the caller prepares the work.
+        with _parent_main_hidden():
+            for _ in range(self.workers):
+                self.executor.submit(os.getpid)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -172,3 +172,43 @@ def test_worker_pool_exits_although_joblib_workers_were_started():
 
 def _worker_pid(_: int) -> int:
     return os.getpid()
+
+
+def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
+    """A Dagster step's main module is the whole CLI; spawned workers must not import it again."""
+    import subprocess
+    import sys
+    import textwrap
+
+    marker = tmp_path / "main_module_runs.txt"
+    script = tmp_path / "parent_main.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        with open({str(marker)!r}, "a") as runs:
+            runs.write(str(os.getpid()) + "\\n")
+        if __name__ == "__main__":
+            from topic_pipeline.engine import WorkerPool
+            with WorkerPool(2) as pool:
+                workers = {{pool.executor.submit(os.getpid).result() for _ in range(4)}}
+            print(len(workers))
+    """))
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert int(completed.stdout) >= 1  # the workers ran tasks
+    assert len(marker.read_text().split()) == 1  # the parent's own run only
+
+
+def test_tasks_start_on_different_neighbour_graphs(tmp_path):
+    from topic_pipeline.engine import plan_groups, spread_graphs
+
+    grid = ParamGrid.from_mapping({"umap_n_neighbors": [12, 14, 16], "umap_n_components": [5, 6, 7]})
+    trials = [(t.key, t) for t in grid.trials()]
+    set_key = trials[0][1].embedding_set.key
+    large = {set_key: EmbeddingSource("unused.npy", "embeddings", 5000)}
+    ordered = [task.n_neighbors for task, _ in spread_graphs(plan_groups(trials, large, [], 42, tmp_path))]
+    # Above 4,096 documents each n_neighbors has its own graph: one task per graph in turn.
+    assert ordered == [12, 14, 16] * 3
+    small = {set_key: EmbeddingSource("unused.npy", "embeddings", 3000)}
+    plans = plan_groups(trials, small, [], 42, tmp_path)
+    # Below it one exact graph serves every n_neighbors: the order is left as planned.
+    assert spread_graphs(plans) == plans

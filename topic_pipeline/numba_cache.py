@@ -1,0 +1,119 @@
+"""An on-disk cache for the numba code of UMAP and NNDescent that numba itself will not cache.
+
+A fresh process spends ~20 s compiling NNDescent (UMAP's neighbour search above 4,096 documents) and
+a few seconds more on UMAP's layout. pynndescent cannot use numba's own cache for its core: those
+functions take the distance function as an argument, and numba keys a cache entry by the argument
+types, where a function's type names the function object's address in the process that compiled
+it, so no later process ever finds the entry.
+
+``enable`` gives those dispatchers a cache whose key names a function argument by its module,
+qualified name and bytecode instead. A loaded entry is the very object code the first compile
+produced (numba links callees into it), so results are bit-identical to a fresh compile on the same
+machine and libraries. Entries live where numba keeps its own (the package's ``__pycache__``, or
+``NUMBA_CACHE_DIR``) and are invalidated as numba's are: by the numba version, the CPU and the
+source file's timestamp. Anything this cache cannot key safely (a closure as an argument) compiles as
+usual. Two functions still compile in every process (~3 s): numba refuses to cache code that reads
+the thread count, which NNDescent's driver does.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+# The modules whose uncached dispatchers get the cache.
+CACHED_MODULE_PREFIXES = ("pynndescent", "umap")
+
+_enabled = False
+
+
+class _UnstableKey(Exception):
+    """An argument type this cache cannot name the same way in another process."""
+
+
+def _function_identity(function) -> str:
+    if function.__closure__:
+        raise _UnstableKey(function.__qualname__)
+    code = hashlib.sha256(function.__code__.co_code).hexdigest()[:16]
+    return f"{function.__module__}.{function.__qualname__}:{code}"
+
+
+def _stable_type(argument_type):
+    from numba.core import types
+
+    if isinstance(argument_type, types.Dispatcher):
+        return ("dispatcher", _function_identity(argument_type.dispatcher.py_func))
+    if isinstance(argument_type, types.BaseTuple):
+        return ("tuple", tuple(_stable_type(t) for t in argument_type.types))
+    if "Dispatcher(" in str(argument_type):
+        raise _UnstableKey(str(argument_type))
+    return argument_type
+
+
+def _stable_key_cache_class():
+    from numba.core import caching
+    from numba.core.typing import signature
+
+    class StableKeyCache(caching.FunctionCache):
+        """numba's own per-function cache (same locations, same files), keyed by stable argument types."""
+
+        def _index_key(self, sig, codegen):
+            return super()._index_key(tuple(_stable_type(t) for t in sig), codegen)
+
+        def load_overload(self, sig, target_context):
+            try:
+                self._index_key(sig, target_context.codegen())
+            except _UnstableKey:
+                return None
+            compiled = super().load_overload(sig, target_context)
+            if compiled is None:
+                return None
+            # The stored signature names the function arguments of the process that compiled it;
+            # the dispatcher and its jitted callers must find the entry under this process's types.
+            descriptor = copy.copy(compiled.fndesc)
+            descriptor.argtypes = tuple(sig)
+            return compiled._replace(signature=signature(compiled.signature.return_type, *sig), fndesc=descriptor)
+
+        def save_overload(self, sig, data):
+            try:
+                self._index_key(sig, data.codegen)
+            except _UnstableKey:
+                return
+            if data.library.has_dynamic_globals:
+                return  # numba cannot store it (NNDescent's driver reads the thread count); it would warn each time
+            super().save_overload(sig, data)
+
+    return StableKeyCache
+
+
+def enable() -> bool:
+    """Give UMAP's and NNDescent's uncached dispatchers a persistent cache; True once enabled.
+
+    Imports umap (and so pynndescent). Call it before the first UMAP fit of the process: dispatchers
+    that have already compiled keep their code. Idempotent. If numba's internals are not what this was
+    written against, everything compiles as before, only slower.
+    """
+    global _enabled
+    if _enabled:
+        return True
+    try:
+        import umap  # noqa: F401 - imports pynndescent and every module whose dispatchers get the cache
+        from numba.core.caching import NullCache
+        from numba.core.registry import CPUDispatcher
+
+        cache_class = _stable_key_cache_class()
+        for name, module in list(sys.modules.items()):
+            if module is None or not name.startswith(CACHED_MODULE_PREFIXES):
+                continue
+            for value in list(vars(module).values()):
+                if isinstance(value, CPUDispatcher) and isinstance(value._cache, NullCache) and not value.overloads:
+                    value._cache = cache_class(value.py_func)
+    except (ImportError, AttributeError, TypeError, RuntimeError) as exc:
+        log.warning("compiled-code cache not enabled (%s); UMAP and NNDescent compile in every process", exc)
+        return False
+    _enabled = True
+    return True
