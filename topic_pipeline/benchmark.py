@@ -12,6 +12,7 @@ and the peak memory (resident set, summed over the whole process tree).
     topic-pipeline benchmark                     # 5,000 documents, the 180-trial grid
     topic-pipeline benchmark --grid quick        # 32 trials, a few minutes
     topic-pipeline benchmark --docs 50000 --skip-baseline   # scale: time and memory of (b) only
+    topic-pipeline benchmark --cold-compile-cache # as the first sweep after installing: numba compiles all
 """
 
 from __future__ import annotations
@@ -137,10 +138,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-baseline", action="store_true", help="time only the pipeline's sweep (for scale runs)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the benchmark's files here (default: a temp dir)")
+    parser.add_argument(
+        "--cold-compile-cache", action="store_true",
+        help="start (a) and (b) from an empty numba cache, as the first sweep after installing does "
+             "(default: numba's cache as earlier runs on this machine left it)",
+    )
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="topic-pipeline-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.cold_compile_cache:
+        # Every process of both sides (Dagster steps, engine workers, the baseline's pool) inherits it.
+        numba_cache_dir = Path(tempfile.mkdtemp(prefix="numba-cache-", dir=workdir))
+        os.environ["NUMBA_CACHE_DIR"] = str(numba_cache_dir)
+        print(f"compiled-code cache: cold (empty NUMBA_CACHE_DIR {numba_cache_dir})")
+    else:
+        print("compiled-code cache: as left by earlier runs on this machine (--cold-compile-cache to start empty)")
     grid = ISSUE_GRID if args.grid == "issue" else QUICK_GRID
     _run(args, workdir, grid)
 

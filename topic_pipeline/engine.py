@@ -135,6 +135,26 @@ def run_group(task: GroupTask) -> GroupOutcome:
     return GroupOutcome(labels, errors, cached, clusterer.trees_built, time.perf_counter() - started)
 
 
+def build_graphs(tasks: tuple[GroupTask, ...]) -> int:
+    """Compute (or find cached) the neighbour graphs these tasks need, in one process."""
+    from topic_pipeline.neighbors import prepare
+    from topic_pipeline.reduction import neighbour_graph
+
+    for task in tasks:
+        data = prepare(np.load(task.source.path, allow_pickle=False))
+        neighbour_graph(ArrayCache(task.cache_dir), task.source.cache_key, data, task.n_neighbors, task.largest_k, task.seed)
+    return len(tasks)
+
+
+def warm_up_layout() -> None:
+    """Load (or, the first time on a machine, compile) UMAP's layout code while another worker builds
+    the graphs."""
+    from umap import UMAP
+
+    data = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    UMAP(n_neighbors=5, n_components=2, metric="cosine", random_state=0, n_epochs=5).fit(data)
+
+
 def _clustering_of(params: TrialParams) -> ClusteringSpec:
     return ClusteringSpec(
         params.hdbscan_min_cluster_size,
@@ -227,8 +247,14 @@ class SweepEngine:
         sources: dict[str, EmbeddingSource],
         texts: list[str],
         on_trial: Callable[[TrialLabels], None],
+        meanwhile: Callable[[], None] | None = None,
     ) -> SweepStats:
-        """Computes every trial's labels; ``on_trial`` is called in this process as each one is ready."""
+        """Computes every trial's labels; ``on_trial`` is called in this process as each one is ready.
+
+        ``meanwhile`` is called once the work is handed out, before the first result: preparation of
+        this process's own (the tracker's connection, say) that then overlaps the workers' start.
+        """
+        meanwhile = meanwhile or (lambda: None)
         started = time.perf_counter()
         plans = plan_groups(trials, sources, texts, self.seed, self.cache_dir)
         stats = SweepStats(trials=sum(len(keys) for _, c in plans for keys in c.values()), groups=len(plans))
@@ -246,51 +272,71 @@ class SweepEngine:
                     on_trial(TrialLabels(key, outcome.labels.get(clustering), outcome.errors.get(clustering), share))
 
         if workers == 1 and self.pool is None:
+            meanwhile()
             try:
                 for task, clusterings in plans:
                     deliver(task, clusterings, run_group(task))
             finally:
                 stop_joblib_workers()
         elif self.pool is not None:
-            self._run_in_pool(self.pool.executor, plans, self.pool.workers, deliver)
+            self._run_in_pool(self.pool.executor, plans, self.pool.workers, deliver, meanwhile)
         else:
             with WorkerPool(workers) as pool:
-                self._run_in_pool(pool.executor, plans, workers, deliver)
+                self._run_in_pool(pool.executor, plans, workers, deliver, meanwhile)
         stats.seconds = time.perf_counter() - started
         return stats
 
     @staticmethod
     def _run_in_pool(
-        pool: ProcessPoolExecutor, plans: list, workers: int, deliver: Callable[[GroupTask, dict, GroupOutcome], None]
+        pool: ProcessPoolExecutor,
+        plans: list,
+        workers: int,
+        deliver: Callable[[GroupTask, dict, GroupOutcome], None],
+        meanwhile: Callable[[], None],
     ) -> None:
-        pending: dict[Future, tuple[GroupTask, dict]] = {
-            pool.submit(run_group, task): (task, c) for task, c in spread_graphs(plans)
-        }
+        ordered = longest_first(plans)
+        graph_tasks: dict[str, GroupTask] = {}
+        for task, _ in ordered:
+            graph_tasks.setdefault(_graph_key(task), task)
+        by_source: dict[str, list[GroupTask]] = {}
+        for task in graph_tasks.values():
+            by_source.setdefault(task.source.cache_key, []).append(task)
+        # Queued first, so they start first. One worker builds all graphs of an embedding set, in the order
+        # the first tasks need them: NNDescent's driver compiles anew in every process that runs it. A
+        # group task whose graph is still being built waits on the graph's cache lock, then reuses it.
+        preparation = [pool.submit(build_graphs, tuple(tasks)) for tasks in by_source.values()]
+        preparation += [pool.submit(warm_up_layout) for _ in range(max(0, workers - len(by_source)))]
+        pending: dict[Future, tuple[GroupTask, dict]] = {pool.submit(run_group, task): (task, c) for task, c in ordered}
+        meanwhile()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 task, clusterings = pending.pop(future)
                 deliver(task, clusterings, future.result())
+        # A failed graph build has already failed its trials, through the group tasks that retried it.
+        wait(preparation)
 
 
-def spread_graphs(plans: list[tuple[GroupTask, dict]]) -> list[tuple[GroupTask, dict]]:
-    """The plans in an order that starts on different neighbour graphs at once.
+def _graph_key(task: GroupTask) -> str:
+    return knn_cache_key(task.source.cache_key, task.source.n_documents, task.n_neighbors, task.largest_k, task.seed)
 
-    Every task computes its graph (or waits on the graph's cache lock while another process does, and
-    then reuses it). Taking one task per graph in turn lets the first workers build different graphs
-    side by side instead of queueing behind the first one.
+
+def longest_first(plans: list[tuple[GroupTask, dict]]) -> list[tuple[GroupTask, dict]]:
+    """The plans, longest first, so the last tasks, which leave workers idle as they finish, are short.
+
+    A UMAP layout's cost grows with n_neighbors (edges) times n_components; a reduction already in the
+    cache costs next to nothing.
     """
-    by_graph: dict[str, list] = {}
-    for plan in plans:
+    from topic_pipeline.reduction import ReductionSpec, reduction_cache_key
+
+    def cost(plan: tuple[GroupTask, dict]) -> int:
         task = plan[0]
-        graph = knn_cache_key(task.source.cache_key, task.source.n_documents, task.n_neighbors, task.largest_k, task.seed)
-        by_graph.setdefault(graph, []).append(plan)
-    queues = list(by_graph.values())
-    ordered = []
-    while queues:
-        ordered += [queue.pop(0) for queue in queues]
-        queues = [queue for queue in queues if queue]
-    return ordered
+        spec = ReductionSpec(task.n_neighbors, task.n_components, task.min_dist, task.seed)
+        if ArrayCache(task.cache_dir).path(reduction_cache_key(task.source.cache_key, spec)).exists():
+            return 0
+        return task.n_neighbors * task.n_components
+
+    return sorted(plans, key=cost, reverse=True)
 
 
 @contextmanager

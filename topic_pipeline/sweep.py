@@ -82,8 +82,10 @@ def run_trials(
     engine: str = "fast",
     workers: int | None = None,
     pool: WorkerPool | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> SweepStats:
-    """``pool``: an open ``WorkerPool`` to run on, kept warm across calls (else one per call)."""
+    """``pool``: an open ``WorkerPool`` to run on, kept warm across calls (else one per call).
+    ``meanwhile``: preparation of the caller's, run while the workers start (see ``SweepEngine.run``)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
     loaded: dict[str, np.ndarray] = {}
@@ -95,6 +97,8 @@ def run_trials(
         return loaded[set_key]
 
     if engine == "reference":
+        if meanwhile:
+            meanwhile()
         started = time.perf_counter()
         for key, params in trials:
             on_result(score_reference_trial(key, params, embeddings_of(params), texts, sample, fingerprint, seed, stopwords_language))
@@ -118,4 +122,9 @@ def run_trials(
             return
         on_result(ScoredTrial(result, topics))
 
-    return SweepEngine(cache_dir, seed=seed, workers=workers, pool=pool).run(trials, sources, texts, deliver)
+    def prepare() -> None:
+        summariser.prepare({(params.n_gram_max, vectorizer_stop_words(params, stopwords_language)) for _, params in trials})
+        if meanwhile:
+            meanwhile()
+
+    return SweepEngine(cache_dir, seed=seed, workers=workers, pool=pool).run(trials, sources, texts, deliver, prepare)

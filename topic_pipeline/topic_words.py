@@ -18,13 +18,28 @@ from topic_pipeline.trial import TOP_WORDS, TopicSummary
 REPRESENTATIVE_DOCS = 3
 
 
+StopWords = str | list[str] | None
+
+
 class TopicSummariser:
+    """Summaries for many labellings of one corpus: one document-term matrix per vectorizer setting."""
+
     def __init__(self, texts: list[str]):
         self.texts = texts
         self._matrices: dict[tuple[int, object], tuple[sparse.csr_matrix, np.ndarray]] = {}
+        self._normalised: tuple[np.ndarray, np.ndarray] | None = None  # (embeddings, their unit rows)
 
-    def _document_terms(self, n_gram_max: int, stop_words: str | list[str] | None) -> tuple[sparse.csr_matrix, np.ndarray]:
-        key = (n_gram_max, tuple(stop_words) if isinstance(stop_words, list) else stop_words)
+    @staticmethod
+    def _key(n_gram_max: int, stop_words: StopWords) -> tuple[int, object]:
+        return n_gram_max, tuple(stop_words) if isinstance(stop_words, list) else stop_words
+
+    def prepare(self, settings: set[tuple[int, StopWords]] | list[tuple[int, StopWords]]) -> None:
+        """Build the document-term matrices of these (n_gram_max, stop words) settings now."""
+        for n_gram_max, stop_words in settings:
+            self._document_terms(n_gram_max, stop_words)
+
+    def _document_terms(self, n_gram_max: int, stop_words: StopWords) -> tuple[sparse.csr_matrix, np.ndarray]:
+        key = self._key(n_gram_max, stop_words)
         if key not in self._matrices:
             vectorizer = CountVectorizer(ngram_range=(1, n_gram_max), stop_words=stop_words)
             try:
@@ -35,37 +50,54 @@ class TopicSummariser:
             self._matrices[key] = (matrix, vocabulary)
         return self._matrices[key]
 
+    def _unit_rows(self, embeddings: np.ndarray) -> np.ndarray:
+        if self._normalised is None or self._normalised[0] is not embeddings:
+            norms = np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+            self._normalised = (embeddings, embeddings / norms)
+        return self._normalised[1]
+
     def summarise(
         self,
         labels: np.ndarray,
         embeddings: np.ndarray,
         n_gram_max: int,
-        stop_words: str | list[str] | None,
+        stop_words: StopWords,
     ) -> list[TopicSummary]:
         matrix, vocabulary = self._document_terms(n_gram_max, stop_words)
         topics, index = np.unique(labels, return_inverse=True)
         membership = sparse.csr_matrix(
             (np.ones(len(labels)), (index, np.arange(len(labels)))), shape=(len(topics), len(labels))
         )
-        counts = (membership @ matrix).toarray() if matrix.shape[1] else np.zeros((len(topics), 0))
-        totals = counts.sum(axis=1, keepdims=True)
-        tf = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-        term_frequency = counts.sum(axis=0)
+        # Only the (topic, term) pairs that occur can score above zero, so the scores stay sparse.
+        counts = (membership @ matrix).tocsr()
+        counts.sum_duplicates()
+        counts.sort_indices()
+        totals = np.asarray(counts.sum(axis=1)).ravel()
+        term_frequency = np.asarray(counts.sum(axis=0)).ravel()
         average_words = counts.sum() / max(len(topics), 1)
         idf = np.log(1 + np.divide(average_words, term_frequency, out=np.zeros_like(term_frequency), where=term_frequency > 0))
-        scores = tf * idf
-        normalised = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        rows = np.repeat(np.arange(len(topics)), np.diff(counts.indptr))
+        scores = np.divide(counts.data, totals[rows], out=np.zeros_like(counts.data), where=totals[rows] > 0)
+        scores *= idf[counts.indices]
+        normalised = self._unit_rows(embeddings)
+        by_topic = np.argsort(index, kind="stable")
+        bounds = np.searchsorted(index[by_topic], np.arange(len(topics) + 1))
         summaries = []
         for row, topic in enumerate(topics.tolist()):
-            members = np.flatnonzero(index == row)
-            top = np.argsort(-scores[row], kind="stable")[:TOP_WORDS] if scores.shape[1] else []
+            members = by_topic[bounds[row] : bounds[row + 1]]
+            start, end = counts.indptr[row], counts.indptr[row + 1]
+            terms, row_scores = counts.indices[start:end], scores[start:end]
+            positive = row_scores > 0
+            terms, row_scores = terms[positive], row_scores[positive]
+            # Highest score first, ties by term order: what a stable sort over the whole vocabulary gives.
+            top = terms[np.lexsort((terms, -row_scores))[:TOP_WORDS]]
             centroid = normalised[members].mean(axis=0)
             closest = members[np.argsort(-(normalised[members] @ centroid), kind="stable")[:REPRESENTATIVE_DOCS]]
             summaries.append(
                 TopicSummary(
                     topic=int(topic),
                     size=int(len(members)),
-                    top_words=[str(vocabulary[i]) for i in top if scores[row, i] > 0],
+                    top_words=[str(vocabulary[i]) for i in top],
                     representative_docs=[self.texts[i] for i in closest],
                 )
             )

@@ -198,17 +198,19 @@ def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
     assert len(marker.read_text().split()) == 1  # the parent's own run only
 
 
-def test_tasks_start_on_different_neighbour_graphs(tmp_path):
-    from topic_pipeline.engine import plan_groups, spread_graphs
+def test_largest_layouts_run_first_and_cached_reductions_last(tmp_path):
+    from topic_pipeline.array_cache import ArrayCache
+    from topic_pipeline.engine import longest_first, plan_groups
+    from topic_pipeline.reduction import ReductionSpec, reduction_cache_key
 
-    grid = ParamGrid.from_mapping({"umap_n_neighbors": [12, 14, 16], "umap_n_components": [5, 6, 7]})
+    grid = ParamGrid.from_mapping({"umap_n_neighbors": [12, 16], "umap_n_components": [5, 9]})
     trials = [(t.key, t) for t in grid.trials()]
-    set_key = trials[0][1].embedding_set.key
-    large = {set_key: EmbeddingSource("unused.npy", "embeddings", 5000)}
-    ordered = [task.n_neighbors for task, _ in spread_graphs(plan_groups(trials, large, [], 42, tmp_path))]
-    # Above 4,096 documents each n_neighbors has its own graph: one task per graph in turn.
-    assert ordered == [12, 14, 16] * 3
-    small = {set_key: EmbeddingSource("unused.npy", "embeddings", 3000)}
-    plans = plan_groups(trials, small, [], 42, tmp_path)
-    # Below it one exact graph serves every n_neighbors: the order is left as planned.
-    assert spread_graphs(plans) == plans
+    sources = {trials[0][1].embedding_set.key: EmbeddingSource("unused.npy", "embeddings", 5000)}
+    plans = plan_groups(trials, sources, [], 42, tmp_path)
+    order = [(task.n_neighbors, task.n_components) for task, _ in longest_first(plans)]
+    assert order == [(16, 9), (12, 9), (16, 5), (12, 5)]
+    largest = longest_first(plans)[0][0]
+    spec = ReductionSpec(largest.n_neighbors, largest.n_components, largest.min_dist, largest.seed)
+    ArrayCache(tmp_path).store(reduction_cache_key("embeddings", spec), {"reduction": np.zeros(1)})
+    order = [(task.n_neighbors, task.n_components) for task, _ in longest_first(plans)]
+    assert order == [(12, 9), (16, 5), (12, 5), (16, 9)]

@@ -114,6 +114,8 @@ def grid_trials(
         record,
         engine=settings.engine,
         workers=settings.workers or None,
+        # MLflow's import and its store's first connection cost seconds: paid while the workers start.
+        meanwhile=lambda: tracker.experiment_id,
     )
     context.log.info(
         "%d trials in %.1fs: %d UMAP reductions computed, %d reused from cache, %d HDBSCAN trees, %d worker(s)",

@@ -1,0 +1,50 @@
+"""Topic summaries: the sparse c-TF-IDF computation gives exactly what the dense formula gives."""
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer
+
+from topic_pipeline.sample_corpus import generate_sample_corpus
+from topic_pipeline.topic_words import REPRESENTATIVE_DOCS, TopicSummariser
+from topic_pipeline.trial import TOP_WORDS, TopicSummary
+
+
+def dense_summaries(texts, labels, embeddings, n_gram_max, stop_words):
+    """The formula written out on dense arrays, one stable sort over the whole vocabulary per topic."""
+    vectorizer = CountVectorizer(ngram_range=(1, n_gram_max), stop_words=stop_words)
+    matrix = vectorizer.fit_transform(texts)
+    vocabulary = vectorizer.get_feature_names_out()
+    topics, index = np.unique(labels, return_inverse=True)
+    membership = sparse.csr_matrix((np.ones(len(labels)), (index, np.arange(len(labels)))), shape=(len(topics), len(labels)))
+    counts = (membership @ matrix).toarray()
+    totals = counts.sum(axis=1, keepdims=True)
+    tf = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    term_frequency = counts.sum(axis=0)
+    average_words = counts.sum() / len(topics)
+    idf = np.log(1 + np.divide(average_words, term_frequency, out=np.zeros_like(term_frequency), where=term_frequency > 0))
+    scores = tf * idf
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    summaries = []
+    for row, topic in enumerate(topics.tolist()):
+        members = np.flatnonzero(index == row)
+        top = np.argsort(-scores[row], kind="stable")[:TOP_WORDS]
+        centroid = unit[members].mean(axis=0)
+        closest = members[np.argsort(-(unit[members] @ centroid), kind="stable")[:REPRESENTATIVE_DOCS]]
+        summaries.append(TopicSummary(int(topic), len(members), [str(vocabulary[i]) for i in top if scores[row, i] > 0],
+                                      [texts[i] for i in closest]))
+    return summaries
+
+
+def test_summaries_equal_the_dense_formula():
+    sample = generate_sample_corpus(n_docs=600, n_topics=6)
+    texts = list(sample.texts)
+    rng = np.random.default_rng(3)
+    embeddings = rng.normal(size=(len(texts), 16))
+    summariser = TopicSummariser(texts)
+    summariser.prepare({(2, "english")})
+    for case in range(12):
+        labels = rng.integers(-1, int(rng.integers(2, 30)), size=len(texts))
+        n_gram_max, stop_words = 1 + case % 3, [None, "english", ["the", "and", "of"]][case % 3]
+        assert summariser.summarise(labels, embeddings, n_gram_max, stop_words) == dense_summaries(
+            texts, labels, embeddings, n_gram_max, stop_words
+        ), case
