@@ -378,5 +378,6 @@ class WorkerPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.executor.shutdown(wait=True)
+        # Leaving on an error (a stopped step, say): the tasks not yet started are dropped.
+        self.executor.shutdown(wait=True, cancel_futures=exc[0] is not None)
         self.executor = None

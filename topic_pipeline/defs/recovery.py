@@ -77,13 +77,10 @@ def recover_interrupted_runs(instance: dg.DagsterInstance, layout: DataLayout) -
     ordered = instance.get_dynamic_partitions(trial_partitions.name)
     store = ResultStore(layout.results)
     for run in runs:
-        # A run can fail after its step succeeded (killed before it closed): those trials are in already.
-        materialised = {
-            record.event_log_entry.dagster_event.partition
-            for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
-        }
+        keys = run_partition_keys(run, ordered)
+        materialised = _materialised_by(instance, run.run_id, keys)
         recorded = 0
-        for key in run_partition_keys(run, ordered):
+        for key in keys:
             result = store.load(key)
             if result is None or result.tags.get("dagster_run_id") != run.run_id or key in materialised:
                 continue
@@ -100,3 +97,22 @@ def recover_interrupted_runs(instance: dg.DagsterInstance, layout: DataLayout) -
         if recorded:
             actions.append(f"run {run.run_id}: {recorded} finished trial(s) recorded as materialisations")
     return actions
+
+
+def _materialised_by(instance: dg.DagsterInstance, run_id: str, keys: list[str]) -> set[str]:
+    """The partitions among ``keys`` whose materialisation by ``run_id`` is in the asset index.
+
+    The run materialised each trial as it finished; a kill can land between an event's write to the
+    run's log and its write to the asset index, and only indexed events count in the UI and here.
+    """
+    found: set[str] = set()
+    cursor = None
+    while keys:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("grid_trials"), asset_partitions=keys), limit=1000, cursor=cursor
+        )
+        found.update(record.partition_key for record in page.records if record.run_id == run_id)
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return found

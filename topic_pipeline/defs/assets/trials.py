@@ -1,5 +1,9 @@
 """Grid trials: one partition per combination, scored against the labelled sample."""
 
+import queue
+import threading
+from collections.abc import Callable, Iterator
+
 import dagster as dg
 import pandas as pd
 
@@ -7,7 +11,7 @@ from topic_pipeline.corpus import Corpus
 from topic_pipeline.defs.assets.embeddings import embeddings
 from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.embeddings import EmbeddingCache
-from topic_pipeline.engine import EmbeddingSource
+from topic_pipeline.engine import EmbeddingSource, SweepStats
 from topic_pipeline.ground_truth import GroundTruth
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
@@ -42,6 +46,7 @@ def trial_metadata(result: TrialResult) -> dict[str, object]:
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=TRIALS_PER_RUN),
     deps=[dg.AssetDep(embeddings, partition_mapping=dg.AllPartitionMapping())],
     kinds={"python"},
+    output_required=False,  # its partitions materialise as events, one as each trial finishes
 )
 def grid_trials(
     context: dg.AssetExecutionContext,
@@ -49,11 +54,12 @@ def grid_trials(
     ground_truth: dict,
     settings: PipelineSettings,
     mlflow: MlflowTracking,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
     """UMAP -> HDBSCAN -> BERTopic labels on the cached embeddings, scored against the labelled sample.
 
-    Every partition of the run gets its own materialisation metadata and MLflow run. A failing
-    combination is recorded as failed (here, in MLflow and on the leaderboard); the others go on.
+    Each partition materialises the moment its trial is done (the UI shows a run's progress), with its
+    own metadata and MLflow run. A failing combination is recorded as failed (here, in MLflow and on the
+    leaderboard); the others go on. The run's engine figures close it as an observation.
     """
     layout = settings.layout
     corpus = Corpus.from_frame(documents)
@@ -75,9 +81,8 @@ def grid_trials(
 
     store = ResultStore(layout.results)
     tracker = mlflow.tracker(layout)
-    finished = {"ok": 0, "failed": 0}
 
-    def record(scored: ScoredTrial) -> None:
+    def record(scored: ScoredTrial) -> dg.AssetMaterialization:
         result = scored.result
         origin = {"search_round": str(rounds[result.key])} if result.key in rounds else {}
         run_id = tracker.log_trial(
@@ -93,42 +98,101 @@ def grid_trials(
         url = tracker.run_url(run_id)
         if url:
             metadata["mlflow_run"] = dg.MetadataValue.url(url)
-        done = finished["ok"] + finished["failed"] + 1
-        if result.status == STATUS_OK:
-            finished["ok"] += 1
-            context.log.info("[%d/%d] %s: ARI %.3f", done, len(trials), result.key, result.metrics["ari"])
-        else:
-            finished["failed"] += 1
-            context.log.error("[%d/%d] %s failed: %s", done, len(trials), result.key, result.error)
-        context.add_asset_metadata(metadata, partition_key=result.key)
+        if result.status != STATUS_OK:
+            failed.append(result.key)
+            context.log.error("%s failed: %s", result.key, result.error)
+        return dg.AssetMaterialization(asset_key=context.asset_key, partition=result.key, metadata=metadata)
 
-    stats = run_trials(
-        trials,
-        sources,
-        corpus.texts,
-        LabelledSample(positions, classes),
-        fingerprint,
-        settings.umap_seed,
-        settings.stopwords_language,
-        layout.reductions,
-        record,
-        engine=settings.engine,
-        workers=settings.workers or None,
-        # MLflow's import and its store's first connection cost seconds: paid while the workers start.
-        meanwhile=lambda: tracker.experiment_id,
-    )
+    def sweep(on_result: Callable[[ScoredTrial], None]) -> SweepStats:
+        return run_trials(
+            trials,
+            sources,
+            corpus.texts,
+            LabelledSample(positions, classes),
+            fingerprint,
+            settings.umap_seed,
+            settings.stopwords_language,
+            layout.reductions,
+            on_result,
+            engine=settings.engine,
+            workers=settings.workers or None,
+            # MLflow's import and its store's first connection cost seconds: paid while the workers start.
+            meanwhile=lambda: tracker.experiment_id,
+        )
+
+    failed: list[str] = []
+    stats = None
+    best: TrialResult | None = None
+    report_every = max(1, len(trials) // 10)
+    for done, finished in enumerate(as_they_finish(sweep), start=1):
+        if isinstance(finished, SweepStats):
+            stats = finished
+            continue
+        yield record(finished)
+        result = finished.result
+        if result.status == STATUS_OK and (best is None or result.metrics["ari"] > best.metrics["ari"]):
+            best = result
+        if done % report_every == 0 and best is not None:
+            context.log.info("[%d/%d] best so far: %s, ARI %.3f", done, len(trials), best.key, best.metrics["ari"])
     context.log.info(
-        "%d trials in %.1fs: %d UMAP reductions computed, %d reused from cache, %d HDBSCAN trees, %d worker(s)",
-        stats.trials, stats.seconds, stats.reductions_computed, stats.reductions_reused, stats.trees_built, stats.workers,
+        "%d trials in %.1fs (%d failed): %d UMAP reductions computed, %d reused from cache, %d HDBSCAN trees, "
+        "%d worker(s)",
+        stats.trials, stats.seconds, len(failed), stats.reductions_computed, stats.reductions_reused,
+        stats.trees_built, stats.workers,
     )
-    return dg.MaterializeResult(
+    yield dg.AssetObservation(
+        asset_key=context.asset_key,
         metadata={
             "trials_in_run": len(trials),
-            "failed_in_run": finished["failed"],
+            "failed_in_run": len(failed),
             "engine": settings.engine,
             "run_seconds": round(stats.seconds, 2),
             "umap_reductions_computed": stats.reductions_computed,
             "umap_reductions_reused": stats.reductions_reused,
             "hdbscan_trees_built": stats.trees_built,
-        }
+        },
     )
+
+
+class _SweepFailed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class SweepAbandoned(Exception):
+    """Raised inside the sweep's thread when the step stopped consuming its trials."""
+
+
+def as_they_finish(sweep: Callable[[Callable[[ScoredTrial], None]], SweepStats]) -> Iterator[ScoredTrial | SweepStats]:
+    """Runs ``sweep`` in a thread; yields each trial as it finishes, then the sweep's stats.
+
+    Dagster writes an asset's events as its generator yields them, so each partition materialises as
+    soon as its trial is done while the sweep goes on. If the step stops consuming (cancelled, failed),
+    the sweep is stopped at its next trial: its pending work is dropped, not finished.
+    """
+    finished: queue.Queue = queue.Queue()
+    abandoned = threading.Event()
+
+    def on_result(scored: ScoredTrial) -> None:
+        if abandoned.is_set():
+            raise SweepAbandoned("the step stopped consuming the sweep's trials")
+        finished.put(scored)
+
+    def run() -> None:
+        try:
+            finished.put(sweep(on_result))
+        except BaseException as error:  # noqa: BLE001 - handed to the consuming thread, which raises it
+            finished.put(_SweepFailed(error))
+
+    thread = threading.Thread(target=run, name="sweep", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = finished.get()
+            if isinstance(item, _SweepFailed):
+                raise item.error
+            yield item
+            if isinstance(item, SweepStats):
+                return
+    finally:
+        abandoned.set()
