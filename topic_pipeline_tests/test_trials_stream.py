@@ -1,0 +1,48 @@
+"""``as_they_finish``: the trials asset streams a sweep's trials from a thread as they finish."""
+
+import threading
+import time
+
+import pytest
+
+from topic_pipeline.defs.assets.trials import SweepAbandoned, as_they_finish
+from topic_pipeline.engine import SweepStats
+
+
+def test_trials_arrive_in_order_then_the_stats():
+    def sweep(on_result):
+        for number in range(3):
+            on_result(number)
+        return SweepStats(trials=3)
+
+    assert list(as_they_finish(sweep)) == [0, 1, 2, SweepStats(trials=3)]
+
+
+def test_an_error_in_the_sweep_reaches_the_consumer():
+    def sweep(on_result):
+        on_result("first")
+        raise ValueError("bad grid file 'grid.json'")
+
+    stream = as_they_finish(sweep)
+    assert next(stream) == "first"
+    with pytest.raises(ValueError, match="grid.json"):
+        next(stream)
+
+
+def test_a_consumer_that_stops_stops_the_sweep():
+    stopped = threading.Event()
+
+    def sweep(on_result):
+        try:
+            for number in range(1000):
+                on_result(number)
+                time.sleep(0.01)  # trials take time to finish
+        except SweepAbandoned:
+            stopped.set()
+            raise
+        return SweepStats()
+
+    stream = as_they_finish(sweep)
+    assert next(stream) == 0
+    stream.close()  # what Dagster does to a step's generator when the step stops
+    assert stopped.wait(timeout=10), "the sweep went on after its consumer stopped"
