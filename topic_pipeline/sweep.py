@@ -123,7 +123,7 @@ def run_trials(
         on_result(ScoredTrial(result, topics))
 
     def prepare() -> None:
-        summariser.prepare({(params.n_gram_max, vectorizer_stop_words(params, stopwords_language)) for _, params in trials})
+        summariser.prepare([(params.n_gram_max, vectorizer_stop_words(params, stopwords_language)) for _, params in trials])
         if meanwhile:
             meanwhile()
 

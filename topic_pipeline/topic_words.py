@@ -9,6 +9,8 @@ centroid. The exported model (``topic_model``) uses BERTopic's own representatio
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
@@ -33,8 +35,8 @@ class TopicSummariser:
     def _key(n_gram_max: int, stop_words: StopWords) -> tuple[int, object]:
         return n_gram_max, tuple(stop_words) if isinstance(stop_words, list) else stop_words
 
-    def prepare(self, settings: set[tuple[int, StopWords]] | list[tuple[int, StopWords]]) -> None:
-        """Build the document-term matrices of these (n_gram_max, stop words) settings now."""
+    def prepare(self, settings: Iterable[tuple[int, StopWords]]) -> None:
+        """Build the document-term matrices of these (n_gram_max, stop words) settings now (each once)."""
         for n_gram_max, stop_words in settings:
             self._document_terms(n_gram_max, stop_words)
 

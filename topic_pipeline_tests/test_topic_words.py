@@ -41,10 +41,33 @@ def test_summaries_equal_the_dense_formula():
     rng = np.random.default_rng(3)
     embeddings = rng.normal(size=(len(texts), 16))
     summariser = TopicSummariser(texts)
-    summariser.prepare({(2, "english")})
+    # Stop words come as a list for languages other than English (see trial.vectorizer_stop_words).
+    summariser.prepare([(2, "english"), (3, ["the", "and", "of"]), (3, ["the", "and", "of"])])
     for case in range(12):
         labels = rng.integers(-1, int(rng.integers(2, 30)), size=len(texts))
         n_gram_max, stop_words = 1 + case % 3, [None, "english", ["the", "and", "of"]][case % 3]
         assert summariser.summarise(labels, embeddings, n_gram_max, stop_words) == dense_summaries(
             texts, labels, embeddings, n_gram_max, stop_words
         ), case
+
+
+def test_a_sweep_with_a_stop_word_file_summarises_without_those_words(tmp_path):
+    """A stop-word file gives the vectorizer a list (not "english"): the sweep's summaries must take it."""
+    from topic_pipeline.engine import EmbeddingSource
+    from topic_pipeline.grid import ParamGrid
+    from topic_pipeline.sweep import LabelledSample, run_trials
+
+    texts = list(generate_sample_corpus(n_docs=300, n_topics=4).texts)
+    np.save(tmp_path / "embeddings.npy", np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32))
+    stop_word_file = tmp_path / "stop_words.txt"
+    stop_word_file.write_text("the\nand\nof\nto\na\n")
+    grid = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10], "remove_stopwords": [True],
+                                   "n_gram_max": [1, 2]})
+    trials = [(t.key, t) for t in grid.trials()]
+    sources = {trials[0][1].embedding_set.key: EmbeddingSource(str(tmp_path / "embeddings.npy"), "test", len(texts))}
+    scored = []
+    run_trials(trials, sources, texts, LabelledSample(np.arange(20), np.arange(20) % 2), "fingerprint", 42,
+               str(stop_word_file), tmp_path / "cache", scored.append, workers=1)
+    assert [s.result.status for s in scored] == ["ok", "ok"], [s.result.error for s in scored]
+    words = {word for s in scored for topic in s.topics for phrase in topic.top_words for word in phrase.split()}
+    assert words and not words & {"the", "and", "of", "to", "a"}
