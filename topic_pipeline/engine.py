@@ -34,7 +34,7 @@ from topic_pipeline.array_cache import ArrayCache
 from topic_pipeline.errors import error_text
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.neighbors import is_small
-from topic_pipeline.reduction import knn_cache_key
+from topic_pipeline.reduction import ReductionSpec, knn_cache_key
 
 # The exact (small-data) neighbour graph is computed at least this wide, so grids with different
 # largest n_neighbors share one graph.
@@ -72,6 +72,10 @@ class GroupTask:
     clusterings: tuple[ClusteringSpec, ...]
     texts: tuple[str, ...] | None  # only when a clustering reduces topics (BERTopic needs the documents)
 
+    @property
+    def reduction_spec(self) -> ReductionSpec:
+        return ReductionSpec(self.n_neighbors, self.n_components, self.min_dist, self.seed)
+
 
 @dataclasses.dataclass
 class GroupOutcome:
@@ -106,12 +110,12 @@ class SweepStats:
 def run_group(task: GroupTask) -> GroupOutcome:
     """One worker task: the reduction (cached), then every clustering on it."""
     from topic_pipeline.clustering import TreeClusterer, reduce_topics, renumber_by_frequency
-    from topic_pipeline.reduction import ReductionSpec, cached_reduction
+    from topic_pipeline.reduction import cached_reduction
 
     started = time.perf_counter()
     numba_cache.enable()
     embeddings = np.load(task.source.path, allow_pickle=False)
-    spec = ReductionSpec(task.n_neighbors, task.n_components, task.min_dist, task.seed)
+    spec = task.reduction_spec
     cache = ArrayCache(task.cache_dir)
     try:
         reduction, cached = cached_reduction(cache, task.source.cache_key, embeddings, spec, task.largest_k)
@@ -327,12 +331,11 @@ def longest_first(plans: list[tuple[GroupTask, dict]]) -> list[tuple[GroupTask, 
     A UMAP layout's cost grows with n_neighbors (edges) times n_components; a reduction already in the
     cache costs next to nothing.
     """
-    from topic_pipeline.reduction import ReductionSpec, reduction_cache_key
+    from topic_pipeline.reduction import reduction_cache_key
 
     def cost(plan: tuple[GroupTask, dict]) -> int:
         task = plan[0]
-        spec = ReductionSpec(task.n_neighbors, task.n_components, task.min_dist, task.seed)
-        if ArrayCache(task.cache_dir).path(reduction_cache_key(task.source.cache_key, spec)).exists():
+        if ArrayCache(task.cache_dir).path(reduction_cache_key(task.source.cache_key, task.reduction_spec)).exists():
             return 0
         return task.n_neighbors * task.n_components
 

@@ -201,7 +201,7 @@ def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
 def test_largest_layouts_run_first_and_cached_reductions_last(tmp_path):
     from topic_pipeline.array_cache import ArrayCache
     from topic_pipeline.engine import longest_first, plan_groups
-    from topic_pipeline.reduction import ReductionSpec, reduction_cache_key
+    from topic_pipeline.reduction import reduction_cache_key
 
     grid = ParamGrid.from_mapping({"umap_n_neighbors": [12, 16], "umap_n_components": [5, 9]})
     trials = [(t.key, t) for t in grid.trials()]
@@ -210,7 +210,6 @@ def test_largest_layouts_run_first_and_cached_reductions_last(tmp_path):
     order = [(task.n_neighbors, task.n_components) for task, _ in longest_first(plans)]
     assert order == [(16, 9), (12, 9), (16, 5), (12, 5)]
     largest = longest_first(plans)[0][0]
-    spec = ReductionSpec(largest.n_neighbors, largest.n_components, largest.min_dist, largest.seed)
-    ArrayCache(tmp_path).store(reduction_cache_key("embeddings", spec), {"reduction": np.zeros(1)})
+    ArrayCache(tmp_path).store(reduction_cache_key("embeddings", largest.reduction_spec), {"reduction": np.zeros(1)})
     order = [(task.n_neighbors, task.n_components) for task, _ in longest_first(plans)]
     assert order == [(12, 9), (16, 5), (12, 5), (16, 9)]
