@@ -12,8 +12,13 @@ produced (numba links callees into it), so results are bit-identical to a fresh 
 machine and libraries. Entries live where numba keeps its own (the package's ``__pycache__``, or
 ``NUMBA_CACHE_DIR``) and are invalidated as numba's are: by the numba version, the CPU and the
 source file's timestamp. Anything this cache cannot key safely (a closure as an argument) compiles as
-usual. Two functions still compile in every process (~3 s): numba refuses to cache code that reads
-the thread count, which NNDescent's driver does.
+usual.
+
+NNDescent's driver (``nn_descent`` and ``nn_descent_internal``) reads ``numba.get_num_threads()``,
+which numba compiles as a call through a ctypes pointer: an address of this process, so numba will
+not cache it, and those two alone cost ~7 s of compilation in every process. ``enable`` rebuilds such
+functions, same bytecode, with ``numba.get_num_threads`` bound to a kernel that asks the same
+threading-layer function through a linker symbol, which caches.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import copy
 import hashlib
 import logging
 import sys
+import types
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +90,49 @@ def _stable_key_cache_class():
             except _UnstableKey:
                 return
             if data.library.has_dynamic_globals:
-                return  # numba cannot store it (NNDescent's driver reads the thread count); it would warn each time
+                return  # numba cannot store it (a ctypes call, say); it would warn each time
             super().save_overload(sig, data)
 
     return StableKeyCache
+
+
+def _cacheable_num_threads():
+    """A jitted ``numba.get_num_threads``: the threading layer's own function, reached by symbol."""
+    import numba
+    from numba.np.ufunc.parallel import _iget_num_threads
+
+    @numba.njit
+    def get_num_threads():
+        return _iget_num_threads()
+
+    return get_num_threads
+
+
+def _reads_thread_count(dispatcher) -> bool:
+    names = dispatcher.py_func.__code__.co_names
+    return "numba" in names and "get_num_threads" in names
+
+
+def _rebind_thread_count(module, names: list[str], get_num_threads) -> None:
+    """Replace the module's dispatchers ``names`` by recompilable copies that read the thread count
+    through ``get_num_threads``; callers in the module (and each other) find the copies by name."""
+    import numba
+
+    numba_view = types.ModuleType("numba")
+    numba_view.__dict__.update(vars(numba))
+    numba_view.get_num_threads = get_num_threads
+    rebound_globals = dict(vars(module))
+    rebound_globals["numba"] = numba_view
+    for name in names:
+        original = getattr(module, name)
+        function = original.py_func
+        copy_ = types.FunctionType(function.__code__, rebound_globals, function.__name__, function.__defaults__,
+                                   function.__closure__)
+        copy_.__qualname__, copy_.__module__, copy_.__doc__ = function.__qualname__, function.__module__, function.__doc__
+        copy_.__kwdefaults__ = function.__kwdefaults__
+        rebound = type(original)(copy_, locals=original.locals, targetoptions=dict(original.targetoptions))
+        rebound_globals[name] = rebound
+        setattr(module, name, rebound)
 
 
 def enable() -> bool:
@@ -106,12 +151,27 @@ def enable() -> bool:
         from numba.core.registry import CPUDispatcher
 
         cache_class = _stable_key_cache_class()
+        get_num_threads = None
         for name, module in list(sys.modules.items()):
             if module is None or not name.startswith(CACHED_MODULE_PREFIXES):
                 continue
-            for value in list(vars(module).values()):
-                if isinstance(value, CPUDispatcher) and isinstance(value._cache, NullCache) and not value.overloads:
-                    value._cache = cache_class(value.py_func)
+            uncached = {
+                attribute: value for attribute, value in vars(module).items()
+                if isinstance(value, CPUDispatcher) and isinstance(value._cache, NullCache) and not value.overloads
+                # Only the module's own functions: an imported one is handled (once) in its module.
+                and value.py_func.__module__ == name
+            }
+            readers = [attribute for attribute, value in uncached.items() if _reads_thread_count(value)]
+            if readers:
+                from numba.np.ufunc.parallel import _launch_threads
+
+                # A cached kernel that calls the threading layer links against its symbols: load them first.
+                _launch_threads()
+                get_num_threads = get_num_threads or _cacheable_num_threads()
+                _rebind_thread_count(module, readers, get_num_threads)
+            for attribute in uncached:
+                dispatcher = getattr(module, attribute)
+                dispatcher._cache = cache_class(dispatcher.py_func)
     except (ImportError, AttributeError, TypeError, RuntimeError) as exc:
         log.warning("compiled-code cache not enabled (%s); UMAP and NNDescent compile in every process", exc)
         return False
