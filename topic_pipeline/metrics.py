@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import linear_sum_assignment
-from sklearn.metrics.cluster import expected_mutual_information
 
 OUTLIER = -1
 
@@ -85,6 +83,8 @@ def _hungarian_f1(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, floa
         # Each average gets its own optimal one-to-one matching: the optimum's value is unique where the
         # matching may not be (ties), so neither figure depends on how topics or classes are numbered.
         weighted = f1 * weights[:, None]
+        from scipy.optimize import linear_sum_assignment
+
         rows, cols = linear_sum_assignment(weighted, maximize=True)
         return float(weighted[rows, cols].sum() / weights.sum())
 
@@ -139,6 +139,10 @@ def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = No
         if len(class_sizes) == 1 or len(cluster_sizes) == 1:
             ami = 0.0
         else:
+            # Imported here: every Dagster process imports this module (for the metric names) through the
+            # definitions, and scikit-learn alone takes most of a second to import.
+            from sklearn.metrics.cluster import expected_mutual_information
+
             # Signs preserved as in scikit-learn so a perfect match is not 0/0.
             expected_mi = expected_mutual_information(table, n)
             denominator = mean_entropy - expected_mi

@@ -1,8 +1,10 @@
-"""Per-trial result rows, one small JSON file per trial key.
+"""Per-trial result rows, one small JSON file per trial key, and each scored trial's topic labels.
 
 Trials write here and the leaderboard reads here, so no downstream step ever loads every trial's
 output through an IO manager. A row carries the fingerprint of the inputs it was computed from; a
 row with another fingerprint is stale (the corpus, labels or settings changed) and counts as missing.
+A trial's labels (one topic per document, ``.npy``) are written before its row, so a current row's
+labels are those of the same computation; the leaderboard summarises its leaders' topics from them.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from topic_pipeline.array_cache import TRIAL_LIBRARIES, cache_key
-from topic_pipeline.storage import read_json, write_json
+from topic_pipeline.storage import read_array, read_json, write_array, write_json
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -62,8 +66,21 @@ class ResultStore:
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.json"
 
-    def save(self, result: TrialResult) -> None:
+    def labels_path(self, key: str) -> Path:
+        return self.directory / f"{key}.labels.npy"
+
+    def save(self, result: TrialResult, labels: np.ndarray | None = None) -> None:
+        if labels is not None:
+            write_array(self.labels_path(result.key), np.asarray(labels, dtype=np.int32))
         write_json(self.path(result.key), result.to_dict())
+
+    def labels(self, key: str, n_documents: int) -> np.ndarray | None:
+        """The topic of each document for this trial's stored result, or None if absent or not this corpus's."""
+        try:
+            labels = read_array(self.labels_path(key))
+        except (OSError, ValueError):
+            return None
+        return labels if labels.shape == (n_documents,) and labels.dtype == np.int32 else None
 
     def load(self, key: str) -> TrialResult | None:
         path = self.path(key)

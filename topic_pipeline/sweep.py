@@ -1,7 +1,8 @@
 """Run a batch of trials and score them: the fast engine by default, the reference fit on request.
 
 Both paths end the same way: a ``TrialResult`` (ok with metrics, or failed with the error) and, for
-scored trials, topic summaries for display, handed to ``on_result`` as each trial finishes.
+scored trials, the topic labels, handed to ``on_result`` as each trial finishes. Topic words are not
+computed here: they are for display, and only the leaderboard's leaders are shown (``topic_words``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from topic_pipeline.errors import error_text
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.metrics import score
 from topic_pipeline.results import STATUS_FAILED, STATUS_OK, TrialResult
-from topic_pipeline.topic_words import TopicSummariser
-from topic_pipeline.trial import TopicSummary, run_reference_trial, vectorizer_stop_words
+from topic_pipeline.trial import run_reference_trial
 
 ENGINES = ("fast", "reference")
 
@@ -33,7 +33,7 @@ class LabelledSample:
 @dataclasses.dataclass(frozen=True)
 class ScoredTrial:
     result: TrialResult
-    topics: list[TopicSummary] | None
+    labels: np.ndarray | None  # each document's topic (-1: outlier); None for a failed trial
 
 
 
@@ -59,14 +59,17 @@ def score_reference_trial(
     seed: int,
     stopwords_language: str,
 ) -> ScoredTrial:
-    """One plain BERTopic fit, scored. A failure becomes a failed result, never an exception."""
+    """One plain BERTopic fit, scored. A failure becomes a failed result, never an exception.
+
+    ``stopwords_language`` matters only for trials that remove stop words (the vectorizer's list).
+    """
     started = time.perf_counter()
     try:
         outcome = run_reference_trial(embeddings, texts, params, seed=seed, stopwords_language=stopwords_language)
         result = scored_result(key, params, outcome.labels, sample, fingerprint, time.perf_counter() - started)
     except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the sweep
         return ScoredTrial(failed_result(key, params, fingerprint, error_text(exc), time.perf_counter() - started), None)
-    return ScoredTrial(result, outcome.topics)
+    return ScoredTrial(result, outcome.labels)
 
 
 def run_trials(
@@ -88,24 +91,19 @@ def run_trials(
     ``meanwhile``: preparation of the caller's, run while the workers start (see ``SweepEngine.run``)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine '{engine}'; choose one of {', '.join(ENGINES)}")
-    loaded: dict[str, np.ndarray] = {}
-
-    def embeddings_of(params: TrialParams) -> np.ndarray:
-        set_key = params.embedding_set.key
-        if set_key not in loaded:
-            loaded[set_key] = np.load(sources[set_key].path, allow_pickle=False)
-        return loaded[set_key]
-
     if engine == "reference":
         if meanwhile:
             meanwhile()
         started = time.perf_counter()
+        loaded: dict[str, np.ndarray] = {}
         for key, params in trials:
-            on_result(score_reference_trial(key, params, embeddings_of(params), texts, sample, fingerprint, seed, stopwords_language))
+            set_key = params.embedding_set.key
+            if set_key not in loaded:
+                loaded[set_key] = np.load(sources[set_key].path, allow_pickle=False)
+            on_result(score_reference_trial(key, params, loaded[set_key], texts, sample, fingerprint, seed, stopwords_language))
         return SweepStats(trials=len(trials), workers=1, seconds=time.perf_counter() - started)
 
     params_of = dict(trials)
-    summariser = TopicSummariser(texts)
 
     def deliver(trial: TrialLabels) -> None:
         params = params_of[trial.key]
@@ -114,17 +112,9 @@ def run_trials(
             return
         try:
             result = scored_result(trial.key, params, trial.labels, sample, fingerprint, trial.seconds)
-            topics = summariser.summarise(
-                trial.labels, embeddings_of(params), params.n_gram_max, vectorizer_stop_words(params, stopwords_language)
-            )
         except Exception as exc:  # noqa: BLE001
             on_result(ScoredTrial(failed_result(trial.key, params, fingerprint, error_text(exc), trial.seconds), None))
             return
-        on_result(ScoredTrial(result, topics))
+        on_result(ScoredTrial(result, trial.labels))
 
-    def prepare() -> None:
-        summariser.prepare([(params.n_gram_max, vectorizer_stop_words(params, stopwords_language)) for _, params in trials])
-        if meanwhile:
-            meanwhile()
-
-    return SweepEngine(cache_dir, seed=seed, workers=workers, pool=pool).run(trials, sources, texts, deliver, prepare)
+    return SweepEngine(cache_dir, seed=seed, workers=workers, pool=pool).run(trials, sources, texts, deliver, meanwhile)

@@ -1,6 +1,8 @@
 """Topic summaries for display (MLflow artifacts, the UI): top words and representative documents.
 
-Computed after scoring and never used for it. The words follow BERTopic's c-TF-IDF (term counts per
+Computed where they are shown, never for scoring: the sweep stores each trial's labels, and the
+leaderboard summarises its leaders from them (``leader_topics``), so a sweep of hundreds of trials
+does not spend its cores on words nobody reads. The words follow BERTopic's c-TF-IDF (term counts per
 topic, L1-normalised, times log(1 + mean words per topic / term frequency)), from one document-term
 matrix per vectorizer setting; BERTopic joins a topic's documents before counting, so n-grams spanning
 two documents can differ. Representative documents are the three closest to the topic's embedding
@@ -9,13 +11,14 @@ centroid. The exported model (``topic_model``) uses BERTopic's own representatio
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import CountVectorizer
 
-from topic_pipeline.trial import TOP_WORDS, TopicSummary
+from topic_pipeline.grid import TrialParams
+from topic_pipeline.results import ResultStore, TrialResult
+from topic_pipeline.trial import TOP_WORDS, TopicSummary, vectorizer_stop_words
 
 REPRESENTATIVE_DOCS = 3
 
@@ -43,6 +46,8 @@ class TopicSummariser:
     def _document_terms(self, n_gram_max: int, stop_words: StopWords) -> tuple[sparse.csr_matrix, np.ndarray]:
         key = self._key(n_gram_max, stop_words)
         if key not in self._matrices:
+            from sklearn.feature_extraction.text import CountVectorizer
+
             vectorizer = CountVectorizer(ngram_range=(1, n_gram_max), stop_words=stop_words)
             try:
                 matrix = vectorizer.fit_transform(self.texts).tocsr()
@@ -104,3 +109,34 @@ class TopicSummariser:
                 )
             )
         return summaries
+
+
+def leader_topics(
+    leaders: Sequence[TrialResult],
+    store: ResultStore,
+    texts: list[str],
+    embeddings_of: Callable[[TrialParams], np.ndarray],
+    stopwords_language: str,
+) -> dict[str, list[TopicSummary]]:
+    """The topics of these scored trials, from the labels the sweep stored. A trial whose labels are
+    missing (a result written before labels were kept) is left out."""
+    summariser = TopicSummariser(texts)
+    topics: dict[str, list[TopicSummary]] = {}
+    for result in leaders:
+        labels = store.labels(result.key, len(texts))
+        if labels is None:
+            continue
+        params = TrialParams.from_dict(result.params)
+        topics[result.key] = summariser.summarise(
+            labels, embeddings_of(params), params.n_gram_max, vectorizer_stop_words(params, stopwords_language)
+        )
+    return topics
+
+
+def topics_markdown(topics: list[TopicSummary], limit: int = 15) -> str:
+    """The largest topics as a table: id, size, top words."""
+    rows = sorted((t for t in topics if t.topic != -1), key=lambda t: -t.size)[:limit]
+    lines = ["| topic | size | top words |", "|---|---|---|"]
+    lines += [f"| {t.topic} | {t.size} | {', '.join(t.top_words[:8])} |" for t in rows]
+    outliers = next((t.size for t in topics if t.topic == -1), 0)
+    return "\n".join(lines) + (f"\n\n{outliers} documents are outliers (topic -1)." if outliers else "")

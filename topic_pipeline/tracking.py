@@ -63,7 +63,7 @@ class MlflowTracker:
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
         return run.info.run_id
 
-    def log_trial(self, result: TrialResult, topics: list[TopicSummary] | None, tags: Mapping[str, str]) -> str:
+    def log_trial(self, result: TrialResult, tags: Mapping[str, str]) -> str:
         from mlflow.entities import Metric, Param, RunTag
 
         run_id = self._start_run(result.key, {"trial_key": result.key, "status": result.status, **tags})
@@ -73,17 +73,19 @@ class MlflowTracker:
         metrics.append(Metric("duration_s", float(result.duration_s), now, 0))
         extra_tags = [RunTag("error", result.error[:4000])] if result.error else []
         self.client.log_batch(run_id, metrics=metrics, params=params, tags=extra_tags)
-        if topics is not None:
-            self.client.log_dict(
-                run_id,
-                {"topics": [
-                    {"topic": t.topic, "size": t.size, "top_words": t.top_words, "representative_docs": t.representative_docs}
-                    for t in topics
-                ]},
-                "topics.json",
-            )
         self.client.set_terminated(run_id, status="FINISHED" if result.status == STATUS_OK else "FAILED")
         return run_id
+
+    def log_topics(self, run_id: str, topics: list[TopicSummary]) -> None:
+        """A trial's topics (words, size, representative documents) as ``topics.json`` on its run."""
+        self.client.log_dict(
+            run_id,
+            {"topics": [
+                {"topic": t.topic, "size": t.size, "top_words": t.top_words, "representative_docs": t.representative_docs}
+                for t in topics
+            ]},
+            "topics.json",
+        )
 
     def log_export(self, directory: Path, trial_key: str, trial_run_id: str | None, tags: Mapping[str, str]) -> str:
         """The exported model's files as artifacts of a run linked to the trial's run."""

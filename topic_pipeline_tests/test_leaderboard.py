@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from topic_pipeline.grid import ParamGrid
@@ -225,6 +226,18 @@ def test_result_store_unreadable_file_is_none(tmp_path: Path, content: bytes) ->
     store.path("k1").write_bytes(content)
     assert store.load("k1") is None
     assert store.current("k1", FP, {}) is None
+
+
+def test_result_store_keeps_a_trials_labels_and_rejects_other_shapes(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    result = ok("k1", {}, ari=0.5)
+    labels = np.array([0, 1, -1, 1, 0], dtype=np.int64)
+    store.save(result, labels)
+    np.testing.assert_array_equal(store.labels("k1", 5), labels)
+    assert store.labels("k1", 6) is None  # another corpus's labels
+    assert store.labels("k2", 5) is None
+    store.labels_path("k1").write_bytes(b"not an npy file")
+    assert store.labels("k1", 5) is None
 
 
 # --- storage --------------------------------------------------------------------------------------

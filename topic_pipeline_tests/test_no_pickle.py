@@ -75,6 +75,8 @@ def test_pickle_payloads_planted_in_every_store_never_run(tmp_path):
     results.directory.mkdir()
     results.path("trial").write_bytes(pickle.dumps({"key": "trial", "status": "ok", "payload": _Payload(marker)}))
     assert results.load("trial") is None
+    np.save(results.labels_path("trial"), payload, allow_pickle=True)
+    assert results.labels("trial", 1) is None
 
     user_file = tmp_path / "labels.json"
     user_file.write_bytes(pickle.dumps(_Payload(marker)))

@@ -54,6 +54,9 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         assert list(frame["rank"]) == [1, 2, 3, 4]
         assert frame["ari"].is_monotonic_decreasing
         assert frame["ari"].between(-1, 1).all()
+        # The UI shows the best trial's topics with the leaderboard, words from its stored labels.
+        shown = instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).asset_materialization.metadata
+        assert f"**Topics of the best trial** ({frame['trial'][0]})" in shown["leaderboard"].value
 
         # Every trial is its own partition, materialised with its metrics and a link to MLflow.
         trial_keys = instance.get_dynamic_partitions("trials")
@@ -84,6 +87,7 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
             assert run.data.tags["dagster_partition_key"] == run.data.tags["trial_key"]
             assert run.data.tags["dagster_run_id"]
             assert "ari" in run.data.metrics
+            # Every trial here is among the leaderboard's leaders, whose topic words it logs.
             artifacts = [item.path for item in client.list_artifacts(run.info.run_id)]
             assert "topics.json" in artifacts
         assert any(run.data.tags.get("kind") == "leaderboard" for run in runs)

@@ -52,13 +52,17 @@ def test_summaries_equal_the_dense_formula():
 
 
 def test_a_sweep_with_a_stop_word_file_summarises_without_those_words(tmp_path):
-    """A stop-word file gives the vectorizer a list (not "english"): the sweep's summaries must take it."""
+    """A stop-word file gives the vectorizer a list (not "english"): the leaders' summaries, from the labels
+    the sweep stored, must take it."""
     from topic_pipeline.engine import EmbeddingSource
     from topic_pipeline.grid import ParamGrid
+    from topic_pipeline.results import ResultStore
     from topic_pipeline.sweep import LabelledSample, run_trials
+    from topic_pipeline.topic_words import leader_topics
 
     texts = list(generate_sample_corpus(n_docs=300, n_topics=4).texts)
-    np.save(tmp_path / "embeddings.npy", np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32))
+    embeddings = np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32)
+    np.save(tmp_path / "embeddings.npy", embeddings)
     stop_word_file = tmp_path / "stop_words.txt"
     stop_word_file.write_text("the\nand\nof\nto\na\n")
     grid = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10], "remove_stopwords": [True],
@@ -69,5 +73,10 @@ def test_a_sweep_with_a_stop_word_file_summarises_without_those_words(tmp_path):
     run_trials(trials, sources, texts, LabelledSample(np.arange(20), np.arange(20) % 2), "fingerprint", 42,
                str(stop_word_file), tmp_path / "cache", scored.append, workers=1)
     assert [s.result.status for s in scored] == ["ok", "ok"], [s.result.error for s in scored]
-    words = {word for s in scored for topic in s.topics for phrase in topic.top_words for word in phrase.split()}
+    store = ResultStore(tmp_path / "results")
+    for s in scored:
+        store.save(s.result, s.labels)
+    topics = leader_topics([s.result for s in scored], store, texts, lambda params: embeddings, str(stop_word_file))
+    assert sorted(topics) == sorted(key for key, _ in trials)
+    words = {word for summaries in topics.values() for topic in summaries for phrase in topic.top_words for word in phrase.split()}
     assert words and not words & {"the", "and", "of", "to", "a"}

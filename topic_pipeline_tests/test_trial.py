@@ -52,6 +52,6 @@ def test_a_failing_trial_is_recorded_not_raised(blobs):
     broken[5, :] = np.nan
     scored = score_reference_trial("k", _params(), broken, texts, LabelledSample(np.arange(120), classes), "fp", 42, "english")
     assert scored.result.status == STATUS_FAILED
-    assert scored.topics is None
+    assert scored.labels is None
     assert "NaN" in scored.result.error or "nan" in scored.result.error.lower()
     assert scored.result.metrics == {}

@@ -2,17 +2,24 @@
 
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from topic_pipeline.corpus import Corpus
 from topic_pipeline.defs.assets.inputs import param_grid
+from topic_pipeline.embeddings import EmbeddingCache
 from topic_pipeline.defs.assets.trials import grid_trials
+from topic_pipeline.grid import TrialParams
 from topic_pipeline.ground_truth import GroundTruth
 from topic_pipeline.leaderboard import build_leaderboard, stability_markdown, to_markdown
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
 from topic_pipeline.results import STATUS_OK, ResultStore, results_digest
 from topic_pipeline.storage import read_json, write_atomically
+from topic_pipeline.topic_words import leader_topics, topics_markdown
+
+# The leaders whose topic words are computed and logged (topics.json on their MLflow runs).
+TOPIC_WORDS_FOR_LEADERS = 10
 
 
 @dg.asset(group_name="sweep", deps=[grid_trials, param_grid], kinds={"csv", "mlflow"})
@@ -26,7 +33,9 @@ def leaderboard(
     """Every trial of the current sweep, ranked; failed and not-yet-run trials listed as such.
 
     The current sweep is read from the data directory, not from ``param_grid``'s value: a search's
-    refinement rounds add trials after ``param_grid`` was materialised.
+    refinement rounds add trials after ``param_grid`` was materialised. The topic words of the leading
+    trials are computed here, where they are shown: in this asset's metadata (the best trial's topics)
+    and as ``topics.json`` on each leader's MLflow run.
     """
     layout = settings.layout
     corpus = Corpus.from_frame(documents)
@@ -49,6 +58,24 @@ def leaderboard(
     counts = frame["status"].value_counts().to_dict()
     best = frame.iloc[0].to_dict() if counts.get(STATUS_OK) else {}
     tracker = mlflow.tracker(layout)
+
+    embedding_cache = EmbeddingCache(layout.embeddings)
+    loaded: dict[str, np.ndarray] = {}
+
+    def embeddings_of(params: TrialParams) -> np.ndarray:
+        key = embedding_cache.key(params.embedding_set, corpus.content_hash, settings.stopwords_language)
+        if key not in loaded:
+            loaded[key] = embedding_cache.require(key, len(corpus), params.embedding_set)
+        return loaded[key]
+
+    leaders = [results[key] for key in frame.loc[frame["status"] == STATUS_OK, "trial"].head(TOPIC_WORDS_FOR_LEADERS)]
+    topics = leader_topics(leaders, store, corpus.texts, embeddings_of, settings.stopwords_language)
+    for result in leaders:
+        if result.key in topics and result.tags.get("mlflow_run_id"):
+            tracker.log_topics(result.tags["mlflow_run_id"], topics[result.key])
+    if best and best["trial"] in topics:
+        markdown += f"\n\n**Topics of the best trial** ({best['trial']}):\n\n{topics_markdown(topics[best['trial']])}"
+
     run_id = tracker.log_leaderboard(
         csv_path,
         markdown,

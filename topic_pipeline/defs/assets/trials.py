@@ -87,12 +87,11 @@ def grid_trials(
         origin = {"search_round": str(rounds[result.key])} if result.key in rounds else {}
         run_id = tracker.log_trial(
             result,
-            scored.topics,
             {"dagster_run_id": context.run.run_id, "dagster_partition_key": result.key, "inputs_fingerprint": fingerprint,
              **origin},
         )
         result.tags = {"mlflow_run_id": run_id, "dagster_run_id": context.run.run_id}
-        store.save(result)
+        store.save(result, scored.labels)
         metadata = trial_metadata(result)
         metadata.update({name: int(value) for name, value in origin.items()})
         url = tracker.run_url(run_id)
