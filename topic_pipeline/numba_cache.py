@@ -126,11 +126,11 @@ def _rebind_thread_count(module, names: list[str], get_num_threads) -> None:
     for name in names:
         original = getattr(module, name)
         function = original.py_func
-        copy_ = types.FunctionType(function.__code__, rebound_globals, function.__name__, function.__defaults__,
-                                   function.__closure__)
-        copy_.__qualname__, copy_.__module__, copy_.__doc__ = function.__qualname__, function.__module__, function.__doc__
-        copy_.__kwdefaults__ = function.__kwdefaults__
-        rebound = type(original)(copy_, locals=original.locals, targetoptions=dict(original.targetoptions))
+        rebuilt = types.FunctionType(function.__code__, rebound_globals, function.__name__, function.__defaults__,
+                                     function.__closure__)
+        rebuilt.__qualname__, rebuilt.__module__, rebuilt.__doc__ = function.__qualname__, function.__module__, function.__doc__
+        rebuilt.__kwdefaults__ = function.__kwdefaults__
+        rebound = type(original)(rebuilt, locals=original.locals, targetoptions=dict(original.targetoptions))
         rebound_globals[name] = rebound
         setattr(module, name, rebound)
 

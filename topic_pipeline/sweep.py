@@ -59,10 +59,7 @@ def score_reference_trial(
     seed: int,
     stopwords_language: str,
 ) -> ScoredTrial:
-    """One plain BERTopic fit, scored. A failure becomes a failed result, never an exception.
-
-    ``stopwords_language`` matters only for trials that remove stop words (the vectorizer's list).
-    """
+    """One plain BERTopic fit, scored. A failure becomes a failed result, never an exception."""
     started = time.perf_counter()
     try:
         outcome = run_reference_trial(embeddings, texts, params, seed=seed, stopwords_language=stopwords_language)
