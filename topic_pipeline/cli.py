@@ -79,8 +79,9 @@ def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) ->
     from topic_pipeline.defs.recovery import recover_interrupted_runs
     from topic_pipeline.definitions import build_resources
 
-    settings = build_resources()["settings"]
-    for action in recover_interrupted_runs(instance, settings.layout):
+    resources = build_resources()
+    settings = resources["settings"]
+    for action in recover_interrupted_runs(instance, settings.layout, resources["mlflow"].tracker(settings.layout)):
         print(f"  {action}")
     while plans := [p for p in plan_next_runs(instance, settings) if jobs is None or p.job_name in jobs]:
         for plan in plans:

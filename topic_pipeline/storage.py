@@ -35,6 +35,24 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
+def remove_stale_temporaries(root: Path, older_than_seconds: float) -> list[Path]:
+    """Delete the temporary files of writes that were cut short (a killed process leaves
+    ``.<name>.<random>.tmp`` behind; nothing ever reads one). Only files older than the given age
+    are touched: a younger one may belong to a write still in progress in another process."""
+    import time
+
+    removed = []
+    cutoff = time.time() - older_than_seconds
+    for path in Path(root).rglob(".*.tmp"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone meanwhile, or not ours to delete: not worth failing a sweep over
+    return removed
+
+
 def write_json(path: Path, value: Any) -> None:
     data = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
     write_atomically(path, lambda stream: stream.write(data))

@@ -76,6 +76,16 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status="FINISHED" if result.status == STATUS_OK else "FAILED")
         return run_id
 
+    def close_abandoned_runs(self, dagster_run_id: str) -> int:
+        """Mark KILLED the trial runs a stopped Dagster run left RUNNING (killed between opening a trial's
+        MLflow run and closing it; the trial itself is rerun and logged anew). Returns how many."""
+        abandoned = self.client.search_runs(
+            [self.experiment_id], f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'"
+        )
+        for run in abandoned:
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+        return len(abandoned)
+
     def log_topics(self, run_id: str, topics: list[TopicSummary]) -> None:
         """A trial's topics (words, size, representative documents) as ``topics.json`` on its run."""
         self.client.log_dict(

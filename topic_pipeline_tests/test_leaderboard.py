@@ -20,7 +20,7 @@ from topic_pipeline.results import (
     inputs_fingerprint,
     results_digest,
 )
-from topic_pipeline.storage import read_json, write_atomically, write_json
+from topic_pipeline.storage import read_json, remove_stale_temporaries, write_atomically, write_json
 
 FP = "f" * 16
 
@@ -286,3 +286,19 @@ def test_failed_first_write_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         write_atomically(target, crash)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_only_old_temporary_files_are_removed(tmp_path: Path) -> None:
+    import os
+    import time
+
+    old = tmp_path / "results" / ".k1.json.abc.tmp"
+    young = tmp_path / "cache" / ".umap-x.npz.def.tmp"
+    kept = [young, tmp_path / "results" / "k1.json", tmp_path / "results" / "notes.tmp"]  # not ours: no dot prefix
+    for path in [old, *kept]:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("x")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    os.utime(kept[1], (time.time() - 7200, time.time() - 7200))
+    assert remove_stale_temporaries(tmp_path, 3600) == [old]
+    assert not old.exists() and all(path.exists() for path in kept)

@@ -44,7 +44,8 @@ def tiny_grid():
 def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
     layout = DataLayout(tiny_project / "data")
     with dg.instance_for_test(temp_dir=str(tiny_project / "dagster_home")) as instance:
-        settings = build_resources()["settings"]
+        resources = build_resources()
+        settings = resources["settings"]
         run_sweep(instance)
 
         # The leaderboard lists every trial of the grid, ranked.
@@ -94,7 +95,7 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
 
         # Nothing is left to do, and the sensor agrees.
         assert plan_next_runs(instance, settings) == []
-        with dg.build_sensor_context(instance=instance, resources={"settings": settings}) as context:
+        with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}) as context:
             outcome = sweep_sensor(context)
         assert isinstance(outcome, dg.SkipReason)
 
@@ -136,11 +137,12 @@ def test_sensor_requests_embeddings_then_trials(tiny_project):
     from topic_pipeline.cli import _execute
 
     with dg.instance_for_test(temp_dir=str(tiny_project / "dagster_home")) as instance:
-        settings = build_resources()["settings"]
-        with dg.build_sensor_context(instance=instance, resources={"settings": settings}) as context:
+        resources = build_resources()
+        settings = resources["settings"]
+        with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}) as context:
             assert isinstance(sweep_sensor(context), dg.SkipReason)  # nothing materialised yet
         _execute(instance, "refresh_inputs_job", {})
-        with dg.build_sensor_context(instance=instance, resources={"settings": settings}) as context:
+        with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}) as context:
             requests = sweep_sensor(context)
         assert sorted((r.job_name, r.partition_key) for r in requests) == [
             ("embeddings_job", "all-minilm-l6-v2"),

@@ -197,12 +197,32 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
     missing_key = next(key for key in read_json(layout.current_grid)["trials"] if key not in done_at_kill)
     (results / f".{missing_key}.json.cut.tmp").write_text('{"key": "' + missing_key + '", "status": "o')
     (layout.reductions / ".umap-cut.npz.cut.tmp").write_bytes(b"PK\x03\x04 truncated")
+    # A temporary file as old as one from a kill long ago is deleted by the recovery; the fresh ones are
+    # left alone (they could be a write in progress elsewhere).
+    stale = results / f".{missing_key}.json.long-ago.tmp"
+    stale.write_text("{")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    # A kill between opening a trial's MLflow run and closing it leaves the run RUNNING (the trial is rerun
+    # and logged anew): plant one for the killed run, in case this kill did not land there.
+    from topic_pipeline.definitions import build_resources
+
+    tracker = build_resources()["mlflow"].tracker(layout)
+    with dg.DagsterInstance.from_config(str(project / "dagster_home")) as instance:
+        (killed_run,) = instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=[dg.DagsterRunStatus.STARTED]))
+    abandoned = tracker.client.create_run(
+        tracker.experiment_id, tags={"dagster_run_id": killed_run.run_id, "trial_key": missing_key}
+    ).info.run_id
 
     reference = _finished(uninterrupted_sweep)
     assert (reference / "labels.json").read_text() == (project / "labels.json").read_text(), "both sweeps score the same labels"
     resumed = _start_sweep(project, "resumed.log")
     assert resumed.wait(timeout=300) == 0, (project / "resumed.log").read_text()[-3000:]
     assert "marked failed: its process is gone" in (project / "resumed.log").read_text()
+    assert "MLflow run(s) it left RUNNING marked KILLED" in (project / "resumed.log").read_text()
+    assert tracker.client.get_run(abandoned).info.status == "KILLED"
+    assert tracker.client.search_runs([tracker.experiment_id], "attributes.status = 'RUNNING'") == []
+    assert not stale.exists()
+    assert (results / f".{missing_key}.json.cut.tmp").exists() and (layout.reductions / ".umap-cut.npz.cut.tmp").exists()
 
     # Every cache entry finished before the kill was reused as it was; only the missing ones were added.
     entries = _cache_entries(layout)

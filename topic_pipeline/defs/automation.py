@@ -13,6 +13,7 @@ from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_in
 from topic_pipeline.defs.planning import plan_next_runs
 from topic_pipeline.defs.recovery import recover_interrupted_runs
 from topic_pipeline.resources.database import WINDOW_END_TAG
+from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
 
 BIWEEKLY_CRON = "0 6 * * 1"
@@ -37,10 +38,10 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings):
+def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings, mlflow: MlflowTracking):
     """Embeds new embedding sets, runs trials without a current result, ranks them, and (for a search)
     proposes the next round once the leaderboard ranks the last one."""
-    for action in recover_interrupted_runs(context.instance, settings.layout):
+    for action in recover_interrupted_runs(context.instance, settings.layout, mlflow.tracker(settings.layout)):
         context.log.warning(action)
     requests = plan_next_runs(context.instance, settings)
     if not requests:

@@ -17,6 +17,8 @@ from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.defs.planning import IN_FLIGHT, run_partition_keys
 from topic_pipeline.layout import DataLayout
 from topic_pipeline.results import ResultStore
+from topic_pipeline.storage import remove_stale_temporaries
+from topic_pipeline.tracking import MlflowTracker
 
 # Runs that ``topic-pipeline`` executes in its own process carry that process's identity, so a later
 # sweep can tell a run that is still going from one whose process was killed.
@@ -25,6 +27,8 @@ PID_TAG = "topic_pipeline/pid"
 PID_START_TAG = "topic_pipeline/pid_start"
 # Set on a stopped trials run once the results it did finish have been recorded as materialisations.
 RESULTS_RECORDED_TAG = "topic_pipeline/results_recorded"
+# A temporary file this old cannot belong to a write still in progress (writes take seconds at most).
+STALE_TEMPORARY_SECONDS = 3600
 
 
 def _process_start(pid: int) -> str | None:
@@ -50,7 +54,9 @@ def _process_is_gone(run: dg.DagsterRun) -> bool:
     return started is None or (bool(tags.get(PID_START_TAG)) and started != tags[PID_START_TAG])
 
 
-def recover_interrupted_runs(instance: dg.DagsterInstance, layout: DataLayout) -> list[str]:
+def recover_interrupted_runs(
+    instance: dg.DagsterInstance, layout: DataLayout, tracker: MlflowTracker | None = None
+) -> list[str]:
     """Close the books on runs that stopped half way; returns a line per action taken.
 
     * A run executed by ``topic-pipeline`` whose process is gone (killed, crashed, machine restarted)
@@ -58,7 +64,9 @@ def recover_interrupted_runs(instance: dg.DagsterInstance, layout: DataLayout) -
       trials it did not finish are planned again.
     * A trials run that failed or was cancelled emits no materialisation, yet every trial it finished
       has its result stored (each is saved as it finishes) and is not rerun: each such trial is
-      recorded as a materialisation of its partition, so Dagster shows it.
+      recorded as a materialisation of its partition, so Dagster shows it. The MLflow runs it left
+      RUNNING (``tracker``) are marked KILLED, and temporary files that writes cut short left in the
+      data directory more than an hour ago are deleted.
     """
     actions: list[str] = []
     for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
@@ -74,6 +82,9 @@ def recover_interrupted_runs(instance: dg.DagsterInstance, layout: DataLayout) -
     ]
     if not runs:
         return actions
+    removed = remove_stale_temporaries(layout.root, STALE_TEMPORARY_SECONDS)
+    if removed:
+        actions.append(f"{len(removed)} temporary file(s) left by interrupted writes deleted")
     ordered = instance.get_dynamic_partitions(trial_partitions.name)
     store = ResultStore(layout.results)
     for run in runs:
@@ -93,9 +104,12 @@ def recover_interrupted_runs(instance: dg.DagsterInstance, layout: DataLayout) -
                 )
             )
             recorded += 1
+        closed = tracker.close_abandoned_runs(run.run_id) if tracker else 0
         instance.add_run_tags(run.run_id, {RESULTS_RECORDED_TAG: str(recorded)})
         if recorded:
             actions.append(f"run {run.run_id}: {recorded} finished trial(s) recorded as materialisations")
+        if closed:
+            actions.append(f"run {run.run_id}: {closed} MLflow run(s) it left RUNNING marked KILLED")
     return actions
 
 
