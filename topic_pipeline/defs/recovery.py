@@ -104,10 +104,18 @@ def recover_interrupted_runs(
                 )
             )
             recorded += 1
-        closed = tracker.close_abandoned_runs(run.run_id) if tracker else 0
         instance.add_run_tags(run.run_id, {RESULTS_RECORDED_TAG: str(recorded)})
         if recorded:
             actions.append(f"run {run.run_id}: {recorded} finished trial(s) recorded as materialisations")
+        if tracker is None:
+            continue
+        # After the tag: an MLflow outage must not make a later pass record the same trials again.
+        try:
+            closed = tracker.close_abandoned_runs(run.run_id)
+        except Exception as exc:  # noqa: BLE001 - MLflow unreachable: Dagster's side is recovered all the same
+            # The type only: a tracking server's error can quote its address, credentials included.
+            actions.append(f"run {run.run_id}: its MLflow runs could not be checked ({type(exc).__name__}); they stay as they are")
+            continue
         if closed:
             actions.append(f"run {run.run_id}: {closed} MLflow run(s) it left RUNNING marked KILLED")
     return actions
