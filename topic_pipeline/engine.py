@@ -306,8 +306,8 @@ class SweepEngine:
         for task in graph_tasks.values():
             by_source.setdefault(task.source.cache_key, []).append(task)
         # Queued first, so they start first. One worker builds all graphs of an embedding set, in the order
-        # the first tasks need them: NNDescent's driver compiles anew in every process that runs it. A
-        # group task whose graph is still being built waits on the graph's cache lock, then reuses it.
+        # the first tasks need them, while the others load UMAP's layout code. A group task whose graph is
+        # still being built waits on the graph's cache lock, then reuses it.
         preparation = [pool.submit(build_graphs, tuple(tasks)) for tasks in by_source.values()]
         preparation += [pool.submit(warm_up_layout) for _ in range(max(0, workers - len(by_source)))]
         pending: dict[Future, tuple[GroupTask, dict]] = {pool.submit(run_group, task): (task, c) for task, c in ordered}

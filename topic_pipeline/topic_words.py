@@ -11,7 +11,7 @@ centroid. The exported model (``topic_model``) uses BERTopic's own representatio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -34,17 +34,8 @@ class TopicSummariser:
         self._matrices: dict[tuple[int, object], tuple[sparse.csr_matrix, np.ndarray]] = {}
         self._normalised: tuple[np.ndarray, np.ndarray] | None = None  # (embeddings, their unit rows)
 
-    @staticmethod
-    def _key(n_gram_max: int, stop_words: StopWords) -> tuple[int, object]:
-        return n_gram_max, tuple(stop_words) if isinstance(stop_words, list) else stop_words
-
-    def prepare(self, settings: Iterable[tuple[int, StopWords]]) -> None:
-        """Build the document-term matrices of these (n_gram_max, stop words) settings now (each once)."""
-        for n_gram_max, stop_words in settings:
-            self._document_terms(n_gram_max, stop_words)
-
     def _document_terms(self, n_gram_max: int, stop_words: StopWords) -> tuple[sparse.csr_matrix, np.ndarray]:
-        key = self._key(n_gram_max, stop_words)
+        key = (n_gram_max, tuple(stop_words) if isinstance(stop_words, list) else stop_words)
         if key not in self._matrices:
             from sklearn.feature_extraction.text import CountVectorizer
 

@@ -42,7 +42,6 @@ def test_summaries_equal_the_dense_formula():
     embeddings = rng.normal(size=(len(texts), 16))
     summariser = TopicSummariser(texts)
     # Stop words come as a list for languages other than English (see trial.vectorizer_stop_words).
-    summariser.prepare([(2, "english"), (3, ["the", "and", "of"]), (3, ["the", "and", "of"])])
     for case in range(12):
         labels = rng.integers(-1, int(rng.integers(2, 30)), size=len(texts))
         n_gram_max, stop_words = 1 + case % 3, [None, "english", ["the", "and", "of"]][case % 3]
