@@ -156,6 +156,14 @@ class EmbeddingCache:
             )
         return array
 
+    def require_for_corpus(
+        self, embedding_set: EmbeddingSet, corpus_hash: str, n_documents: int, stopwords_language: str
+    ) -> tuple[str, np.ndarray]:
+        """The cache key and the embeddings of ``embedding_set`` on this corpus; raises if they were
+        never materialised."""
+        key = self.key(embedding_set, corpus_hash, stopwords_language)
+        return key, self.require(key, n_documents, embedding_set)
+
 
 @dataclasses.dataclass(frozen=True)
 class EmbeddingOutcome:

@@ -60,13 +60,15 @@ def leaderboard(
     tracker = mlflow.tracker(layout)
 
     embedding_cache = EmbeddingCache(layout.embeddings)
-    loaded: dict[str, np.ndarray] = {}
+    loaded: dict[str, np.ndarray] = {}  # by embedding set: the leaders mostly share one
 
     def embeddings_of(params: TrialParams) -> np.ndarray:
-        key = embedding_cache.key(params.embedding_set, corpus.content_hash, settings.stopwords_language)
-        if key not in loaded:
-            loaded[key] = embedding_cache.require(key, len(corpus), params.embedding_set)
-        return loaded[key]
+        embedding_set = params.embedding_set
+        if embedding_set.key not in loaded:
+            _, loaded[embedding_set.key] = embedding_cache.require_for_corpus(
+                embedding_set, corpus.content_hash, len(corpus), settings.stopwords_language
+            )
+        return loaded[embedding_set.key]
 
     leaders = [results[key] for key in frame.loc[frame["status"] == STATUS_OK, "trial"].head(TOPIC_WORDS_FOR_LEADERS)]
     topics = leader_topics(leaders, store, corpus.texts, embeddings_of, settings.stopwords_language)

@@ -75,8 +75,9 @@ def topic_model(
 
     pointer = embedding_model_pointer(params.embedding_model)
     cache = EmbeddingCache(layout.embeddings)
-    cache_key = cache.key(params.embedding_set, corpus.content_hash, settings.stopwords_language)
-    embeddings = cache.require(cache_key, len(corpus), params.embedding_set)
+    cache_key, embeddings = cache.require_for_corpus(
+        params.embedding_set, corpus.content_hash, len(corpus), settings.stopwords_language
+    )
     source = EmbeddingSource(str(cache.path(cache_key)), cache_key, len(corpus))
     labels = trial_labels(params, source, corpus.texts, settings.umap_seed, layout.reductions)
     model = build_topic_model(corpus.texts, embeddings, labels, params, settings.stopwords_language)

@@ -75,8 +75,9 @@ def grid_trials(
     for _, params in trials:
         embedding_set = params.embedding_set
         if embedding_set.key not in sources:
-            cache_key = cache.key(embedding_set, corpus.content_hash, settings.stopwords_language)
-            cache.require(cache_key, len(corpus), embedding_set)
+            cache_key, _ = cache.require_for_corpus(
+                embedding_set, corpus.content_hash, len(corpus), settings.stopwords_language
+            )
             sources[embedding_set.key] = EmbeddingSource(str(cache.path(cache_key)), cache_key, len(corpus))
 
     store = ResultStore(layout.results)
