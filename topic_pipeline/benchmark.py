@@ -203,12 +203,15 @@ def _run(args, workdir: Path, grid: dict) -> None:
     embeddings_path = EmbeddingCache(layout.embeddings).path(embedded.cache_key)
 
     # (b) the pipeline, as users launch it.
+    from topic_pipeline import step_server
     from topic_pipeline.cli import _execute, execute_plans
 
     home = workdir / "dagster_home"
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        # As `topic-pipeline sweep` (run_sweep): the step server first, then the inputs.
+        step_server.start()
         _execute(instance, "refresh_inputs_job", {})
         execute_plans(instance, jobs={"embeddings_job"})  # a cache hit: embeddings computed above
         with TreeMemorySampler() as memory:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from topic_pipeline import step_server
+from topic_pipeline.shutdown import skip_final_collection
+
 
 def _job(name: str) -> dg.JobDefinition:
     from topic_pipeline.definitions import defs
@@ -51,6 +54,21 @@ def _root_cause(error) -> str:
     return error.message.strip()
 
 
+def _forked_steps(job_name: str) -> dict:
+    """Run config that has the job's step processes forked from this process's warm step server, if it
+    has one (``step_server``); empty where the job runs in-process, or on Kubernetes."""
+    from topic_pipeline.definitions import executor_kind
+
+    method = step_server.start_method()
+    if method is None:
+        return {}
+    if job_name == "leaderboard_job":
+        return {"execution": {"config": {"multiprocess": {"start_method": method}}}}
+    if job_name in {"embeddings_job", "trials_job"} and executor_kind() == "multiprocess":
+        return {"execution": {"config": {"start_method": method}}}
+    return {}
+
+
 def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None) -> None:
     from topic_pipeline.defs.recovery import process_tags
 
@@ -62,6 +80,7 @@ def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], 
 
     ReconstructableJob.get_definition.cache_clear()
     ReconstructableJob.get_repository_definition.cache_clear()
+    run_config = {**(run_config or {}), **_forked_steps(job_name)}
     with dg.execute_job(dg.reconstructable(_JOBS[job_name]), instance=instance, tags=tags, run_config=run_config) as result:
         if not result.success:
             errors = [
@@ -93,6 +112,8 @@ def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) ->
 
 def run_sweep(instance: dg.DagsterInstance) -> None:
     """Materialise the inputs, then the embeddings, trials and leaderboard they call for."""
+    # Started first: the server imports the steps' modules while the inputs are refreshed.
+    step_server.start()
     _execute(instance, "refresh_inputs_job", {})
     execute_plans(instance)
 
@@ -111,6 +132,7 @@ def print_leaderboard(limit: int = 10) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    skip_final_collection()
     parser = argparse.ArgumentParser(prog="topic-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("sweep", help="materialise the whole chain (inputs, embeddings, trials, leaderboard)")

@@ -82,15 +82,16 @@ def build_resources() -> dict[str, object]:
     }
 
 
-def build_executor() -> dg.ExecutorDefinition:
+def executor_kind() -> str:
     """``TOPIC_PIPELINE_EXECUTOR``: ``multiprocess`` (default) runs each step in a process of the run;
     ``k8s`` runs each step as its own Kubernetes Job (dagster-k8s), configured by the YAML file named in
     ``TOPIC_PIPELINE_K8S_EXECUTOR_CONFIG`` (see deploy/k8s/executor.yaml: per-step resources, the GPU)."""
-    kind = os.environ.get("TOPIC_PIPELINE_EXECUTOR", "multiprocess")
-    if kind == "multiprocess":
+    return _choice_setting("TOPIC_PIPELINE_EXECUTOR", "multiprocess", ("multiprocess", "k8s"))
+
+
+def build_executor() -> dg.ExecutorDefinition:
+    if executor_kind() == "multiprocess":
         return dg.multiprocess_executor
-    if kind != "k8s":
-        raise TopicPipelineError(f"TOPIC_PIPELINE_EXECUTOR must be 'multiprocess' or 'k8s', got '{kind}'")
     import yaml
     from dagster_k8s import k8s_job_executor
 

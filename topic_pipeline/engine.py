@@ -35,6 +35,7 @@ from topic_pipeline.errors import error_text
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.neighbors import is_small
 from topic_pipeline.reduction import ReductionSpec, knn_cache_key
+from topic_pipeline.shutdown import skip_final_collection
 
 # The exact (small-data) neighbour graph is computed at least this wide, so grids with different
 # largest n_neighbors share one graph.
@@ -225,6 +226,8 @@ def _warm_worker() -> None:
 
     # Runs before the worker joins its children at exit (exit priority >= 0).
     Finalize(None, stop_joblib_workers, exitpriority=10)
+    # The pool's shutdown waits for every worker to exit.
+    skip_final_collection()
 
     # Imports are the slow part of a worker's start; numba compiles (or loads from its cache) on the
     # first task.

@@ -49,8 +49,12 @@ def test_asset_graph_and_automation():
     assert definitions.resolve_schedule_def("biweekly_refresh").cron_schedule == BIWEEKLY_CRON
     for name in ("embeddings_job", "trials_job"):
         assert definitions.resolve_job_def(name).executor_def.name == "multiprocess"
-    for name in ("refresh_inputs_job", "leaderboard_job", "search_job"):
+    for name in ("refresh_inputs_job", "search_job"):
         assert definitions.resolve_job_def(name).executor_def.name == "in_process"
+    # The leaderboard runs in-process unless a run's config asks for a forked step (the command line's).
+    leaderboard = definitions.resolve_job_def("leaderboard_job")
+    assert leaderboard.executor_def.name == "multi_or_in_process_executor"
+    assert leaderboard.run_config_schema.config_type.fields["execution"].default_value == {"config": {"in_process": {}}}
 
 
 def test_biweekly_means_every_other_monday():

@@ -19,9 +19,11 @@ trials_job = dg.define_asset_job(
     "trials_job", selection=["grid_trials"], partitions_def=trial_partitions,
     description="Run a range of grid trials in one process.",
 )
-# One step: a subprocess per step would only add start-up time.
+# One step: in the run's own process, since a spawned subprocess would only add start-up time. The
+# command line, which keeps a warm step server (topic_pipeline.step_server), has it forked instead.
 leaderboard_job = dg.define_asset_job(
-    "leaderboard_job", selection=["leaderboard"], executor_def=dg.in_process_executor, description="Rank the trials."
+    "leaderboard_job", selection=["leaderboard"], executor_def=dg.multi_or_in_process_executor,
+    config={"execution": {"config": {"in_process": {}}}}, description="Rank the trials.",
 )
 
 export_job = dg.define_asset_job(

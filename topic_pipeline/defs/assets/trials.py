@@ -16,6 +16,7 @@ from topic_pipeline.ground_truth import GroundTruth
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
 from topic_pipeline.results import STATUS_OK, ResultStore, TrialResult
+from topic_pipeline.shutdown import skip_final_collection
 from topic_pipeline.storage import read_json
 from topic_pipeline.sweep import LabelledSample, ScoredTrial, run_trials
 
@@ -61,6 +62,8 @@ def grid_trials(
     own metadata and MLflow run. A failing combination is recorded as failed (here, in MLflow and on the
     leaderboard); the others go on. The run's engine figures close it as an observation.
     """
+    # A spawned step process (a run launched from the UI) exits as soon as the step ends.
+    skip_final_collection()
     layout = settings.layout
     corpus = Corpus.from_frame(documents)
     labels = GroundTruth.from_mapping(ground_truth)

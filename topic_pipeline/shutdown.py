@@ -1,0 +1,17 @@
+"""Process exit without the interpreter's last garbage collection over every module."""
+
+from __future__ import annotations
+
+import atexit
+import gc
+
+
+def skip_final_collection() -> None:
+    """Have this process skip, at exit, the cyclic garbage collection over everything it imported.
+
+    At exit Python collects cycles across every module's objects: over a second for a process that holds
+    Dagster, MLflow and SQLAlchemy, half a second for an engine worker, for memory the operating system
+    takes back anyway. Freezing the heap first makes that collection pass over it. Files are still
+    flushed and closed, and the other exit handlers still run: they do not rely on the collector.
+    """
+    atexit.register(gc.freeze)
