@@ -86,7 +86,10 @@ def executor_kind() -> str:
     """``TOPIC_PIPELINE_EXECUTOR``: ``multiprocess`` (default) runs each step in a process of the run;
     ``k8s`` runs each step as its own Kubernetes Job (dagster-k8s), configured by the YAML file named in
     ``TOPIC_PIPELINE_K8S_EXECUTOR_CONFIG`` (see deploy/k8s/executor.yaml: per-step resources, the GPU)."""
-    return _choice_setting("TOPIC_PIPELINE_EXECUTOR", "multiprocess", ("multiprocess", "k8s"))
+    kind = os.environ.get("TOPIC_PIPELINE_EXECUTOR", "multiprocess")
+    if kind not in {"multiprocess", "k8s"}:
+        raise TopicPipelineError(f"TOPIC_PIPELINE_EXECUTOR must be 'multiprocess' or 'k8s', got '{kind}'")
+    return kind
 
 
 def build_executor() -> dg.ExecutorDefinition:

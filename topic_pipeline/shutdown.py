@@ -11,7 +11,8 @@ def skip_final_collection() -> None:
 
     At exit Python collects cycles across every module's objects: over a second for a process that holds
     Dagster, MLflow and SQLAlchemy, half a second for an engine worker, for memory the operating system
-    takes back anyway. Freezing the heap first makes that collection pass over it. Files are still
-    flushed and closed, and the other exit handlers still run: they do not rely on the collector.
+    takes back anyway. Freezing the heap first makes that collection pass over it. Python does not
+    promise to finalize objects still alive at exit in any case: what the pipeline writes it closes
+    itself, and the other exit handlers (logging's flush among them) still run.
     """
     atexit.register(gc.freeze)

@@ -292,8 +292,11 @@ def test_k8s_executor_is_selected_by_environment_and_names_real_steps(tmp_path, 
     for name in ("embeddings_job", "trials_job"):
         assert definitions.resolve_job_def(name).executor_def.name == "k8s", name
     # Jobs of light steps keep running in their run's pod.
-    for name in ("refresh_inputs_job", "leaderboard_job"):
-        assert definitions.resolve_job_def(name).executor_def.name == "in_process", name
+    assert definitions.resolve_job_def("refresh_inputs_job").executor_def.name == "in_process"
+    # In the run's pod by default (the command line's forked step applies to its own runs only).
+    leaderboard = definitions.resolve_job_def("leaderboard_job")
+    assert leaderboard.executor_def.name == "multi_or_in_process_executor"
+    assert leaderboard.run_config_schema.config_type.fields["execution"].default_value == {"config": {"in_process": {}}}
     # per_step_k8s_config is keyed by op name: each key must be a step of the jobs it is meant for.
     op_names = {node.name for name in ("embeddings_job", "trials_job") for node in definitions.resolve_job_def(name).graph.nodes}
     assert set(executor_config()["per_step_k8s_config"]) <= op_names

@@ -62,7 +62,8 @@ def grid_trials(
     own metadata and MLflow run. A failing combination is recorded as failed (here, in MLflow and on the
     leaderboard); the others go on. The run's engine figures close it as an observation.
     """
-    # A spawned step process (a run launched from the UI) exits as soon as the step ends.
+    # Where this step has a spawned process to itself (a run launched from the UI), that process then
+    # exits without the final collection. A forked one skips the interpreter's teardown anyway.
     skip_final_collection()
     layout = settings.layout
     corpus = Corpus.from_frame(documents)
