@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from topic_pipeline import step_server
+from topic_pipeline import environment, step_server
 from topic_pipeline.shutdown import skip_final_collection
 
 
@@ -69,17 +69,27 @@ def _forked_steps(job_name: str) -> dict:
     return {}
 
 
+_definitions_environment: str | None = None
+
+
+def _forget_definitions_of_another_environment() -> None:
+    """Dagster keeps the last job definition built in this process, and ours read the environment
+    (build_resources): a job run in-process must see the settings of now, not of an earlier run."""
+    global _definitions_environment
+    from dagster._core.definitions.reconstruct import ReconstructableJob
+
+    if _definitions_environment != environment.digest():
+        ReconstructableJob.get_definition.cache_clear()
+        ReconstructableJob.get_repository_definition.cache_clear()
+        _definitions_environment = environment.digest()
+
+
 def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None) -> None:
     from topic_pipeline.defs.recovery import process_tags
 
     # This process's identity lets a later sweep see that the run stopped because the process was killed.
     tags = {**tags, **process_tags()}
-    # Dagster keeps the last job definition built in this process, and ours read the environment
-    # (build_resources): a job run in-process must see the settings of now, not of an earlier run.
-    from dagster._core.definitions.reconstruct import ReconstructableJob
-
-    ReconstructableJob.get_definition.cache_clear()
-    ReconstructableJob.get_repository_definition.cache_clear()
+    _forget_definitions_of_another_environment()
     run_config = {**(run_config or {}), **_forked_steps(job_name)}
     with dg.execute_job(dg.reconstructable(_JOBS[job_name]), instance=instance, tags=tags, run_config=run_config) as result:
         if not result.success:

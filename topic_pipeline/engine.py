@@ -35,6 +35,7 @@ from topic_pipeline.errors import error_text
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.neighbors import is_small
 from topic_pipeline.reduction import ReductionSpec, knn_cache_key
+from topic_pipeline.schedule import LayoutQueue, layout_cost
 from topic_pipeline.shutdown import skip_final_collection
 
 # The exact (small-data) neighbour graph is computed at least this wide, so grids with different
@@ -301,25 +302,39 @@ class SweepEngine:
         deliver: Callable[[GroupTask, dict, GroupOutcome], None],
         meanwhile: Callable[[], None],
     ) -> None:
-        ordered = longest_first(plans)
+        costs = [task_cost(task) for task, _ in plans]
+        queue = LayoutQueue(dict(enumerate(costs)), workers)
         graph_tasks: dict[str, GroupTask] = {}
-        for task, _ in ordered:
-            graph_tasks.setdefault(_graph_key(task), task)
+        for index in sorted(range(len(plans)), key=costs.__getitem__, reverse=True):
+            graph_tasks.setdefault(_graph_key(plans[index][0]), plans[index][0])
         by_source: dict[str, list[GroupTask]] = {}
         for task in graph_tasks.values():
             by_source.setdefault(task.source.cache_key, []).append(task)
-        # Queued first, so they start first. One worker builds all graphs of an embedding set, in the order
-        # the first tasks need them, while the others load UMAP's layout code. A group task whose graph is
-        # still being built waits on the graph's cache lock, then reuses it.
+        # Queued first, so they start first. One worker builds all graphs of an embedding set, largest
+        # layouts' first (those are handed out first), while the others load UMAP's layout code. A group
+        # task whose graph is still being built waits on the graph's cache lock, then reuses it.
         preparation = [pool.submit(build_graphs, tuple(tasks)) for tasks in by_source.values()]
         preparation += [pool.submit(warm_up_layout) for _ in range(max(0, workers - len(by_source)))]
-        pending: dict[Future, tuple[GroupTask, dict]] = {pool.submit(run_group, task): (task, c) for task, c in ordered}
+        running: dict[Future, int] = {}
+
+        def hand_out() -> None:
+            index = queue.take(time.perf_counter())
+            if index is not None:
+                running[pool.submit(run_group, plans[index][0])] = index
+
+        # One group task per worker, queued behind the preparation; after that, one as each ends, so
+        # the queue chooses with the workers' progress known (schedule.py).
+        for _ in range(workers):
+            hand_out()
         meanwhile()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                task, clusterings = pending.pop(future)
-                deliver(task, clusterings, future.result())
+                index = running.pop(future)
+                outcome = future.result()
+                queue.finished(index, outcome.seconds)
+                hand_out()  # before delivering: the worker that ended is not left idle meanwhile
+                deliver(*plans[index], outcome)
         # A failed graph build has already failed its trials, through the group tasks that retried it.
         wait(preparation)
 
@@ -328,21 +343,14 @@ def _graph_key(task: GroupTask) -> str:
     return knn_cache_key(task.source.cache_key, task.source.n_documents, task.n_neighbors, task.largest_k, task.seed)
 
 
-def longest_first(plans: list[tuple[GroupTask, dict]]) -> list[tuple[GroupTask, dict]]:
-    """The plans, longest first, so the last tasks, which leave workers idle as they finish, are short.
-
-    A UMAP layout's cost grows with n_neighbors (edges) times n_components; a reduction already in the
-    cache costs next to nothing.
-    """
+def task_cost(task: GroupTask) -> float:
+    """A group task's work for the scheduler: its UMAP layout, or nothing if the reduction is cached
+    (clustering a cached reduction is short next to a layout)."""
     from topic_pipeline.reduction import reduction_cache_key
 
-    def cost(plan: tuple[GroupTask, dict]) -> int:
-        task = plan[0]
-        if ArrayCache(task.cache_dir).path(reduction_cache_key(task.source.cache_key, task.reduction_spec)).exists():
-            return 0
-        return task.n_neighbors * task.n_components
-
-    return sorted(plans, key=cost, reverse=True)
+    if ArrayCache(task.cache_dir).path(reduction_cache_key(task.source.cache_key, task.reduction_spec)).exists():
+        return 0.0
+    return layout_cost(task.source.n_documents, task.n_neighbors, task.n_components)
 
 
 @contextmanager

@@ -15,10 +15,10 @@ spawn as before.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import multiprocessing.forkserver
-import os
+
+from topic_pipeline import environment
 
 # What the trials and leaderboard steps import before their work starts.
 STEP_MODULES = [
@@ -28,15 +28,10 @@ STEP_MODULES = [
     "mlflow.store.tracking.sqlalchemy_store",
     "sklearn.metrics.cluster",
     "sklearn.feature_extraction.text",
+    "topic_pipeline.warm_definitions",
 ]
 
 _server_context: str | None = None
-
-
-def _context() -> str:
-    # A digest, so the environment's secrets are not kept a second time in this process.
-    state = repr((os.getcwd(), sorted(os.environ.items()))).encode()
-    return hashlib.sha256(state).hexdigest()
 
 
 def start() -> None:
@@ -47,11 +42,11 @@ def start() -> None:
         return
     multiprocessing.set_forkserver_preload(STEP_MODULES)
     multiprocessing.forkserver.ensure_running()
-    _server_context = _context()
+    _server_context = environment.digest()
 
 
 def start_method() -> dict | None:
     """The executor's ``start_method`` config for a run executed now: the warm server, or None (spawn)."""
-    if _server_context is None or _server_context != _context():
+    if _server_context is None or _server_context != environment.digest():
         return None
     return {"forkserver": {"preload_modules": STEP_MODULES}}

@@ -198,18 +198,16 @@ def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
     assert len(marker.read_text().split()) == 1  # the parent's own run only
 
 
-def test_largest_layouts_run_first_and_cached_reductions_last(tmp_path):
+def test_a_cached_reduction_costs_the_scheduler_nothing(tmp_path):
     from topic_pipeline.array_cache import ArrayCache
-    from topic_pipeline.engine import longest_first, plan_groups
+    from topic_pipeline.engine import plan_groups, task_cost
     from topic_pipeline.reduction import reduction_cache_key
 
     grid = ParamGrid.from_mapping({"umap_n_neighbors": [12, 16], "umap_n_components": [5, 9]})
     trials = [(t.key, t) for t in grid.trials()]
     sources = {trials[0][1].embedding_set.key: EmbeddingSource("unused.npy", "embeddings", 5000)}
-    plans = plan_groups(trials, sources, [], 42, tmp_path)
-    order = [(task.n_neighbors, task.n_components) for task, _ in longest_first(plans)]
-    assert order == [(16, 9), (12, 9), (16, 5), (12, 5)]
-    largest = longest_first(plans)[0][0]
-    ArrayCache(tmp_path).store(reduction_cache_key("embeddings", largest.reduction_spec), {"reduction": np.zeros(1)})
-    order = [(task.n_neighbors, task.n_components) for task, _ in longest_first(plans)]
-    assert order == [(12, 9), (16, 5), (12, 5), (16, 9)]
+    tasks = {(task.n_neighbors, task.n_components): task for task, _ in plan_groups(trials, sources, [], 42, tmp_path)}
+    assert task_cost(tasks[16, 9]) > task_cost(tasks[12, 9]) > task_cost(tasks[12, 5]) > 0
+    assert task_cost(tasks[16, 9]) > task_cost(tasks[16, 5]) > task_cost(tasks[12, 5])
+    ArrayCache(tmp_path).store(reduction_cache_key("embeddings", tasks[16, 9].reduction_spec), {"reduction": np.zeros(1)})
+    assert task_cost(tasks[16, 9]) == 0
