@@ -28,7 +28,7 @@ STEP_MODULES = [
     "mlflow.store.tracking.sqlalchemy_store",
     "sklearn.metrics.cluster",
     "sklearn.feature_extraction.text",
-    "topic_pipeline.warm_definitions",
+    "topic_pipeline.step_preload",  # last: it freezes what the others loaded
 ]
 
 _server_context: str | None = None

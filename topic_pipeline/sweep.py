@@ -37,12 +37,13 @@ class ScoredTrial:
 
 
 
-def scored_result(
-    key: str, params: TrialParams, labels: np.ndarray, sample: LabelledSample, fingerprint: str, seconds: float
-) -> TrialResult:
+def labels_metrics(labels: np.ndarray, sample: LabelledSample) -> dict[str, float]:
     topic_count = int(len(np.unique(labels[labels >= 0])))
-    metrics = score(sample.classes, labels[sample.positions], topic_count=topic_count)
-    return TrialResult(key, params.to_dict(), fingerprint, STATUS_OK, metrics=metrics, duration_s=seconds, finished_at=time.time())
+    return score(sample.classes, labels[sample.positions], topic_count=topic_count)
+
+
+def scored_result(key: str, params: TrialParams, metrics: dict[str, float], fingerprint: str, seconds: float) -> TrialResult:
+    return TrialResult(key, params.to_dict(), fingerprint, STATUS_OK, metrics=dict(metrics), duration_s=seconds, finished_at=time.time())
 
 
 def failed_result(key: str, params: TrialParams, fingerprint: str, error: str, seconds: float) -> TrialResult:
@@ -63,7 +64,8 @@ def score_reference_trial(
     started = time.perf_counter()
     try:
         outcome = run_reference_trial(embeddings, texts, params, seed=seed, stopwords_language=stopwords_language)
-        result = scored_result(key, params, outcome.labels, sample, fingerprint, time.perf_counter() - started)
+        metrics = labels_metrics(outcome.labels, sample)
+        result = scored_result(key, params, metrics, fingerprint, time.perf_counter() - started)
     except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the sweep
         return ScoredTrial(failed_result(key, params, fingerprint, error_text(exc), time.perf_counter() - started), None)
     return ScoredTrial(result, outcome.labels)
@@ -101,6 +103,14 @@ def run_trials(
         return SweepStats(trials=len(trials), workers=1, seconds=time.perf_counter() - started)
 
     params_of = dict(trials)
+    # Trials sharing a clustering (differing only in n-grams or stop words) arrive one after another with
+    # the same labels array: scored once.
+    last_scored: list = [None, None]
+
+    def metrics_of(labels: np.ndarray) -> dict[str, float]:
+        if last_scored[0] is not labels:
+            last_scored[:] = [labels, labels_metrics(labels, sample)]
+        return last_scored[1]
 
     def deliver(trial: TrialLabels) -> None:
         params = params_of[trial.key]
@@ -108,7 +118,7 @@ def run_trials(
             on_result(ScoredTrial(failed_result(trial.key, params, fingerprint, trial.error or "unknown error", trial.seconds), None))
             return
         try:
-            result = scored_result(trial.key, params, trial.labels, sample, fingerprint, trial.seconds)
+            result = scored_result(trial.key, params, metrics_of(trial.labels), fingerprint, trial.seconds)
         except Exception as exc:  # noqa: BLE001
             on_result(ScoredTrial(failed_result(trial.key, params, fingerprint, error_text(exc), trial.seconds), None))
             return

@@ -1,4 +1,4 @@
-"""score(): agreement with scikit-learn, hand-worked cases and the outlier convention (fast)."""
+"""score(): agreement with scikit-learn, hand-worked cases, the outlier convention; the sweep scores a shared clustering once."""
 
 from __future__ import annotations
 
@@ -240,3 +240,30 @@ def test_property_a_perfect_topic_model_scores_one(truth) -> None:
     assert result["f1_macro"] == pytest.approx(1.0) and result["outlier_fraction"] == 0.0
     if len(set(truth)) > 1:
         assert result["ari"] == pytest.approx(1.0) and result["ami"] == pytest.approx(1.0)
+
+
+def test_trials_sharing_a_clustering_are_scored_once(tmp_path, monkeypatch):
+    """n-gram variants get the very same labels from the engine: the sweep scores them once, and each
+    trial still gets its own result with those metrics."""
+    from topic_pipeline import sweep
+    from topic_pipeline.engine import EmbeddingSource
+    from topic_pipeline.grid import ParamGrid
+
+    embeddings = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    np.save(tmp_path / "embeddings.npy", embeddings)
+    grid = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10, 20], "n_gram_max": [1, 2, 3]})
+    trials = [(t.key, t) for t in grid.trials()]
+    sources = {trials[0][1].embedding_set.key: EmbeddingSource(str(tmp_path / "embeddings.npy"), "test", 300)}
+    scorings = []
+    real = sweep.labels_metrics
+    monkeypatch.setattr(sweep, "labels_metrics", lambda labels, sample: scorings.append(1) or real(labels, sample))
+    scored = []
+    sweep.run_trials(trials, sources, ["text"] * 300, sweep.LabelledSample(np.arange(40), np.arange(40) % 3), "fp", 42,
+                     "english", tmp_path / "cache", scored.append, workers=1)
+    assert len(scored) == 6 and all(s.result.status == "ok" for s in scored)
+    assert len(scorings) == 2  # one per min_cluster_size
+    by_clustering = {}
+    for s in scored:
+        by_clustering.setdefault(s.result.params["hdbscan_min_cluster_size"], []).append(s.result.metrics)
+    assert all(len(group) == 3 and group[0] == group[1] == group[2] for group in by_clustering.values())
+    assert by_clustering[10][0] is not by_clustering[10][1]  # each result its own copy
