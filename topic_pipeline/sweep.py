@@ -103,7 +103,7 @@ def run_trials(
         return SweepStats(trials=len(trials), workers=1, seconds=time.perf_counter() - started)
 
     params_of = dict(trials)
-    # Trials sharing a clustering (differing only in n-grams or stop words) arrive one after another with
+    # Trials sharing a clustering (differing only in n_gram_max) arrive one after another with
     # the same labels array: scored once.
     last_scored: list = [None, None]
 
