@@ -78,10 +78,11 @@ def _forget_definitions_of_another_environment() -> None:
     global _definitions_environment
     from dagster._core.definitions.reconstruct import ReconstructableJob
 
-    if _definitions_environment != environment.digest():
+    current = environment.digest()
+    if _definitions_environment != current:
         ReconstructableJob.get_definition.cache_clear()
         ReconstructableJob.get_repository_definition.cache_clear()
-        _definitions_environment = environment.digest()
+        _definitions_environment = current
 
 
 def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None) -> None:
