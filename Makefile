@@ -49,8 +49,11 @@ benchmark: $(STAMP)
 load-test: $(STAMP)
 	$(BIN)/python -m topic_pipeline.load_test
 
+# dagster dev runs in a process group of its own, stopped as a whole on Ctrl-C, SIGTERM or make's death:
+# started with SIGINT ignored (a background job), it would otherwise ignore SIGINT and SIGTERM alike.
+UI_PORT ?= 3000
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/python scripts/process_group.py $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 mlflow-ui: $(STAMP)
 	mkdir -p $(TOPIC_PIPELINE_DATA_DIR)/mlflow

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from topic_pipeline import environment, step_server
+from topic_pipeline.processes import exclusive_sweep
 from topic_pipeline.shutdown import skip_final_collection
 
 
@@ -129,17 +130,38 @@ def run_sweep(instance: dg.DagsterInstance) -> None:
     execute_plans(instance)
 
 
-def print_leaderboard(limit: int = 10) -> None:
+def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -> None:
+    """Print the top of the leaderboard; ``while_sweeping_elsewhere`` adds a note when a sweep is running."""
     import pandas as pd
 
     from topic_pipeline.layout import DataLayout
+    from topic_pipeline.leaderboard import read_leaderboard_warnings
+    from topic_pipeline.processes import running_sweep
 
-    path = DataLayout().leaderboard / "leaderboard.csv"
+    layout = DataLayout()
+    path = layout.leaderboard / "leaderboard.csv"
+    if not path.exists():
+        raise SystemExit(
+            f"No leaderboard yet: no sweep has finished with the data directory {layout.root}. "
+            "Run `topic-pipeline sweep` (`make demo` on the embedded sample) first."
+        )
     frame = pd.read_csv(path)
     columns = ["rank", "trial", "status", "ari", "ami", "f1_macro", "outlier_fraction", "topic_count"]
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
         print(frame[columns].head(limit).to_string(index=False))
     print(f"\nFull leaderboard: {path}")
+    for warning in read_leaderboard_warnings(layout):
+        print(f"WARNING: {warning}")
+    holder = running_sweep(layout.root) if while_sweeping_elsewhere else None
+    if holder:
+        print(f"A sweep is running with this data directory ({holder}): this leaderboard is from before it ends.")
+
+
+def _sweep_places() -> dict[str, Path]:
+    """What two sweeps must not share: the Dagster instance and the data directory."""
+    from topic_pipeline.layout import DataLayout
+
+    return {"Dagster instance": Path(os.environ["DAGSTER_HOME"]), "data directory": DataLayout().root}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         benchmark_search(rest)
         return
     if args.command == "leaderboard":
-        print_leaderboard()
+        print_leaderboard(while_sweeping_elsewhere=True)
         return
     if args.command == "compile":
         from topic_pipeline import numba_cache
@@ -176,17 +198,25 @@ def main(argv: list[str] | None = None) -> None:
         return
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    with dg.DagsterInstance.get() as instance:
+    # A second sweep (or an export, which reads the leaderboard) waits for a sweep that is running.
+    with exclusive_sweep(_sweep_places()), dg.DagsterInstance.get() as instance:
         print(f"Dagster instance: {os.environ['DAGSTER_HOME']}")
         if args.command == "export":
+            if instance.get_latest_materialization_event(dg.AssetKey("leaderboard")) is None:
+                raise SystemExit(
+                    f"Nothing to export: no sweep has run on the Dagster instance {os.environ['DAGSTER_HOME']} yet. "
+                    "Run `topic-pipeline sweep` first."
+                )
             config = {"trial_key": args.trial, "serialization": args.serialization, "target_dir": args.target_dir}
             _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": config}}})
             event = instance.get_latest_materialization_event(dg.AssetKey("topic_model"))
             metadata = event.asset_materialization.metadata
             print(f"exported {metadata['trial'].value} ({args.serialization}, {metadata['size_bytes'].value} bytes): {metadata['path'].value}")
+            if metadata["warnings"].value != "none":
+                print(f"WARNING: {metadata['warnings'].value}")
             return
         run_sweep(instance)
-    print_leaderboard()
+        print_leaderboard()
 
 
 if __name__ == "__main__":

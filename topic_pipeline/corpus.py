@@ -22,6 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from topic_pipeline.errors import CorpusError, DatabaseUnavailableError, listing
+from topic_pipeline.redaction import UNPARSABLE, mask_url, redact, unencoded_at_in_password
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Separates the parts of a text built from several columns (e.g. title and body).
@@ -29,25 +30,15 @@ TEXT_PART_SEPARATOR = "\n\n"
 WINDOW_PARAMS = ("window_start", "window_end")
 FETCH_CHUNK_ROWS = 10_000
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# An id stored as text is taken only when it is an integer written the one way Python writes it: int()
+# would also turn ' 7 ', '1_000', '+7' and '007' into numbers, silently merging ids the user keeps apart.
+_CANONICAL_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 
 
-def safe_url(url: str) -> str:
-    """The URL as it may appear in messages and logs: password masked."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL must still not leak
-        return "<unparsable database URL>"
-
-
-def _scrub(message: str, url: str) -> str:
-    try:
-        password = sa.engine.make_url(url).password
-    except Exception:  # noqa: BLE001
-        password = None
+def _driver_message(message: str, url: str) -> str:
+    """The first line of a driver's error, with every secret of the URL hidden."""
     first_line = message.strip().splitlines()[0] if message.strip() else ""
-    if password:
-        first_line = first_line.replace(str(password), "***")
-    return first_line
+    return redact(first_line, url)
 
 
 def _check_identifier(name: str, what: str) -> str:
@@ -177,12 +168,55 @@ class SqlSource:
                 )
         return clause.bindparams(**dict(self.query_params), **window)
 
-    def text_of(self, row: sa.Row) -> str | None:
-        """The text of one exported row; None when every part is empty."""
+    def text_of(self, row: sa.Row) -> Any:
+        """The text of one exported row; None when every part is empty. A part that is not text is
+        returned as it is, for ``Corpus.from_rows`` to report with the row's id."""
         if self.query or len(self.text_columns) == 1:
             return row[1]
-        parts = [str(part) for part in row[1 : 1 + len(self.text_columns)] if part is not None and str(part).strip()]
+        parts = []
+        for part in row[1 : 1 + len(self.text_columns)]:
+            try:
+                text = as_text(part)
+            except (TypeError, UnicodeDecodeError):
+                return part
+            if text is not None and text.strip():
+                parts.append(text)
         return TEXT_PART_SEPARATOR.join(parts) if parts else None
+
+
+def as_text(value: Any) -> str | None:
+    """A database value as text: strings as they are, bytes (a BLOB or bytea column) decoded as UTF-8,
+    None kept. Raises UnicodeDecodeError for bytes that are not UTF-8 and TypeError for anything else
+    (a number or a date is not a text to embed, and its Python representation must not become one)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8")
+    raise TypeError(f"{type(value).__name__} is not text")
+
+
+def integer_id(raw_id: Any) -> tuple[int, bool]:
+    """The integer a raw id stands for, and whether it was given as a string. Raises ValueError (or
+    TypeError, OverflowError) when it stands for no single int64."""
+    if isinstance(raw_id, (bool, np.bool_)):
+        raise TypeError("a boolean is not an id")
+    if isinstance(raw_id, str):
+        if not _CANONICAL_INTEGER.fullmatch(raw_id):
+            raise ValueError(f"{raw_id!r} is not a canonical integer")
+        text_id, from_text = int(raw_id), True
+    elif isinstance(raw_id, numbers.Number):
+        text_id, from_text = int(raw_id), False
+        # A float or Decimal (e.g. a PostgreSQL NUMERIC id) must not be silently truncated.
+        if raw_id != text_id:
+            raise ValueError(f"{raw_id!r} is not integral")
+    else:
+        # bytes too: int(b' 7 ') would read them as text.
+        raise TypeError(f"{type(raw_id).__name__} is not an id")
+    if not _INT64_MIN <= text_id <= _INT64_MAX:
+        raise ValueError(f"{text_id} is outside int64")
+    return text_id, from_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +225,8 @@ class Corpus:
 
     ids: np.ndarray
     texts: list[str]
+    # What the export did that the user should know of though nothing failed (ids read from text).
+    notes: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.texts):
@@ -219,25 +255,43 @@ class Corpus:
             raise CorpusError(f"{where} returned no rows; check the table or query and its filters")
         ids: list[int] = []
         bad_ids: list[Any] = []
+        ids_from_text: list[str] = []
+        not_text: list[str] = []
+        not_utf8: list[str] = []
         blank: list[Any] = []
         texts: list[str] = []
-        for raw_id, text in rows:
+        for raw_id, raw_text in rows:
             try:
-                text_id = int(raw_id)
-                # A float or Decimal (e.g. a PostgreSQL NUMERIC id) must not be silently truncated.
-                if isinstance(raw_id, numbers.Number) and raw_id != text_id:
-                    raise ValueError
-                if not _INT64_MIN <= text_id <= _INT64_MAX:
-                    raise ValueError
+                text_id, from_text = integer_id(raw_id)
             except (TypeError, ValueError, OverflowError):
                 bad_ids.append(raw_id)
                 continue
-            if text is None or not str(text).strip():
+            if from_text:
+                ids_from_text.append(raw_id)
+            try:
+                text = as_text(raw_text)
+            except UnicodeDecodeError as exc:
+                not_utf8.append(f"{text_id} (byte {exc.start} is 0x{exc.object[exc.start]:02x})")
+                continue
+            except TypeError:
+                not_text.append(f"{text_id} ({type(raw_text).__name__})")
+                continue
+            if text is None or not text.strip():
                 blank.append(text_id)
             ids.append(text_id)
-            texts.append("" if text is None else str(text))
+            texts.append("" if text is None else text)
         if bad_ids:
             raise CorpusError(f"{where}: ids must be integers; got {listing(repr(i) for i in bad_ids)}")
+        if not_text:
+            raise CorpusError(
+                f"{where}: {len(not_text)} text(s) are not text, ids: {listing(not_text)}; "
+                "expected strings (or bytes holding UTF-8 text)"
+            )
+        if not_utf8:
+            raise CorpusError(
+                f"{where}: {len(not_utf8)} text(s) are bytes that are not UTF-8, ids: {listing(not_utf8)}; "
+                "store the texts as UTF-8"
+            )
         if blank:
             raise CorpusError(f"{where}: {len(blank)} text(s) are empty or whitespace, ids: {listing(sorted(blank))}")
         id_array = np.asarray(ids, dtype=np.int64)
@@ -246,27 +300,46 @@ class Corpus:
         if len(duplicated):
             raise CorpusError(f"{where}: {len(duplicated)} id(s) occur more than once: {listing(duplicated.tolist())}")
         order = np.argsort(id_array, kind="stable")
-        return cls(id_array[order], [texts[i] for i in order])
+        notes = ()
+        if ids_from_text:
+            notes = (
+                f"{where}: {len(ids_from_text)} id(s) are stored as text (e.g. {ids_from_text[0]!r}) and were read as the "
+                "integers they spell",
+            )
+        return cls(id_array[order], [texts[i] for i in order], notes)
 
 
 
 def load_corpus(source: SqlSource) -> Corpus:
     """Export (id, text) rows from the database, streamed in chunks."""
-    where = f"documents export from {safe_url(source.url)}"
+    where = f"documents export from {mask_url(source.url)}"
     if not source.window.is_open:
         where += f" in the window {source.window.describe()}"
     statement = source.statement()
+    shown = mask_url(source.url)
+    # The parser's and the driver's own messages would quote the URL's pieces, the password's among them.
+    encoding_hint = "percent-encoded (%40 for '@', %3A for ':', %2F for '/')"
+    if shown == UNPARSABLE:
+        raise DatabaseUnavailableError(
+            "invalid database URL (it cannot be parsed): write it as dialect+driver://user:password@host:port/database, "
+            f"with any '@', ':' or '/' in the user name or password {encoding_hint}"
+        )
+    if unencoded_at_in_password(source.url):
+        raise DatabaseUnavailableError(
+            f"invalid database URL {shown}: its password holds an '@' that is not percent-encoded, so the rest of "
+            f"the password would be taken for the host name; write special characters {encoding_hint}"
+        )
     try:
         engine = sa.create_engine(source.url)
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
-        raise DatabaseUnavailableError(f"invalid database URL {safe_url(source.url)}: {_scrub(str(exc), source.url)}") from None
+        raise DatabaseUnavailableError(f"invalid database URL {shown}: {_driver_message(str(exc), source.url)}") from None
     rows: list[tuple[Any, Any]] = []
     try:
         try:
             connection = engine.connect()
         except sa.exc.DBAPIError as exc:
             raise DatabaseUnavailableError(
-                f"cannot reach the database at {safe_url(source.url)}: {_scrub(str(exc.orig), source.url)}"
+                f"cannot reach the database at {mask_url(source.url)}: {_driver_message(str(exc.orig), source.url)}"
             ) from None
         with connection:
             try:
@@ -274,11 +347,11 @@ def load_corpus(source: SqlSource) -> Corpus:
                 result = connection.execution_options(yield_per=FETCH_CHUNK_ROWS).execute(statement)
             except sa.exc.DBAPIError as exc:
                 raise CorpusError(
-                    f"{where}: the query failed ({_scrub(str(exc.orig), source.url)}); "
+                    f"{where}: the query failed ({_driver_message(str(exc.orig), source.url)}); "
                     f"check table '{source.table}' and columns '{source.id_column}', '{source.text_column}'"
                     + (f", '{source.date_column}'" if source.date_column else "")
                     if not source.query
-                    else f"{where}: the query failed ({_scrub(str(exc.orig), source.url)})"
+                    else f"{where}: the query failed ({_driver_message(str(exc.orig), source.url)})"
                 ) from None
             if len(result.keys()) < 2:
                 raise CorpusError(f"{where}: the query must return an id and a text column, got {list(result.keys())}")
@@ -286,7 +359,7 @@ def load_corpus(source: SqlSource) -> Corpus:
                 while chunk := result.fetchmany(FETCH_CHUNK_ROWS):
                     rows.extend((row[0], source.text_of(row)) for row in chunk)
             except sa.exc.DBAPIError as exc:
-                raise CorpusError(f"{where}: reading rows failed ({_scrub(str(exc.orig), source.url)})") from None
+                raise CorpusError(f"{where}: reading rows failed ({_driver_message(str(exc.orig), source.url)})") from None
     finally:
         engine.dispose()
     return Corpus.from_rows(rows, where)

@@ -14,6 +14,7 @@ from topic_pipeline.resources.database import DocumentsDatabase
 from topic_pipeline.resources.io_manager import ParquetJsonIOManager
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
+from topic_pipeline.storage import read_user_text
 
 
 # Data versions on outputs are a beta API in Dagster 1.13; they are what makes staleness follow content hashes.
@@ -25,14 +26,17 @@ def _secret(name: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
-def _int_setting(name: str, default: int) -> int:
+def _int_setting(name: str, default: int, minimum: int | None = None) -> int:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise TopicPipelineError(f"{name}='{value}' is not an integer (default {default})") from None
+    if minimum is not None and number < minimum:
+        raise TopicPipelineError(f"{name}='{value}' must be at least {minimum} (default {default})")
+    return number
 
 
 def _choice_setting(name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -44,6 +48,7 @@ def _choice_setting(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 
 def build_resources() -> dict[str, object]:
+    from topic_pipeline.grid import DEFAULT_MAX_GRID_TRIALS, MAX_GRID_TRIALS_SETTING
     from topic_pipeline.metrics import METRIC_NAMES
     from topic_pipeline.sweep import ENGINES
 
@@ -62,6 +67,7 @@ def build_resources() -> dict[str, object]:
             engine=_choice_setting("TOPIC_PIPELINE_ENGINE", "fast", ENGINES),
             workers=_int_setting("TOPIC_PIPELINE_WORKERS", 0),
             embedding_local_files_only=os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "TRUE", "yes"},
+            max_grid_trials=_int_setting(MAX_GRID_TRIALS_SETTING, DEFAULT_MAX_GRID_TRIALS, minimum=1),
         ),
         "database": DocumentsDatabase(
             url=_secret("TOPIC_PIPELINE_DATABASE_URL"),
@@ -106,7 +112,8 @@ def build_executor() -> dg.ExecutorDefinition:
             "TOPIC_PIPELINE_EXECUTOR=k8s needs TOPIC_PIPELINE_K8S_EXECUTOR_CONFIG, the path of the executor's YAML file "
             f"(deploy/k8s/executor.yaml); {f'{setting!r} is not a file' if setting else 'it is not set'}"
         )
-    return k8s_job_executor.configured(yaml.safe_load(path.read_text()) or {}, name="k8s")
+    text = read_user_text(path, "executor config file", TopicPipelineError)
+    return k8s_job_executor.configured(yaml.safe_load(text) or {}, name="k8s")
 
 
 _built: tuple[str, dg.Definitions] | None = None

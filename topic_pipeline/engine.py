@@ -34,6 +34,7 @@ from topic_pipeline.array_cache import ArrayCache
 from topic_pipeline.errors import error_text
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.neighbors import is_small
+from topic_pipeline.processes import exit_with_parent
 from topic_pipeline.reduction import ReductionSpec, knn_cache_key
 from topic_pipeline.schedule import LayoutQueue, layout_cost
 from topic_pipeline.shutdown import skip_final_collection
@@ -229,6 +230,8 @@ def _warm_worker() -> None:
     Finalize(None, stop_joblib_workers, exitpriority=10)
     # The pool's shutdown waits for every worker to exit.
     skip_final_collection()
+    # A worker whose step was killed would otherwise compute on for nobody.
+    exit_with_parent()
 
     # Imports are the slow part of a worker's start; numba compiles (or loads from its cache) on the
     # first task.

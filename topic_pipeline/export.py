@@ -7,12 +7,14 @@ It is saved with BERTopic's own serialisation (safetensors by default, with c-TF
 the embedding model). ``tuning.json`` beside it records what BERTopic's config.json drops.
 
 Exports are written to a temporary folder next to the target and moved into place, so a failed
-export leaves any earlier one intact.
+export leaves any earlier one intact. Only an earlier export is ever replaced: a target folder that
+holds anything else is refused and left as it is (``storage.replace_folder``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import shutil
@@ -26,7 +28,7 @@ import numpy as np
 from topic_pipeline.engine import EmbeddingSource, plan_groups, run_group
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, TrialParams
-from topic_pipeline.storage import write_json
+from topic_pipeline.storage import OWNERSHIP_MARKER, TEMPORARY_SUFFIX, FolderNotOursError, replace_folder, write_json
 from topic_pipeline.trial import vectorizer_stop_words
 
 SERIALIZATIONS = ("safetensors", "pytorch", "pickle")
@@ -115,14 +117,41 @@ class ExportedModel:
     record: dict[str, Any]
 
 
+# What an export held before exports carried the ownership marker: recognised so that upgrading does
+# not turn re-exporting a trial into a refusal.
+_UNMARKED_EXPORT_ENTRIES = {MODEL_FOLDER, f"{MODEL_FOLDER}.pickle", RECORD_FILE}
+_BERTOPIC_SAVED_FILES = {
+    "config.json", "topics.json", "topic_embeddings.safetensors", "topic_embeddings.bin",
+    "ctfidf.safetensors", "ctfidf.bin", "ctfidf_config.json",
+}
+
+
+def _is_unmarked_earlier_export(folder: Path) -> bool:
+    try:
+        record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or "trial_key" not in record or "topic_pipeline" not in record.get("versions", {}):
+        return False
+    if not {p.name for p in folder.iterdir()} <= _UNMARKED_EXPORT_ENTRIES:
+        return False
+    model = folder / MODEL_FOLDER
+    return not model.exists() or (
+        not model.is_symlink() and all(p.is_file() and p.name in _BERTOPIC_SAVED_FILES for p in model.iterdir())
+    )
+
+
 def save_export(model: Any, target: Path, serialization: str, pointer: str, record: dict[str, Any]) -> ExportedModel:
-    """Save into a temporary sibling of ``target``, then swap it into place."""
+    """Save into a temporary sibling of ``target``, then move it into place.
+
+    ``target`` may be new, empty or an earlier export; any other folder is refused untouched.
+    """
     if serialization not in SERIALIZATIONS:
         raise ExportError(f"unknown serialization '{serialization}'; choose one of {', '.join(SERIALIZATIONS)}")
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent))
     except OSError as exc:
         raise ExportError(f"cannot write the export to '{target.parent}': {exc.strerror or exc}") from None
     try:
@@ -133,13 +162,10 @@ def save_export(model: Any, target: Path, serialization: str, pointer: str, reco
             model_path = staging / MODEL_FOLDER
             model.save(str(model_path), serialization=serialization, save_ctfidf=True, save_embedding_model=pointer)
         write_json(staging / RECORD_FILE, {**record, "serialization": serialization, "embedding_model_pointer": pointer})
-        previous = target.with_name(f".{target.name}.previous")
-        if previous.exists():
-            shutil.rmtree(previous)
-        if target.exists():
-            os.replace(target, previous)
-        os.replace(staging, target)
-        shutil.rmtree(previous, ignore_errors=True)
+        replace_folder(staging, target, "export", _is_unmarked_earlier_export)
+    except FolderNotOursError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ExportError(f"export target {exc}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -159,7 +185,10 @@ def push_to_hub(folder: Path, repo_id: str, private: bool, token: str | None) ->
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id=repo_id, private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="topic_pipeline export")
+        # The ownership marker concerns this machine's folder only.
+        api.upload_folder(
+            folder_path=str(folder), repo_id=repo_id, commit_message="topic_pipeline export", ignore_patterns=[OWNERSHIP_MARKER]
+        )
     except (HfHubHTTPError, OSError, ValueError) as exc:
         message = str(exc).replace(token, "***").splitlines()[0] if str(exc) else type(exc).__name__
         raise ExportError(f"pushing to the Hub repo '{repo_id}' failed: {message}") from None

@@ -39,6 +39,11 @@ DEFAULT_GRID: dict[str, list[Any]] = {
 }
 GRID_KEYS = tuple(DEFAULT_GRID)
 
+# Each trial of a grid becomes a Dagster partition with a parameters file, and expanding the grid holds
+# every combination in memory: a grid larger than this is refused before anything is expanded.
+DEFAULT_MAX_GRID_TRIALS = 5_000
+MAX_GRID_TRIALS_SETTING = "TOPIC_PIPELINE_MAX_GRID_TRIALS"
+
 _KEY_SAFE = re.compile(r"[^a-z0-9.]+")
 
 
@@ -162,6 +167,8 @@ def check_grid_values(key: str, values: list[Any], where: str) -> list[Any]:
         return GridError(f"{where}: key '{key}' has value {json.dumps(value)}; expected {expected}")
 
     checked: list[Any] = []
+    # A set beside the list: a list's own membership test would make a long list quadratic to check.
+    seen: set[Any] = set()
     for value in values:
         if key == "umap_n_neighbors":
             if not _is_int(value) or value < 2:
@@ -200,7 +207,8 @@ def check_grid_values(key: str, values: list[Any], where: str) -> list[Any]:
         elif key == "remove_stopwords":
             if not isinstance(value, bool):
                 raise fail(value, "true or false")
-        if value not in checked:
+        if value not in seen:
+            seen.add(value)
             checked.append(value)
     return checked
 
@@ -266,8 +274,27 @@ class ParamGrid:
                     f"{where}: hdbscan_min_cluster_size={size} is larger than the corpus ({n_documents} documents)"
                 )
 
-    def trials(self) -> list[TrialParams]:
-        """Every combination, ordered so that trials sharing embeddings and a UMAP reduction are adjacent."""
+    @property
+    def trial_count(self) -> int:
+        """How many combinations the grid has, from the lengths of its lists: nothing is expanded."""
+        return math.prod(len(values) for values in self.values.values())
+
+    def check_size(self, max_trials: int, where: str = "grid") -> None:
+        count = self.trial_count
+        if count > max_trials:
+            raise GridError(
+                f"{where}: {count:,} combinations, more than the limit of {max_trials:,} trials "
+                f"({MAX_GRID_TRIALS_SETTING} raises it); give fewer values per key, or let the search find a good "
+                'configuration instead (no grid file, or {"search": "auto"} in it: see Search in the README)'
+            )
+
+    def trials(self, max_trials: int | None = None, where: str = "grid") -> list[TrialParams]:
+        """Every combination, ordered so that trials sharing embeddings and a UMAP reduction are adjacent.
+
+        With ``max_trials``, a grid of more combinations is refused before any is built.
+        """
+        if max_trials is not None:
+            self.check_size(max_trials, where)
         order = (
             "embedding_model",
             "remove_stopwords",

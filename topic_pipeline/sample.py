@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from topic_pipeline.sample_corpus import generate_sample_corpus
-from topic_pipeline.storage import write_json
+from topic_pipeline.storage import TEMPORARY_SUFFIX, write_json
 
 SAMPLE_DOCUMENTS = 1500
 SAMPLE_TOPICS = 10
@@ -27,7 +27,7 @@ def ensure_sample_data(directory: Path) -> tuple[Path, Path]:
     corpus = generate_sample_corpus(n_docs=SAMPLE_DOCUMENTS, n_topics=SAMPLE_TOPICS)
     directory.mkdir(parents=True, exist_ok=True)
     # Built beside the target and renamed into place: two processes creating it at once never share a file.
-    handle, name = tempfile.mkstemp(dir=directory, prefix=".corpus.db.", suffix=".tmp")
+    handle, name = tempfile.mkstemp(dir=directory, prefix=".corpus.db.", suffix=TEMPORARY_SUFFIX)
     os.close(handle)
     building = Path(name)
     with sqlite3.connect(building) as connection:

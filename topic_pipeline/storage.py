@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from topic_pipeline.errors import TopicPipelineError
+
+# Every temporary file or folder the project makes ends so: recovery deletes only these, never a user's
+# own ``.something.tmp`` in a data directory that is shared with other files.
+TEMPORARY_SUFFIX = ".topic-pipeline.tmp"
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -19,7 +26,7 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     is killed or the disk fills up half way.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
@@ -37,13 +44,13 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def remove_stale_temporaries(root: Path, older_than_seconds: float) -> list[Path]:
     """Delete the temporary files of writes that were cut short (a killed process leaves
-    ``.<name>.<random>.tmp`` behind; nothing ever reads one). Only files older than the given age
-    are touched: a younger one may belong to a write still in progress in another process."""
+    ``.<name>.<random>.topic-pipeline.tmp`` behind; nothing ever reads one). Only files older than the
+    given age are touched: a younger one may belong to a write still in progress in another process."""
     import time
 
     removed = []
     cutoff = time.time() - older_than_seconds
-    for path in Path(root).rglob(".*.tmp"):
+    for path in Path(root).rglob(f".*{TEMPORARY_SUFFIX}"):
         try:
             if path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()
@@ -51,6 +58,60 @@ def remove_stale_temporaries(root: Path, older_than_seconds: float) -> list[Path
         except OSError:
             continue  # gone meanwhile, or not ours to delete: not worth failing a sweep over
     return removed
+
+
+# A folder this project wrote holds this file: what wrote it and every file it held when written.
+OWNERSHIP_MARKER = ".topic-pipeline-folder.json"
+
+
+class FolderNotOursError(TopicPipelineError):
+    """A folder would be replaced that this project did not write, or that someone has added to since."""
+
+
+def _entries(folder: Path) -> list[str]:
+    """Every file and link under ``folder`` (not following links), as relative paths."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
+
+
+def _marked_as_ours(folder: Path, kind: str) -> bool:
+    try:
+        marker = json.loads((folder / OWNERSHIP_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(marker, dict) or marker.get("kind") != kind or not isinstance(marker.get("files"), list):
+        return False
+    return set(_entries(folder)) <= {*marker["files"], OWNERSHIP_MARKER}
+
+
+def replace_folder(staging: Path, target: Path, kind: str, is_unmarked_earlier: Callable[[Path], bool] | None = None) -> None:
+    """Move the complete folder ``staging`` (a sibling of ``target``) to ``target``, marked as ours.
+
+    ``target`` may be absent, an empty folder, or a folder this project wrote as ``kind`` with nothing
+    added since (or one ``is_unmarked_earlier`` recognises, for folders written before the marker
+    existed). Anything else is refused with ``FolderNotOursError`` and left untouched: a replacement
+    must never delete what the project did not write.
+    """
+    write_json(staging / OWNERSHIP_MARKER, {"written_by": "topic_pipeline", "kind": kind, "files": _entries(staging)})
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise FolderNotOursError(f"'{target}' exists and is not a folder; nothing was changed: choose a new or empty folder")
+    previous = None
+    if target.exists() and any(target.iterdir()):
+        if not (_marked_as_ours(target, kind) or (is_unmarked_earlier is not None and is_unmarked_earlier(target))):
+            raise FolderNotOursError(
+                f"'{target}' is not empty and is not an earlier {kind} of topic_pipeline (no {OWNERSHIP_MARKER} "
+                "listing its files, or files were added since); nothing in it was touched: "
+                "choose a new or empty folder"
+            )
+        previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.previous.", suffix=TEMPORARY_SUFFIX, dir=target.parent))
+        os.replace(target, previous)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if previous is not None:
+            os.replace(previous, target)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -75,15 +136,22 @@ def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def read_user_text(path: Path, what: str, error: type[Exception]) -> str:
-    """The text of a file the user gave (``what`` names it in messages); ``error`` says what is wrong."""
+    """The text of a file the user gave (``what`` names it in messages); ``error`` says what is wrong.
+
+    Every file a user gives is read here, as UTF-8 with or without a byte-order mark (some editors write
+    one), so one rule holds for them all."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise error(f"{what} '{path}' does not exist") from None
-    except UnicodeDecodeError as exc:
-        raise error(f"{what} '{path}' is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); save it as UTF-8 JSON") from None
     except OSError as exc:
         raise error(f"{what} '{path}' cannot be read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # The decoder counts from after a byte-order mark it dropped; the message gives the file's offset.
+        start = exc.start + len(data) - len(exc.object)
+        raise error(f"{what} '{path}' is not UTF-8 text (byte {start} is 0x{data[start]:02x}); save it as UTF-8 JSON") from None
 
 
 def read_json(path: Path) -> Any:

@@ -16,7 +16,7 @@ from psycopg2.extras import execute_values
 
 import topic_pipeline.corpus as corpus_module
 from conftest import postgres_test_database
-from topic_pipeline.corpus import Corpus, DateWindow, SqlSource, _scrub, load_corpus, safe_url
+from topic_pipeline.corpus import Corpus, DateWindow, SqlSource, load_corpus
 from topic_pipeline.errors import CorpusError, DatabaseUnavailableError
 from topic_pipeline.resources.database import DocumentsDatabase
 
@@ -342,23 +342,6 @@ def test_invalid_url(url: str) -> None:
     assert "hunter22" not in message
 
 
-def test_safe_url_masks_password() -> None:
-    assert safe_url("postgresql+psycopg2://alice:s3cretPW@db.example:5432/prod") == (
-        "postgresql+psycopg2://alice:***@db.example:5432/prod"
-    )
-    assert safe_url("postgresql://bob:p%40ss@h/db") == "postgresql://bob:***@h/db"
-    assert safe_url("postgresql://bob@h/db") == "postgresql://bob@h/db"
-    assert safe_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
-    assert safe_url("not a url :// at all") == "<unparsable database URL>"
-
-
-def test_scrub_removes_password_and_keeps_first_line() -> None:
-    url = "postgresql://alice:s3cretPW@h/db"
-    message = 'FATAL: password "s3cretPW" rejected\nDETAIL: more s3cretPW here'
-    assert _scrub(message, url) == 'FATAL: password "***" rejected'
-    assert _scrub("", url) == ""
-
-
 # --- PostgreSQL -----------------------------------------------------------------------------------
 
 
@@ -486,3 +469,131 @@ def test_postgres_articles_query_with_relative_window(pg_articles) -> None:
     message = load_error(empty.source(None))
     assert "returned no rows" in message and "window [2030-01-01T00:00:00+00:00, open)" in message
     assert "does not exist" in load_error(dataclasses.replace(empty.source(None), date_column="published"))
+
+
+# --- value types: texts that are not strings, ids that are not integers ---------------------------
+
+
+def test_utf8_bytes_are_decoded_and_other_values_refused_with_their_ids(tmp_path: Path) -> None:
+    as_text = make_db(tmp_path / "text", [(1, "héllo wörld"), (2, "plain")])
+    as_blob = make_db(tmp_path / "blob", [(1, "héllo wörld".encode()), (2, b"plain")], columns="id INTEGER, text BLOB")
+    decoded = load_corpus(SqlSource(sqlite_url(as_blob)))
+    assert decoded.texts == ["héllo wörld", "plain"]
+    assert decoded.content_hash == load_corpus(SqlSource(sqlite_url(as_text))).content_hash
+    via_query = load_corpus(SqlSource(sqlite_url(as_blob), table=None, query="SELECT id, text FROM documents"))
+    assert via_query.texts == decoded.texts
+
+    broken = make_db(tmp_path / "broken", [(1, b"fine"), (3, b"\xff\xfe not utf-8"), (4, "ok")], columns="id INTEGER, text BLOB")
+    message = load_error(SqlSource(sqlite_url(broken)))
+    assert "1 text(s) are bytes that are not UTF-8, ids: 3 (byte 0 is 0xff); store the texts as UTF-8" in message
+    assert str(broken) in message
+
+    # No column affinity: SQLite keeps what was stored, a REAL and an INTEGER among the texts.
+    numbers = make_db(tmp_path / "numbers", [(1, "fine"), (5, 2.5), (6, 42)], columns="id INTEGER, text")
+    message = load_error(SqlSource(sqlite_url(numbers)))
+    assert "2 text(s) are not text, ids: 5 (float), 6 (int); expected strings (or bytes holding UTF-8 text)" in message
+
+
+def test_several_text_columns_decode_bytes_and_refuse_other_values(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path,
+        [(1, "Title one", "Bödy".encode()), (2, "Title two", None), (3, "Title three", 7), (4, b"\x80", "body")],
+        columns="id INTEGER, title TEXT, body",
+    )
+    source = SqlSource(sqlite_url(path), text_column="title,body")
+    message = load_error(source)
+    assert "1 text(s) are not text, ids: 3 (int)" in message
+    with sqlite3.connect(path) as connection:
+        connection.execute("DELETE FROM documents WHERE id = 3")
+    connection.close()
+    assert "bytes that are not UTF-8, ids: 4 (byte 0 is 0x80)" in load_error(source)
+    with sqlite3.connect(path) as connection:
+        connection.execute("DELETE FROM documents WHERE id = 4")
+    connection.close()
+    assert load_corpus(source).texts == ["Title one\n\nBödy", "Title two"]
+
+
+def test_from_rows_names_the_type_of_each_value_that_is_not_text() -> None:
+    with pytest.raises(CorpusError) as info:
+        Corpus.from_rows([(1, dt.date(2024, 5, 1)), (2, Decimal("3.5")), (3, "fine"), (4, bytearray(b"ok")), (5, True)])
+    assert "3 text(s) are not text, ids: 1 (date), 2 (Decimal), 5 (bool)" in str(info.value)
+    assert Corpus.from_rows([(1, memoryview(b"mv")), (2, bytearray(b"ba")), (3, np.str_("np"))]).texts == ["mv", "ba", "np"]
+
+
+def test_text_ids_are_taken_only_when_they_are_canonical_integers(tmp_path: Path) -> None:
+    path = make_db(
+        tmp_path,
+        [("7", "a"), (" 7 ", "b"), ("1_000", "c"), ("007", "d"), ("+8", "e"), ("-0", "f"), ("９", "g"), ("-12", "h")],
+        columns="id TEXT, text TEXT",
+    )
+    message = load_error(SqlSource(sqlite_url(path)))
+    assert "ids must be integers; got ' 7 ', '1_000', '007', '+8', '-0', '９'" in message
+    with sqlite3.connect(path) as connection:
+        connection.execute("DELETE FROM documents WHERE id NOT IN ('7', '-12', '0')")
+        connection.execute("INSERT INTO documents VALUES ('0', 'zero')")
+    connection.close()
+    corpus = load_corpus(SqlSource(sqlite_url(path)))
+    assert corpus.ids.tolist() == [-12, 0, 7]
+    (note,) = corpus.notes
+    assert "3 id(s) are stored as text (e.g. '7') and were read as the integers they spell" in note
+    assert str(path) in note
+    # Integer ids need no note.
+    assert load_corpus(SqlSource(sqlite_url(make_db(tmp_path / "int", [(7, "a")])))).notes == ()
+
+
+def test_from_rows_id_types() -> None:
+    assert Corpus.from_rows([(np.int32(5), "a"), (np.float64(6.0), "b"), (np.uint8(7), "c")]).ids.tolist() == [5, 6, 7]
+    for flag in (True, np.bool_(False)):
+        with pytest.raises(CorpusError, match=f"ids must be integers; got {flag!r}"):
+            Corpus.from_rows([(flag, "a")])
+    with pytest.raises(CorpusError, match=r"ids must be integers; got b'7'"):
+        Corpus.from_rows([(b"7", "a")])
+    with pytest.raises(CorpusError, match=r"ids must be integers; got datetime.date\(2024, 5, 1\)"):
+        Corpus.from_rows([(dt.date(2024, 5, 1), "a")])
+
+
+def test_documents_asset_logs_and_records_ids_read_from_text(tmp_path: Path) -> None:
+    import logging
+
+    import dagster as dg
+
+    from topic_pipeline.defs.assets.inputs import documents
+    from topic_pipeline.resources.io_manager import ParquetJsonIOManager
+    from topic_pipeline.resources.settings import PipelineSettings
+
+    path = make_db(tmp_path, [("2", "two"), ("10", "ten")], columns="id TEXT, text TEXT")
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [documents],
+        instance=instance,
+        resources={
+            "database": DocumentsDatabase(url=sqlite_url(path)),
+            "settings": PipelineSettings(data_dir=str(tmp_path / "data")),
+            "io_manager": ParquetJsonIOManager(data_dir=str(tmp_path / "data")),
+        },
+    )
+    (materialization,) = result.asset_materializations_for_node("documents")
+    note = materialization.metadata["notes"].value
+    assert "2 id(s) are stored as text (e.g. '2') and were read as the integers they spell" in note
+    warnings = [entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == logging.WARNING]
+    assert note in warnings
+
+
+def test_postgres_bytea_arrives_as_memoryview_and_is_decoded(pg_table) -> None:
+    connection, name = pg_table
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE TABLE "{name}" (id BIGINT, body BYTEA)')
+        cursor.execute(f'INSERT INTO "{name}" VALUES (2, %s), (1, %s)', ("zwei Bücher".encode(), b"one"))
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as probe:
+            raw = probe.execute(sa.text(f'SELECT body FROM "{name}" WHERE id = 1')).scalar_one()
+    finally:
+        engine.dispose()
+    assert isinstance(raw, memoryview)
+
+    corpus = load_corpus(SqlSource(PG_URL, table=name, text_column="body"))
+    assert corpus.texts == ["one", "zwei Bücher"]
+    with connection.cursor() as cursor:
+        cursor.execute(f'INSERT INTO "{name}" VALUES (3, %s)', (b"caf\xe9",))
+    assert "bytes that are not UTF-8, ids: 3 (byte 3 is 0xe9)" in load_error(SqlSource(PG_URL, table=name, text_column="body"))

@@ -72,6 +72,19 @@ def test_biweekly_means_every_other_monday():
         assert isinstance(biweekly_refresh(context), dg.SkipReason)
 
 
+def test_biweekly_schedule_ships_off_and_says_so_in_the_ui():
+    schedule = defs().resolve_schedule_def("biweekly_refresh")
+    # Off until a user starts it; the UI shows the description beside the schedule.
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    description = schedule.description or ""
+    for phrase in ("Every other Monday at 06:00 UTC", "Off by default", BIWEEKLY_CRON, "odd ISO weeks", "53"):
+        assert phrase in description, phrase
+    # The three-week gap the description warns of: ISO 2026 has 53 weeks.
+    before, after = dt.datetime(2026, 12, 21, 6, tzinfo=dt.timezone.utc), dt.datetime(2027, 1, 11, 6, tzinfo=dt.timezone.utc)
+    between = [before + dt.timedelta(weeks=w) for w in (1, 2)]
+    assert is_schedule_week(before) and is_schedule_week(after) and not any(map(is_schedule_week, between))
+
+
 def test_contiguous_ranges_skip_unwanted_keys_and_cap_length():
     order = ["a", "b", "c", "d", "e", "f", "g"]
     assert contiguous_ranges(order, {"a", "b", "d", "e", "f", "g"}, 3) == [("a", "b"), ("d", "f"), ("g", "g")]

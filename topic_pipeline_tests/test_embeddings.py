@@ -68,6 +68,13 @@ def test_stopword_language_from_file_and_unknown_language(tmp_path):
         stop_words("klingon")
 
 
+def test_stopword_file_with_a_byte_order_mark_reads_as_without(tmp_path):
+    plain, with_bom = tmp_path / "plain.txt", tmp_path / "bom.txt"
+    plain.write_text("der\ndie\ndas\n", encoding="utf-8")
+    with_bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    assert stop_words(str(with_bom)) == stop_words(str(plain)) == {"der", "die", "das"}
+
+
 @pytest.mark.parametrize("damage", ["truncate", "wrong_shape", "wrong_dtype", "pickled_object"])
 def test_damaged_cache_entry_is_recomputed_not_used(tmp_path, damage):
     cache = EmbeddingCache(tmp_path)

@@ -1,5 +1,6 @@
 """Exporting a trial as a BERTopic model: every serialisation loads back with BERTopic.load."""
 
+import fnmatch
 import json
 import os
 
@@ -17,8 +18,13 @@ from topic_pipeline.export import (
     save_export,
     trial_labels,
 )
+from topic_pipeline.defs.assets.topic_model import export_warnings
 from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, ParamGrid
+from topic_pipeline.ground_truth import GroundTruth
+from topic_pipeline.leaderboard import build_leaderboard
+from topic_pipeline.results import STATUS_OK, TrialResult
 from topic_pipeline.sample_corpus import generate_sample_corpus
+from topic_pipeline.storage import OWNERSHIP_MARKER
 
 pytestmark = pytest.mark.slow
 
@@ -113,6 +119,61 @@ def test_unwritable_target_and_unknown_serialisation(fitted):
         save_export(model, root / "x", "onnx", DEFAULT_EMBEDDING_MODEL, {})
 
 
+def _snapshot(folder):
+    """Every path under ``folder`` with its bytes and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_export_replaces_only_an_earlier_export_of_its_own(fitted):
+    root, _, _, _, model = fitted
+    # A shared folder with a user's files (a home or models folder): refused, nothing in it touched.
+    shared = root / "shared-models"
+    (shared / "photos").mkdir(parents=True)
+    (shared / "notes.txt").write_text("mine")
+    (shared / "photos" / "a.jpg").write_bytes(b"\xff\xd8")
+    (shared / "tuning.json").write_text('{"not": "an export"}')
+    before = _snapshot(shared)
+    with pytest.raises(ExportError, match="is not empty and is not an earlier export of topic_pipeline.*nothing in it was touched"):
+        save_export(model, shared, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "t"})
+    assert _snapshot(shared) == before
+    assert not [p for p in root.iterdir() if p.name.startswith(".shared-models.")]  # no staging folder left
+
+    # An empty folder is taken; a second export replaces the first.
+    target = root / "empty-then-replaced"
+    target.mkdir()
+    save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "first"})
+    save_export(model, target, "pytorch", DEFAULT_EMBEDDING_MODEL, {"trial_key": "second"})
+    assert json.loads((target / RECORD_FILE).read_text())["trial_key"] == "second"
+    assert not [p for p in root.iterdir() if p.name.startswith(".empty-then-replaced.")]
+
+    # An earlier export that someone added a file to is not ours alone any more.
+    (target / "model" / "my-notes.md").write_text("added by hand")
+    before = _snapshot(target)
+    with pytest.raises(ExportError, match="files were added since"):
+        save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "third"})
+    assert _snapshot(target) == before
+
+    # A file where the folder should be.
+    a_file = root / "a-plain-file"
+    a_file.write_text("keep me")
+    with pytest.raises(ExportError, match="exists and is not a folder"):
+        save_export(model, a_file, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "t"})
+    assert a_file.read_text() == "keep me"
+
+
+def test_an_export_written_before_the_ownership_marker_is_still_replaced(fitted):
+    root, _, _, _, model = fitted
+    target = root / "unmarked"
+    save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "old", "versions": {"topic_pipeline": "0.1.0"}})
+    (target / OWNERSHIP_MARKER).unlink()
+    save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "new"})
+    assert json.loads((target / RECORD_FILE).read_text())["trial_key"] == "new"
+    assert (target / OWNERSHIP_MARKER).exists()
+
+
 def test_embedding_model_that_cannot_be_recorded(tmp_path):
     with pytest.raises(ExportError, match="cannot be recorded"):
         embedding_model_pointer("./models/missing-model")
@@ -132,8 +193,9 @@ class _FakeHub:
     def create_repo(self, repo_id, private, exist_ok):
         _FakeHub.last.calls.append(("create_repo", repo_id, private))
 
-    def upload_folder(self, folder_path, repo_id, commit_message):
-        _FakeHub.last.calls.append(("upload_folder", sorted(os.listdir(folder_path)), repo_id))
+    def upload_folder(self, folder_path, repo_id, commit_message, ignore_patterns=()):
+        uploaded = sorted(name for name in os.listdir(folder_path) if not any(fnmatch.fnmatch(name, p) for p in ignore_patterns))
+        _FakeHub.last.calls.append(("upload_folder", uploaded, repo_id))
 
 
 def test_hub_push_uses_the_token_from_the_environment_and_never_leaks_it(fitted, monkeypatch):
@@ -153,3 +215,41 @@ def test_hub_push_uses_the_token_from_the_environment_and_never_leaks_it(fitted,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ExportError, match="offline"):
         push_to_hub(exported.directory, "org/topics", True, "hf_secret_token")
+
+
+# --- degenerate trials: refused by default, recorded when named ----------------------------------
+
+
+def _scored(params, **metrics):
+    values = {"ari": 0.5, "ami": 0.5, "nmi": 0.5, "outlier_fraction": 0.1, "topic_count": 4.0, "labelled_documents": 6.0}
+    return TrialResult(params.key, params.to_dict(), "f" * 16, STATUS_OK, metrics=values | metrics, finished_at=1.0)
+
+
+def test_a_trial_without_topics_is_refused_unless_named_and_an_unrankable_sample_is_recorded():
+    trials = ParamGrid.from_mapping({"hdbscan_min_cluster_size": [5, 50]}).trials()
+    empty, sound = _scored(trials[1], ari=0.9, topic_count=0.0, outlier_fraction=1.0), _scored(trials[0], ari=0.4)
+    board = build_leaderboard({t.key: t.to_dict() for t in trials}, {empty.key: empty, sound.key: sound})
+    assert board["trial"].iloc[0] == empty.key
+    paired = GroundTruth.from_mapping({"a": [1, 2], "b": [3, 4]})
+    where = "ground truth file 'labels.json'"
+
+    # Taken by default as the leaderboard's first: refused, with the way to override it.
+    with pytest.raises(ExportError) as info:
+        export_warnings(empty.key, empty.metrics, board, "ari", paired, named=False, where=where)
+    message = str(info.value)
+    assert message.startswith(f"trial '{empty.key}' is the leaderboard's first but found no topic")
+    assert f"is '{sound.key}' (rank 2)" in message
+    assert message.endswith(f"name it: topic-pipeline export --trial {empty.key} (launch config trial_key)")
+
+    # Named: exported, with the warning to record.
+    (warning,) = export_warnings(empty.key, empty.metrics, board, "ari", paired, named=True, where=where)
+    assert warning.startswith(f"trial '{empty.key}' found no topic")
+    # A sound trial on a sample that can rank: nothing to record, named or not.
+    assert export_warnings(sound.key, sound.metrics, board, "ari", paired, named=True, where=where) == []
+
+    # One document per class: exported either way, the warning recorded and naming the exported trial.
+    board = build_leaderboard({t.key: t.to_dict() for t in trials}, {sound.key: sound})
+    singletons = GroundTruth.from_mapping({"a": [1], "b": [2]})
+    (warning,) = export_warnings(sound.key, sound.metrics, board, "ari", singletons, named=False, where=where)
+    assert warning.startswith(f"{where} cannot rank trials: each of its 2 classes holds one document")
+    assert f"trial '{sound.key}'" in warning

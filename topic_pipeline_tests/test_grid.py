@@ -569,3 +569,129 @@ def test_property_any_json_gives_a_grid_or_a_grid_error(raw) -> None:
         assert str(exc)
     else:
         assert grid.trials()
+
+
+# --- grid size ------------------------------------------------------------------------------------
+
+# Eight keys of ten values each: far more combinations than any machine can hold expanded.
+HUGE_GRID = {
+    "umap_n_neighbors": list(range(2, 12)),
+    "umap_n_components": list(range(1, 11)),
+    "umap_min_dist": [i / 10 for i in range(10)],
+    "hdbscan_min_cluster_size": list(range(2, 12)),
+    "hdbscan_min_samples": list(range(1, 11)),
+    "hdbscan_cluster_selection_epsilon": [i / 10 for i in range(10)],
+    "nr_topics": ["none", "auto", *range(2, 10)],
+    "embedding_model": [f"model-{i}" for i in range(10)],
+}
+
+
+def test_a_huge_grid_is_refused_from_its_list_lengths_quickly_and_without_expanding(tmp_path: Path) -> None:
+    import time
+    import tracemalloc
+
+    from topic_pipeline.grid import DEFAULT_MAX_GRID_TRIALS
+
+    path = write_grid(tmp_path, json.dumps(HUGE_GRID))
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        grid = ParamGrid.from_file(path)
+        assert grid.trial_count == 10**8
+        with pytest.raises(GridError) as info:
+            grid.trials(max_trials=DEFAULT_MAX_GRID_TRIALS, where=f"grid file '{path}'")
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 1.0, elapsed
+    assert peak < 1_000_000, peak  # bytes: nothing was expanded
+    message = str(info.value)
+    assert message.startswith(f"grid file '{path}': 100,000,000 combinations, more than the limit of {DEFAULT_MAX_GRID_TRIALS:,} trials")
+    assert "TOPIC_PIPELINE_MAX_GRID_TRIALS raises it" in message
+    assert "give fewer values per key" in message and '{"search": "auto"}' in message
+
+
+def test_grid_size_limit_boundary_and_long_lists() -> None:
+    grid = ParamGrid.from_mapping({"hdbscan_min_cluster_size": [2, 3, 4], "n_gram_max": [1, 2]})
+    assert grid.trial_count == 6
+    assert len(grid.trials(max_trials=6)) == 6
+    with pytest.raises(GridError, match="6 combinations, more than the limit of 5 trials"):
+        grid.trials(max_trials=5)
+    # One very long list: checking it stays linear, and the count alone refuses it.
+    long = ParamGrid.from_mapping({"hdbscan_min_cluster_size": list(range(2, 200_002))})
+    assert long.trial_count == 200_000
+    with pytest.raises(GridError, match="200,000 combinations"):
+        long.trials(max_trials=5_000)
+
+
+def test_grid_size_limit_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from topic_pipeline.definitions import build_resources
+    from topic_pipeline.errors import TopicPipelineError
+    from topic_pipeline.grid import DEFAULT_MAX_GRID_TRIALS
+
+    monkeypatch.delenv("TOPIC_PIPELINE_MAX_GRID_TRIALS", raising=False)
+    assert build_resources()["settings"].max_grid_trials == DEFAULT_MAX_GRID_TRIALS
+    monkeypatch.setenv("TOPIC_PIPELINE_MAX_GRID_TRIALS", "20000")
+    assert build_resources()["settings"].max_grid_trials == 20_000
+    for value, expected in (("0", "must be at least 1"), ("lots", "is not an integer")):
+        monkeypatch.setenv("TOPIC_PIPELINE_MAX_GRID_TRIALS", value)
+        with pytest.raises(TopicPipelineError, match=f"TOPIC_PIPELINE_MAX_GRID_TRIALS='{value}' {expected}"):
+            build_resources()
+
+
+def test_param_grid_asset_refuses_a_grid_over_the_limit_and_registers_nothing(tmp_path: Path) -> None:
+    import sqlite3
+
+    import dagster as dg
+
+    from topic_pipeline.defs.assets.inputs import documents, ground_truth, param_grid
+    from topic_pipeline.defs.partitions import trial_partitions
+    from topic_pipeline.resources.database import DocumentsDatabase
+    from topic_pipeline.resources.io_manager import ParquetJsonIOManager
+    from topic_pipeline.resources.settings import PipelineSettings
+
+    database = tmp_path / "source.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE documents (id INTEGER, text TEXT)")
+        connection.executemany("INSERT INTO documents VALUES (?, ?)", [(i, f"text {i}") for i in range(1, 31)])
+    connection.close()
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"a": [1, 2], "b": [3, 4]}))
+    grid = write_grid(tmp_path, json.dumps({"hdbscan_min_cluster_size": [2, 3, 4]}))
+
+    def materialize(instance: dg.DagsterInstance, max_grid_trials: int) -> dg.ExecuteInJobResult:
+        settings = PipelineSettings(data_dir=str(tmp_path / "data"), ground_truth_path=str(labels), grid_path=str(grid),
+                                    max_grid_trials=max_grid_trials)
+        return dg.materialize(
+            [documents, ground_truth, param_grid], instance=instance, raise_on_error=False,
+            resources={"database": DocumentsDatabase(url=f"sqlite:///{database}"), "settings": settings,
+                       "io_manager": ParquetJsonIOManager(data_dir=str(tmp_path / "data"))},
+        )
+
+    with dg.instance_for_test() as instance:
+        refused = materialize(instance, max_grid_trials=2)
+        assert not refused.success
+        (failure,) = [event for event in refused.all_events if event.is_step_failure]
+        assert f"grid file '{grid}': 3 combinations, more than the limit of 2 trials" in failure.step_failure_data.error.cause.message
+        assert instance.get_dynamic_partitions(trial_partitions.name) == []
+        assert not (tmp_path / "data" / "grid").exists()
+        assert materialize(instance, max_grid_trials=3).success
+        assert len(instance.get_dynamic_partitions(trial_partitions.name)) == 3
+
+
+# --- a byte-order mark ----------------------------------------------------------------------------
+
+
+def test_a_byte_order_mark_changes_nothing(tmp_path: Path) -> None:
+    from topic_pipeline.search import SearchSpec, read_sweep_definition
+
+    text = json.dumps({"umap_n_neighbors": [5, 10], "hdbscan_min_cluster_size": [5]})
+    plain = ParamGrid.from_file(write_grid(tmp_path, text, "plain.json"))
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    with_bom = ParamGrid.from_file(tmp_path / "bom.json")
+    assert with_bom == plain and [t.key for t in with_bom.trials()] == [t.key for t in plain.trials()]
+    assert read_sweep_definition(tmp_path / "bom.json") == plain
+    # The search's form of the grid file is read the same way.
+    (tmp_path / "search.json").write_bytes(b"\xef\xbb\xbf" + b'{"search": "auto", "trial_budget": 50}')
+    assert read_sweep_definition(tmp_path / "search.json") == SearchSpec(trial_budget=50)

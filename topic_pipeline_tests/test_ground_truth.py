@@ -281,3 +281,24 @@ def test_property_validation_lists_exactly_the_unknown_ids(raw, corpus) -> None:
         return
     with pytest.raises(GroundTruthError, match=rf"{len(unknown)} text id\(s\) are not in the corpus: {re.escape(str(unknown[0]))}"):
         labels.validate_against(corpus)
+
+
+# --- a byte-order mark ----------------------------------------------------------------------------
+
+
+def test_a_byte_order_mark_changes_nothing(tmp_path: Path) -> None:
+    text = json.dumps(VALID, indent=2)
+    plain = GroundTruth.from_file(write(tmp_path, text, "plain.json"))
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    with_bom = GroundTruth.from_file(tmp_path / "bom.json")
+    assert with_bom == plain and with_bom.content_hash == plain.content_hash
+    # Errors too: the same message, line and column, and a bad byte's offset counted in the file.
+    broken = '{\n  "a": [1, 2],\n  "b": [3 4]\n}\n'
+    plain_error, _ = parse_error(tmp_path, broken)
+    (tmp_path / "labels.json").write_bytes(b"\xef\xbb\xbf" + broken.encode())
+    with pytest.raises(GroundTruthError) as info:
+        GroundTruth.from_file(tmp_path / "labels.json")
+    assert str(info.value) == plain_error
+    (tmp_path / "labels.json").write_bytes(b"\xef\xbb\xbf{\x80}")
+    with pytest.raises(GroundTruthError, match=r"is not UTF-8 text \(byte 4 is 0x80\)"):
+        GroundTruth.from_file(tmp_path / "labels.json")

@@ -10,6 +10,9 @@ import pytest
 
 from topic_pipeline.grid import ParamGrid
 from topic_pipeline.leaderboard import build_leaderboard, tie_break_order, to_markdown
+from topic_pipeline.ground_truth import GroundTruth
+from topic_pipeline.layout import DataLayout
+from topic_pipeline.leaderboard import leaderboard_warnings, read_leaderboard_warnings, write_leaderboard_warnings
 from topic_pipeline.metrics import METRIC_NAMES, REPORTED_NAMES
 from topic_pipeline.results import (
     STATUS_FAILED,
@@ -292,13 +295,103 @@ def test_only_old_temporary_files_are_removed(tmp_path: Path) -> None:
     import os
     import time
 
-    old = tmp_path / "results" / ".k1.json.abc.tmp"
-    young = tmp_path / "cache" / ".umap-x.npz.def.tmp"
-    kept = [young, tmp_path / "results" / "k1.json", tmp_path / "results" / "notes.tmp"]  # not ours: no dot prefix
+    old = tmp_path / "results" / ".k1.json.abc.topic-pipeline.tmp"
+    young = tmp_path / "cache" / ".umap-x.npz.def.topic-pipeline.tmp"
+    # Not ours, however old: a result, a user's file without the dot, a user's hidden .tmp file beside ours.
+    kept = [young, tmp_path / "results" / "k1.json", tmp_path / "results" / "notes.tmp", tmp_path / ".editor-swap.tmp"]
     for path in [old, *kept]:
         path.parent.mkdir(exist_ok=True)
         path.write_text("x")
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
-    os.utime(kept[1], (time.time() - 7200, time.time() - 7200))
+    for path in [old, *kept[1:]]:
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
     assert remove_stale_temporaries(tmp_path, 3600) == [old]
     assert not old.exists() and all(path.exists() for path in kept)
+
+
+# --- warnings about the top of a leaderboard ------------------------------------------------------
+
+WHERE = "ground truth file 'labels.json'"
+# Three classes of two documents: pairs to score, the smallest sample that can rank trials.
+PAIRED = GroundTruth.from_mapping({"a": [1, 2], "b": [3, 4], "c": [5, 6]})
+ONE_PER_CLASS = GroundTruth.from_mapping({"a": [1], "b": [2], "c": [3]})
+
+
+def test_a_normal_leaderboard_has_no_warnings() -> None:
+    trials = grid_trials(3)
+    k = list(trials)
+    results = {k[0]: ok(k[0], trials[k[0]], ari=0.4), k[1]: ok(k[1], trials[k[1]], ari=0.7), k[2]: failed(k[2], trials[k[2]])}
+    assert leaderboard_warnings(build_leaderboard(trials, results), "ari", PAIRED, WHERE) == []
+    # Leaders tying is normal (trials that cluster the labelled documents alike score alike).
+    results[k[2]] = ok(k[2], trials[k[2]], ari=0.7)
+    assert leaderboard_warnings(build_leaderboard(trials, results), "ari", PAIRED, WHERE) == []
+    # Nothing scored: nothing to warn about the top.
+    assert leaderboard_warnings(build_leaderboard(trials, {}), "ari", PAIRED, WHERE) == []
+
+
+def test_a_first_trial_without_topics_is_named_with_what_to_do() -> None:
+    trials = grid_trials(3)
+    k = list(trials)
+    results = {
+        k[0]: ok(k[0], trials[k[0]], ari=0.9, topic_count=0.0, outlier_fraction=1.0),
+        k[1]: ok(k[1], trials[k[1]], ari=0.8, topic_count=3.0, outlier_fraction=1.0),  # labelled ones all outliers
+        k[2]: ok(k[2], trials[k[2]], ari=0.3, topic_count=4.0),
+    }
+    board = build_leaderboard(trials, results)
+    (warning,) = leaderboard_warnings(board, "ari", PAIRED, WHERE)
+    assert warning.startswith(f"trial '{k[0]}' ranks first but found no topic: HDBSCAN left every document an outlier (-1)")
+    assert "lower hdbscan_min_cluster_size or hdbscan_min_samples" in warning
+    assert warning.endswith(f"is '{k[2]}' (rank 3): export it with --trial {k[2]}")
+
+    # Topics, but none holding a labelled document.
+    del results[k[0]]
+    (warning,) = leaderboard_warnings(build_leaderboard(trials, results), "ari", PAIRED, WHERE)
+    assert warning.startswith(f"trial '{k[1]}' ranks first but left every labelled document an outlier (-1)")
+
+
+def test_one_document_per_class_cannot_rank_trials() -> None:
+    trials = grid_trials(3)
+    k = list(trials)
+    # With singleton classes ARI is 1 for any trial that keeps the labelled documents apart, else 0.
+    results = {
+        k[0]: ok(k[0], trials[k[0]], ari=1.0, topic_count=0.0, outlier_fraction=1.0),
+        k[1]: ok(k[1], trials[k[1]], ari=1.0),
+        k[2]: ok(k[2], trials[k[2]], ari=0.0),
+    }
+    board = build_leaderboard(trials, results)
+    no_topic, sample = leaderboard_warnings(board, "ari", ONE_PER_CLASS, WHERE)
+    assert no_topic.startswith(f"trial '{board['trial'].iloc[0]}' ranks first but found no topic")
+    assert sample.startswith(f"{WHERE} cannot rank trials: each of its 3 classes holds one document")
+    assert f"trial '{board['trial'].iloc[0]}'" in sample
+    assert sample.endswith("Label at least two documents per class, better several, and rerun the sweep")
+
+
+def test_every_scored_trial_tying_on_the_ranking_metric_warns_unless_they_share_a_clustering() -> None:
+    trials = grid_trials(3)
+    k = list(trials)
+    results = {key: ok(key, trials[key], ari=1.0, ami=0.9 - i / 10) for i, key in enumerate(k)}
+    board = build_leaderboard(trials, results)
+    (warning,) = leaderboard_warnings(board, "ari", PAIRED, WHERE)
+    assert warning.startswith(f"all 3 scored trials score ari 1.000, trial '{k[0]}' among them: the labelled sample in {WHERE}")
+    assert "Label more documents, several per class" in warning
+    # Ranked by another metric that does separate them: no warning.
+    assert leaderboard_warnings(build_leaderboard(trials, results, rank_by="ami"), "ami", PAIRED, WHERE) == []
+    # Trials that differ only in the n-gram range share one clustering: their tie is no news.
+    ngrams = {t.key: t.to_dict() for t in ParamGrid.from_mapping({"n_gram_max": [1, 2, 3]}).trials()}
+    tied = {key: ok(key, params, ari=0.6) for key, params in ngrams.items()}
+    assert leaderboard_warnings(build_leaderboard(ngrams, tied), "ari", PAIRED, WHERE) == []
+
+
+def test_warnings_beside_the_csv_are_read_back_only_for_that_csv(tmp_path: Path) -> None:
+    layout = DataLayout(tmp_path)
+    assert read_leaderboard_warnings(layout) == []  # no leaderboard yet
+    csv_path = layout.leaderboard / "leaderboard.csv"
+    write_atomically(csv_path, lambda stream: stream.write(b"rank,trial\n1,a\n"))
+    write_leaderboard_warnings(layout, ["trial 'a' ranks first but found no topic"])
+    assert read_leaderboard_warnings(layout) == ["trial 'a' ranks first but found no topic"]
+    # A newer CSV whose warnings were never written: the old ones describe another leaderboard.
+    write_atomically(csv_path, lambda stream: stream.write(b"rank,trial\n1,b\n"))
+    assert read_leaderboard_warnings(layout) == []
+    write_leaderboard_warnings(layout, [])
+    assert read_leaderboard_warnings(layout) == []
+    (layout.leaderboard / "warnings.json").write_text("{not json")
+    assert read_leaderboard_warnings(layout) == []

@@ -132,6 +132,18 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         run_sweep(instance)
         assert len(instance.get_runs()) == runs_before + 1  # only the refresh of the inputs
 
+        # Re-running a finished trial (what a UI backfill of its partition does) leaves one live MLflow run
+        # for its key: the new one; the older is soft-deleted, tagged with its successor.
+        rerun_key = str(frame.iloc[0]["trial"])
+        (older,) = [run for run in trial_runs if run.data.tags["trial_key"] == rerun_key]
+        _execute(instance, "trials_job", {"dagster/partition": rerun_key})
+        live = [run for run in client.search_runs([experiment.experiment_id], f"tags.trial_key = '{rerun_key}'")
+                if "kind" not in run.data.tags]
+        assert len(live) == 1 and live[0].info.run_id != older.info.run_id
+        superseded = client.get_run(older.info.run_id)
+        assert superseded.info.lifecycle_stage == "deleted"
+        assert superseded.data.tags["topic_pipeline.superseded_by"] == live[0].info.run_id
+
 
 def test_sensor_requests_embeddings_then_trials(tiny_project):
     from topic_pipeline.cli import _execute

@@ -1,13 +1,15 @@
 """Whole sweeps under faults, through the project's CLI in subprocesses on persistent Dagster instances.
 
-* A sweep killed mid-way (SIGKILL to the CLI, its Dagster step process and the engine's workers)
-  resumes with only its unfinished trials, reuses every finished cache entry, and ends with the same
-  leaderboard as a sweep that was never interrupted.
+* A sweep killed mid-way (SIGKILL to the CLI alone) takes its step process, fork server and engine
+  workers with it; resumed by two sweeps at once (one waits for the other), it runs only its
+  unfinished trials, once, reuses every finished cache entry, and ends with the same leaderboard as a
+  sweep that was never interrupted.
 * Bad input of every kind, fed to that uninterrupted sweep's instance afterwards, gets a clear error
   and leaves every earlier materialisation, stored value, result and the export as they were.
 * That uninterrupted sweep (and an export after it) reads its texts from PostgreSQL through a URL with
-  a password, with HF_TOKEN set: neither secret may appear in any log, Dagster event or metadata, MLflow
-  record or file it (or the bad-input runs) left behind.
+  a password, with HF_TOKEN set, and two more sweeps on its instance carry a password in the other
+  forms a URL allows (a query parameter; an unencoded '@'): no secret may appear in any log, Dagster
+  event or metadata, MLflow record or file they (or the bad-input runs) left behind.
 
 Real parts throughout: ``topic-pipeline sweep`` / ``export``, SQLite and PostgreSQL sources, SQLite
 MLflow stores, the packaged embedding model. The uninterrupted sweep runs at the same time as the one
@@ -180,13 +182,17 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
         assert doomed.poll() is None, (project / "killed.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "no trial result appeared within 300 s"
         time.sleep(0.01)
-    os.killpg(doomed.pid, signal.SIGKILL)
+    # Only the command line is killed, not its group: its step process, fork server and engine workers
+    # must not live on without it.
+    assert "topic-pipeline" in Path(f"/proc/{doomed.pid}/cmdline").read_text()
+    assert len(_group_members(doomed.pid)) > 1, "the sweep has children to outlive it"
+    os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait()
-    for _ in range(200):  # the step process and the workers die with the group
+    for _ in range(300):
         if not _group_members(doomed.pid):
             break
         time.sleep(0.05)
-    assert _group_members(doomed.pid) == []
+    assert _group_members(doomed.pid) == [], "processes of the killed sweep outlived it"
 
     done_at_kill = {path.stem for path in results.glob("*.json")}
     entries_at_kill = _cache_entries(layout)
@@ -195,11 +201,11 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
     # Whatever the kill interrupted is at most a temporary file, which nothing reads; plant one per store
     # (as a write cut short would leave it) to show that the resumed sweep neither reads nor trips on it.
     missing_key = next(key for key in read_json(layout.current_grid)["trials"] if key not in done_at_kill)
-    (results / f".{missing_key}.json.cut.tmp").write_text('{"key": "' + missing_key + '", "status": "o')
-    (layout.reductions / ".umap-cut.npz.cut.tmp").write_bytes(b"PK\x03\x04 truncated")
+    (results / f".{missing_key}.json.cut.topic-pipeline.tmp").write_text('{"key": "' + missing_key + '", "status": "o')
+    (layout.reductions / ".umap-cut.npz.cut.topic-pipeline.tmp").write_bytes(b"PK\x03\x04 truncated")
     # A temporary file as old as one from a kill long ago is deleted by the recovery; the fresh ones are
     # left alone (they could be a write in progress elsewhere).
-    stale = results / f".{missing_key}.json.long-ago.tmp"
+    stale = results / f".{missing_key}.json.long-ago.topic-pipeline.tmp"
     stale.write_text("{")
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
     # A kill between opening a trial's MLflow run and closing it leaves the run RUNNING (the trial is rerun
@@ -215,14 +221,26 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
 
     reference = _finished(uninterrupted_sweep)
     assert (reference / "labels.json").read_text() == (project / "labels.json").read_text(), "both sweeps score the same labels"
+    # Two sweeps resume at once on the same instance and data directory: one waits for the other, says
+    # so, and prints the final leaderboard; no trial is computed twice (checked below).
     resumed = _start_sweep(project, "resumed.log")
+    time.sleep(1)
+    second = _start_sweep(project, "second.log")
     assert resumed.wait(timeout=300) == 0, (project / "resumed.log").read_text()[-3000:]
-    assert "marked failed: its process is gone" in (project / "resumed.log").read_text()
-    assert "MLflow run(s) it left RUNNING marked KILLED" in (project / "resumed.log").read_text()
+    assert second.wait(timeout=300) == 0, (project / "second.log").read_text()[-3000:]
+    logs = {name: (project / name).read_text() for name in ("resumed.log", "second.log")}
+    (waited,) = [name for name, text in logs.items() if "Another sweep is running on this" in text]
+    assert "has finished; going on" in logs[waited]
+    recovered = "\n".join(logs.values())
+    assert "marked failed: its process is gone" in recovered
+    assert "MLflow run(s) it left RUNNING marked KILLED" in recovered
+    final = pd.read_csv(layout.leaderboard / "leaderboard.csv")
+    assert final["trial"].iloc[0] in logs[waited].split("Full leaderboard:")[-2]
+    assert (final["status"] == "ok").sum() == 2 * N_REDUCTIONS
     assert tracker.client.get_run(abandoned).info.status == "KILLED"
     assert tracker.client.search_runs([tracker.experiment_id], "attributes.status = 'RUNNING'") == []
     assert not stale.exists()
-    assert (results / f".{missing_key}.json.cut.tmp").exists() and (layout.reductions / ".umap-cut.npz.cut.tmp").exists()
+    assert (results / f".{missing_key}.json.cut.topic-pipeline.tmp").exists() and (layout.reductions / ".umap-cut.npz.cut.topic-pipeline.tmp").exists()
 
     # Every cache entry finished before the kill was reused as it was; only the missing ones were added.
     entries = _cache_entries(layout)
@@ -449,7 +467,20 @@ def test_secrets_reach_no_log_event_metadata_mlflow_record_or_file(uninterrupted
     from mlflow import MlflowClient
 
     root = _finished(uninterrupted_sweep)
-    secrets = [value.encode() for value in uninterrupted_sweep.secrets.values()]
+    # The other forms a URL can carry a secret in, each through a sweep of its own on the same instance:
+    # a password as a query parameter (trust authentication ignores it, so the sweep succeeds, with
+    # nothing to recompute), and a password with an unencoded '@' (refused before connecting).
+    query_secret, at_secret = f"Qu3ry-{uuid.uuid4().hex}", f"T41l-{uuid.uuid4().hex}"
+    url_forms = {
+        "query": (f"postgresql+psycopg2://postgres@127.0.0.1:5432/test?password={query_secret}&application_name=tp", 0),
+        "unencoded-at": (f"postgresql+psycopg2://postgres:head@{at_secret}@127.0.0.1:5432/test", 1),
+    }
+    for form, (url, expected_status) in url_forms.items():
+        environment = {**uninterrupted_sweep.environment, "TOPIC_PIPELINE_DATABASE_URL": url}
+        process = _start(root, f"cli-{form}.log", "sweep", environment)
+        assert process.wait(timeout=300) == expected_status, (root / f"cli-{form}.log").read_text()[-3000:]
+    assert "percent-encoded (%40" in (root / "cli-unencoded-at.log").read_text()
+    secrets = [value.encode() for value in [*uninterrupted_sweep.secrets.values(), query_secret, at_secret]]
 
     # Every byte the sweep and the export left: the CLI's output, Dagster's run, event-log and schedule
     # storage, the compute logs of every step, the MLflow store and its artifacts, caches, results, export.
@@ -466,8 +497,13 @@ def test_secrets_reach_no_log_event_metadata_mlflow_record_or_file(uninterrupted
             records = instance.get_records_for_run(run.run_id).records
             text = serialize_value(run) + "".join(serialize_value(record.event_log_entry) for record in records)
             assert not [secret for secret in secrets if secret.decode() in text], run.job_name
-        source = instance.get_latest_materialization_event(dg.AssetKey("documents")).asset_materialization.metadata["source"]
-        assert source.value == "postgresql+psycopg2://postgres:***@127.0.0.1:5432/test"
+        sources = [
+            event.asset_materialization.metadata["source"].value
+            for event in instance.fetch_materializations(dg.AssetKey("documents"), limit=100).records
+            for event in [event.event_log_entry]
+        ]
+        assert "postgresql+psycopg2://postgres:***@127.0.0.1:5432/test" in sources
+        assert sources[0] == "postgresql+psycopg2://postgres@127.0.0.1:5432/test?application_name=tp&password=***"
     client = MlflowClient(tracking_uri=f"sqlite:///{root / 'data' / 'mlflow' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("uninterrupted").experiment_id])
     assert len([run for run in runs if "dagster_partition_key" in run.data.tags]) == 2 * N_REDUCTIONS

@@ -23,7 +23,22 @@ def is_schedule_week(moment: dt.datetime) -> bool:
     return moment.isocalendar().week % 2 == 0
 
 
-@dg.schedule(job=refresh_inputs_job, cron_schedule=BIWEEKLY_CRON, execution_timezone="UTC")
+# Off until a user starts it (the UI's Automation page or `dagster schedule start biweekly_refresh`; the
+# instance remembers): a sweep that starts by itself on a laptop would be a surprise.
+@dg.schedule(
+    job=refresh_inputs_job,
+    cron_schedule=BIWEEKLY_CRON,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=(
+        "Every other Monday at 06:00 UTC: re-exports the texts and labels and re-expands the grid; the "
+        "sweep sensor then runs the trials the new inputs need. Off by default: start it here (the "
+        "instance keeps it on across restarts; the daemon, which `make ui` runs, must be running). "
+        "Cron cannot say 'every two weeks', so the cron (0 6 * * 1) ticks every Monday and the ticks "
+        "of odd ISO weeks are skipped, each with its reason. After a year with 53 ISO weeks, weeks 53 "
+        "and 1 are both odd: that gap is three weeks."
+    ),
+)
 def biweekly_refresh(context: dg.ScheduleEvaluationContext):
     """Re-export the texts and labels every other Monday; the sweep sensor then runs what changed."""
     moment = context.scheduled_execution_time

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import dagster as dg
 
-from topic_pipeline.defs.assets.trials import trial_metadata
+from topic_pipeline.defs.assets.trials import STEP_PROCESS_TAG, trial_metadata
 from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.defs.planning import IN_FLIGHT, run_partition_keys
 from topic_pipeline.layout import DataLayout
+from topic_pipeline.processes import identified_process_alive, process_start_time
 from topic_pipeline.results import ResultStore
 from topic_pipeline.storage import remove_stale_temporaries
 from topic_pipeline.tracking import MlflowTracker
@@ -25,32 +27,37 @@ from topic_pipeline.tracking import MlflowTracker
 HOST_TAG = "topic_pipeline/host"
 PID_TAG = "topic_pipeline/pid"
 PID_START_TAG = "topic_pipeline/pid_start"
+# How long recovery waits for such a step to notice that its run's process is gone and exit.
+STEP_EXIT_WAIT_SECONDS = 30.0
 # Set on a stopped trials run once the results it did finish have been recorded as materialisations.
 RESULTS_RECORDED_TAG = "topic_pipeline/results_recorded"
 # A temporary file this old cannot belong to a write still in progress (writes take seconds at most).
 STALE_TEMPORARY_SECONDS = 3600
 
 
-def _process_start(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (tells a reused pid apart); None if gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has exited
-
-
 def process_tags() -> dict[str, str]:
     """Tags naming the current process, for the runs it executes in-process."""
     pid = os.getpid()
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PID_START_TAG: _process_start(pid) or ""}
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PID_START_TAG: process_start_time(pid) or ""}
+
+
+def _step_still_running(run: dg.DagsterRun) -> bool:
+    """Whether the run's trials step process still runs, after giving it time to exit (a step exits
+    when the process that started it is gone: ``processes.exit_with_parent``)."""
+    identity = run.tags.get(STEP_PROCESS_TAG)
+    if not identity:
+        return False
+    deadline = time.monotonic() + STEP_EXIT_WAIT_SECONDS
+    while identified_process_alive(identity) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return bool(identified_process_alive(identity))
 
 
 def _process_is_gone(run: dg.DagsterRun) -> bool:
     tags = run.tags
     if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
         return False  # not executed in a process of this machine: only Dagster's own monitoring can tell
-    started = _process_start(int(tags[PID_TAG]))
+    started = process_start_time(int(tags[PID_TAG]))
     return started is None or (bool(tags.get(PID_START_TAG)) and started != tags[PID_START_TAG])
 
 
@@ -71,6 +78,13 @@ def recover_interrupted_runs(
     actions: list[str] = []
     for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
         if _process_is_gone(run):
+            # Its trials stay in flight, so nothing plans them a second time beside it.
+            if _step_still_running(run):
+                actions.append(
+                    f"run {run.run_id} ({run.job_name}): its process is gone but its step process "
+                    f"({run.tags[STEP_PROCESS_TAG]}) still runs; its trials are left to it"
+                )
+                continue
             instance.report_run_failed(
                 run, f"the process that executed this run (pid {run.tags[PID_TAG]}) is gone: it was killed or crashed"
             )

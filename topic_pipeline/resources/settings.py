@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from topic_pipeline.embeddings import EmbeddingSettings
+from topic_pipeline.grid import DEFAULT_MAX_GRID_TRIALS
 from topic_pipeline.layout import DataLayout
 from topic_pipeline.results import inputs_fingerprint
 from topic_pipeline.sample import ensure_sample_data
@@ -32,6 +33,8 @@ class PipelineSettings(dg.ConfigurableResource):
     workers: int = 0
     # True where no model hub can be reached: only local paths and cached models load.
     embedding_local_files_only: bool = False
+    # A grid file with more combinations is refused before it is expanded or registered.
+    max_grid_trials: int = DEFAULT_MAX_GRID_TRIALS
 
     @property
     def layout(self) -> DataLayout:

@@ -7,6 +7,7 @@ import pandas as pd
 from topic_pipeline.corpus import Corpus
 from topic_pipeline.defs.partitions import embedding_set_partitions
 from topic_pipeline.embeddings import EmbeddingCache, embed_corpus
+from topic_pipeline.processes import exit_with_parent
 from topic_pipeline.resources.settings import PipelineSettings
 
 
@@ -20,6 +21,7 @@ from topic_pipeline.resources.settings import PipelineSettings
 )
 def embeddings(context: dg.AssetExecutionContext, documents: pd.DataFrame, settings: PipelineSettings) -> dg.MaterializeResult:
     """Embeddings of every document for one (model, stop-word setting), cached as .npy."""
+    exit_with_parent()  # a step whose run's process was killed has nobody to deliver its embeddings to
     corpus = Corpus.from_frame(documents)
     embedding_set = settings.layout.embedding_set(context.partition_key)
     cache = EmbeddingCache(settings.layout.embeddings)

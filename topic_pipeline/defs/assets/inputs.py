@@ -4,7 +4,8 @@
 import dagster as dg
 import pandas as pd
 
-from topic_pipeline.corpus import Corpus, load_corpus, safe_url
+from topic_pipeline.corpus import Corpus, load_corpus
+from topic_pipeline.redaction import mask_url
 from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.ground_truth import GroundTruth
@@ -27,16 +28,19 @@ def documents(context: dg.AssetExecutionContext, database: DocumentsDatabase, se
     """The SQL export of the collected texts: (id, text) rows sorted by id, with a content hash."""
     source = database.source(settings.layout.sample, window_reference=context.run.tags.get(WINDOW_END_TAG))
     corpus = load_corpus(source)
-    context.log.info("exported %d texts from %s, window %s", len(corpus), safe_url(source.url), source.window.describe())
+    for note in corpus.notes:
+        context.log.warning(note)
+    context.log.info("exported %d texts from %s, window %s", len(corpus), mask_url(source.url), source.window.describe())
     return dg.Output(
         corpus.to_frame(),
         data_version=dg.DataVersion(corpus.content_hash),
         metadata={
             "dagster/row_count": len(corpus),
             "content_hash": corpus.content_hash,
-            "source": safe_url(source.url),
+            "source": mask_url(source.url),
             "window": source.window.describe(),
             "preview": dg.MetadataValue.md(_preview(corpus)),
+            **({"notes": "\n".join(corpus.notes)} if corpus.notes else {}),
         },
     )
 
@@ -99,7 +103,8 @@ def param_grid(
         metadata.update({"search_rounds": len(state.rounds), "search_finished": state.finished})
     else:
         definition.validate_for_corpus(len(documents), where=where)
-        manifest, new = layout.write_current_grid(where, definition.to_dict(), definition.trials())
+        trials = definition.trials(max_trials=settings.max_grid_trials, where=where)
+        manifest, new = layout.write_current_grid(where, definition.to_dict(), trials)
     register_partitions(context.instance, manifest)
     context.log.info("%s: %d trials, %d new", where, len(manifest["trials"]), new)
     return dg.Output(

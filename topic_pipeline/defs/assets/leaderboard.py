@@ -11,7 +11,13 @@ from topic_pipeline.embeddings import EmbeddingCache
 from topic_pipeline.defs.assets.trials import grid_trials
 from topic_pipeline.grid import TrialParams
 from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.leaderboard import build_leaderboard, stability_markdown, to_markdown
+from topic_pipeline.leaderboard import (
+    build_leaderboard,
+    leaderboard_warnings,
+    stability_markdown,
+    to_markdown,
+    write_leaderboard_warnings,
+)
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
 from topic_pipeline.results import STATUS_OK, ResultStore, results_digest
@@ -49,12 +55,21 @@ def leaderboard(
         trials, results, rank_by=settings.rank_by, rounds=manifest.get("rounds"), rank_by_stability=settings.rank_by_stability
     )
 
+    warnings = leaderboard_warnings(frame, settings.rank_by, labels, where=f"ground truth file '{settings.ground_truth_file()}'")
+    for warning in warnings:
+        context.log.warning(warning)
+
     csv_path = layout.leaderboard / "leaderboard.csv"
     write_atomically(csv_path, lambda stream: frame.to_csv(stream, index=False))
+    # Beside the CSV, for whatever prints the leaderboard outside Dagster (the CLI).
+    write_leaderboard_warnings(layout, warnings)
     markdown = to_markdown(frame, metrics=[settings.rank_by] + [m for m in ("ari", "ami", "nmi", "f1_macro") if m != settings.rank_by][:3])
     stability = stability_markdown(frame, settings.rank_by)
     if stability:
         markdown += f"\n\n**Stability across UMAP seeds** ({settings.rank_by}):\n\n{stability}"
+    if warnings:
+        # Above the table: the first row is not a winner to trust.
+        markdown = "**Warnings**\n\n" + "\n".join(f"- {warning}" for warning in warnings) + "\n\n" + markdown
     counts = frame["status"].value_counts().to_dict()
     best = frame.iloc[0].to_dict() if counts.get(STATUS_OK) else {}
     tracker = mlflow.tracker(layout)
@@ -98,6 +113,7 @@ def leaderboard(
         "inputs_fingerprint": fingerprint,
         "results_digest": results_digest(manifest["grid_fingerprint"], fingerprint, results),
         "mlflow_run_id": run_id,
+        "warnings": dg.MetadataValue.text("\n".join(warnings) if warnings else "none"),
     }
     url = tracker.run_url(run_id)
     if url:

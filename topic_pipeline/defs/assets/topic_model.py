@@ -19,6 +19,7 @@ from topic_pipeline.export import (
     save_export,
     trial_labels,
 )
+from topic_pipeline.leaderboard import best_sound_trial, has_no_topic, sample_warnings, trial_problem
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
 from topic_pipeline.results import STATUS_OK, ResultStore
@@ -40,6 +41,33 @@ def _topic_table(model) -> str:
         words = ", ".join(word for word, _ in (model.get_topic(row["Topic"]) or [])[:8])
         lines.append(f"| {row['Topic']} | {row['Count']} | {words} |")
     return "\n".join(lines)
+
+
+def export_warnings(
+    trial_key: str,
+    metrics: dict,
+    leaderboard: pd.DataFrame,
+    rank_by: str,
+    labels: GroundTruth,
+    named: bool,
+    where: str = "the ground truth",
+) -> list[str]:
+    """What is wrong with exporting ``trial_key``, to record with the export.
+
+    Refuses (ExportError) a trial without any topic that was taken by default as the leaderboard's
+    first: a user who names it has seen the warning; one who took the default would get an empty
+    model presented as the winner.
+    """
+    problem = trial_problem(metrics, rank_by)
+    if problem and has_no_topic(metrics) and not named:
+        sound = best_sound_trial(leaderboard, rank_by)
+        alternative = f" The best trial whose topics hold labelled documents is '{sound[0]}' (rank {sound[1]})." if sound else ""
+        raise ExportError(
+            f"trial '{trial_key}' is the leaderboard's first but {problem}.{alternative} Nothing was exported; to "
+            f"export this trial anyway, name it: topic-pipeline export --trial {trial_key} (launch config trial_key)"
+        )
+    warnings = [f"trial '{trial_key}' {problem}"] if problem else []
+    return warnings + sample_warnings(leaderboard, rank_by, labels, where, trial=trial_key)
 
 
 @dg.asset(group_name="export", kinds={"bertopic", "safetensors"})
@@ -72,6 +100,12 @@ def topic_model(
         raise ExportError(f"trial '{trial_key}' has no result on the current inputs; materialise its partition first")
     if result.status != STATUS_OK:
         raise ExportError(f"trial '{trial_key}' failed ({result.error}); choose a trial that succeeded")
+    warnings = export_warnings(
+        trial_key, result.metrics, leaderboard, settings.rank_by, labels_sample, named=bool(config.trial_key),
+        where=f"ground truth file '{settings.ground_truth_file()}'",
+    )
+    for warning in warnings:
+        context.log.warning(warning)
 
     pointer = embedding_model_pointer(params.embedding_model)
     cache = EmbeddingCache(layout.embeddings)
@@ -97,6 +131,7 @@ def topic_model(
         "ground_truth_hash": labels_sample.content_hash,
         "trial_mlflow_run_id": result.tags.get("mlflow_run_id"),
         "versions": library_versions(),
+        "warnings": warnings,
     }
     target = Path(config.target_dir) if config.target_dir else layout.root / "models" / trial_key
     exported = save_export(model, target, config.serialization, pointer, record)
@@ -113,6 +148,7 @@ def topic_model(
         "embedding_model": pointer,
         "ari": float(result.metrics["ari"]),
         "mlflow_run_id": run_id,
+        "warnings": dg.MetadataValue.text("\n".join(warnings) if warnings else "none"),
     }
     url = tracker.run_url(run_id)
     if url:

@@ -15,10 +15,15 @@ from topic_pipeline.engine import EmbeddingSource, SweepStats
 from topic_pipeline.ground_truth import GroundTruth
 from topic_pipeline.resources.mlflow import MlflowTracking
 from topic_pipeline.resources.settings import PipelineSettings
+from topic_pipeline.processes import exit_with_parent, process_identity
 from topic_pipeline.results import STATUS_OK, ResultStore, TrialResult
 from topic_pipeline.shutdown import skip_final_collection
 from topic_pipeline.storage import read_json
 from topic_pipeline.sweep import LabelledSample, ScoredTrial, run_trials
+
+# The trials step's own process (``host:pid:start``): it may outlive the process that executed its run,
+# and recovery waits for it before planning its trials again.
+STEP_PROCESS_TAG = "topic_pipeline/step_process"
 
 # A backfill runs as few runs of up to this many partitions each: every run starts its worker pool
 # (imports, numba compilation) once, and trials sharing a UMAP reduction stay in one run.
@@ -65,6 +70,10 @@ def grid_trials(
     # Where this step has a spawned process to itself (a run launched from the UI), that process then
     # exits without the final collection. A forked one skips the interpreter's teardown anyway.
     skip_final_collection()
+    # A step killed with its run's process must not go on computing trials that a rerun plans again;
+    # recovery reads the step's own identity to wait for it.
+    exit_with_parent()
+    context.instance.add_run_tags(context.run_id, {STEP_PROCESS_TAG: process_identity()})
     layout = settings.layout
     corpus = Corpus.from_frame(documents)
     labels = GroundTruth.from_mapping(ground_truth)
@@ -86,6 +95,9 @@ def grid_trials(
 
     store = ResultStore(layout.results)
     tracker = mlflow.tracker(layout)
+    # A key recorded before (a stored result, or a run a stop left unfinished) gets its older MLflow runs
+    # superseded; a first recording skips that search.
+    unfinished = tracker.trial_keys_with_unfinished_runs()
 
     def record(scored: ScoredTrial) -> dg.AssetMaterialization:
         result = scored.result
@@ -94,6 +106,7 @@ def grid_trials(
             result,
             {"dagster_run_id": context.run.run_id, "dagster_partition_key": result.key, "inputs_fingerprint": fingerprint,
              **origin},
+            supersede_older=result.key in unfinished or store.path(result.key).exists(),
         )
         result.tags = {"mlflow_run_id": run_id, "dagster_run_id": context.run.run_id}
         store.save(result, scored.labels)
