@@ -9,7 +9,7 @@ export TOPIC_PIPELINE_DATA_DIR ?= $(CURDIR)/data
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test benchmark load-test ui mlflow-ui clean
+.PHONY: setup demo test test-fast benchmark benchmark-search load-test ui mlflow-ui clean
 
 setup: $(STAMP)
 
@@ -42,12 +42,20 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
+# The fast tier: everything but the end-to-end tests that fit real models and run whole sweeps.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Benchmarks live outside the installed package, in benchmarks/; ARGS passes options (ARGS=--help lists them).
 benchmark: $(STAMP)
-	$(BIN)/topic-pipeline benchmark
+	$(BIN)/python -m benchmarks.sweep_speed $(ARGS)
+
+benchmark-search: $(STAMP)
+	$(BIN)/python -m benchmarks.search_quality $(ARGS)
 
 # A sweep of 1,200 trials on the sample corpus, embedded defaults: time, peak memory, SQLite lock errors.
 load-test: $(STAMP)
-	$(BIN)/python -m topic_pipeline.load_test
+	$(BIN)/python -m benchmarks.load_test
 
 # dagster dev runs in a process group of its own, stopped as a whole on Ctrl-C, SIGTERM or make's death:
 # started with SIGINT ignored (a background job), it would otherwise ignore SIGINT and SIGTERM alike.

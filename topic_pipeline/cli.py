@@ -9,7 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from topic_pipeline import environment, step_server
+from topic_pipeline import environment
+
+from topic_pipeline import step_server
 from topic_pipeline.processes import exclusive_sweep
 from topic_pipeline.shutdown import skip_final_collection
 
@@ -112,7 +114,7 @@ def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) ->
 
     resources = build_resources()
     settings = resources["settings"]
-    for action in recover_interrupted_runs(instance, settings.layout, resources["mlflow"].tracker(settings.layout)):
+    for action in recover_interrupted_runs(instance, settings.paths, resources["mlflow"].tracker(settings.paths)):
         print(f"  {action}")
     while plans := [p for p in plan_next_runs(instance, settings) if jobs is None or p.job_name in jobs]:
         for plan in plans:
@@ -134,15 +136,15 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
     """Print the top of the leaderboard; ``while_sweeping_elsewhere`` adds a note when a sweep is running."""
     import pandas as pd
 
-    from topic_pipeline.layout import DataLayout
-    from topic_pipeline.leaderboard import read_leaderboard_warnings
+    from topic_pipeline.storage.paths import DataPaths
+    from topic_pipeline.scoring.leaderboard import read_leaderboard_warnings
     from topic_pipeline.processes import running_sweep
 
-    layout = DataLayout()
-    path = layout.leaderboard / "leaderboard.csv"
+    paths = DataPaths()
+    path = paths.leaderboard / "leaderboard.csv"
     if not path.exists():
         raise SystemExit(
-            f"No leaderboard yet: no sweep has finished with the data directory {layout.root}. "
+            f"No leaderboard yet: no sweep has finished with the data directory {paths.root}. "
             "Run `topic-pipeline sweep` (`make demo` on the embedded sample) first."
         )
     frame = pd.read_csv(path)
@@ -150,18 +152,18 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
         print(frame[columns].head(limit).to_string(index=False))
     print(f"\nFull leaderboard: {path}")
-    for warning in read_leaderboard_warnings(layout):
+    for warning in read_leaderboard_warnings(paths):
         print(f"WARNING: {warning}")
-    holder = running_sweep(layout.root) if while_sweeping_elsewhere else None
+    holder = running_sweep(paths.root) if while_sweeping_elsewhere else None
     if holder:
         print(f"A sweep is running with this data directory ({holder}): this leaderboard is from before it ends.")
 
 
 def _sweep_places() -> dict[str, Path]:
     """What two sweeps must not share: the Dagster instance and the data directory."""
-    from topic_pipeline.layout import DataLayout
+    from topic_pipeline.storage.paths import DataPaths
 
-    return {"Dagster instance": Path(os.environ["DAGSTER_HOME"]), "data directory": DataLayout().root}
+    return {"Dagster instance": Path(os.environ["DAGSTER_HOME"]), "data directory": DataPaths().root}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,24 +177,12 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("--serialization", default="safetensors", choices=("safetensors", "pytorch", "pickle"))
     export.add_argument("--target-dir", default="", help="default: <data dir>/models/<trial key>")
     commands.add_parser("compile", help="compile UMAP's and NNDescent's numba code into the cache (make setup does it once)")
-    commands.add_parser("benchmark", help="time the common approach against the pipeline's sweep", add_help=False)
-    commands.add_parser("benchmark-search", help="time the default search against an exhaustive grid", add_help=False)
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "benchmark":
-        from topic_pipeline.benchmark import main as benchmark
-
-        benchmark(rest)
-        return
-    if args.command == "benchmark-search":
-        from topic_pipeline.search_benchmark import main as benchmark_search
-
-        benchmark_search(rest)
-        return
+    args = parser.parse_args(argv)
     if args.command == "leaderboard":
         print_leaderboard(while_sweeping_elsewhere=True)
         return
     if args.command == "compile":
-        from topic_pipeline import numba_cache
+        from topic_pipeline._compat import numba as numba_cache
 
         print(f"UMAP and NNDescent compiled (or found in numba's cache) in {numba_cache.warm():.0f} s")
         return

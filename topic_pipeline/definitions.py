@@ -10,11 +10,11 @@ import dagster as dg
 
 from topic_pipeline import environment
 from topic_pipeline.errors import TopicPipelineError
-from topic_pipeline.resources.database import DocumentsDatabase
-from topic_pipeline.resources.io_manager import ParquetJsonIOManager
-from topic_pipeline.resources.mlflow import MlflowTracking
-from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.storage import read_user_text
+from topic_pipeline.defs.resources.database import DocumentsDatabase
+from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
+from topic_pipeline.defs.resources.mlflow import MlflowTracking
+from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.storage.files import read_user_text
 
 
 # Data versions on outputs are a beta API in Dagster 1.13; they are what makes staleness follow content hashes.
@@ -48,9 +48,9 @@ def _choice_setting(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 
 def build_resources() -> dict[str, object]:
-    from topic_pipeline.grid import DEFAULT_MAX_GRID_TRIALS, MAX_GRID_TRIALS_SETTING
-    from topic_pipeline.metrics import METRIC_NAMES
-    from topic_pipeline.sweep import ENGINES
+    from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS, MAX_GRID_TRIALS_SETTING
+    from topic_pipeline.scoring.metrics import METRIC_NAMES
+    from topic_pipeline.engine.sweep import ENGINES
 
     data_dir = os.environ.get("TOPIC_PIPELINE_DATA_DIR", "")
     return {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from topic_pipeline.sample_corpus import generate_sample_corpus
+from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
 
 # Tests never reach a model hub: the embedding model ships in a package, and a pointer to a hub name
 # must fail fast rather than retry a network this machine does not have.
@@ -70,7 +70,7 @@ def service_process(command: list[str], log_path: Path, env: dict[str, str]):
 def tiny_project(tmp_path, monkeypatch, tiny_grid):
     """A 200-document SQLite source, labels for half of it and the module's ``tiny_grid``, wired in
     through the environment the code location reads; ``dagster_home/`` is left empty for the instance."""
-    corpus = generate_sample_corpus(n_docs=200, n_topics=4)
+    corpus = generate_demo_corpus(n_docs=200, n_topics=4)
     database = tmp_path / "source.db"
     with sqlite3.connect(database) as connection:
         connection.execute("CREATE TABLE articles (article_id INTEGER PRIMARY KEY, headline TEXT)")

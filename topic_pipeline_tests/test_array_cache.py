@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from topic_pipeline.array_cache import ArrayCache, cache_key
+from topic_pipeline.storage.array_cache import ArrayCache, cache_key
 
 
 def _compute_slowly(directory: str, log: str, barrier) -> float:
@@ -73,10 +73,10 @@ def test_cache_key_covers_every_identity_field():
 
 
 def _all_keys() -> dict[str, str]:
-    from topic_pipeline.embeddings import EmbeddingCache
-    from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
-    from topic_pipeline.reduction import ReductionSpec, knn_cache_key, reduction_cache_key
-    from topic_pipeline.results import inputs_fingerprint
+    from topic_pipeline.inputs.embeddings import EmbeddingCache
+    from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+    from topic_pipeline.engine.reduction import ReductionSpec, knn_cache_key, reduction_cache_key
+    from topic_pipeline.storage.results import inputs_fingerprint
 
     return {
         "embeddings": EmbeddingCache("unused").key(EmbeddingSet(DEFAULT_EMBEDDING_MODEL, False), "corpus", "english"),
@@ -101,7 +101,7 @@ def _all_keys() -> dict[str, str]:
     ],
 )
 def test_a_new_library_version_changes_exactly_the_keys_it_can_change(monkeypatch, library, changed):
-    import topic_pipeline.array_cache as array_cache
+    import topic_pipeline.storage.array_cache as array_cache
 
     before = _all_keys()
     real = array_cache.package_version
@@ -112,9 +112,9 @@ def test_a_new_library_version_changes_exactly_the_keys_it_can_change(monkeypatc
 
 def test_embedding_keys_follow_the_model_content(tmp_path, monkeypatch):
     """(Corpus, model name and stop words in the key: test_embeddings.)"""
-    import topic_pipeline.embeddings as embeddings
-    from topic_pipeline.embeddings import EmbeddingCache
-    from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+    import topic_pipeline.inputs.embeddings as embeddings
+    from topic_pipeline.inputs.embeddings import EmbeddingCache
+    from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
 
     key = EmbeddingCache(tmp_path).key
     folder = tmp_path / "my-model"

@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from psycopg2.extras import execute_values
 
-import topic_pipeline.corpus as corpus_module
+import topic_pipeline.inputs.corpus as corpus_module
 from conftest import postgres_test_database
-from topic_pipeline.corpus import Corpus, DateWindow, SqlSource, load_corpus
+from topic_pipeline.inputs.corpus import Corpus, DateWindow, SqlSource, load_corpus
 from topic_pipeline.errors import CorpusError, DatabaseUnavailableError
-from topic_pipeline.resources.database import DocumentsDatabase
+from topic_pipeline.defs.resources.database import DocumentsDatabase
 
 ARTICLES_SCHEMA = Path(__file__).resolve().parents[1] / "deploy" / "postgres" / "articles.sql"
 
@@ -558,8 +558,8 @@ def test_documents_asset_logs_and_records_ids_read_from_text(tmp_path: Path) -> 
     import dagster as dg
 
     from topic_pipeline.defs.assets.inputs import documents
-    from topic_pipeline.resources.io_manager import ParquetJsonIOManager
-    from topic_pipeline.resources.settings import PipelineSettings
+    from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
+    from topic_pipeline.defs.resources.settings import PipelineSettings
 
     path = make_db(tmp_path, [("2", "two"), ("10", "ten")], columns="id TEXT, text TEXT")
     instance = dg.DagsterInstance.ephemeral()

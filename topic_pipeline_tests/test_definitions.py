@@ -10,7 +10,7 @@ import dagster as dg
 
 from topic_pipeline.definitions import defs
 from topic_pipeline.defs.automation import BIWEEKLY_CRON, biweekly_refresh, is_schedule_week
-from topic_pipeline.resources.database import WINDOW_END_TAG
+from topic_pipeline.defs.resources.database import WINDOW_END_TAG
 from topic_pipeline.defs.planning import contiguous_ranges
 
 ROOT = Path(__file__).resolve().parents[1]

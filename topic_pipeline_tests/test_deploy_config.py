@@ -29,7 +29,7 @@ from deploy_files import (
     COMPOSE_FILE, COMPOSE_GPU_FILE, DEPLOY, ENV_EXAMPLE, REPO, load_compose, raw_compose, read_env_file,
     referenced_variables,
 )
-from topic_pipeline.layout import DataLayout
+from topic_pipeline.storage.paths import DataPaths
 
 SERVICES = {"postgres", "mlflow", "code-server", "webserver", "daemon"}
 DAGSTER_ENV = {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p",
@@ -115,13 +115,13 @@ def mounts(service: dict) -> dict[str, str]:
 def test_shared_volumes_for_caches_artifacts_and_models(compose) -> None:
     services = compose["services"]
     code_server = services["code-server"]
-    layout = DataLayout(code_server["environment"]["TOPIC_PIPELINE_DATA_DIR"])
+    paths = DataPaths(code_server["environment"]["TOPIC_PIPELINE_DATA_DIR"])
     volumes = mounts(code_server)
     # Each cache and the exported models on a volume of its own, at the paths the pipeline uses.
-    assert volumes[str(layout.root)] == "data"
-    assert volumes[str(layout.embeddings)] == "embedding-cache"
-    assert volumes[str(layout.reductions)] == "reduction-cache"
-    assert volumes[str(layout.root / "models")] == "models"
+    assert volumes[str(paths.root)] == "data"
+    assert volumes[str(paths.embeddings)] == "embedding-cache"
+    assert volumes[str(paths.reductions)] == "reduction-cache"
+    assert volumes[str(paths.root / "models")] == "models"
     assert volumes[code_server["environment"]["HF_HOME"]] == "huggingface-cache"
     # MLflow writes artifacts where its command sends them; clients upload through it (--serve-artifacts).
     command = shlex.split(services["mlflow"]["command"])

@@ -30,8 +30,8 @@ import pytest
 from conftest import require_service
 from deploy_files import REPO, load_compose
 from topic_pipeline.cli import run_sweep
-from topic_pipeline.layout import DataLayout
-from topic_pipeline.results import STATUS_OK
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.storage.results import STATUS_OK
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
@@ -231,7 +231,7 @@ def test_sweep_on_postgres_instance_tracked_by_mlflow_server(tiny_project, new_d
         # The embeddings step claimed a slot of the gpu pool, created with the configured limit of 1.
         assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 1
 
-    leaderboard = pd.read_csv(DataLayout(tiny_project / "data").leaderboard / "leaderboard.csv")
+    leaderboard = pd.read_csv(DataPaths(tiny_project / "data").leaderboard / "leaderboard.csv")
     assert sorted(leaderboard["trial"]) == sorted(trial_keys) and set(leaderboard["status"]) == {STATUS_OK}
     # Dagster's history is in PostgreSQL, not in files under DAGSTER_HOME.
     assert count_rows(dagster_database, "runs") == len(runs)

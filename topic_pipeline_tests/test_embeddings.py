@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from topic_pipeline import embeddings as embeddings_module
-from topic_pipeline.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus, load_model, strip_stop_words, stop_words
+from topic_pipeline.inputs import embeddings as embeddings_module
+from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus, load_model, strip_stop_words, stop_words
 from topic_pipeline.errors import EmbeddingModelError, MissingEmbeddingsError
-from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
 
 TEXTS = [
     "Central bank raises interest rates again",

@@ -10,9 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from topic_pipeline.engine import EmbeddingSource, SweepEngine, WorkerPool
-from topic_pipeline.grid import ParamGrid
-from topic_pipeline.trial import run_reference_trial
+from topic_pipeline.engine.fast import EmbeddingSource, SweepEngine, WorkerPool
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.engine.reference import run_reference_trial
 
 pytestmark = pytest.mark.slow
 
@@ -160,7 +160,7 @@ def test_worker_pool_exits_although_joblib_workers_were_started():
     import time
     from concurrent.futures import ProcessPoolExecutor
 
-    from topic_pipeline.engine import _warm_worker
+    from topic_pipeline.engine.fast import _warm_worker
 
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_worker) as pool:
@@ -187,7 +187,7 @@ def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
         with open({str(marker)!r}, "a") as runs:
             runs.write(str(os.getpid()) + "\\n")
         if __name__ == "__main__":
-            from topic_pipeline.engine import WorkerPool
+            from topic_pipeline.engine.fast import WorkerPool
             with WorkerPool(2) as pool:
                 workers = {{pool.executor.submit(os.getpid).result() for _ in range(4)}}
             print(len(workers))
@@ -199,9 +199,9 @@ def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
 
 
 def test_a_cached_reduction_costs_the_scheduler_nothing(tmp_path):
-    from topic_pipeline.array_cache import ArrayCache
-    from topic_pipeline.engine import plan_groups, task_cost
-    from topic_pipeline.reduction import reduction_cache_key
+    from topic_pipeline.storage.array_cache import ArrayCache
+    from topic_pipeline.engine.fast import plan_groups, task_cost
+    from topic_pipeline.engine.reduction import reduction_cache_key
 
     grid = ParamGrid.from_mapping({"umap_n_neighbors": [12, 16], "umap_n_components": [5, 9]})
     trials = [(t.key, t) for t in grid.trials()]

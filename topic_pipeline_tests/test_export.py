@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from topic_pipeline.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus, load_model, resolve_model_location
-from topic_pipeline.engine import EmbeddingSource
-from topic_pipeline.export import (
+from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus, load_model, resolve_model_location
+from topic_pipeline.engine.fast import EmbeddingSource
+from topic_pipeline.integrations.export import (
     RECORD_FILE,
     ExportError,
     build_topic_model,
@@ -19,12 +19,12 @@ from topic_pipeline.export import (
     trial_labels,
 )
 from topic_pipeline.defs.assets.topic_model import export_warnings
-from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, ParamGrid
-from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.leaderboard import build_leaderboard
-from topic_pipeline.results import STATUS_OK, TrialResult
-from topic_pipeline.sample_corpus import generate_sample_corpus
-from topic_pipeline.storage import OWNERSHIP_MARKER
+from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, ParamGrid
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.scoring.leaderboard import build_leaderboard
+from topic_pipeline.storage.results import STATUS_OK, TrialResult
+from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
+from topic_pipeline.storage.files import OWNERSHIP_MARKER
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def canonical(labels):
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
-    corpus = generate_sample_corpus(n_docs=300, n_topics=4)
+    corpus = generate_demo_corpus(n_docs=300, n_topics=4)
     texts = list(corpus.texts)
     params = ParamGrid.from_mapping(
         {"umap_n_neighbors": [15], "hdbscan_min_cluster_size": [15], "n_gram_max": [2], "remove_stopwords": [True]}

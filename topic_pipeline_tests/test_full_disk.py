@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import topic_pipeline.storage as storage
-from topic_pipeline.array_cache import ArrayCache
-from topic_pipeline.results import ResultStore, TrialResult
+import topic_pipeline.storage.files as storage
+from topic_pipeline.storage.array_cache import ArrayCache
+from topic_pipeline.storage.results import ResultStore, TrialResult
 
 FREE_BYTES = 16 * 1024
 

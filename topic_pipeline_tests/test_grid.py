@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from topic_pipeline.errors import GridError
-from topic_pipeline.grid import (
+from topic_pipeline.inputs.grid import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_GRID,
     GRID_KEYS,
@@ -590,7 +590,7 @@ def test_a_huge_grid_is_refused_from_its_list_lengths_quickly_and_without_expand
     import time
     import tracemalloc
 
-    from topic_pipeline.grid import DEFAULT_MAX_GRID_TRIALS
+    from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS
 
     path = write_grid(tmp_path, json.dumps(HUGE_GRID))
     tracemalloc.start()
@@ -628,7 +628,7 @@ def test_grid_size_limit_boundary_and_long_lists() -> None:
 def test_grid_size_limit_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     from topic_pipeline.definitions import build_resources
     from topic_pipeline.errors import TopicPipelineError
-    from topic_pipeline.grid import DEFAULT_MAX_GRID_TRIALS
+    from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS
 
     monkeypatch.delenv("TOPIC_PIPELINE_MAX_GRID_TRIALS", raising=False)
     assert build_resources()["settings"].max_grid_trials == DEFAULT_MAX_GRID_TRIALS
@@ -647,9 +647,9 @@ def test_param_grid_asset_refuses_a_grid_over_the_limit_and_registers_nothing(tm
 
     from topic_pipeline.defs.assets.inputs import documents, ground_truth, param_grid
     from topic_pipeline.defs.partitions import trial_partitions
-    from topic_pipeline.resources.database import DocumentsDatabase
-    from topic_pipeline.resources.io_manager import ParquetJsonIOManager
-    from topic_pipeline.resources.settings import PipelineSettings
+    from topic_pipeline.defs.resources.database import DocumentsDatabase
+    from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
+    from topic_pipeline.defs.resources.settings import PipelineSettings
 
     database = tmp_path / "source.db"
     with sqlite3.connect(database) as connection:
@@ -684,7 +684,7 @@ def test_param_grid_asset_refuses_a_grid_over_the_limit_and_registers_nothing(tm
 
 
 def test_a_byte_order_mark_changes_nothing(tmp_path: Path) -> None:
-    from topic_pipeline.search import SearchSpec, read_sweep_definition
+    from topic_pipeline.search.coarse_to_fine import SearchSpec, read_sweep_definition
 
     text = json.dumps({"umap_n_neighbors": [5, 10], "hdbscan_min_cluster_size": [5]})
     plain = ParamGrid.from_file(write_grid(tmp_path, text, "plain.json"))

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from topic_pipeline.errors import GroundTruthError
-from topic_pipeline.ground_truth import GroundTruth
+from topic_pipeline.inputs.ground_truth import GroundTruth
 
 VALID = {"sports": [7, 3, 5], "politics": [2, 11], "weather": [20]}
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from topic_pipeline.grid import ParamGrid
-from topic_pipeline.leaderboard import build_leaderboard, tie_break_order, to_markdown
-from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.layout import DataLayout
-from topic_pipeline.leaderboard import leaderboard_warnings, read_leaderboard_warnings, write_leaderboard_warnings
-from topic_pipeline.metrics import METRIC_NAMES, REPORTED_NAMES
-from topic_pipeline.results import (
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.scoring.leaderboard import build_leaderboard, tie_break_order, to_markdown
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.scoring.leaderboard import leaderboard_warnings, read_leaderboard_warnings, write_leaderboard_warnings
+from topic_pipeline.scoring.metrics import METRIC_NAMES, REPORTED_NAMES
+from topic_pipeline.storage.results import (
     STATUS_FAILED,
     STATUS_MISSING,
     STATUS_OK,
@@ -23,7 +23,7 @@ from topic_pipeline.results import (
     inputs_fingerprint,
     results_digest,
 )
-from topic_pipeline.storage import read_json, remove_stale_temporaries, write_atomically, write_json
+from topic_pipeline.storage.files import read_json, remove_stale_temporaries, write_atomically, write_json
 
 FP = "f" * 16
 
@@ -382,16 +382,16 @@ def test_every_scored_trial_tying_on_the_ranking_metric_warns_unless_they_share_
 
 
 def test_warnings_beside_the_csv_are_read_back_only_for_that_csv(tmp_path: Path) -> None:
-    layout = DataLayout(tmp_path)
-    assert read_leaderboard_warnings(layout) == []  # no leaderboard yet
-    csv_path = layout.leaderboard / "leaderboard.csv"
+    paths = DataPaths(tmp_path)
+    assert read_leaderboard_warnings(paths) == []  # no leaderboard yet
+    csv_path = paths.leaderboard / "leaderboard.csv"
     write_atomically(csv_path, lambda stream: stream.write(b"rank,trial\n1,a\n"))
-    write_leaderboard_warnings(layout, ["trial 'a' ranks first but found no topic"])
-    assert read_leaderboard_warnings(layout) == ["trial 'a' ranks first but found no topic"]
+    write_leaderboard_warnings(paths, ["trial 'a' ranks first but found no topic"])
+    assert read_leaderboard_warnings(paths) == ["trial 'a' ranks first but found no topic"]
     # A newer CSV whose warnings were never written: the old ones describe another leaderboard.
     write_atomically(csv_path, lambda stream: stream.write(b"rank,trial\n1,b\n"))
-    assert read_leaderboard_warnings(layout) == []
-    write_leaderboard_warnings(layout, [])
-    assert read_leaderboard_warnings(layout) == []
-    (layout.leaderboard / "warnings.json").write_text("{not json")
-    assert read_leaderboard_warnings(layout) == []
+    assert read_leaderboard_warnings(paths) == []
+    write_leaderboard_warnings(paths, [])
+    assert read_leaderboard_warnings(paths) == []
+    (paths.leaderboard / "warnings.json").write_text("{not json")
+    assert read_leaderboard_warnings(paths) == []

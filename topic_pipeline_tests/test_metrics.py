@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from topic_pipeline.metrics import METRIC_NAMES, REPORTED_NAMES, score
+from topic_pipeline.scoring.metrics import METRIC_NAMES, REPORTED_NAMES, score
 
 SKLEARN = {
     "ari": skm.adjusted_rand_score,
@@ -245,9 +245,9 @@ def test_property_a_perfect_topic_model_scores_one(truth) -> None:
 def test_trials_sharing_a_clustering_are_scored_once(tmp_path, monkeypatch):
     """n-gram variants get the very same labels from the engine: the sweep scores them once, and each
     trial still gets its own result with those metrics."""
-    from topic_pipeline import sweep
-    from topic_pipeline.engine import EmbeddingSource
-    from topic_pipeline.grid import ParamGrid
+    from topic_pipeline.engine import sweep
+    from topic_pipeline.engine.fast import EmbeddingSource
+    from topic_pipeline.inputs.grid import ParamGrid
 
     embeddings = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
     np.save(tmp_path / "embeddings.npy", embeddings)

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 import topic_pipeline
-from topic_pipeline.array_cache import ArrayCache
-from topic_pipeline.embeddings import EmbeddingCache
+from topic_pipeline.storage.array_cache import ArrayCache
+from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.errors import GridError, GroundTruthError
-from topic_pipeline.grid import ParamGrid
-from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.results import ResultStore
-from topic_pipeline.storage import read_array
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.storage.files import read_array
 
 PICKLE_LOADERS = {("pickle", "load"), ("pickle", "loads"), ("torch", "load"), ("joblib", "load"), ("cloudpickle", "load"),
                   ("cloudpickle", "loads"), ("dill", "load"), ("dill", "loads"), ("pd", "read_pickle"), ("pandas", "read_pickle")}

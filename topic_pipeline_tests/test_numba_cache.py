@@ -17,14 +17,14 @@ pytestmark = pytest.mark.slow
 SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from topic_pipeline import numba_cache
+    from topic_pipeline._compat import numba as numba_cache
 
     if sys.argv[2] == "cached":
         assert numba_cache.enable()
     from pynndescent import pynndescent_
     from umap import layouts
-    from topic_pipeline.neighbors import descent_graph, prepare
-    from topic_pipeline.reduction import ReductionSpec, fit_reduction
+    from topic_pipeline.engine.neighbors import descent_graph, prepare
+    from topic_pipeline.engine.reduction import ReductionSpec, fit_reduction
 
     data = prepare(np.random.default_rng(0).normal(size=(4200, 16)))
     graph = descent_graph(data, 10, 42)

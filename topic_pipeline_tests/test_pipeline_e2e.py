@@ -16,8 +16,8 @@ from topic_pipeline.cli import run_sweep
 from topic_pipeline.definitions import build_resources
 from topic_pipeline.defs.automation import sweep_sensor
 from topic_pipeline.defs.planning import plan_next_runs
-from topic_pipeline.grid import GRID_KEYS
-from topic_pipeline.layout import DataLayout
+from topic_pipeline.inputs.grid import GRID_KEYS
+from topic_pipeline.storage.paths import DataPaths
 
 pytestmark = pytest.mark.slow
 
@@ -42,14 +42,14 @@ def tiny_grid():
 
 
 def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
-    layout = DataLayout(tiny_project / "data")
+    paths = DataPaths(tiny_project / "data")
     with dg.instance_for_test(temp_dir=str(tiny_project / "dagster_home")) as instance:
         resources = build_resources()
         settings = resources["settings"]
         run_sweep(instance)
 
         # The leaderboard lists every trial of the grid, ranked.
-        frame = pd.read_csv(layout.leaderboard / "leaderboard.csv")
+        frame = pd.read_csv(paths.leaderboard / "leaderboard.csv")
         assert len(frame) == 4
         assert set(frame["status"]) == {"ok"}, frame[["trial", "status", "error"]]
         assert list(frame["rank"]) == [1, 2, 3, 4]
@@ -78,7 +78,7 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         # MLflow: one run per trial with every grid parameter and the Dagster ids, plus the leaderboard run.
         from mlflow import MlflowClient
 
-        client = MlflowClient(tracking_uri=f"sqlite:///{layout.mlflow / 'mlflow.db'}")
+        client = MlflowClient(tracking_uri=f"sqlite:///{paths.mlflow / 'mlflow.db'}")
         experiment = client.get_experiment_by_name(os.environ["TOPIC_PIPELINE_EXPERIMENT"])
         runs = client.search_runs([experiment.experiment_id])
         trial_runs = [run for run in runs if "trial_key" in run.data.tags]
@@ -103,7 +103,7 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         from bertopic import BERTopic
 
         from topic_pipeline.cli import _execute
-        from topic_pipeline.embeddings import load_model
+        from topic_pipeline.inputs.embeddings import load_model
 
         _execute(instance, "export_job", {})
         export = instance.get_latest_materialization_event(dg.AssetKey("topic_model")).asset_materialization.metadata
@@ -120,11 +120,11 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         assert (Path(export["path"].value) / "topic_embeddings.safetensors").exists()
         # A trial that failed cannot be exported: the message says so and names it.
         second = str(frame.iloc[1]["trial"])
-        row = json.loads((layout.results / f"{second}.json").read_text())
-        (layout.results / f"{second}.json").write_text(json.dumps({**row, "status": "failed", "error": "ValueError: boom"}))
+        row = json.loads((paths.results / f"{second}.json").read_text())
+        (paths.results / f"{second}.json").write_text(json.dumps({**row, "status": "failed", "error": "ValueError: boom"}))
         with pytest.raises(SystemExit, match=f"trial '{second}' failed"):
             _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": {"trial_key": second}}}})
-        (layout.results / f"{second}.json").write_text(json.dumps(row))
+        (paths.results / f"{second}.json").write_text(json.dumps(row))
         assert (Path(export["path"].value) / "topic_embeddings.safetensors").exists()
 
         # A second sweep re-exports the inputs and reuses the cached embeddings: no trial reruns.

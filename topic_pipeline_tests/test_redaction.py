@@ -2,7 +2,7 @@
 
 import pytest
 
-from topic_pipeline.corpus import SqlSource, _driver_message, load_corpus
+from topic_pipeline.inputs.corpus import SqlSource, _driver_message, load_corpus
 from topic_pipeline.errors import DatabaseUnavailableError
 from topic_pipeline.redaction import mask_url, redact
 
@@ -68,7 +68,7 @@ def test_an_unparsable_url_is_refused_without_quoting_it(url):
 
 def test_mlflow_run_links_carry_no_credentials(tmp_path):
     """The run link stored in Dagster's metadata is built from the MLflow address, which may hold a token."""
-    from topic_pipeline.tracking import MlflowTracker, local_tracking_uri
+    from topic_pipeline.integrations.mlflow_tracking import MlflowTracker, local_tracking_uri
 
     tracker = MlflowTracker(local_tracking_uri(tmp_path), "links", ui_url="https://robot:t0kenValue@mlflow.example")
     link = tracker.run_url("0123")

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from topic_pipeline.schedule import LayoutQueue, balanced_lanes, layout_cost
+from topic_pipeline.engine.work_queue import LayoutQueue, balanced_lanes, layout_cost
 
 ISSUE_GROUPS = [(nn, nc) for nn in (12, 14, 16) for nc in (7, 8, 9, 10, 11)]
 

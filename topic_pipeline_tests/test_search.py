@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from topic_pipeline.errors import GridError
-from topic_pipeline.grid import ParamGrid, TrialParams
-from topic_pipeline.layout import DataLayout
-from topic_pipeline.leaderboard import build_leaderboard, stability_markdown
-from topic_pipeline.results import STATUS_OK, TrialResult
-from topic_pipeline.search import (
+from topic_pipeline.inputs.grid import ParamGrid, TrialParams
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.scoring.leaderboard import build_leaderboard, stability_markdown
+from topic_pipeline.storage.results import STATUS_OK, TrialResult
+from topic_pipeline.search.coarse_to_fine import (
     ROUND_BROAD,
     ROUND_REFINE,
     ROUND_STABILITY,
@@ -234,10 +234,10 @@ def test_search_rounds_run_through_dagster(tiny_project, monkeypatch):
     from topic_pipeline.cli import run_sweep
 
     monkeypatch.setenv("TOPIC_PIPELINE_WORKERS", "1")
-    layout = DataLayout(tiny_project / "data")
+    paths = DataPaths(tiny_project / "data")
     with dg.instance_for_test(temp_dir=str(tiny_project / "dagster_home")) as instance:
         run_sweep(instance)
-        state = SearchState.load(layout.search_state)
+        state = SearchState.load(paths.search_state)
         assert state.finished, state.stop_reason
         assert [r.kind for r in state.rounds] == [ROUND_BROAD, ROUND_STABILITY]
         assert state.search_stop_reason == "trial budget of 40 reached"
@@ -258,7 +258,7 @@ def test_search_rounds_run_through_dagster(tiny_project, monkeypatch):
         final = refinements[0].asset_materialization.metadata
         assert final["finished"].value is True and "stability round done" in final["stop_reason"].value
 
-        frame = pd.read_csv(layout.leaderboard / "leaderboard.csv")
+        frame = pd.read_csv(paths.leaderboard / "leaderboard.csv")
         assert set(frame["round"]) == {1, 2}
         assert len(frame) == len(state.trials)
         replicated = frame[frame["ari_seeds"] == 2]

@@ -36,13 +36,13 @@ import pandas as pd
 import pytest
 from conftest import postgres_test_database
 
-from topic_pipeline.corpus import SqlSource, load_corpus
-from topic_pipeline.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
-from topic_pipeline.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
-from topic_pipeline.layout import DataLayout
-from topic_pipeline.results import ResultStore
-from topic_pipeline.sample_corpus import generate_sample_corpus
-from topic_pipeline.storage import read_json
+from topic_pipeline.inputs.corpus import SqlSource, load_corpus
+from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
+from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
+from topic_pipeline.storage.files import read_json
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def uninterrupted_sweep(tmp_path_factory):
     """
     connection = postgres_test_database()
     table = f"tp_faults_{uuid.uuid4().hex[:12]}"
-    corpus = generate_sample_corpus(n_docs=200, n_topics=4)  # the corpus and labels of the tiny_project fixture
+    corpus = generate_demo_corpus(n_docs=200, n_topics=4)  # the corpus and labels of the tiny_project fixture
     with connection.cursor() as cursor:
         cursor.execute(f'CREATE TABLE "{table}" (article_id BIGINT PRIMARY KEY, headline TEXT NOT NULL)')
         cursor.executemany(f'INSERT INTO "{table}" VALUES (%s, %s)', list(zip(corpus.ids, corpus.texts)))
@@ -145,8 +145,8 @@ def _group_members(group: int) -> list[int]:
     return members
 
 
-def _cache_entries(layout: DataLayout) -> dict[str, tuple[int, int]]:
-    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in layout.reductions.glob("*.npz")}
+def _cache_entries(paths: DataPaths) -> dict[str, tuple[int, int]]:
+    return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in paths.reductions.glob("*.npz")}
 
 
 def _materialisations_by_partition(instance: dg.DagsterInstance) -> dict[str, list[str]]:
@@ -163,21 +163,21 @@ def _ranked(path: Path) -> pd.DataFrame:
     return frame[["rank", "trial", "status", "ari", "ami", "nmi", "f1_macro", "outlier_fraction", "topic_count"]]
 
 
-def _embed_once(layout: DataLayout) -> None:
+def _embed_once(paths: DataPaths) -> None:
     source = SqlSource(os.environ["TOPIC_PIPELINE_DATABASE_URL"], table="articles", id_column="article_id", text_column="headline")
     corpus = load_corpus(source)
     embedding_set = EmbeddingSet(DEFAULT_EMBEDDING_MODEL, remove_stopwords=False)
-    embed_corpus(corpus.texts, corpus.content_hash, embedding_set, EmbeddingCache(layout.embeddings),
+    embed_corpus(corpus.texts, corpus.content_hash, embedding_set, EmbeddingCache(paths.embeddings),
                  EmbeddingSettings(device="cpu", local_files_only=True))
 
 
 def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninterrupted_sweep):
     project = tiny_project
-    layout = DataLayout(project / "data")
-    _embed_once(layout)
+    paths = DataPaths(project / "data")
+    _embed_once(paths)
     doomed = _start_sweep(project, "killed.log")
     deadline = time.monotonic() + 300
-    results = layout.results
+    results = paths.results
     while not (results.exists() and any(results.glob("*.json"))):
         assert doomed.poll() is None, (project / "killed.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "no trial result appeared within 300 s"
@@ -195,14 +195,14 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
     assert _group_members(doomed.pid) == [], "processes of the killed sweep outlived it"
 
     done_at_kill = {path.stem for path in results.glob("*.json")}
-    entries_at_kill = _cache_entries(layout)
+    entries_at_kill = _cache_entries(paths)
     reductions_at_kill = sum(name.startswith("umap-") for name in entries_at_kill)
     assert 0 < len(done_at_kill) < 2 * N_REDUCTIONS, "the kill must land mid-sweep"
     # Whatever the kill interrupted is at most a temporary file, which nothing reads; plant one per store
     # (as a write cut short would leave it) to show that the resumed sweep neither reads nor trips on it.
-    missing_key = next(key for key in read_json(layout.current_grid)["trials"] if key not in done_at_kill)
+    missing_key = next(key for key in read_json(paths.current_grid)["trials"] if key not in done_at_kill)
     (results / f".{missing_key}.json.cut.topic-pipeline.tmp").write_text('{"key": "' + missing_key + '", "status": "o')
-    (layout.reductions / ".umap-cut.npz.cut.topic-pipeline.tmp").write_bytes(b"PK\x03\x04 truncated")
+    (paths.reductions / ".umap-cut.npz.cut.topic-pipeline.tmp").write_bytes(b"PK\x03\x04 truncated")
     # A temporary file as old as one from a kill long ago is deleted by the recovery; the fresh ones are
     # left alone (they could be a write in progress elsewhere).
     stale = results / f".{missing_key}.json.long-ago.topic-pipeline.tmp"
@@ -212,7 +212,7 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
     # and logged anew): plant one for the killed run, in case this kill did not land there.
     from topic_pipeline.definitions import build_resources
 
-    tracker = build_resources()["mlflow"].tracker(layout)
+    tracker = build_resources()["mlflow"].tracker(paths)
     with dg.DagsterInstance.from_config(str(project / "dagster_home")) as instance:
         (killed_run,) = instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=[dg.DagsterRunStatus.STARTED]))
     abandoned = tracker.client.create_run(
@@ -234,20 +234,20 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
     recovered = "\n".join(logs.values())
     assert "marked failed: its process is gone" in recovered
     assert "MLflow run(s) it left RUNNING marked KILLED" in recovered
-    final = pd.read_csv(layout.leaderboard / "leaderboard.csv")
+    final = pd.read_csv(paths.leaderboard / "leaderboard.csv")
     assert final["trial"].iloc[0] in logs[waited].split("Full leaderboard:")[-2]
     assert (final["status"] == "ok").sum() == 2 * N_REDUCTIONS
     assert tracker.client.get_run(abandoned).info.status == "KILLED"
     assert tracker.client.search_runs([tracker.experiment_id], "attributes.status = 'RUNNING'") == []
     assert not stale.exists()
-    assert (results / f".{missing_key}.json.cut.topic-pipeline.tmp").exists() and (layout.reductions / ".umap-cut.npz.cut.topic-pipeline.tmp").exists()
+    assert (results / f".{missing_key}.json.cut.topic-pipeline.tmp").exists() and (paths.reductions / ".umap-cut.npz.cut.topic-pipeline.tmp").exists()
 
     # Every cache entry finished before the kill was reused as it was; only the missing ones were added.
-    entries = _cache_entries(layout)
+    entries = _cache_entries(paths)
     assert {name: entries[name] for name in entries_at_kill} == entries_at_kill
     assert sum(name.startswith("umap-") for name in entries) == N_REDUCTIONS
     for name in entries:
-        with np.load(layout.reductions / name, allow_pickle=False) as archive:
+        with np.load(paths.reductions / name, allow_pickle=False) as archive:
             assert archive.files
 
     with dg.DagsterInstance.from_config(str(project / "dagster_home")) as instance:
@@ -274,7 +274,7 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
     store = ResultStore(results)
     assert all(store.load(key).tags["dagster_run_id"] == killed[0].run_id for key in done_at_kill)
     pd.testing.assert_frame_equal(
-        _ranked(layout.leaderboard / "leaderboard.csv"), _ranked(reference / "data" / "leaderboard" / "leaderboard.csv")
+        _ranked(paths.leaderboard / "leaderboard.csv"), _ranked(reference / "data" / "leaderboard" / "leaderboard.csv")
     )
 
 

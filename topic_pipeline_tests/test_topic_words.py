@@ -4,9 +4,9 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
-from topic_pipeline.sample_corpus import generate_sample_corpus
-from topic_pipeline.topic_words import REPRESENTATIVE_DOCS, TopicSummariser
-from topic_pipeline.trial import TOP_WORDS, TopicSummary
+from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
+from topic_pipeline.scoring.topic_words import REPRESENTATIVE_DOCS, TopicSummariser
+from topic_pipeline.engine.reference import TOP_WORDS, TopicSummary
 
 
 def dense_summaries(texts, labels, embeddings, n_gram_max, stop_words):
@@ -36,7 +36,7 @@ def dense_summaries(texts, labels, embeddings, n_gram_max, stop_words):
 
 
 def test_summaries_equal_the_dense_formula():
-    sample = generate_sample_corpus(n_docs=600, n_topics=6)
+    sample = generate_demo_corpus(n_docs=600, n_topics=6)
     texts = list(sample.texts)
     rng = np.random.default_rng(3)
     embeddings = rng.normal(size=(len(texts), 16))
@@ -53,13 +53,13 @@ def test_summaries_equal_the_dense_formula():
 def test_a_sweep_with_a_stop_word_file_summarises_without_those_words(tmp_path):
     """A stop-word file gives the vectorizer a list (not "english"): the leaders' summaries, from the labels
     the sweep stored, must take it."""
-    from topic_pipeline.engine import EmbeddingSource
-    from topic_pipeline.grid import ParamGrid
-    from topic_pipeline.results import ResultStore
-    from topic_pipeline.sweep import LabelledSample, run_trials
-    from topic_pipeline.topic_words import leader_topics
+    from topic_pipeline.engine.fast import EmbeddingSource
+    from topic_pipeline.inputs.grid import ParamGrid
+    from topic_pipeline.storage.results import ResultStore
+    from topic_pipeline.engine.sweep import LabelledSample, run_trials
+    from topic_pipeline.scoring.topic_words import leader_topics
 
-    texts = list(generate_sample_corpus(n_docs=300, n_topics=4).texts)
+    texts = list(generate_demo_corpus(n_docs=300, n_topics=4).texts)
     embeddings = np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32)
     np.save(tmp_path / "embeddings.npy", embeddings)
     stop_word_file = tmp_path / "stop_words.txt"

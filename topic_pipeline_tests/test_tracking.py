@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from topic_pipeline.results import STATUS_FAILED, STATUS_OK, TrialResult
-from topic_pipeline.tracking import ABANDONED_AFTER_S, SUPERSEDED_BY_TAG, MlflowTracker, local_tracking_uri
+from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, TrialResult
+from topic_pipeline.integrations.mlflow_tracking import ABANDONED_AFTER_S, SUPERSEDED_BY_TAG, MlflowTracker, local_tracking_uri
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from topic_pipeline.grid import ParamGrid
-from topic_pipeline.results import STATUS_FAILED, STATUS_OK
-from topic_pipeline.sweep import LabelledSample, score_reference_trial
-from topic_pipeline.trial import run_reference_trial
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK
+from topic_pipeline.engine.sweep import LabelledSample, score_reference_trial
+from topic_pipeline.engine.reference import run_reference_trial
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from topic_pipeline.defs.assets.trials import SweepAbandoned, as_they_finish
-from topic_pipeline.engine import SweepStats
+from topic_pipeline.engine.fast import SweepStats
 
 
 def test_trials_arrive_in_order_then_the_stats():

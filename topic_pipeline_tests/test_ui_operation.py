@@ -34,7 +34,7 @@ from PIL import Image
 
 from conftest import free_loopback_port, require_service, service_process
 from topic_pipeline.definitions import defs
-from topic_pipeline.layout import DataLayout
+from topic_pipeline.storage.paths import DataPaths
 
 pytestmark = pytest.mark.slow
 
@@ -253,7 +253,7 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         assert leaderboard_run.job_name == "leaderboard_job"
         assert leaderboard_run.tags.get("dagster/sensor_name") == "sweep_sensor"
         assert leaderboard_event.asset_materialization.metadata["scored"].value == 3
-        frame = pd.read_csv(DataLayout(tiny_project / "data").leaderboard / "leaderboard.csv")
+        frame = pd.read_csv(DataPaths(tiny_project / "data").leaderboard / "leaderboard.csv")
         assert sorted(frame["trial"]) == sorted(trial_keys) and set(frame["status"]) == {"ok"}
 
         # The asset graph page, as a browser renders it: every asset of the project, the three trial partitions

@@ -1,1 +1,4 @@
-"""Dagster definitions, loaded as a defs folder by ``topic_pipeline.definitions``."""
+"""The Dagster layer, loaded as a defs folder by ``topic_pipeline.definitions``: ``assets``, ``resources``,
+``partitions``, ``jobs``, ``automation`` (the sweep sensor and the biweekly schedule), ``planning`` (what the
+sensor and the command line launch next) and ``recovery`` (runs that stopped half way). It wires the
+library and holds no tuning logic of its own."""

@@ -12,9 +12,9 @@ import dagster as dg
 from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_inputs_job, search_job, trials_job
 from topic_pipeline.defs.planning import plan_next_runs
 from topic_pipeline.defs.recovery import recover_interrupted_runs
-from topic_pipeline.resources.database import WINDOW_END_TAG
-from topic_pipeline.resources.mlflow import MlflowTracking
-from topic_pipeline.resources.settings import PipelineSettings
+from topic_pipeline.defs.resources.database import WINDOW_END_TAG
+from topic_pipeline.defs.resources.mlflow import MlflowTracking
+from topic_pipeline.defs.resources.settings import PipelineSettings
 
 BIWEEKLY_CRON = "0 6 * * 1"
 
@@ -56,7 +56,7 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
 def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings, mlflow: MlflowTracking):
     """Embeds new embedding sets, runs trials without a current result, ranks them, and (for a search)
     proposes the next round once the leaderboard ranks the last one."""
-    for action in recover_interrupted_runs(context.instance, settings.layout, mlflow.tracker(settings.layout)):
+    for action in recover_interrupted_runs(context.instance, settings.paths, mlflow.tracker(settings.paths)):
         context.log.warning(action)
     requests = plan_next_runs(context.instance, settings)
     if not requests:

@@ -13,13 +13,13 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from topic_pipeline.defs.assets.trials import TRIALS_PER_RUN
 from topic_pipeline.defs.partitions import trial_partitions
-from topic_pipeline.embeddings import EmbeddingCache
-from topic_pipeline.grid import EmbeddingSet
-from topic_pipeline.layout import DataLayout
-from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.results import ResultStore, results_digest
-from topic_pipeline.search import SearchState
-from topic_pipeline.storage import read_json
+from topic_pipeline.inputs.embeddings import EmbeddingCache
+from topic_pipeline.inputs.grid import EmbeddingSet
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.storage.results import ResultStore, results_digest
+from topic_pipeline.search.coarse_to_fine import SearchState
+from topic_pipeline.storage.files import read_json
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.NOT_STARTED,
@@ -83,13 +83,13 @@ def _keys_in_flight(instance: dg.DagsterInstance, ordered_keys: list[str]) -> se
 
 
 def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> list[PlannedRun]:
-    layout = settings.layout
+    paths = settings.paths
     corpus_hash = _latest_hash(instance, "documents")
     labels_hash = _latest_hash(instance, "ground_truth")
-    if corpus_hash is None or labels_hash is None or not layout.current_grid.exists():
+    if corpus_hash is None or labels_hash is None or not paths.current_grid.exists():
         return []
-    manifest = read_json(layout.current_grid)
-    cache = EmbeddingCache(layout.embeddings)
+    manifest = read_json(paths.current_grid)
+    cache = EmbeddingCache(paths.embeddings)
     ready_sets: set[str] = set()
     plans: list[PlannedRun] = []
     for set_key, values in manifest["embedding_sets"].items():
@@ -100,7 +100,7 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
             plans.append(PlannedRun("embeddings_job", f"embeddings:{set_key}:{corpus_hash}", partition_key=set_key))
 
     fingerprint = settings.inputs_fingerprint(corpus_hash, labels_hash)
-    store = ResultStore(layout.results)
+    store = ResultStore(paths.results)
     results = {key: store.current(key, fingerprint, params) for key, params in manifest["trials"].items()}
     pending = {key for key, result in results.items() if result is None}
     ordered = instance.get_dynamic_partitions(trial_partitions.name)
@@ -123,12 +123,12 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
         ranked = latest.asset_materialization.metadata.get("results_digest") if latest and latest.asset_materialization else None
         if ranked is None or ranked.value != digest:
             plans.append(PlannedRun("leaderboard_job", f"leaderboard:{digest}"))
-        elif _search_continues(layout, manifest, fingerprint):
+        elif _search_continues(paths, manifest, fingerprint):
             # The leaderboard ranks the whole round: time to close it and propose the next.
             plans.append(PlannedRun("search_job", f"search:{digest}"))
     return plans
 
 
-def _search_continues(layout: DataLayout, manifest: dict, fingerprint: str) -> bool:
-    state = SearchState.load(layout.search_state) if manifest["grid"].get("search") == "auto" else None
+def _search_continues(paths: DataPaths, manifest: dict, fingerprint: str) -> bool:
+    state = SearchState.load(paths.search_state) if manifest["grid"].get("search") == "auto" else None
     return state is not None and not state.finished and state.inputs_fingerprint == fingerprint

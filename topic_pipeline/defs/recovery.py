@@ -16,11 +16,11 @@ import dagster as dg
 from topic_pipeline.defs.assets.trials import STEP_PROCESS_TAG, trial_metadata
 from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.defs.planning import IN_FLIGHT, run_partition_keys
-from topic_pipeline.layout import DataLayout
+from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.processes import identified_process_alive, process_start_time
-from topic_pipeline.results import ResultStore
-from topic_pipeline.storage import remove_stale_temporaries
-from topic_pipeline.tracking import MlflowTracker
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.storage.files import remove_stale_temporaries
+from topic_pipeline.integrations.mlflow_tracking import MlflowTracker
 
 # Runs that ``topic-pipeline`` executes in its own process carry that process's identity, so a later
 # sweep can tell a run that is still going from one whose process was killed.
@@ -62,7 +62,7 @@ def _process_is_gone(run: dg.DagsterRun) -> bool:
 
 
 def recover_interrupted_runs(
-    instance: dg.DagsterInstance, layout: DataLayout, tracker: MlflowTracker | None = None
+    instance: dg.DagsterInstance, paths: DataPaths, tracker: MlflowTracker | None = None
 ) -> list[str]:
     """Close the books on runs that stopped half way; returns a line per action taken.
 
@@ -96,11 +96,11 @@ def recover_interrupted_runs(
     ]
     if not runs:
         return actions
-    removed = remove_stale_temporaries(layout.root, STALE_TEMPORARY_SECONDS)
+    removed = remove_stale_temporaries(paths.root, STALE_TEMPORARY_SECONDS)
     if removed:
         actions.append(f"{len(removed)} temporary file(s) left by interrupted writes deleted")
     ordered = instance.get_dynamic_partitions(trial_partitions.name)
-    store = ResultStore(layout.results)
+    store = ResultStore(paths.results)
     for run in runs:
         keys = run_partition_keys(run, ordered)
         materialised = _materialised_by(instance, run.run_id, keys)

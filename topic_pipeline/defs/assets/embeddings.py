@@ -4,11 +4,11 @@
 import dagster as dg
 import pandas as pd
 
-from topic_pipeline.corpus import Corpus
+from topic_pipeline.inputs.corpus import Corpus
 from topic_pipeline.defs.partitions import embedding_set_partitions
-from topic_pipeline.embeddings import EmbeddingCache, embed_corpus
+from topic_pipeline.inputs.embeddings import EmbeddingCache, embed_corpus
 from topic_pipeline.processes import exit_with_parent
-from topic_pipeline.resources.settings import PipelineSettings
+from topic_pipeline.defs.resources.settings import PipelineSettings
 
 
 @dg.asset(
@@ -23,8 +23,8 @@ def embeddings(context: dg.AssetExecutionContext, documents: pd.DataFrame, setti
     """Embeddings of every document for one (model, stop-word setting), cached as .npy."""
     exit_with_parent()  # a step whose run's process was killed has nobody to deliver its embeddings to
     corpus = Corpus.from_frame(documents)
-    embedding_set = settings.layout.embedding_set(context.partition_key)
-    cache = EmbeddingCache(settings.layout.embeddings)
+    embedding_set = settings.paths.embedding_set(context.partition_key)
+    cache = EmbeddingCache(settings.paths.embeddings)
     outcome = embed_corpus(corpus.texts, corpus.content_hash, embedding_set, cache, settings.embedding_settings())
     context.log.info(
         "%s embeddings for %s: %s", "reused cached" if outcome.from_cache else "computed", embedding_set.key, outcome.embeddings.shape

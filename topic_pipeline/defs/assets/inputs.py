@@ -4,14 +4,14 @@
 import dagster as dg
 import pandas as pd
 
-from topic_pipeline.corpus import Corpus, load_corpus
+from topic_pipeline.inputs.corpus import Corpus, load_corpus
 from topic_pipeline.redaction import mask_url
 from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
-from topic_pipeline.grid import TrialParams
-from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.resources.database import WINDOW_END_TAG, DocumentsDatabase
-from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.search import SearchSpec, SearchState, read_sweep_definition, search_identity, start_search
+from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.defs.resources.database import WINDOW_END_TAG, DocumentsDatabase
+from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.search.coarse_to_fine import SearchSpec, SearchState, read_sweep_definition, search_identity, start_search
 
 GROUP = "inputs"
 
@@ -26,7 +26,7 @@ def _preview(corpus: Corpus, rows: int = 5) -> str:
 @dg.asset(group_name=GROUP, kinds={"sql", "parquet"})
 def documents(context: dg.AssetExecutionContext, database: DocumentsDatabase, settings: PipelineSettings) -> dg.Output[pd.DataFrame]:
     """The SQL export of the collected texts: (id, text) rows sorted by id, with a content hash."""
-    source = database.source(settings.layout.sample, window_reference=context.run.tags.get(WINDOW_END_TAG))
+    source = database.source(settings.paths.demo, window_reference=context.run.tags.get(WINDOW_END_TAG))
     corpus = load_corpus(source)
     for note in corpus.notes:
         context.log.warning(note)
@@ -88,23 +88,23 @@ def param_grid(
     path = settings.grid_file()
     where = f"grid file '{path}'" if path else "the default search"
     definition = read_sweep_definition(path)
-    layout = settings.layout
+    paths = settings.paths
     metadata: dict[str, object] = {}
     if isinstance(definition, SearchSpec):
         labels = GroundTruth.from_mapping(ground_truth)
         fingerprint = settings.inputs_fingerprint(Corpus.from_frame(documents).content_hash, labels.content_hash)
-        state = SearchState.load(layout.search_state)
+        state = SearchState.load(paths.search_state)
         if state is None or state.identity != search_identity(definition, len(documents), fingerprint):
             state = start_search(definition, len(documents), fingerprint)
-            state.save(layout.search_state)
+            state.save(paths.search_state)
             context.log.info("search started: broad round of %d trials for %d documents", len(state.trials), len(documents))
         trials = [TrialParams.from_dict(params) for params in state.trials.values()]
-        manifest, new = layout.write_current_grid(where, definition.to_dict(), trials, state.round_of())
+        manifest, new = paths.write_current_grid(where, definition.to_dict(), trials, state.round_of())
         metadata.update({"search_rounds": len(state.rounds), "search_finished": state.finished})
     else:
         definition.validate_for_corpus(len(documents), where=where)
         trials = definition.trials(max_trials=settings.max_grid_trials, where=where)
-        manifest, new = layout.write_current_grid(where, definition.to_dict(), trials)
+        manifest, new = paths.write_current_grid(where, definition.to_dict(), trials)
     register_partitions(context.instance, manifest)
     context.log.info("%s: %d trials, %d new", where, len(manifest["trials"]), new)
     return dg.Output(

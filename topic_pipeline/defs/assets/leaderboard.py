@@ -5,24 +5,24 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from topic_pipeline.corpus import Corpus
+from topic_pipeline.inputs.corpus import Corpus
 from topic_pipeline.defs.assets.inputs import param_grid
-from topic_pipeline.embeddings import EmbeddingCache
+from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.defs.assets.trials import grid_trials
-from topic_pipeline.grid import TrialParams
-from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.leaderboard import (
+from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.scoring.leaderboard import (
     build_leaderboard,
     leaderboard_warnings,
     stability_markdown,
     to_markdown,
     write_leaderboard_warnings,
 )
-from topic_pipeline.resources.mlflow import MlflowTracking
-from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.results import STATUS_OK, ResultStore, results_digest
-from topic_pipeline.storage import read_json, write_atomically
-from topic_pipeline.topic_words import leader_topics, topics_markdown
+from topic_pipeline.defs.resources.mlflow import MlflowTracking
+from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.storage.results import STATUS_OK, ResultStore, results_digest
+from topic_pipeline.storage.files import read_json, write_atomically
+from topic_pipeline.scoring.topic_words import leader_topics, topics_markdown
 
 # The leaders whose topic words are computed and logged (topics.json on their MLflow runs).
 TOPIC_WORDS_FOR_LEADERS = 10
@@ -43,12 +43,12 @@ def leaderboard(
     trials are computed here, where they are shown: in this asset's metadata (the best trial's topics)
     and as ``topics.json`` on each leader's MLflow run.
     """
-    layout = settings.layout
+    paths = settings.paths
     corpus = Corpus.from_frame(documents)
     labels = GroundTruth.from_mapping(ground_truth)
     fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels.content_hash)
-    store = ResultStore(layout.results)
-    manifest = read_json(layout.current_grid)
+    store = ResultStore(paths.results)
+    manifest = read_json(paths.current_grid)
     trials = manifest["trials"]
     results = {key: store.current(key, fingerprint, params) for key, params in trials.items()}
     frame = build_leaderboard(
@@ -59,10 +59,10 @@ def leaderboard(
     for warning in warnings:
         context.log.warning(warning)
 
-    csv_path = layout.leaderboard / "leaderboard.csv"
+    csv_path = paths.leaderboard / "leaderboard.csv"
     write_atomically(csv_path, lambda stream: frame.to_csv(stream, index=False))
     # Beside the CSV, for whatever prints the leaderboard outside Dagster (the CLI).
-    write_leaderboard_warnings(layout, warnings)
+    write_leaderboard_warnings(paths, warnings)
     markdown = to_markdown(frame, metrics=[settings.rank_by] + [m for m in ("ari", "ami", "nmi", "f1_macro") if m != settings.rank_by][:3])
     stability = stability_markdown(frame, settings.rank_by)
     if stability:
@@ -72,9 +72,9 @@ def leaderboard(
         markdown = "**Warnings**\n\n" + "\n".join(f"- {warning}" for warning in warnings) + "\n\n" + markdown
     counts = frame["status"].value_counts().to_dict()
     best = frame.iloc[0].to_dict() if counts.get(STATUS_OK) else {}
-    tracker = mlflow.tracker(layout)
+    tracker = mlflow.tracker(paths)
 
-    embedding_cache = EmbeddingCache(layout.embeddings)
+    embedding_cache = EmbeddingCache(paths.embeddings)
     loaded: dict[str, np.ndarray] = {}  # by embedding set: the leaders mostly share one
 
     def embeddings_of(params: TrialParams) -> np.ndarray:

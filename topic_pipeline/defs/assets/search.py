@@ -5,15 +5,15 @@ import time
 import dagster as dg
 import pandas as pd
 
-from topic_pipeline.corpus import Corpus
+from topic_pipeline.inputs.corpus import Corpus
 from topic_pipeline.defs.assets.inputs import register_partitions
 from topic_pipeline.defs.assets.leaderboard import leaderboard
-from topic_pipeline.grid import TrialParams
-from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.results import STATUS_OK, ResultStore
-from topic_pipeline.search import SearchState, advance
-from topic_pipeline.storage import read_json
+from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.storage.results import STATUS_OK, ResultStore
+from topic_pipeline.search.coarse_to_fine import SearchState, advance
+from topic_pipeline.storage.files import read_json
 
 
 @dg.asset(group_name="sweep", deps=[leaderboard], kinds={"json"})
@@ -25,19 +25,19 @@ def search_refinement(
     round stops improving or a budget runs out. Proposed trials become ``grid_trials`` partitions, run
     by the sweep sensor; their metadata and MLflow runs carry the round that proposed them.
     """
-    layout = settings.layout
-    if not layout.current_grid.exists():
-        raise dg.Failure(f"no sweep registered under {layout.root}: materialise param_grid first")
-    state = SearchState.load(layout.search_state)
-    manifest = read_json(layout.current_grid)
+    paths = settings.paths
+    if not paths.current_grid.exists():
+        raise dg.Failure(f"no sweep registered under {paths.root}: materialise param_grid first")
+    state = SearchState.load(paths.search_state)
+    manifest = read_json(paths.current_grid)
     if state is None or manifest["grid"].get("search") != "auto":
         return dg.MaterializeResult(metadata={"finished": True, "stop_reason": "no search: the grid file is an explicit grid"})
     fingerprint = settings.inputs_fingerprint(
         Corpus.from_frame(documents).content_hash, GroundTruth.from_mapping(ground_truth).content_hash
     )
     if state.inputs_fingerprint != fingerprint:
-        raise dg.Failure(f"the search in {layout.search_state} was started on other inputs; materialise param_grid first")
-    store = ResultStore(layout.results)
+        raise dg.Failure(f"the search in {paths.search_state} was started on other inputs; materialise param_grid first")
+    store = ResultStore(paths.results)
     results = {key: store.current(key, fingerprint, params) for key, params in state.trials.items()}
     last = state.rounds[-1]
     unfinished = [key for key in last.trial_keys if results[key] is None]
@@ -50,9 +50,9 @@ def search_refinement(
 
     trials_run = len(state.trials)
     proposed = advance(state, scores)
-    state.save(layout.search_state)
+    state.save(paths.search_state)
     trials = [TrialParams.from_dict(params) for params in state.trials.values()]
-    manifest, _ = layout.write_current_grid(manifest["source"], state.spec.to_dict(), trials, state.round_of())
+    manifest, _ = paths.write_current_grid(manifest["source"], state.spec.to_dict(), trials, state.round_of())
     register_partitions(context.instance, manifest)
 
     elapsed = time.time() - state.started_at

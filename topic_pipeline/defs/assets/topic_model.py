@@ -6,11 +6,11 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from topic_pipeline.corpus import Corpus
-from topic_pipeline.embeddings import EmbeddingCache
-from topic_pipeline.engine import EmbeddingSource
-from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.export import (
+from topic_pipeline.inputs.corpus import Corpus
+from topic_pipeline.inputs.embeddings import EmbeddingCache
+from topic_pipeline.engine.fast import EmbeddingSource
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.integrations.export import (
     ExportError,
     build_topic_model,
     embedding_model_pointer,
@@ -19,11 +19,11 @@ from topic_pipeline.export import (
     save_export,
     trial_labels,
 )
-from topic_pipeline.leaderboard import best_sound_trial, has_no_topic, sample_warnings, trial_problem
-from topic_pipeline.resources.mlflow import MlflowTracking
-from topic_pipeline.resources.settings import PipelineSettings
-from topic_pipeline.results import STATUS_OK, ResultStore
-from topic_pipeline.storage import read_json
+from topic_pipeline.scoring.leaderboard import best_sound_trial, has_no_topic, sample_warnings, trial_problem
+from topic_pipeline.defs.resources.mlflow import MlflowTracking
+from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.storage.results import STATUS_OK, ResultStore
+from topic_pipeline.storage.files import read_json
 
 
 class TopicModelConfig(dg.Config):
@@ -81,7 +81,7 @@ def topic_model(
     mlflow: MlflowTracking,
 ) -> dg.MaterializeResult:
     """A BERTopic model whose topics are exactly the chosen trial's labels, saved with BERTopic's serialisation."""
-    layout = settings.layout
+    paths = settings.paths
     corpus = Corpus.from_frame(documents)
     labels_sample = GroundTruth.from_mapping(ground_truth)
     fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels_sample.content_hash)
@@ -92,10 +92,10 @@ def topic_model(
     if trial_key not in set(leaderboard["trial"]):
         raise ExportError(f"trial key '{trial_key}' is not in the current leaderboard; choose one of its 'trial' values")
     try:
-        params = layout.trial_params(trial_key)
+        params = paths.trial_params(trial_key)
     except KeyError as exc:
         raise ExportError(str(exc.args[0])) from None
-    result = ResultStore(layout.results).current(trial_key, fingerprint, params.to_dict())
+    result = ResultStore(paths.results).current(trial_key, fingerprint, params.to_dict())
     if result is None:
         raise ExportError(f"trial '{trial_key}' has no result on the current inputs; materialise its partition first")
     if result.status != STATUS_OK:
@@ -108,12 +108,12 @@ def topic_model(
         context.log.warning(warning)
 
     pointer = embedding_model_pointer(params.embedding_model)
-    cache = EmbeddingCache(layout.embeddings)
+    cache = EmbeddingCache(paths.embeddings)
     cache_key, embeddings = cache.require_for_corpus(
         params.embedding_set, corpus.content_hash, len(corpus), settings.stopwords_language
     )
     source = EmbeddingSource(str(cache.path(cache_key)), cache_key, len(corpus))
-    labels = trial_labels(params, source, corpus.texts, settings.umap_seed, layout.reductions)
+    labels = trial_labels(params, source, corpus.texts, settings.umap_seed, paths.reductions)
     model = build_topic_model(corpus.texts, embeddings, labels, params, settings.stopwords_language)
 
     record = {
@@ -133,10 +133,10 @@ def topic_model(
         "versions": library_versions(),
         "warnings": warnings,
     }
-    target = Path(config.target_dir) if config.target_dir else layout.root / "models" / trial_key
+    target = Path(config.target_dir) if config.target_dir else paths.root / "models" / trial_key
     exported = save_export(model, target, config.serialization, pointer, record)
 
-    tracker = mlflow.tracker(layout)
+    tracker = mlflow.tracker(paths)
     run_id = tracker.log_export(exported.directory, trial_key, result.tags.get("mlflow_run_id"), {"dagster_run_id": context.run.run_id})
     metadata = {
         "trial": trial_key,

@@ -7,19 +7,19 @@ from collections.abc import Callable, Iterator
 import dagster as dg
 import pandas as pd
 
-from topic_pipeline.corpus import Corpus
+from topic_pipeline.inputs.corpus import Corpus
 from topic_pipeline.defs.assets.embeddings import embeddings
 from topic_pipeline.defs.partitions import trial_partitions
-from topic_pipeline.embeddings import EmbeddingCache
-from topic_pipeline.engine import EmbeddingSource, SweepStats
-from topic_pipeline.ground_truth import GroundTruth
-from topic_pipeline.resources.mlflow import MlflowTracking
-from topic_pipeline.resources.settings import PipelineSettings
+from topic_pipeline.inputs.embeddings import EmbeddingCache
+from topic_pipeline.engine.fast import EmbeddingSource, SweepStats
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.defs.resources.mlflow import MlflowTracking
+from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.processes import exit_with_parent, process_identity
-from topic_pipeline.results import STATUS_OK, ResultStore, TrialResult
+from topic_pipeline.storage.results import STATUS_OK, ResultStore, TrialResult
 from topic_pipeline.shutdown import skip_final_collection
-from topic_pipeline.storage import read_json
-from topic_pipeline.sweep import LabelledSample, ScoredTrial, run_trials
+from topic_pipeline.storage.files import read_json
+from topic_pipeline.engine.sweep import LabelledSample, ScoredTrial, run_trials
 
 # The trials step's own process (``host:pid:start``): it may outlive the process that executed its run,
 # and recovery waits for it before planning its trials again.
@@ -74,16 +74,16 @@ def grid_trials(
     # recovery reads the step's own identity to wait for it.
     exit_with_parent()
     context.instance.add_run_tags(context.run_id, {STEP_PROCESS_TAG: process_identity()})
-    layout = settings.layout
+    paths = settings.paths
     corpus = Corpus.from_frame(documents)
     labels = GroundTruth.from_mapping(ground_truth)
     positions, classes = labels.aligned(corpus.ids)
     fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels.content_hash)
-    trials = [(key, layout.trial_params(key)) for key in context.partition_keys]
+    trials = [(key, paths.trial_params(key)) for key in context.partition_keys]
     # The search round that proposed each trial, so the UI and MLflow show why a trial exists.
-    rounds = read_json(layout.current_grid).get("rounds", {}) if layout.current_grid.exists() else {}
+    rounds = read_json(paths.current_grid).get("rounds", {}) if paths.current_grid.exists() else {}
 
-    cache = EmbeddingCache(layout.embeddings)
+    cache = EmbeddingCache(paths.embeddings)
     sources: dict[str, EmbeddingSource] = {}
     for _, params in trials:
         embedding_set = params.embedding_set
@@ -93,8 +93,8 @@ def grid_trials(
             )
             sources[embedding_set.key] = EmbeddingSource(str(cache.path(cache_key)), cache_key, len(corpus))
 
-    store = ResultStore(layout.results)
-    tracker = mlflow.tracker(layout)
+    store = ResultStore(paths.results)
+    tracker = mlflow.tracker(paths)
     # A key recorded before (a stored result, or a run a stop left unfinished) gets its older MLflow runs
     # superseded; a first recording skips that search.
     unfinished = tracker.trial_keys_with_unfinished_runs()
@@ -129,7 +129,7 @@ def grid_trials(
             fingerprint,
             settings.umap_seed,
             settings.stopwords_language,
-            layout.reductions,
+            paths.reductions,
             on_result,
             engine=settings.engine,
             workers=settings.workers or None,

@@ -1,0 +1,267 @@
+"""Benchmark: the common approach versus the pipeline's own sweep, same machine, corpus and grid.
+
+(a) The common approach: one full ``BERTopic.fit_transform`` per combination, with precomputed
+    embeddings, in a ``ProcessPoolExecutor`` with one worker per core.
+(b) The pipeline as users launch it: ``topic-pipeline sweep`` on a fresh persistent Dagster instance
+    (multiprocess executor, trial partitions batched per run, MLflow logging, leaderboard).
+
+Both start from the same embeddings, computed before either clock starts. The benchmark checks that
+every trial's metrics agree between (a) and (b), and prints wall time, trials per minute, the ratio
+and the peak memory (resident set, summed over the whole process tree).
+
+    topic-pipeline benchmark                     # 5,000 documents, the 180-trial grid
+    topic-pipeline benchmark --grid quick        # 32 trials, a few minutes
+    topic-pipeline benchmark --docs 50000 --skip-baseline   # scale: time and memory of (b) only
+    topic-pipeline benchmark --cold-compile-cache # as the first sweep after installing: numba compiles all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ISSUE_GRID = {
+    "umap_n_neighbors": [12, 14, 16],
+    "umap_n_components": [7, 8, 9, 10, 11],
+    "umap_min_dist": [0.1],
+    "hdbscan_min_cluster_size": [3],
+    "hdbscan_min_samples": [8, 9, 10],
+    "hdbscan_cluster_selection_epsilon": [0.3, 0.5],
+    "nr_topics": ["none"],
+    "n_gram_max": [2, 3],
+    "remove_stopwords": [False],
+}
+QUICK_GRID = {**ISSUE_GRID, "umap_n_neighbors": [12, 16], "umap_n_components": [7, 10], "hdbscan_min_samples": [8, 10]}
+COMPARED_METRICS = ("ari", "ami", "nmi", "v_measure", "f1_macro", "f1_weighted", "outlier_fraction", "topic_count")
+
+
+class TreeMemorySampler:
+    """Peak of the summed resident memory of this process and all its descendants (Linux /proc)."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak_bytes = 0
+        self.samples: list[tuple[float, int]] = []  # (time.time(), summed bytes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        found = []
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+        return found
+
+    @staticmethod
+    def _rss(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def _total(self) -> int:
+        total, stack = 0, [os.getpid()]
+        while stack:
+            pid = stack.pop()
+            total += self._rss(pid)
+            stack += self._children(pid)
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = self._total()
+            self.samples.append((time.time(), total))
+            self.peak_bytes = max(self.peak_bytes, total)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> TreeMemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+_worker_state: dict[str, object] = {}
+
+
+def _init_common_worker(embeddings_path: str, texts: list[str], positions: np.ndarray, classes: np.ndarray) -> None:
+    _worker_state.update(embeddings=np.load(embeddings_path, allow_pickle=False), texts=texts, positions=positions, classes=classes)
+
+
+def _common_trial(params_dict: dict) -> tuple[str, dict[str, float] | None, str | None]:
+    """What a script does per combination: a full BERTopic fit, then the score."""
+    from topic_pipeline.inputs.grid import TrialParams
+    from topic_pipeline.scoring.metrics import score
+    from topic_pipeline.engine.reference import run_reference_trial
+
+    params = TrialParams.from_dict(params_dict)
+    try:
+        outcome = run_reference_trial(_worker_state["embeddings"], _worker_state["texts"], params, seed=42)
+    except Exception as exc:  # noqa: BLE001
+        return params.key, None, repr(exc)
+    labels = outcome.labels
+    metrics = score(_worker_state["classes"], labels[_worker_state["positions"]], topic_count=len(np.unique(labels[labels >= 0])))
+    return params.key, metrics, None
+
+
+def common_approach(embeddings_path: Path, texts: list[str], positions, classes, trials, workers: int):
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_common_worker,
+                             initargs=(str(embeddings_path), texts, positions, classes)) as pool:
+        results = {key: (metrics, error) for key, metrics, error in pool.map(_common_trial, [t.to_dict() for t in trials])}
+    return results, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="make benchmark ARGS=...", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=5000)
+    parser.add_argument("--topics", type=int, default=12)
+    parser.add_argument("--grid", choices=("issue", "quick"), default="issue")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--skip-baseline", action="store_true", help="time only the pipeline's sweep (for scale runs)")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the benchmark's files here (default: a temp dir)")
+    parser.add_argument(
+        "--cold-compile-cache", action="store_true",
+        help="start (a) and (b) from an empty numba cache, as the first sweep after installing does "
+             "(default: numba's cache as earlier runs on this machine left it)",
+    )
+    args = parser.parse_args(argv)
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="topic-pipeline-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    if args.cold_compile_cache:
+        # Every process of both sides (Dagster steps, engine workers, the baseline's pool) inherits it.
+        numba_cache_dir = Path(tempfile.mkdtemp(prefix="numba-cache-", dir=workdir))
+        os.environ["NUMBA_CACHE_DIR"] = str(numba_cache_dir)
+        print(f"compiled-code cache: cold (empty NUMBA_CACHE_DIR {numba_cache_dir})")
+    else:
+        print("compiled-code cache: as left by earlier runs on this machine (--cold-compile-cache to start empty)")
+    grid = ISSUE_GRID if args.grid == "issue" else QUICK_GRID
+    _run(args, workdir, grid)
+
+
+def _run(args, workdir: Path, grid: dict) -> None:
+    import dagster as dg
+
+    from topic_pipeline.inputs.corpus import Corpus
+    from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
+    from topic_pipeline.inputs.grid import ParamGrid
+    from topic_pipeline.inputs.ground_truth import GroundTruth
+    from topic_pipeline.storage.results import ResultStore
+    from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
+
+    print(f"workdir: {workdir}")
+    sample = generate_demo_corpus(n_docs=args.docs, n_topics=args.topics)
+    database = workdir / "corpus.db"
+    database.unlink(missing_ok=True)
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE documents (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+        connection.executemany("INSERT INTO documents VALUES (?, ?)", zip(sample.ids, sample.texts))
+    connection.close()
+    (workdir / "ground_truth.json").write_text(json.dumps(sample.ground_truth()))
+    (workdir / "grid.json").write_text(json.dumps(grid))
+    os.environ.update({
+        "TOPIC_PIPELINE_DATA_DIR": str(workdir / "data"),
+        "TOPIC_PIPELINE_DATABASE_URL": f"sqlite:///{database}",
+        "TOPIC_PIPELINE_GROUND_TRUTH": str(workdir / "ground_truth.json"),
+        "TOPIC_PIPELINE_GRID": str(workdir / "grid.json"),
+        "TOPIC_PIPELINE_WORKERS": str(args.workers),
+        "HF_HUB_OFFLINE": "1",
+    })
+    corpus = Corpus(np.asarray(sample.ids, dtype=np.int64), list(sample.texts))
+    labels = GroundTruth.from_mapping(sample.ground_truth())
+    positions, classes = labels.aligned(corpus.ids)
+    trials = ParamGrid.from_mapping(grid).trials()
+    print(f"corpus: {len(corpus)} documents, {labels.n_clusters} labelled topics, {len(labels.cluster_of)} labelled; grid: {len(trials)} trials")
+
+    # Embeddings first, outside both clocks, into the cache the pipeline itself reads.
+    from topic_pipeline.storage.paths import DataPaths
+
+    paths = DataPaths(workdir / "data")
+    t0 = time.perf_counter()
+    embedded = embed_corpus(corpus.texts, corpus.content_hash, trials[0].embedding_set, EmbeddingCache(paths.embeddings),
+                            EmbeddingSettings(local_files_only=True))
+    print(f"embeddings: {embedded.embeddings.shape} in {time.perf_counter() - t0:.1f}s ({'cached' if embedded.from_cache else embedded.device})")
+    embeddings_path = EmbeddingCache(paths.embeddings).path(embedded.cache_key)
+
+    # (b) the pipeline, as users launch it.
+    from topic_pipeline import step_server
+    from topic_pipeline.cli import _execute, execute_plans
+
+    home = workdir / "dagster_home"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        # As `topic-pipeline sweep` (run_sweep): the step server first, then the inputs.
+        step_server.start()
+        _execute(instance, "refresh_inputs_job", {})
+        execute_plans(instance, jobs={"embeddings_job"})  # a cache hit: embeddings computed above
+        with TreeMemorySampler() as memory:
+            t0 = time.perf_counter()
+            execute_plans(instance)
+            pipeline_seconds = time.perf_counter() - t0
+        pipeline_peak = memory.peak_bytes
+    from topic_pipeline.definitions import build_resources
+
+    fingerprint = build_resources()["settings"].inputs_fingerprint(corpus.content_hash, labels.content_hash)
+    store = ResultStore(paths.results)
+    pipeline = {t.key: store.current(t.key, fingerprint, t.to_dict()) for t in trials}
+    failed = [k for k, r in pipeline.items() if r is None or r.status != "ok"]
+
+    rows = [("(b) pipeline sweep (Dagster, fast engine)", pipeline_seconds, pipeline_peak)]
+    mismatches: list[str] = []
+    if not args.skip_baseline:
+        with TreeMemorySampler() as memory:
+            common, common_seconds = common_approach(embeddings_path, corpus.texts, positions, classes, trials, args.workers)
+        rows.insert(0, ("(a) common approach (BERTopic per trial, process pool)", common_seconds, memory.peak_bytes))
+        for trial in trials:
+            metrics, error = common[trial.key]
+            ours = pipeline[trial.key]
+            if metrics is None or ours is None or ours.status != "ok":
+                if (metrics is None) != (ours is None or ours.status != "ok"):
+                    mismatches.append(f"{trial.key}: common {'failed: ' + str(error) if metrics is None else 'ok'}, pipeline {ours.status if ours else 'missing'}")
+                continue
+            for name in COMPARED_METRICS:
+                if not np.isclose(metrics[name], ours.metrics[name], rtol=0, atol=1e-12):
+                    mismatches.append(f"{trial.key}: {name} common {metrics[name]:.6f} pipeline {ours.metrics[name]:.6f}")
+
+    print()
+    print(f"{'':58s} {'wall s':>9s} {'trials/min':>11s} {'peak RSS':>10s}")
+    for name, seconds, peak in rows:
+        print(f"{name:58s} {seconds:9.1f} {len(trials) / seconds * 60:11.1f} {peak / 2**30:8.2f} GiB")
+    if not args.skip_baseline:
+        print(f"\nspeed-up (a)/(b): {rows[0][1] / rows[1][1]:.1f}x")
+        print(f"metrics agree on {len(trials) - len(mismatches)}/{len(trials)} trials" + ("" if not mismatches else ":"))
+        for line in mismatches[:20]:
+            print("  MISMATCH", line)
+    if failed:
+        print(f"pipeline trials not ok: {len(failed)} (e.g. {failed[:3]})")
+    best = max((r for r in pipeline.values() if r and r.status == "ok"), key=lambda r: r.metrics["ari"], default=None)
+    if best:
+        print(f"best trial: {best.key} ARI {best.metrics['ari']:.3f}")
+    if mismatches or failed:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

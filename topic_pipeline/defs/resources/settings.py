@@ -1,0 +1,63 @@
+"""Pipeline settings: where data lives, which labels and grid to use, how trials run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from topic_pipeline.inputs.embeddings import EmbeddingSettings
+from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.storage.results import inputs_fingerprint
+from topic_pipeline.inputs.demo_data import ensure_demo_data
+from topic_pipeline.engine.reference import DEFAULT_SEED
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """Empty paths mean the embedded sample (created under ``data_dir`` on first use)."""
+
+    data_dir: str = ""
+    ground_truth_path: str = ""
+    grid_path: str = ""
+    rank_by: str = "ari"
+    # Rank configurations replicated over UMAP seeds by mean minus one standard deviation first.
+    rank_by_stability: bool = False
+    umap_seed: int = DEFAULT_SEED
+    stopwords_language: str = "english"
+    embedding_device: str = "auto"
+    embedding_batch_size: int = 64
+    # "fast" (shared caches, worker pool) or "reference" (one plain BERTopic fit per trial).
+    engine: str = "fast"
+    # Worker processes for the fast engine; 0 means one per CPU core.
+    workers: int = 0
+    # True where no model hub can be reached: only local paths and cached models load.
+    embedding_local_files_only: bool = False
+    # A grid file with more combinations is refused before it is expanded or registered.
+    max_grid_trials: int = DEFAULT_MAX_GRID_TRIALS
+
+    @property
+    def paths(self) -> DataPaths:
+        return DataPaths(self.data_dir or None)
+
+    def ground_truth_file(self) -> Path:
+        if self.ground_truth_path:
+            return Path(self.ground_truth_path)
+        return ensure_demo_data(self.paths.demo)[1]
+
+    def grid_file(self) -> Path | None:
+        """None means no grid was given: the default search runs."""
+        return Path(self.grid_path) if self.grid_path else None
+
+    def inputs_fingerprint(self, corpus_hash: str, labels_hash: str) -> str:
+        """What every trial result depends on besides its parameters: the one place the planner and the
+        assets derive it, so they always agree on which results are current."""
+        return inputs_fingerprint(corpus_hash, labels_hash, self.umap_seed, self.stopwords_language)
+
+    def embedding_settings(self) -> EmbeddingSettings:
+        return EmbeddingSettings(
+            device=self.embedding_device,
+            batch_size=self.embedding_batch_size,
+            stopwords_language=self.stopwords_language,
+            local_files_only=self.embedding_local_files_only,
+        )

@@ -1,0 +1,181 @@
+"""MLflow logging: one run per trial, one per leaderboard, in one experiment per pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from topic_pipeline.redaction import mask_url
+from topic_pipeline.storage.results import STATUS_OK, TrialResult
+from topic_pipeline.engine.reference import TopicSummary
+
+# Set on a trial's older run when its key is recorded again, naming the run that replaced it. The older
+# run is soft-deleted: MLflow's runs list shows active runs by default, so each key shows its current
+# result once, and the older runs stay under the list's deleted runs, restorable.
+SUPERSEDED_BY_TAG = "topic_pipeline.superseded_by"
+# An older run of the key still RUNNING this long after it started has lost its recorder (recording
+# opens and closes a run within one call); a younger one may be another process's recording in progress.
+ABANDONED_AFTER_S = 600
+
+
+def local_tracking_uri(directory: str | Path) -> str:
+    """The embedded default: a SQLite-backed store inside the project's data directory."""
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{directory / 'mlflow.db'}"
+
+
+class MlflowTracker:
+    def __init__(self, tracking_uri: str, experiment_name: str, artifact_location: str | None = None,
+                 ui_url: str | None = None):
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.artifact_location = artifact_location
+        self.ui_url = ui_url
+        self._client: Any = None
+        self._experiment_id: str | None = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                from mlflow.exceptions import MlflowException
+
+                try:
+                    self._experiment_id = self.client.create_experiment(
+                        self.experiment_name, artifact_location=self.artifact_location
+                    )
+                except MlflowException:  # another process created it first
+                    self._experiment_id = self.client.get_experiment_by_name(self.experiment_name).experiment_id
+            else:
+                self._experiment_id = experiment.experiment_id
+        return self._experiment_id
+
+    def run_url(self, run_id: str) -> str | None:
+        base = self.ui_url or (self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else None)
+        # A link is stored in Dagster's metadata: never with the credentials a tracking URI may hold.
+        base = mask_url(base) if base else None
+        if not base:
+            return None
+        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+
+    def _start_run(self, run_name: str, tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
+        return run.info.run_id
+
+    def log_trial(self, result: TrialResult, tags: Mapping[str, str], supersede_older: bool = True) -> str:
+        """Record a trial as a run of its own; with ``supersede_older``, its key's older runs are superseded
+        (a search per call: callers that know a key was never recorded pass False)."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        run = self.client.create_run(
+            self.experiment_id, run_name=result.key, tags={"trial_key": result.key, "status": result.status, **tags}
+        )
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        params = [Param(name, "none" if value is None else str(value)) for name, value in sorted(result.params.items())]
+        metrics = [Metric(name, float(value), now, 0) for name, value in sorted(result.metrics.items()) if value is not None]
+        metrics.append(Metric("duration_s", float(result.duration_s), now, 0))
+        extra_tags = [RunTag("error", result.error[:4000])] if result.error else []
+        self.client.log_batch(run_id, metrics=metrics, params=params, tags=extra_tags)
+        self.client.set_terminated(run_id, status="FINISHED" if result.status == STATUS_OK else "FAILED")
+        # After the new run is complete: a kill before this point leaves the older run live, never none.
+        if supersede_older:
+            self.supersede_older_runs(result.key, run_id, run.info.start_time)
+        return run_id
+
+    def trial_keys_with_unfinished_runs(self) -> set[str]:
+        """The trial keys with a live run that did not finish (RUNNING, or KILLED by recovery): a new
+        recording of one of them supersedes it. Two searches per step, whose answers stay short, since
+        superseded runs are deleted."""
+        keys: set[str] = set()
+        for status in ("RUNNING", "KILLED"):  # MLflow compares a status with one value at a time
+            runs = self.client.search_runs([self.experiment_id], f"attributes.status = '{status}'", max_results=50_000)
+            keys.update(run.data.tags["trial_key"] for run in runs if "trial_key" in run.data.tags and "kind" not in run.data.tags)
+        return keys
+
+    def supersede_older_runs(self, trial_key: str, run_id: str, start_time: int) -> list[str]:
+        """Soft-delete the trial runs of ``trial_key`` older than ``run_id`` (started at ``start_time``,
+        milliseconds), each tagged with ``SUPERSEDED_BY_TAG``, so the key keeps exactly one live run: the
+        newest. One search per trial; deletions only for a key recorded before. Returns the ids deleted.
+
+        An older run still RUNNING is marked KILLED first (what recovery would do), unless it is young
+        enough to be another process's recording in progress: that one is left live, and the key's next
+        recording supersedes it. Export runs carry the trial key too and are left alone.
+        """
+        quote = '"' if "'" in trial_key else "'"
+        now = int(time.time() * 1000)
+        superseded: list[str] = []
+        page_token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], f"tags.trial_key = {quote}{trial_key}{quote}", page_token=page_token
+            )
+            for older in page:
+                info = older.info
+                if "kind" in older.data.tags or (info.start_time, info.run_id) >= (start_time, run_id):
+                    continue
+                if info.status == "RUNNING":
+                    if now - info.start_time < ABANDONED_AFTER_S * 1000:
+                        continue
+                    self.client.set_terminated(info.run_id, status="KILLED")
+                self.client.set_tag(info.run_id, SUPERSEDED_BY_TAG, run_id)
+                self.client.delete_run(info.run_id)
+                superseded.append(info.run_id)
+            page_token = page.token
+            if not page_token:
+                return superseded
+
+    def close_abandoned_runs(self, dagster_run_id: str) -> int:
+        """Mark KILLED the trial runs a stopped Dagster run left RUNNING (killed between opening a trial's
+        MLflow run and closing it; the trial itself is rerun and logged anew). Returns how many."""
+        abandoned = self.client.search_runs(
+            [self.experiment_id], f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'"
+        )
+        for run in abandoned:
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+        return len(abandoned)
+
+    def log_topics(self, run_id: str, topics: list[TopicSummary]) -> None:
+        """A trial's topics (words, size, representative documents) as ``topics.json`` on its run."""
+        self.client.log_dict(
+            run_id,
+            {"topics": [
+                {"topic": t.topic, "size": t.size, "top_words": t.top_words, "representative_docs": t.representative_docs}
+                for t in topics
+            ]},
+            "topics.json",
+        )
+
+    def log_export(self, directory: Path, trial_key: str, trial_run_id: str | None, tags: Mapping[str, str]) -> str:
+        """The exported model's files as artifacts of a run linked to the trial's run."""
+        run_id = self._start_run(f"export {trial_key}", {"kind": "export", "trial_key": trial_key,
+                                                          "trial_run_id": trial_run_id or "", **tags})
+        self.client.log_artifacts(run_id, str(directory), artifact_path="model")
+        self.client.set_terminated(run_id, status="FINISHED")
+        return run_id
+
+    def log_leaderboard(self, csv_path: Path, markdown: str, best: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        from mlflow.entities import Metric, Param
+
+        run_id = self._start_run("leaderboard", {"kind": "leaderboard", **tags})
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"best_{name}", float(value), now, 0) for name, value in best.items()
+                   if isinstance(value, (int, float)) and value is not None]
+        params = [Param("best_trial", str(best.get("trial", "none")))]
+        self.client.log_batch(run_id, metrics=metrics, params=params)
+        self.client.log_artifact(run_id, str(csv_path))
+        self.client.log_text(run_id, markdown, "leaderboard.md")
+        self.client.set_terminated(run_id, status="FINISHED")
+        return run_id

@@ -1,0 +1,262 @@
+"""Rank the trials of the current grid."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from topic_pipeline.inputs.grid import GRID_KEYS, TrialParams
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.scoring.metrics import METRIC_NAMES, REPORTED_NAMES
+from topic_pipeline.storage.results import STATUS_MISSING, STATUS_OK, TrialResult
+from topic_pipeline.storage.files import read_json, write_json
+
+if TYPE_CHECKING:
+    from topic_pipeline.storage.paths import DataPaths
+
+
+def tie_break_order(primary: str) -> list[str]:
+    if primary not in METRIC_NAMES:
+        raise ValueError(f"unknown ranking metric '{primary}'; choose one of {', '.join(METRIC_NAMES)}")
+    return [primary] + [name for name in METRIC_NAMES if name != primary]
+
+
+# Spread of the main metric across UMAP seeds above which a configuration is flagged unstable.
+UNSTABLE_STD = 0.05
+
+
+def build_leaderboard(
+    trials: Mapping[str, Mapping[str, Any]],
+    results: Mapping[str, TrialResult | None],
+    rank_by: str = "ari",
+    rounds: Mapping[str, int] | None = None,
+    rank_by_stability: bool = False,
+) -> pd.DataFrame:
+    """One row per trial of the grid: scored trials ranked first, then failed, then missing.
+
+    ``trials`` maps every key of the current grid to its params; ``results`` holds the current
+    result per key (None when the trial has not run on these inputs); ``rounds`` the search round
+    that proposed each key, if a search did.
+
+    Trials that replicate one configuration with other UMAP seeds share a ``configuration``; each of
+    its rows carries the seeds' count, mean and standard deviation of ``rank_by`` and the
+    stability-aware score mean minus one standard deviation. With ``rank_by_stability`` that score
+    ranks first (configurations run with one seed only have none and come after).
+    """
+    order = tie_break_order(rank_by)
+    rows = []
+    for key, params in trials.items():
+        result = results.get(key)
+        row: dict[str, Any] = {
+            "trial": key,
+            "configuration": TrialParams.from_dict(params).configuration.key,
+            "round": (rounds or {}).get(key),
+            "status": result.status if result else STATUS_MISSING,
+        }
+        row.update({name: (result.metrics.get(name) if result else None) for name in REPORTED_NAMES})
+        row["error"] = result.error if result else None
+        row["mlflow_run_id"] = result.tags.get("mlflow_run_id") if result else None
+        row.update({name: params[name] for name in GRID_KEYS})
+        row["seed_replicate"] = params.get("seed_replicate", 0)
+        rows.append(row)
+    stability = [f"{rank_by}_seeds", f"{rank_by}_mean", f"{rank_by}_std", f"{rank_by}_stable", "unstable"]
+    columns = ["rank", "trial", "status", *REPORTED_NAMES, *stability, "configuration", "round", "seed_replicate",
+               *GRID_KEYS, "error", "mlflow_run_id"]
+    frame = pd.DataFrame(rows, columns=[c for c in columns if c not in ("rank", *stability)])
+    frame["round"] = frame["round"].astype("Int64")
+    frame["seed_replicate"] = frame["seed_replicate"].fillna(0).astype(int)
+    seeds = frame[frame["status"] == STATUS_OK].groupby("configuration")[rank_by].agg(["count", "mean", "std"])
+    frame[f"{rank_by}_seeds"] = frame["configuration"].map(seeds["count"]).fillna(0).astype(int)
+    frame[f"{rank_by}_mean"] = frame["configuration"].map(seeds["mean"])
+    # One seed tells nothing about the spread: std (and the stable score) stay empty.
+    frame[f"{rank_by}_std"] = frame["configuration"].map(seeds["std"])
+    frame[f"{rank_by}_stable"] = frame[f"{rank_by}_mean"] - frame[f"{rank_by}_std"]
+    frame["unstable"] = frame[f"{rank_by}_std"] > UNSTABLE_STD
+    frame = frame[[c for c in columns if c != "rank"]]
+    sort_keys = ([f"{rank_by}_stable"] if rank_by_stability else []) + order
+    scored = frame[frame["status"] == STATUS_OK].sort_values(
+        sort_keys + ["trial"], ascending=[False] * len(sort_keys) + [True], kind="mergesort", na_position="last"
+    )
+    unscored = frame[frame["status"] != STATUS_OK].sort_values(["status", "trial"], kind="mergesort")
+    ranked = pd.concat([scored, unscored], ignore_index=True)
+    ranked.insert(0, "rank", [i + 1 for i in range(len(scored))] + [None] * len(unscored))
+    ranked["rank"] = ranked["rank"].astype("Int64")
+    return ranked
+
+
+def to_markdown(frame: pd.DataFrame, limit: int = 20, metrics: Iterable[str] = ("ari", "ami", "nmi", "f1_macro")) -> str:
+    """A compact table for the Dagster UI: the top ``limit`` rows, then failed and missing trials."""
+    shown = list(metrics) + ["outlier_fraction", "topic_count"]
+    header = ["rank", "trial", "status", *shown]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    ok = frame[frame["status"] == STATUS_OK].head(limit)
+    rest = frame[frame["status"] != STATUS_OK]
+    for _, row in pd.concat([ok, rest]).iterrows():
+        cells = [str(row["rank"]) if pd.notna(row["rank"]) else "", f"`{row['trial']}`", row["status"]]
+        for name in shown:
+            value = row[name]
+            cells.append("" if value is None or pd.isna(value) else (f"{int(value)}" if name == "topic_count" else f"{value:.3f}"))
+        lines.append("| " + " | ".join(cells) + " |")
+    hidden = int((frame["status"] == STATUS_OK).sum()) - len(ok)
+    if hidden > 0:
+        lines.append(f"\n{hidden} more scored trial(s) in the CSV.")
+    return "\n".join(lines)
+
+
+def stability_markdown(frame: pd.DataFrame, rank_by: str, limit: int = 10) -> str:
+    """Configurations run with several UMAP seeds: mean, spread and range of ``rank_by``."""
+    replicated = frame[(frame["status"] == STATUS_OK) & (frame[f"{rank_by}_seeds"] > 1)]
+    if replicated.empty:
+        return ""
+    summary = (
+        replicated.groupby("configuration")[rank_by]
+        .agg(["count", "mean", "std", "min", "max"])
+        .sort_values(["mean"], ascending=False)
+        .head(limit)
+    )
+    lines = [
+        f"| configuration | seeds | {rank_by} mean | std | min | max | mean - std | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for configuration, row in summary.iterrows():
+        flag = "**unstable**" if row["std"] > UNSTABLE_STD else ""
+        lines.append(
+            f"| `{configuration}` | {int(row['count'])} | {row['mean']:.3f} | {row['std']:.3f} | {row['min']:.3f} "
+            f"| {row['max']:.3f} | {row['mean'] - row['std']:.3f} | {flag} |"
+        )
+    return "\n".join(lines)
+
+
+# --- what is wrong with the top of a leaderboard ----------------------------------------------------
+#
+# A leaderboard always has a first row; these say when that row is not a winner to trust. Two kinds:
+# the trial itself is degenerate (no topic, or no labelled document in any topic), or the labelled
+# sample cannot separate trials. The second has two exact causes: no class holds two documents (the
+# pair-counting and information metrics then only reward keeping labelled documents apart), or every
+# scored trial gets the same ranking score. A tie among only the leaders is normal (trials that
+# cluster the labelled documents identically score identically) and is not reported.
+
+WARNINGS_FILE = "warnings.json"
+# Different trials give bit-identical scores when they split the labelled documents alike; this only
+# absorbs float noise from computing the same value along another path.
+TIE_TOLERANCE = 1e-12
+# Settings that change topic words but never which topic a document gets.
+_LABEL_NEUTRAL_KEYS = ("n_gram_max",)
+_FEWER_OUTLIERS = "lower hdbscan_min_cluster_size or hdbscan_min_samples in the grid and rerun the sweep"
+
+
+def _number(metrics: Mapping[str, Any], name: str) -> float | None:
+    value = metrics.get(name)
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def has_no_topic(metrics: Mapping[str, Any]) -> bool:
+    """HDBSCAN left every document of the corpus an outlier: nothing to show or export."""
+    return _number(metrics, "topic_count") == 0
+
+
+def trial_problem(metrics: Mapping[str, Any], rank_by: str) -> str | None:
+    """What makes one trial's result degenerate, as the end of a sentence that starts with its key."""
+    if has_no_topic(metrics):
+        return (
+            f"found no topic: HDBSCAN left every document an outlier (-1), so its {rank_by} measures no "
+            f"clustering and a model of it has no topics; {_FEWER_OUTLIERS}"
+        )
+    if _number(metrics, "outlier_fraction") == 1.0:
+        return (
+            f"left every labelled document an outlier (-1): none of its topics holds a labelled document, so its "
+            f"{rank_by} says nothing about how it groups them; {_FEWER_OUTLIERS}, or label documents from its topics"
+        )
+    return None
+
+
+def best_sound_trial(frame: pd.DataFrame, rank_by: str) -> tuple[str, int] | None:
+    """The best-ranked scored trial without a degenerate result: (key, rank), or None."""
+    scored = frame[frame["status"] == STATUS_OK]
+    for _, row in scored.iterrows():
+        if trial_problem(row, rank_by) is None:
+            return str(row["trial"]), int(row["rank"])
+    return None
+
+
+def sample_warnings(
+    frame: pd.DataFrame, rank_by: str, labels: GroundTruth, where: str = "the ground truth", trial: str | None = None
+) -> list[str]:
+    """Why the labelled sample cannot rank the scored trials of ``frame``, naming ``trial`` (default: the first)."""
+    scored = frame[frame["status"] == STATUS_OK]
+    if scored.empty:
+        return []
+    trial = trial or str(scored.iloc[0]["trial"])
+    sizes = Counter(labels.cluster_of.values())
+    if max(sizes.values()) < 2:
+        return [
+            f"{where} cannot rank trials: each of its {len(sizes)} classes holds one document, so no two labelled "
+            f"documents belong together and {rank_by} only measures whether a trial keeps them apart, not whether it "
+            f"groups documents that belong together; the score of trial '{trial}' says nothing about its topics. "
+            f"Label at least two documents per class, better several, and rerun the sweep"
+        ]
+    values = scored[rank_by].astype(float)
+    # Trials differing only in label-neutral settings share one clustering: their tie says nothing.
+    clusterings = scored[[k for k in GRID_KEYS if k not in _LABEL_NEUTRAL_KEYS] + ["seed_replicate"]].astype(str)
+    if len(clusterings.drop_duplicates()) > 1 and values.max() - values.min() <= TIE_TOLERANCE:
+        return [
+            f"all {len(scored)} scored trials score {rank_by} {values.iloc[0]:.3f}, trial '{trial}' among them: the "
+            f"labelled sample in {where} does not tell them apart, so their order comes only from the tie-breaking "
+            f"metrics. Label more documents, several per class, from the topics these settings split differently, "
+            f"and rerun the sweep"
+        ]
+    return []
+
+
+def leaderboard_warnings(frame: pd.DataFrame, rank_by: str, labels: GroundTruth, where: str = "the ground truth") -> list[str]:
+    """What is wrong with the top of ``frame`` (as built by ``build_leaderboard``), in words a user acts on.
+
+    Empty when the first trial is a winner to trust. ``where`` names the labelled sample's file.
+    """
+    scored = frame[frame["status"] == STATUS_OK]
+    if scored.empty:
+        return []
+    first = scored.iloc[0]
+    warnings = []
+    problem = trial_problem(first, rank_by)
+    if problem:
+        message = f"trial '{first['trial']}' ranks first but {problem}"
+        sound = best_sound_trial(frame, rank_by)
+        if sound:
+            message += (
+                f". The best trial whose topics hold labelled documents is '{sound[0]}' (rank {sound[1]}): "
+                f"export it with --trial {sound[0]}"
+            )
+        warnings.append(message)
+    return warnings + sample_warnings(frame, rank_by, labels, where)
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_leaderboard_warnings(paths: DataPaths, warnings: list[str]) -> None:
+    """Store ``warnings`` beside the leaderboard CSV (written first), tied to that CSV's content."""
+    csv_path = paths.leaderboard / "leaderboard.csv"
+    write_json(paths.leaderboard / WARNINGS_FILE, {"leaderboard_sha256": _file_digest(csv_path), "warnings": list(warnings)})
+
+
+def read_leaderboard_warnings(paths: DataPaths) -> list[str]:
+    """The warnings of the current leaderboard CSV; empty when there are none or none recorded for this CSV.
+
+    Warnings stored for another version of the CSV (a write interrupted between the two files) are
+    not shown: they would describe another leaderboard.
+    """
+    try:
+        stored = read_json(paths.leaderboard / WARNINGS_FILE)
+        current = _file_digest(paths.leaderboard / "leaderboard.csv")
+    except (OSError, ValueError):
+        return []
+    if not isinstance(stored, dict) or stored.get("leaderboard_sha256") != current or not isinstance(stored.get("warnings"), list):
+        return []
+    return [str(warning) for warning in stored["warnings"]]

@@ -1,0 +1,104 @@
+"""Per-trial result rows, one small JSON file per trial key, and each scored trial's topic labels.
+
+Trials write here and the leaderboard reads here, so no downstream step ever loads every trial's
+output through an IO manager. A row carries the fingerprint of the inputs it was computed from; a
+row with another fingerprint is stale (the corpus, labels or settings changed) and counts as missing.
+A trial's labels (one topic per document, ``.npy``) are written before its row, so a current row's
+labels are those of the same computation; the leaderboard summarises its leaders' topics from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from topic_pipeline.storage.array_cache import TRIAL_LIBRARIES, cache_key
+from topic_pipeline.storage.files import read_array, read_json, write_array, write_json
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_MISSING = "missing"
+
+
+def inputs_fingerprint(corpus_hash: str, ground_truth_hash: str, seed: int, stopwords_language: str) -> str:
+    """What every trial result depends on besides its own parameters, library versions included
+    (upgrading one of ``TRIAL_LIBRARIES`` reruns the grid rather than mixing old and new results)."""
+    identity = {"corpus": corpus_hash, "ground_truth": ground_truth_hash, "seed": seed, "stopwords": stopwords_language}
+    return cache_key("inputs", identity, TRIAL_LIBRARIES)
+
+
+def results_digest(grid_fingerprint: str, fingerprint: str, results: dict[str, "TrialResult | None"]) -> str:
+    """Identifies one state of a grid's results: the leaderboard is current while this is unchanged."""
+    state = sorted((key, result.finished_at if result else None) for key, result in results.items())
+    return hashlib.sha256(json.dumps([grid_fingerprint, fingerprint, state]).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class TrialResult:
+    key: str
+    params: dict[str, Any]
+    fingerprint: str
+    status: str
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+    duration_s: float = 0.0
+    finished_at: float = 0.0
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrialResult:
+        fields = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in values.items() if name in fields})
+
+
+class ResultStore:
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def labels_path(self, key: str) -> Path:
+        return self.directory / f"{key}.labels.npy"
+
+    def save(self, result: TrialResult, labels: np.ndarray | None = None) -> None:
+        if labels is not None:
+            write_array(self.labels_path(result.key), np.asarray(labels, dtype=np.int32))
+        write_json(self.path(result.key), result.to_dict())
+
+    def labels(self, key: str, n_documents: int) -> np.ndarray | None:
+        """The topic of each document for this trial's stored result, or None if absent or not this corpus's."""
+        try:
+            labels = read_array(self.labels_path(key))
+        except (OSError, ValueError):
+            return None
+        return labels if labels.shape == (n_documents,) and labels.dtype == np.int32 else None
+
+    def load(self, key: str) -> TrialResult | None:
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            raw = read_json(path)
+            # Valid JSON that is not an object (e.g. "[]") cannot be a result either.
+            return TrialResult.from_dict(raw) if isinstance(raw, dict) else None
+        except (ValueError, TypeError, OSError):
+            return None
+
+    def current(self, key: str, fingerprint: str, params: dict[str, Any]) -> TrialResult | None:
+        """The stored result if it was computed from these inputs and exactly these parameters.
+
+        Parameters are compared, not only the key: two models may share a short name.
+        """
+        result = self.load(key)
+        if result is None or result.fingerprint != fingerprint or result.params != dict(params):
+            return None
+        return result
