@@ -9,10 +9,10 @@ Both start from the same embeddings, computed before either clock starts. The be
 every trial's metrics agree between (a) and (b), and prints wall time, trials per minute, the ratio
 and the peak memory (resident set, summed over the whole process tree).
 
-    topic-pipeline benchmark                     # 5,000 documents, the 180-trial grid
-    topic-pipeline benchmark --grid quick        # 32 trials, a few minutes
-    topic-pipeline benchmark --docs 50000 --skip-baseline   # scale: time and memory of (b) only
-    topic-pipeline benchmark --cold-compile-cache # as the first sweep after installing: numba compiles all
+    make benchmark                                      # 5,000 documents, the 180-trial grid
+    make benchmark ARGS="--grid quick"                  # 32 trials, a few minutes
+    make benchmark ARGS="--docs 50000 --skip-baseline"  # scale: time and memory of (b) only
+    make benchmark ARGS=--cold-compile-cache            # as the first sweep after installing: numba compiles all
 """
 
 from __future__ import annotations
@@ -203,15 +203,15 @@ def _run(args, workdir: Path, grid: dict) -> None:
     embeddings_path = EmbeddingCache(paths.embeddings).path(embedded.cache_key)
 
     # (b) the pipeline, as users launch it.
-    from topic_pipeline import step_server
-    from topic_pipeline.cli import _execute, execute_plans
+    from topic_pipeline.cli import _execute, execute_plans, fork_steps
+
+    fork_steps()  # as the command line does
 
     home = workdir / "dagster_home"
     home.mkdir(exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        # As `topic-pipeline sweep` (run_sweep): the step server first, then the inputs.
-        step_server.start()
+        # As `topic-pipeline sweep` (run_sweep): the inputs first.
         _execute(instance, "refresh_inputs_job", {})
         execute_plans(instance, jobs={"embeddings_job"})  # a cache hit: embeddings computed above
         with TreeMemorySampler() as memory:

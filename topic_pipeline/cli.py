@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import sys
 from pathlib import Path
 
 import dagster as dg
 
-from topic_pipeline import environment
 
-from topic_pipeline import step_server
+from topic_pipeline._compat.dagster import forget_job_definitions
 from topic_pipeline.processes import exclusive_sweep
-from topic_pipeline.shutdown import skip_final_collection
 
 
 def _job(name: str) -> dg.JobDefinition:
@@ -57,35 +57,47 @@ def _root_cause(error) -> str:
     return error.message.strip()
 
 
-def _forked_steps(job_name: str) -> dict:
-    """Run config that has the job's step processes forked from this process's warm step server, if it
-    has one (``step_server``); empty where the job runs in-process, or on Kubernetes."""
+# What a step imports before its work starts: preloaded once by the fork server its processes are forked
+# from (Dagster's own ``forkserver`` start method), instead of by every spawned step process.
+STEP_PRELOAD = [
+    "topic_pipeline.definitions",
+    "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "sklearn.metrics.cluster",
+    "sklearn.feature_extraction.text",
+]
+_forked_steps = False
+
+
+def fork_steps() -> None:
+    """Have the runs this process executes fork their step processes from one preloaded server.
+
+    Kept because it pays: ``make benchmark``'s sweep is measurably faster with it (docs/benchmarks.md).
+    Only for a process whose environment and working directory stay as they are, as the command line's
+    do: a forked step inherits the server's, taken when the first run started it. Callers that change
+    the environment between runs (tests executing several sweeps in one process) keep Dagster's default.
+    """
+    global _forked_steps
+    if _forked_steps:
+        return
+    _forked_steps = True
+    # Started now, so that the server imports the steps' modules while the inputs are refreshed, not
+    # inside the first run that forks a step. Dagster's executor then uses this server.
+    multiprocessing.set_forkserver_preload(STEP_PRELOAD)
+    multiprocessing.forkserver.ensure_running()
+
+
+def _start_method(job_name: str) -> dict:
     from topic_pipeline.definitions import executor_kind
 
-    method = step_server.start_method()
-    if method is None:
+    if not _forked_steps:
         return {}
-    if job_name == "leaderboard_job":
-        return {"execution": {"config": {"multiprocess": {"start_method": method}}}}
+    method = {"forkserver": {"preload_modules": STEP_PRELOAD}}
+    # The leaderboard job stays in this process (its default): its step and its checks' step would each
+    # pay a fork and a build of the definitions, more than importing their modules here once.
     if job_name in {"embeddings_job", "trials_job"} and executor_kind() == "multiprocess":
         return {"execution": {"config": {"start_method": method}}}
     return {}
-
-
-_definitions_environment: str | None = None
-
-
-def _forget_definitions_of_another_environment() -> None:
-    """Dagster keeps the last job definition built in this process, and ours read the environment
-    (build_resources): a job run in-process must see the settings of now, not of an earlier run."""
-    global _definitions_environment
-    from dagster._core.definitions.reconstruct import ReconstructableJob
-
-    current = environment.digest()
-    if _definitions_environment != current:
-        ReconstructableJob.get_definition.cache_clear()
-        ReconstructableJob.get_repository_definition.cache_clear()
-        _definitions_environment = current
 
 
 def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None) -> None:
@@ -93,8 +105,10 @@ def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], 
 
     # This process's identity lets a later sweep see that the run stopped because the process was killed.
     tags = {**tags, **process_tags()}
-    _forget_definitions_of_another_environment()
-    run_config = {**(run_config or {}), **_forked_steps(job_name)}
+    # Our definitions read the environment when they are built, and Dagster keeps the last one built in
+    # the process: a run executed here must see the settings of now, not of an earlier run.
+    forget_job_definitions()
+    run_config = {**(run_config or {}), **_start_method(job_name)}
     with dg.execute_job(dg.reconstructable(_JOBS[job_name]), instance=instance, tags=tags, run_config=run_config) as result:
         if not result.success:
             errors = [
@@ -126,8 +140,6 @@ def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) ->
 
 def run_sweep(instance: dg.DagsterInstance) -> None:
     """Materialise the inputs, then the embeddings, trials and leaderboard they call for."""
-    # Started first: the server imports the steps' modules while the inputs are refreshed.
-    step_server.start()
     _execute(instance, "refresh_inputs_job", {})
     execute_plans(instance)
 
@@ -167,7 +179,6 @@ def _sweep_places() -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    skip_final_collection()
     parser = argparse.ArgumentParser(prog="topic-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("sweep", help="materialise the whole chain (inputs, embeddings, trials, leaderboard)")
@@ -188,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    fork_steps()
     # A second sweep (or an export, which reads the leaderboard) waits for a sweep that is running.
     with exclusive_sweep(_sweep_places()), dg.DagsterInstance.get() as instance:
         print(f"Dagster instance: {os.environ['DAGSTER_HOME']}")

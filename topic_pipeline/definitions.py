@@ -8,7 +8,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from topic_pipeline import environment
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.defs.resources.database import DocumentsDatabase
 from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
@@ -116,22 +115,9 @@ def build_executor() -> dg.ExecutorDefinition:
     return k8s_job_executor.configured(yaml.safe_load(text) or {}, name="k8s")
 
 
-_built: tuple[str, dg.Definitions] | None = None
-
-
 @dg.definitions
 def defs() -> dg.Definitions:
-    """Built once per environment: Dagster asks for the definitions several times for every run it
-    executes, and each build takes a tenth of a second or more. The resources and the executor read the
-    environment, so a changed environment builds them anew."""
-    global _built
-    context = environment.digest()
-    if _built is None or _built[0] != context:
-        _built = (
-            context,
-            dg.Definitions.merge(
-                dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-                dg.Definitions(resources=build_resources(), executor=build_executor()),
-            ),
-        )
-    return _built[1]
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        dg.Definitions(resources=build_resources(), executor=build_executor()),
+    )

@@ -19,6 +19,11 @@ which numba compiles as a call through a ctypes pointer: an address of this proc
 not cache it, and those two alone cost ~7 s of compilation in every process. ``enable`` rebuilds such
 functions, same bytecode, with ``numba.get_num_threads`` bound to a kernel that asks the same
 threading-layer function through a linker symbol, which caches.
+
+Written for numba 0.68.1 (its ``FunctionCache._index_key``, ``CPUDispatcher._cache``,
+``parallel._iget_num_threads``) and for the dispatchers of umap-learn 0.5.12 and pynndescent 0.7.0 that
+it gives the cache or rebuilds (``SUPPORTED``). On any other version ``enable`` leaves everything as
+numba and umap have it (each process compiles: a slower first fit, the same results) and says so once.
 """
 
 from __future__ import annotations
@@ -29,12 +34,24 @@ import logging
 import sys
 import types
 
+from topic_pipeline._compat import check, installed_versions
+
 log = logging.getLogger(__name__)
+
+SUPPORTED = {"numba": ("0.68.1",), "umap-learn": ("0.5.12",), "pynndescent": ("0.7.0",)}
+# Read once, at import. A test replaces an entry to make this process take the fallback.
+INSTALLED = installed_versions(SUPPORTED)
+FALLBACK = "UMAP and NNDescent compile in every process, as without this cache (slower, same results)"
 
 # The modules whose uncached dispatchers get the cache.
 CACHED_MODULE_PREFIXES = ("pynndescent", "umap")
 
 _enabled = False
+
+
+def supported() -> bool:
+    """Whether ``enable`` may install the cache here; the one place this module decides."""
+    return check(__name__, SUPPORTED, INSTALLED, FALLBACK)
 
 
 class _UnstableKey(Exception):
@@ -75,7 +92,12 @@ def _stable_key_cache_class():
                 self._index_key(sig, target_context.codegen())
             except _UnstableKey:
                 return None
-            compiled = super().load_overload(sig, target_context)
+            try:
+                compiled = super().load_overload(sig, target_context)
+            except (ImportError, AttributeError):
+                # The entry's code names a module or function that is no longer where it was when the
+                # entry was written (our thread-count kernel moved, say): compile, and the save replaces it.
+                return None
             if compiled is None:
                 return None
             # The stored signature names the function arguments of the process that compiled it;
@@ -139,12 +161,15 @@ def enable() -> bool:
     """Give UMAP's and NNDescent's uncached dispatchers a persistent cache; True once enabled.
 
     Imports umap (and so pynndescent). Call it before the first UMAP fit of the process: dispatchers
-    that have already compiled keep their code. Idempotent. If numba's internals are not what this was
-    written against, everything compiles as before, only slower.
+    that have already compiled keep their code. Idempotent. False, with everything compiling as before
+    (only slower), on versions this was not written for (``supported()``) or if numba's internals still
+    turn out not to be what this was written against.
     """
     global _enabled
     if _enabled:
         return True
+    if not supported():
+        return False
     try:
         import umap  # noqa: F401 - imports pynndescent and every module whose dispatchers get the cache
         from numba.core.caching import NullCache
@@ -189,6 +214,7 @@ def warm() -> float:
 
     import numpy as np
 
+    from topic_pipeline._compat import umap as umap_compat
     from topic_pipeline.engine.neighbors import SMALL_DATA_LIMIT, descent_graph, exact_graph, prepare
     from topic_pipeline.engine.reduction import ReductionSpec, fit_reduction
 
@@ -197,6 +223,8 @@ def warm() -> float:
     rng = np.random.default_rng(0)
     for n_documents in (SMALL_DATA_LIMIT + 100, 300):  # both of UMAP's neighbour searches
         data = prepare(rng.normal(size=(n_documents, 8)))
-        graph = descent_graph(data, 10, 0) if n_documents >= SMALL_DATA_LIMIT else exact_graph(data, 10, 0)
+        graph = None  # where the engine fits plain UMAP, a plain fit compiles what it uses
+        if umap_compat.supported():
+            graph = descent_graph(data, 10, 0) if n_documents >= SMALL_DATA_LIMIT else exact_graph(data, 10, 0)
         fit_reduction(data, graph, ReductionSpec(10, 2, 0.1, 0))
     return time.perf_counter() - started

@@ -10,7 +10,7 @@ import datetime as dt
 import dagster as dg
 
 from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_inputs_job, search_job, trials_job
-from topic_pipeline.defs.planning import plan_next_runs
+from topic_pipeline.defs.planning import plan_sweep
 from topic_pipeline.defs.recovery import recover_interrupted_runs
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
@@ -54,15 +54,19 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings, mlflow: MlflowTracking):
-    """Embeds new embedding sets, runs trials without a current result, ranks them, and (for a search)
-    proposes the next round once the leaderboard ranks the last one."""
+    """Registers the partitions of a new grid or search round, embeds new embedding sets, runs trials
+    without a current result, ranks them, and (for a search) proposes the next round once the
+    leaderboard ranks the last one. The partitions go in the ``SensorResult``: Dagster adds them before
+    it launches the tick's runs, which may target them."""
     for action in recover_interrupted_runs(context.instance, settings.paths, mlflow.tracker(settings.paths)):
         context.log.warning(action)
-    requests = plan_next_runs(context.instance, settings)
-    if not requests:
+    plan = plan_sweep(context.instance, settings)
+    if not plan.runs and not plan.partitions:
         return dg.SkipReason("the current grid is complete on the current inputs")
-    return [
-        dg.RunRequest(job_name=request.job_name, run_key=request.run_key, tags=request.tags,
-                      partition_key=request.partition_key)
-        for request in requests
-    ]
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(job_name=run.job_name, run_key=run.run_key, tags=run.tags, partition_key=run.partition_key)
+            for run in plan.runs
+        ],
+        dynamic_partitions_requests=plan.partitions,
+    )

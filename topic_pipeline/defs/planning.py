@@ -1,7 +1,32 @@
 """What the sweep should run next, derived from the instance and the data directory.
 
-Shared by the sensor (which launches the runs) and ``topic-pipeline demo`` (which executes them in
-order), so both take the same path through the assets.
+Shared by the sweep sensor (which launches the runs) and the command line (which executes them in
+order), so both take the same path through the assets. The plan also names the partitions a new grid
+or search round needs: the sensor hands them to Dagster in its ``SensorResult``, the command line adds
+them through the instance (``plan_next_runs``). Assets register none themselves.
+
+Why a planner rather than declarative automation (``AutomationCondition``): the decisions it makes
+rest on what conditions cannot see.
+
+* Staleness is a content hash. A trial is due when no stored result matches its parameters and the
+  inputs' fingerprint (the corpus and labels content hashes, the UMAP seed, the stop-word language);
+  an embedding set when no cache file matches the corpus hash. Conditions follow materialisation
+  events and data versions: ``any_deps_updated`` fires on a re-export of identical texts, and neither
+  it nor ``data_version_changed`` sees the seed or the language, which are settings, not assets.
+* The sweep is a subset of the partitions. Trial partitions outlive their grid (history stays
+  browsable); which ones the current sweep holds is in the grid manifest on disk. A condition on the
+  leaderboard over its ``grid_trials`` dependency would wait for every partition ever registered.
+* A trial needs one embedding set, named in its parameters. No public partition mapping leads from a
+  trial key to its set's key, and through ``AllPartitionMapping`` a condition would hold every trial
+  until every set is embedded; the planner starts a set's trials as soon as that set is cached.
+* Search rounds: ``search_job`` is due when the leaderboard ranks exactly the round's current results
+  (its ``results_digest``) and the search state on disk says the search goes on, on these inputs.
+  Neither is an asset event.
+* The command line runs a sweep without the daemon, which is what evaluates conditions.
+
+Dagster keeps what it does well here: runs in flight come from its run statuses, a range of trials
+runs as one run through its partition-range tags, and UI backfills are split by ``grid_trials``'s
+``BackfillPolicy``.
 """
 
 from __future__ import annotations
@@ -9,10 +34,10 @@ from __future__ import annotations
 import dataclasses
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from topic_pipeline._compat.dagster import run_partition_tags
 from topic_pipeline.defs.assets.trials import TRIALS_PER_RUN
-from topic_pipeline.defs.partitions import trial_partitions
+from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
 from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.inputs.grid import EmbeddingSet
 from topic_pipeline.storage.paths import DataPaths
@@ -20,6 +45,9 @@ from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.storage.results import ResultStore, results_digest
 from topic_pipeline.search.coarse_to_fine import SearchState
 from topic_pipeline.storage.files import read_json
+
+# Checked when this module loads: a Dagster that renamed them is refused before any run is planned.
+PARTITION_TAG, PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG = run_partition_tags()
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.NOT_STARTED,
@@ -35,6 +63,14 @@ class PlannedRun:
     run_key: str
     partition_key: str | None = None
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """The partitions to add before the runs, and the runs."""
+
+    partitions: list[dg.AddDynamicPartitionsRequest]
+    runs: list[PlannedRun]
 
 
 def _latest_hash(instance: dg.DagsterInstance, asset: str) -> str | None:
@@ -65,9 +101,9 @@ def contiguous_ranges(ordered_keys: list[str], wanted: set[str], max_length: int
 
 def run_partition_keys(run: dg.DagsterRun, ordered_keys: list[str]) -> list[str]:
     position = {key: index for index, key in enumerate(ordered_keys)}
-    start = run.tags.get(ASSET_PARTITION_RANGE_START_TAG)
-    end = run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    single = run.tags.get("dagster/partition")
+    start = run.tags.get(PARTITION_RANGE_START_TAG)
+    end = run.tags.get(PARTITION_RANGE_END_TAG)
+    single = run.tags.get(PARTITION_TAG)
     if start in position and end in position:
         return ordered_keys[position[start] : position[end] + 1]
     return [single] if single else []
@@ -82,13 +118,26 @@ def _keys_in_flight(instance: dg.DagsterInstance, ordered_keys: list[str]) -> se
     return busy
 
 
-def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> list[PlannedRun]:
+def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> SweepPlan:
+    """What the sweep needs next; reads the instance and the data directory, changes neither."""
     paths = settings.paths
     corpus_hash = _latest_hash(instance, "documents")
     labels_hash = _latest_hash(instance, "ground_truth")
     if corpus_hash is None or labels_hash is None or not paths.current_grid.exists():
-        return []
+        return SweepPlan([], [])
     manifest = read_json(paths.current_grid)
+    # Existing partitions are kept, whatever the grid: earlier sweeps' trials stay browsable.
+    known_sets = set(instance.get_dynamic_partitions(embedding_set_partitions.name))
+    known_trials = instance.get_dynamic_partitions(trial_partitions.name)
+    registered = set(known_trials)
+    new_sets = [key for key in manifest["embedding_sets"] if key not in known_sets]
+    new_trials = [key for key in manifest["trials"] if key not in registered]
+    partitions = [
+        definition.build_add_request(keys)
+        for definition, keys in ((embedding_set_partitions, new_sets), (trial_partitions, new_trials))
+        if keys
+    ]
+
     cache = EmbeddingCache(paths.embeddings)
     ready_sets: set[str] = set()
     plans: list[PlannedRun] = []
@@ -103,7 +152,8 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
     store = ResultStore(paths.results)
     results = {key: store.current(key, fingerprint, params) for key, params in manifest["trials"].items()}
     pending = {key for key, result in results.items() if result is None}
-    ordered = instance.get_dynamic_partitions(trial_partitions.name)
+    # The order Dagster will hold once the new keys are added (appended, in the request's order).
+    ordered = [*known_trials, *new_trials]
     in_flight = _keys_in_flight(instance, ordered)
     runnable = {
         key for key in pending - in_flight
@@ -114,7 +164,7 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
             PlannedRun(
                 "trials_job",
                 f"trials:{fingerprint}:{start}:{end}",
-                tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+                tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end},
             )
         )
     if not pending and not plans:
@@ -126,7 +176,25 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
         elif _search_continues(paths, manifest, fingerprint):
             # The leaderboard ranks the whole round: time to close it and propose the next.
             plans.append(PlannedRun("search_job", f"search:{digest}"))
-    return plans
+    return SweepPlan(partitions, plans)
+
+
+def add_partitions(instance: dg.DagsterInstance, requests: list[dg.AddDynamicPartitionsRequest]) -> None:
+    """Apply a plan's partition requests through the instance, as the sensor daemon applies a
+    ``SensorResult``'s (keys that exist meanwhile are skipped)."""
+    for request in requests:
+        known = set(instance.get_dynamic_partitions(request.partitions_def_name))
+        missing = [key for key in request.partition_keys if key not in known]
+        if missing:
+            instance.add_dynamic_partitions(request.partitions_def_name, missing)
+
+
+def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> list[PlannedRun]:
+    """The runs to execute next, for a caller that executes them itself (the command line): the
+    partitions they target are added first, since a run can only target partitions that exist."""
+    plan = plan_sweep(instance, settings)
+    add_partitions(instance, plan.partitions)
+    return plan.runs
 
 
 def _search_continues(paths: DataPaths, manifest: dict, fingerprint: str) -> bool:

@@ -2,6 +2,24 @@
 
 Used by ``topic-pipeline sweep`` and the sweep sensor before they plan, so a sweep that was killed
 resumes with only its unfinished trials.
+
+Why Dagster's run monitoring (``run_monitoring:`` in dagster.yaml; on in the local instance, deploy/
+and deploy/k8s/) does not replace this:
+
+* Monitoring is a loop of the daemon that judges a started run by asking the run launcher about the
+  run worker it launched (``check_run_worker_health``). The command line executes its runs in its own
+  process with ``execute_job``: no launcher started a worker for them, so nothing can be asked. The
+  default launcher (the local instance, docker-compose) answers for no run at all; the Kubernetes one
+  looks for the Job it created for the run, which a run of the command line does not have (its daemon
+  would report such a run failed while it runs). And the command line mostly runs with no daemon at all.
+* For a run it can judge, monitoring marks it failed (or resumes it). The rest of the recovery, the
+  trials a stopped trials run finished recorded as materialisations, the MLflow runs it left RUNNING
+  closed, the temporary files of cut-short writes deleted, has no counterpart in Dagster; it applies to
+  every stopped trials run, whoever launched it.
+
+So a run executed in-process by ``topic-pipeline`` carries the identity of its process (host, pid,
+start time) and is marked failed here once that process is gone; a run launched through a run launcher
+is left to run monitoring (its start timeout everywhere, its run worker's health on Kubernetes).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 HDBSCAN's single-linkage tree depends on (data, min_samples, metric, algorithm) but not on
 min_cluster_size or cluster_selection_epsilon, so one tree serves every such variant. ``TreeClusterer``
-makes the very calls ``hdbscan.HDBSCAN.fit`` makes: the first request for a min_samples runs
-``hdbscan.hdbscan_.hdbscan`` (building the tree), later ones only ``_tree_to_labels`` on it.
+keeps one tree per min_samples through ``_compat.hdbscan``, which labels it as ``hdbscan.HDBSCAN.fit``
+would; where that module was not written for the installed hdbscan, every request is a plain fit.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from topic_pipeline._compat import hdbscan as hdbscan_compat
 
-def hdbscan_params(min_cluster_size: int, min_samples: int | None, epsilon: float) -> dict[str, Any]:
-    """The keyword arguments ``HDBSCAN.fit`` would pass on, for the model the reference trial builds."""
+
+def hdbscan_model(min_cluster_size: int, min_samples: int | None, epsilon: float) -> Any:
+    """The (unfitted) HDBSCAN the reference trial builds."""
     from hdbscan import HDBSCAN
 
-    model = HDBSCAN(
+    return HDBSCAN(
         min_cluster_size=min_cluster_size,
         min_samples=min_samples,
         cluster_selection_epsilon=epsilon,
@@ -25,11 +27,6 @@ def hdbscan_params(min_cluster_size: int, min_samples: int | None, epsilon: floa
         cluster_selection_method="eom",
         prediction_data=False,
     )
-    params = model.get_params()
-    params.pop("prediction_data", None)
-    params.pop("branch_detection_data", None)
-    params.update(model._metric_kwargs)
-    return params
 
 
 class TreeClusterer:
@@ -48,28 +45,14 @@ class TreeClusterer:
         return max(1, min(self.data.shape[0] - 1, value))
 
     def labels(self, min_cluster_size: int, min_samples: int | None, epsilon: float) -> np.ndarray:
-        from hdbscan.hdbscan_ import _tree_to_labels, hdbscan
-
-        params = hdbscan_params(min_cluster_size, min_samples, epsilon)
+        model = hdbscan_model(min_cluster_size, min_samples, epsilon)
         tree_key = self._effective_min_samples(min_cluster_size, min_samples)
-        if tree_key not in self._trees:
-            labels, _, _, _, single_linkage_tree, _ = hdbscan(self.data, **params)
-            self._trees[tree_key] = single_linkage_tree
-            self.trees_built += 1
-            return np.asarray(labels, dtype=np.int64)
-        # get_clusters mutates the stability dict it is given: _tree_to_labels builds a fresh one each call.
-        labels, _, _, _, _ = _tree_to_labels(
-            self.data,
-            self._trees[tree_key],
-            params["min_cluster_size"],
-            params["cluster_selection_method"],
-            params["allow_single_cluster"],
-            params["match_reference_implementation"],
-            float(params["cluster_selection_epsilon"]),
-            float(params["cluster_selection_persistence"]),
-            params["max_cluster_size"],
-            params["cluster_selection_epsilon_max"],
-        )
+        if tree_key in self._trees:
+            return np.asarray(hdbscan_compat.labels_from_tree(self.data, self._trees[tree_key], model), dtype=np.int64)
+        labels, tree = hdbscan_compat.labels_and_tree(self.data, model)
+        self.trees_built += 1
+        if tree is not None:  # None: the public fallback, which keeps no tree
+            self._trees[tree_key] = tree
         return np.asarray(labels, dtype=np.int64)
 
 
@@ -77,20 +60,16 @@ def reduce_topics(labels: np.ndarray, texts: list[str], embeddings: np.ndarray, 
     """BERTopic's own topic reduction (int or "auto") applied to given cluster labels.
 
     Since BERTopic 0.15 topics merge by their embedding centroids, so neither the n-gram range nor the
-    vectorizer's stop words change the result; the cheapest vectorizer is used.
+    vectorizer's stop words change the result; without a trial's parameters the builder takes the
+    cheapest vectorizer.
     """
-    from bertopic import BERTopic
     from bertopic.cluster import BaseCluster
     from bertopic.dimensionality import BaseDimensionalityReduction
-    from sklearn.feature_extraction.text import CountVectorizer
 
-    model = BERTopic(
-        embedding_model=None,
-        umap_model=BaseDimensionalityReduction(),
-        hdbscan_model=BaseCluster(),
-        vectorizer_model=CountVectorizer(),
-        nr_topics=nr_topics,
-        calculate_probabilities=False,
+    from topic_pipeline.engine.bertopic_model import bertopic_model
+
+    model = bertopic_model(
+        None, umap_model=BaseDimensionalityReduction(), hdbscan_model=BaseCluster(), nr_topics=nr_topics
     )
     model.fit(texts, embeddings, y=np.asarray(labels))
     return np.asarray(model.topics_, dtype=np.int64)

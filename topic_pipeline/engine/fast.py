@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from topic_pipeline._compat import joblib as joblib_compat
 from topic_pipeline._compat import numba as numba_cache
+from topic_pipeline._compat import umap as umap_compat
 from topic_pipeline.storage.array_cache import ArrayCache
 from topic_pipeline.errors import error_text
 from topic_pipeline.inputs.grid import TrialParams
@@ -37,7 +39,6 @@ from topic_pipeline.engine.neighbors import is_small
 from topic_pipeline.processes import exit_with_parent
 from topic_pipeline.engine.reduction import ReductionSpec, knn_cache_key
 from topic_pipeline.engine.work_queue import LayoutQueue, layout_cost
-from topic_pipeline.shutdown import skip_final_collection
 
 # The exact (small-data) neighbour graph is computed at least this wide, so grids with different
 # largest n_neighbors share one graph.
@@ -143,10 +144,13 @@ def run_group(task: GroupTask) -> GroupOutcome:
 
 
 def build_graphs(tasks: tuple[GroupTask, ...]) -> int:
-    """Compute (or find cached) the neighbour graphs these tasks need, in one process."""
+    """Compute (or find cached) the neighbour graphs these tasks need, in one process (none where the
+    reductions are plain UMAP fits)."""
     from topic_pipeline.engine.neighbors import prepare
     from topic_pipeline.engine.reduction import neighbour_graph
 
+    if not umap_compat.supported():
+        return 0
     for task in tasks:
         data = prepare(np.load(task.source.path, allow_pickle=False))
         neighbour_graph(ArrayCache(task.cache_dir), task.source.cache_key, data, task.n_neighbors, task.largest_k, task.seed)
@@ -216,11 +220,7 @@ def stop_joblib_workers() -> None:
     HDBSCAN computes core distances with joblib (``core_dist_n_jobs``), which leaves loky worker
     processes idling for minutes; a process that exits while they live waits for them.
     """
-    from joblib.externals.loky import reusable_executor
-
-    executor = reusable_executor._executor
-    if executor is not None:
-        executor.shutdown(wait=True, kill_workers=True)
+    joblib_compat.stop_reusable_workers()
 
 
 def _warm_worker() -> None:
@@ -228,8 +228,6 @@ def _warm_worker() -> None:
 
     # Runs before the worker joins its children at exit (exit priority >= 0).
     Finalize(None, stop_joblib_workers, exitpriority=10)
-    # The pool's shutdown waits for every worker to exit.
-    skip_final_collection()
     # A worker whose step was killed would otherwise compute on for nobody.
     exit_with_parent()
 
@@ -326,7 +324,7 @@ class SweepEngine:
                 running[pool.submit(run_group, plans[index][0])] = index
 
         # One group task per worker, queued behind the preparation; after that, one as each ends, so
-        # the queue chooses with the workers' progress known (schedule.py).
+        # the queue chooses with the workers' progress known (work_queue.py).
         for _ in range(workers):
             hand_out()
         meanwhile()
@@ -347,7 +345,7 @@ def _graph_key(task: GroupTask) -> str:
 
 
 def task_cost(task: GroupTask) -> float:
-    """A group task's work for the scheduler: its UMAP layout, or nothing if the reduction is cached
+    """A group task's work for the work queue: its UMAP layout, or nothing if the reduction is cached
     (clustering a cached reduction is short next to a layout)."""
     from topic_pipeline.engine.reduction import reduction_cache_key
 

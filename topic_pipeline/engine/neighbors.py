@@ -10,6 +10,9 @@ scratch:
 * from ``SMALL_DATA_LIMIT`` documents UMAP runs NNDescent, which consumes the seeded RandomState; the
   graph is computed per distinct k, and the RandomState's state after the search is kept so each fit
   continues from exactly where a from-scratch fit would be.
+
+Both searches take their settings from ``_compat.umap`` and run only where ``umap_compat.supported()``;
+elsewhere the engine skips the graph and fits plain UMAP (``reduction.fit_reduction`` without a graph).
 """
 
 from __future__ import annotations
@@ -18,21 +21,10 @@ import dataclasses
 
 import numpy as np
 
+from topic_pipeline._compat import umap as umap_compat
+
 SMALL_DATA_LIMIT = 4096
 METRIC = "cosine"
-
-
-def _configured_umap(n_neighbors: int, seed: int, data: np.ndarray):
-    from umap import UMAP
-
-    model = UMAP(n_neighbors=n_neighbors, metric=METRIC, random_state=seed)
-    # The attributes UMAP.fit sets before validating, so validation derives the same metric settings.
-    model._raw_data = data
-    model._sparse_data = False
-    model._initial_alpha = model.learning_rate
-    model.knn_indices = model.knn_dists = model.knn_search_index = None
-    model._validate_parameters()
-    return model
 
 
 def prepare(embeddings: np.ndarray) -> np.ndarray:
@@ -83,9 +75,9 @@ def exact_graph(data: np.ndarray, k: int, seed: int) -> KnnGraph:
     from sklearn.metrics import pairwise_distances
     from umap.utils import fast_knn_indices
 
-    model = _configured_umap(k, seed, data)
-    distances = pairwise_distances(data, metric=model._input_distance_func, **model._metric_kwds)
-    distances[distances >= model._disconnection_distance] = np.inf
+    settings = umap_compat.search_settings(data, k, METRIC, seed)
+    distances = pairwise_distances(data, metric=settings.distance_func, **settings.metric_kwds)
+    distances[distances >= settings.disconnection_distance] = np.inf
     indices = fast_knn_indices(distances, k)
     knn_distances = distances[np.arange(distances.shape[0])[:, None], indices].copy()
     indices[knn_distances == np.inf] = -1
@@ -97,16 +89,16 @@ def descent_graph(data: np.ndarray, k: int, seed: int) -> KnnGraph:
     from sklearn.utils import check_random_state
     from umap.umap_ import nearest_neighbors
 
-    model = _configured_umap(k, seed, data)
+    settings = umap_compat.search_settings(data, k, METRIC, seed)
     random_state = check_random_state(seed)
     indices, distances, _ = nearest_neighbors(
         data,
         k,
         METRIC,
-        model._metric_kwds,
-        model.angular_rp_forest,
+        settings.metric_kwds,
+        settings.angular_rp_forest,
         random_state,
-        model.low_memory,
+        settings.low_memory,
         use_pynndescent=True,
         n_jobs=1,  # a seeded UMAP forces n_jobs=1
         verbose=False,

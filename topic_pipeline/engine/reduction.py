@@ -1,4 +1,8 @@
-"""UMAP reductions from a shared neighbour graph, cached on disk by everything they depend on."""
+"""UMAP reductions from a shared neighbour graph, cached on disk by everything they depend on.
+
+Where ``_compat.umap`` was not written for the installed umap-learn, no graph is shared: each reduction
+is a plain UMAP fit, as BERTopic's own (slower, same reduction).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from topic_pipeline._compat import umap as umap_compat
 from topic_pipeline.storage.array_cache import REDUCTION_LIBRARIES, ArrayCache, cache_key
 from topic_pipeline.engine.neighbors import METRIC, KnnGraph, descent_graph, exact_graph, is_small, prepare
 
@@ -50,8 +55,9 @@ def neighbour_graph(
     return KnnGraph.from_arrays(arrays)
 
 
-def fit_reduction(data: np.ndarray, graph: KnnGraph, spec: ReductionSpec) -> np.ndarray:
-    """UMAP exactly as BERTopic runs it (cosine, seeded), with the neighbour search skipped.
+def fit_reduction(data: np.ndarray, graph: KnnGraph | None, spec: ReductionSpec) -> np.ndarray:
+    """UMAP exactly as BERTopic runs it (cosine, seeded), with the neighbour search skipped if a
+    ``graph`` is given (a plain fit, search included, if None).
 
     NaNs are replaced by 0 as BERTopic does before clustering.
     """
@@ -59,15 +65,17 @@ def fit_reduction(data: np.ndarray, graph: KnnGraph, spec: ReductionSpec) -> np.
 
     from umap import UMAP
 
-    n_neighbors = min(spec.n_neighbors, data.shape[0] - 1)
-    indices, distances = graph.for_umap(n_neighbors)
+    if graph is None:
+        search: dict = {"random_state": spec.seed}
+    else:
+        indices, distances = graph.for_umap(min(spec.n_neighbors, data.shape[0] - 1))
+        search = {"random_state": graph.random_state(spec.seed), "precomputed_knn": (indices, distances, None)}
     model = UMAP(
         n_neighbors=spec.n_neighbors,
         n_components=spec.n_components,
         min_dist=spec.min_dist,
         metric=METRIC,
-        random_state=graph.random_state(spec.seed),
-        precomputed_knn=(indices, distances, None),
+        **search,
     )
     with warnings.catch_warnings():
         # Expected here: a seeded UMAP runs single-threaded, and a precomputed graph has no search index
@@ -85,7 +93,9 @@ def cached_reduction(
 
     def compute() -> dict[str, np.ndarray]:
         data = prepare(embeddings)
-        graph = neighbour_graph(cache, embeddings_key, data, spec.n_neighbors, largest_k, spec.seed)
+        graph = None
+        if umap_compat.supported():
+            graph = neighbour_graph(cache, embeddings_key, data, spec.n_neighbors, largest_k, spec.seed)
         return {"reduction": fit_reduction(data, graph, spec)}
 
     def valid(arrays: dict[str, np.ndarray]) -> bool:

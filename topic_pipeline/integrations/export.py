@@ -19,17 +19,17 @@ import os
 import platform
 import shutil
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from topic_pipeline._compat import installed_versions
 from topic_pipeline.engine.fast import EmbeddingSource, plan_groups, run_group
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, TrialParams
 from topic_pipeline.storage.files import OWNERSHIP_MARKER, TEMPORARY_SUFFIX, FolderNotOursError, replace_folder, write_json
-from topic_pipeline.engine.reference import vectorizer_stop_words
+from topic_pipeline.engine.bertopic_model import bertopic_model
 
 SERIALIZATIONS = ("safetensors", "pytorch", "pickle")
 MODEL_FOLDER = "model"
@@ -42,13 +42,7 @@ class ExportError(TopicPipelineError):
 
 
 def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in RECORDED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "absent"
-    return versions
+    return {"python": platform.python_version(), **installed_versions(dict.fromkeys(RECORDED_PACKAGES, ()))}
 
 
 def embedding_model_pointer(model_name: str) -> str:
@@ -85,19 +79,15 @@ def build_topic_model(
     embedding_model: Any = None,
 ) -> Any:
     """A BERTopic model whose topics are ``labels``: clustering replaced by the given labels."""
-    from bertopic import BERTopic
     from bertopic.cluster import BaseCluster
     from bertopic.dimensionality import BaseDimensionalityReduction
-    from sklearn.feature_extraction.text import CountVectorizer
 
-    model = BERTopic(
-        embedding_model=embedding_model,
+    model = bertopic_model(
+        params,
         umap_model=BaseDimensionalityReduction(),
         hdbscan_model=BaseCluster(),
-        vectorizer_model=CountVectorizer(
-            ngram_range=(1, params.n_gram_max), stop_words=vectorizer_stop_words(params, stopwords_language)
-        ),
-        calculate_probabilities=False,
+        stopwords_language=stopwords_language,
+        embedding_model=embedding_model,
     )
     model.fit(texts, embeddings, y=np.asarray(labels))
     return model

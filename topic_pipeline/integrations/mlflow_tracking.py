@@ -9,7 +9,7 @@ from typing import Any
 
 from topic_pipeline.redaction import mask_url
 from topic_pipeline.storage.results import STATUS_OK, TrialResult
-from topic_pipeline.engine.reference import TopicSummary
+from topic_pipeline.scoring.topic_words import TopicSummary
 
 # Set on a trial's older run when its key is recorded again, naming the run that replaced it. The older
 # run is soft-deleted: MLflow's runs list shows active runs by default, so each key shows its current

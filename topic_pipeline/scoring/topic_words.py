@@ -1,52 +1,119 @@
-"""Topic summaries for display (MLflow artifacts, the UI): top words and representative documents.
+"""Topic summaries for display (MLflow artifacts, the UI): top words and representative documents, and
+the vectorizer rule every BERTopic model of the pipeline takes its topic words from.
 
 Computed where they are shown, never for scoring: the sweep stores each trial's labels, and the
 leaderboard summarises its leaders from them (``leader_topics``), so a sweep of hundreds of trials
-does not spend its cores on words nobody reads. The words follow BERTopic's c-TF-IDF (term counts per
-topic, L1-normalised, times log(1 + mean words per topic / term frequency)), from one document-term
-matrix per vectorizer setting; BERTopic joins a topic's documents before counting, so n-grams spanning
-two documents can differ. Representative documents are the three closest to the topic's embedding
-centroid. The exported model (``topic_model``) uses BERTopic's own representation.
+does not spend its cores on words nobody reads. The words are those of the trial's BERTopic model
+fitted on its labels (``engine.bertopic_model``, which the export saves): each topic's documents joined
+and cleaned as BERTopic cleans them, counted by ``count_vectorizer``, weighted by BERTopic's c-TF-IDF
+(``class_tfidf``). They are computed here without importing BERTopic, whose import (torch and
+sentence-transformers with it) would cost the leaderboard step more than the words themselves; a test
+holds them equal to the exported model's ``get_topic`` (words of equal score may come in another order).
+Representative documents are the three closest to the topic's embedding centroid.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import sparse
 
+from topic_pipeline.inputs.embeddings import stop_words
 from topic_pipeline.inputs.grid import TrialParams
 from topic_pipeline.storage.results import ResultStore, TrialResult
-from topic_pipeline.engine.reference import TOP_WORDS, TopicSummary, vectorizer_stop_words
 
+TOP_WORDS = 10
 REPRESENTATIVE_DOCS = 3
 
 
-StopWords = str | list[str] | None
+@dataclasses.dataclass(frozen=True)
+class TopicSummary:
+    topic: int
+    size: int
+    top_words: list[str]
+    representative_docs: list[str]
+
+
+def vectorizer_stop_words(params: TrialParams, stopwords_language: str) -> str | list[str] | None:
+    """The vectorizer's stop words: a JSON-serialisable value, as BERTopic's safetensors save needs."""
+    if not params.remove_stopwords:
+        return None
+    if stopwords_language.lower() == "english":
+        return "english"
+    return sorted(stop_words(stopwords_language))
+
+
+def count_vectorizer(params: TrialParams | None, stopwords_language: str = "english") -> Any:
+    """The vectorizer behind a model's topic words: the trial's n-gram range and stop words.
+
+    Without a trial only the labels matter, and they never depend on the vectorizer: the cheapest one.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    if params is None:
+        return CountVectorizer()
+    return CountVectorizer(ngram_range=(1, params.n_gram_max), stop_words=vectorizer_stop_words(params, stopwords_language))
+
+
+_NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9 ]+")
+
+
+def clean_documents(documents: Sequence[str]) -> list[str]:
+    """Documents as BERTopic (``language="english"``, its default and ours) cleans them before counting:
+    line breaks and tabs become spaces, other characters than ASCII letters, digits and spaces go, and an
+    empty document becomes a placeholder word."""
+    cleaned = (_NOT_ALPHANUMERIC.sub("", document.replace("\n", " ").replace("\t", " ")) for document in documents)
+    return [document or "emptydoc" for document in cleaned]
+
+
+def class_tfidf(counts: sparse.spmatrix) -> sparse.csr_matrix:
+    """BERTopic's c-TF-IDF of a topic-by-term count matrix (its ``ClassTfidfTransformer`` defaults): each
+    row's counts as frequencies, times log(1 + A / f), where f is the term's count over all topics and A
+    the whole number of words per topic on average (rounded down)."""
+    counts = sparse.csr_matrix(counts, dtype=np.float64)
+    term_counts = np.asarray(counts.sum(axis=0)).ravel()
+    average_words = int(np.asarray(counts.sum(axis=1)).mean())
+    idf = np.log(average_words / term_counts + 1)
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    frequencies = sparse.diags(np.divide(1.0, totals, out=np.zeros_like(totals), where=totals > 0)) @ counts
+    return sparse.csr_matrix(frequencies @ sparse.diags(idf))
+
+
+def topic_words(texts: list[str], labels: np.ndarray, params: TrialParams, stopwords_language: str) -> dict[int, list[str]]:
+    """Each topic's top words, as ``get_topic`` gives them on the trial's model fitted on ``labels``."""
+    labels = np.asarray(labels)
+    topics = np.unique(labels)
+    # One document per topic, in topic order, its documents joined in corpus order: what a fit counts.
+    by_topic = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[by_topic], topics, side="right")
+    joined = [" ".join(texts[i] for i in members) for members in np.split(by_topic, bounds[:-1])]
+    vectorizer = count_vectorizer(params, stopwords_language)
+    try:
+        counts = vectorizer.fit_transform(clean_documents(joined))
+    except ValueError:  # empty vocabulary: every token was a stop word
+        return {int(topic): [] for topic in topics}
+    scores = class_tfidf(counts)
+    vocabulary = vectorizer.get_feature_names_out()
+    words = {}
+    for row, topic in enumerate(topics):
+        start, end = scores.indptr[row], scores.indptr[row + 1]
+        values, columns = scores.data[start:end], scores.indices[start:end]
+        # Highest score first; words of equal score alphabetically, so the order is reproducible.
+        order = np.lexsort((vocabulary[columns], -values))
+        words[int(topic)] = [str(vocabulary[columns[i]]) for i in order if values[i] > 0][:TOP_WORDS]
+    return words
 
 
 class TopicSummariser:
-    """Summaries for many labellings of one corpus: one document-term matrix per vectorizer setting."""
+    """Summaries for many labellings of one corpus; the normalised embeddings are computed once."""
 
     def __init__(self, texts: list[str]):
         self.texts = texts
-        self._matrices: dict[tuple[int, object], tuple[sparse.csr_matrix, np.ndarray]] = {}
         self._normalised: tuple[np.ndarray, np.ndarray] | None = None  # (embeddings, their unit rows)
-
-    def _document_terms(self, n_gram_max: int, stop_words: StopWords) -> tuple[sparse.csr_matrix, np.ndarray]:
-        key = (n_gram_max, tuple(stop_words) if isinstance(stop_words, list) else stop_words)
-        if key not in self._matrices:
-            from sklearn.feature_extraction.text import CountVectorizer
-
-            vectorizer = CountVectorizer(ngram_range=(1, n_gram_max), stop_words=stop_words)
-            try:
-                matrix = vectorizer.fit_transform(self.texts).tocsr()
-                vocabulary = vectorizer.get_feature_names_out()
-            except ValueError:  # empty vocabulary: every token was a stop word
-                matrix, vocabulary = sparse.csr_matrix((len(self.texts), 0)), np.array([], dtype=object)
-            self._matrices[key] = (matrix, vocabulary)
-        return self._matrices[key]
 
     def _unit_rows(self, embeddings: np.ndarray) -> np.ndarray:
         if self._normalised is None or self._normalised[0] is not embeddings:
@@ -55,47 +122,21 @@ class TopicSummariser:
         return self._normalised[1]
 
     def summarise(
-        self,
-        labels: np.ndarray,
-        embeddings: np.ndarray,
-        n_gram_max: int,
-        stop_words: StopWords,
+        self, labels: np.ndarray, embeddings: np.ndarray, params: TrialParams, stopwords_language: str
     ) -> list[TopicSummary]:
-        matrix, vocabulary = self._document_terms(n_gram_max, stop_words)
-        topics, index = np.unique(labels, return_inverse=True)
-        membership = sparse.csr_matrix(
-            (np.ones(len(labels)), (index, np.arange(len(labels)))), shape=(len(topics), len(labels))
-        )
-        # Only the (topic, term) pairs that occur can score above zero, so the scores stay sparse.
-        counts = (membership @ matrix).tocsr()
-        counts.sum_duplicates()
-        counts.sort_indices()
-        totals = np.asarray(counts.sum(axis=1)).ravel()
-        term_frequency = np.asarray(counts.sum(axis=0)).ravel()
-        average_words = counts.sum() / max(len(topics), 1)
-        idf = np.log(1 + np.divide(average_words, term_frequency, out=np.zeros_like(term_frequency), where=term_frequency > 0))
-        rows = np.repeat(np.arange(len(topics)), np.diff(counts.indptr))
-        scores = np.divide(counts.data, totals[rows], out=np.zeros_like(counts.data), where=totals[rows] > 0)
-        scores *= idf[counts.indices]
+        labels = np.asarray(labels)
+        words = topic_words(self.texts, labels, params, stopwords_language)
         normalised = self._unit_rows(embeddings)
-        by_topic = np.argsort(index, kind="stable")
-        bounds = np.searchsorted(index[by_topic], np.arange(len(topics) + 1))
         summaries = []
-        for row, topic in enumerate(topics.tolist()):
-            members = by_topic[bounds[row] : bounds[row + 1]]
-            start, end = counts.indptr[row], counts.indptr[row + 1]
-            terms, row_scores = counts.indices[start:end], scores[start:end]
-            positive = row_scores > 0
-            terms, row_scores = terms[positive], row_scores[positive]
-            # Highest score first, ties by term order: what a stable sort over the whole vocabulary gives.
-            top = terms[np.lexsort((terms, -row_scores))[:TOP_WORDS]]
+        for topic in sorted(words):
+            members = np.flatnonzero(labels == topic)
             centroid = normalised[members].mean(axis=0)
             closest = members[np.argsort(-(normalised[members] @ centroid), kind="stable")[:REPRESENTATIVE_DOCS]]
             summaries.append(
                 TopicSummary(
-                    topic=int(topic),
+                    topic=topic,
                     size=int(len(members)),
-                    top_words=[str(vocabulary[i]) for i in top],
+                    top_words=words[topic],
                     representative_docs=[self.texts[i] for i in closest],
                 )
             )
@@ -118,9 +159,7 @@ def leader_topics(
         if labels is None:
             continue
         params = TrialParams.from_dict(result.params)
-        topics[result.key] = summariser.summarise(
-            labels, embeddings_of(params), params.n_gram_max, vectorizer_stop_words(params, stopwords_language)
-        )
+        topics[result.key] = summariser.summarise(labels, embeddings_of(params), params, stopwords_language)
     return topics
 
 

@@ -10,19 +10,15 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import logging
-import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
-from topic_pipeline.storage.files import write_atomically
-
-log = logging.getLogger(__name__)
+from topic_pipeline.storage.store import FileStore
 
 Arrays = dict[str, np.ndarray]
 
@@ -67,31 +63,31 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _read_arrays(path: Path) -> Arrays:
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def _write_arrays(stream: BinaryIO, arrays: Arrays) -> None:
+    np.savez(stream, **arrays)
+
+
 class ArrayCache:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
+        self._entries = FileStore(self.directory, ".npz", _read_arrays, _write_arrays, "cache entry", "recomputing it")
 
     def path(self, key: str) -> Path:
-        return self.directory / f"{key}.npz"
+        return self._entries.path(key)
 
     def load(self, key: str, validate: Callable[[Arrays], bool] | None = None) -> Arrays | None:
         """The entry, or None if absent or unusable (unreadable, or rejected by ``validate``)."""
-        path = self.path(key)
-        if not path.exists():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-            log.warning("cache entry %s is unreadable (%s); recomputing it", path, exc)
-            return None
-        if validate is not None and not validate(arrays):
-            log.warning("cache entry %s has unexpected contents; recomputing it", path)
-            return None
-        return arrays
+        if validate is None:
+            return self._entries.load(key)
+        return self._entries.load(key, lambda arrays: None if validate(arrays) else "has unexpected contents")
 
     def store(self, key: str, arrays: Arrays) -> None:
-        write_atomically(self.path(key), lambda stream: np.savez(stream, **arrays))
+        self._entries.save(key, arrays)
 
     def get_or_compute(
         self, key: str, compute: Callable[[], Arrays], validate: Callable[[Arrays], bool] | None = None

@@ -114,8 +114,12 @@ def replace_folder(staging: Path, target: Path, kind: str, is_unmarked_earlier: 
         shutil.rmtree(previous, ignore_errors=True)
 
 
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True, default=str).encode()
+
+
 def write_json(path: Path, value: Any) -> None:
-    data = json.dumps(value, indent=2, sort_keys=True, default=str).encode()
+    data = json_bytes(value)
     write_atomically(path, lambda stream: stream.write(data))
 
 
@@ -158,8 +162,8 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_array(path: Path, array: np.ndarray) -> None:
-    write_atomically(path, lambda stream: np.save(stream, np.ascontiguousarray(array), allow_pickle=False))
+def save_array(stream: BinaryIO, array: np.ndarray) -> None:
+    np.save(stream, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def read_array(path: Path) -> np.ndarray:

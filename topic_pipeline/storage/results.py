@@ -13,12 +13,13 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from topic_pipeline.storage.array_cache import TRIAL_LIBRARIES, cache_key
-from topic_pipeline.storage.files import read_array, read_json, write_array, write_json
+from topic_pipeline.storage.files import json_bytes, read_array, read_json, save_array
+from topic_pipeline.storage.store import FileStore
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -59,39 +60,51 @@ class TrialResult:
         return cls(**{name: value for name, value in values.items() if name in fields})
 
 
+def _read_result(path: Path) -> TrialResult:
+    raw = read_json(path)
+    # Valid JSON that is not an object (e.g. "[]") cannot be a result either.
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    return TrialResult.from_dict(raw)
+
+
+def _write_result(stream: BinaryIO, result: TrialResult) -> None:
+    stream.write(json_bytes(result.to_dict()))
+
+
 class ResultStore:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
+        self._rows = FileStore(
+            self.directory, ".json", _read_result, _write_result, "trial result", "the trial counts as not run"
+        )
+        self._labels = FileStore(
+            self.directory, ".labels.npy", read_array, save_array, "trial labels", "that trial's topics are not shown"
+        )
 
     def path(self, key: str) -> Path:
-        return self.directory / f"{key}.json"
+        return self._rows.path(key)
 
     def labels_path(self, key: str) -> Path:
-        return self.directory / f"{key}.labels.npy"
+        return self._labels.path(key)
 
     def save(self, result: TrialResult, labels: np.ndarray | None = None) -> None:
         if labels is not None:
-            write_array(self.labels_path(result.key), np.asarray(labels, dtype=np.int32))
-        write_json(self.path(result.key), result.to_dict())
+            self._labels.save(result.key, np.asarray(labels, dtype=np.int32))
+        self._rows.save(result.key, result)
 
     def labels(self, key: str, n_documents: int) -> np.ndarray | None:
         """The topic of each document for this trial's stored result, or None if absent or not this corpus's."""
-        try:
-            labels = read_array(self.labels_path(key))
-        except (OSError, ValueError):
-            return None
-        return labels if labels.shape == (n_documents,) and labels.dtype == np.int32 else None
+
+        def problem(labels: np.ndarray) -> str | None:
+            if labels.shape == (n_documents,) and labels.dtype == np.int32:
+                return None
+            return f"has shape {labels.shape} and dtype {labels.dtype}, expected ({n_documents},) int32"
+
+        return self._labels.load(key, problem)
 
     def load(self, key: str) -> TrialResult | None:
-        path = self.path(key)
-        if not path.exists():
-            return None
-        try:
-            raw = read_json(path)
-            # Valid JSON that is not an object (e.g. "[]") cannot be a result either.
-            return TrialResult.from_dict(raw) if isinstance(raw, dict) else None
-        except (ValueError, TypeError, OSError):
-            return None
+        return self._rows.load(key)
 
     def current(self, key: str, fingerprint: str, params: dict[str, Any]) -> TrialResult | None:
         """The stored result if it was computed from these inputs and exactly these parameters.

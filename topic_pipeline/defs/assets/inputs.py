@@ -6,7 +6,6 @@ import pandas as pd
 
 from topic_pipeline.inputs.corpus import Corpus, load_corpus
 from topic_pipeline.redaction import mask_url
-from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
 from topic_pipeline.inputs.grid import TrialParams
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG, DocumentsDatabase
@@ -66,24 +65,21 @@ def ground_truth(context: dg.AssetExecutionContext, documents: pd.DataFrame, set
     )
 
 
-def register_partitions(instance: dg.DagsterInstance, manifest: dict) -> None:
-    """Add the dynamic partitions a manifest needs (existing ones are kept: history stays browsable)."""
-    for partitions, keys in ((embedding_set_partitions, list(manifest["embedding_sets"])), (trial_partitions, list(manifest["trials"]))):
-        known = set(instance.get_dynamic_partitions(partitions.name))
-        missing = [key for key in keys if key not in known]
-        if missing:
-            instance.add_dynamic_partitions(partitions.name, missing)
-
-
 @dg.asset(group_name=GROUP, kinds={"json"})
 def param_grid(
     context: dg.AssetExecutionContext, documents: pd.DataFrame, ground_truth: dict, settings: PipelineSettings
-) -> dg.Output[dict]:
+) -> dg.MaterializeResult:
     """The sweep's trials, one partition each: the grid file expanded, or a search's rounds so far.
 
     A grid file ``{"search": "auto", ...}`` (or no grid file) starts the default search with its broad
     round; ``search_refinement`` adds the later rounds. An unchanged search (same spec, corpus and
     labels) keeps its rounds: re-materialising this asset never restarts it.
+
+    The manifest is written to the data directory. The partitions it needs are added where the runs
+    that target them are planned, not here: by the sweep sensor (through its ``SensorResult``; with the
+    sensor stopped, when it starts) or by ``topic-pipeline sweep``. No run could materialise them
+    earlier (partitions added during a run cannot be materialised in it), and the sensor's tick
+    records what it added.
     """
     path = settings.grid_file()
     where = f"grid file '{path}'" if path else "the default search"
@@ -105,13 +101,14 @@ def param_grid(
         definition.validate_for_corpus(len(documents), where=where)
         trials = definition.trials(max_trials=settings.max_grid_trials, where=where)
         manifest, new = paths.write_current_grid(where, definition.to_dict(), trials)
-    register_partitions(context.instance, manifest)
     context.log.info("%s: %d trials, %d new", where, len(manifest["trials"]), new)
-    return dg.Output(
-        manifest,
+    # No value for the IO manager: the manifest's one copy is the file every consumer reads (a search's
+    # later rounds rewrite it, so a stored value would go stale).
+    return dg.MaterializeResult(
         data_version=dg.DataVersion(manifest["grid_fingerprint"]),
         metadata={
             "grid_fingerprint": manifest["grid_fingerprint"],
+            "manifest": dg.MetadataValue.path(str(paths.current_grid)),
             "path": where,
             "trials": len(manifest["trials"]),
             "new_trial_keys": new,

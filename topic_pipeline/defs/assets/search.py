@@ -6,7 +6,6 @@ import dagster as dg
 import pandas as pd
 
 from topic_pipeline.inputs.corpus import Corpus
-from topic_pipeline.defs.assets.inputs import register_partitions
 from topic_pipeline.defs.assets.leaderboard import leaderboard
 from topic_pipeline.inputs.grid import TrialParams
 from topic_pipeline.inputs.ground_truth import GroundTruth
@@ -22,8 +21,9 @@ def search_refinement(
 ) -> dg.MaterializeResult:
     """Closes the search's last round from the ranked results and proposes the next: trials around the
     best configurations, then the stability round (top configurations with more UMAP seeds), until a
-    round stops improving or a budget runs out. Proposed trials become ``grid_trials`` partitions, run
-    by the sweep sensor; their metadata and MLflow runs carry the round that proposed them.
+    round stops improving or a budget runs out. Proposed trials become ``grid_trials`` partitions when
+    the sweep sensor (or ``topic-pipeline sweep``) plans from the new manifest, and are run by it; their
+    metadata and MLflow runs carry the round that proposed them.
     """
     paths = settings.paths
     if not paths.current_grid.exists():
@@ -53,7 +53,6 @@ def search_refinement(
     state.save(paths.search_state)
     trials = [TrialParams.from_dict(params) for params in state.trials.values()]
     manifest, _ = paths.write_current_grid(manifest["source"], state.spec.to_dict(), trials, state.round_of())
-    register_partitions(context.instance, manifest)
 
     elapsed = time.time() - state.started_at
     closed = state.rounds[-2] if proposed else state.rounds[-1]

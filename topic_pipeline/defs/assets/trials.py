@@ -17,7 +17,6 @@ from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.processes import exit_with_parent, process_identity
 from topic_pipeline.storage.results import STATUS_OK, ResultStore, TrialResult
-from topic_pipeline.shutdown import skip_final_collection
 from topic_pipeline.storage.files import read_json
 from topic_pipeline.engine.sweep import LabelledSample, ScoredTrial, run_trials
 
@@ -67,9 +66,6 @@ def grid_trials(
     own metadata and MLflow run. A failing combination is recorded as failed (here, in MLflow and on the
     leaderboard); the others go on. The run's engine figures close it as an observation.
     """
-    # Where this step has a spawned process to itself (a run launched from the UI), that process then
-    # exits without the final collection. A forked one skips the interpreter's teardown anyway.
-    skip_final_collection()
     # A step killed with its run's process must not go on computing trials that a rerun plans again;
     # recovery reads the step's own identity to wait for it.
     exit_with_parent()

@@ -677,6 +677,11 @@ def test_param_grid_asset_refuses_a_grid_over_the_limit_and_registers_nothing(tm
         assert instance.get_dynamic_partitions(trial_partitions.name) == []
         assert not (tmp_path / "data" / "grid").exists()
         assert materialize(instance, max_grid_trials=3).success
+        # Partitions are added where runs are planned (the sweep sensor, the command line), not by the asset.
+        assert instance.get_dynamic_partitions(trial_partitions.name) == []
+        from topic_pipeline.defs.planning import plan_next_runs
+
+        plan_next_runs(instance, PipelineSettings(data_dir=str(tmp_path / "data"), ground_truth_path=str(labels), grid_path=str(grid)))
         assert len(instance.get_dynamic_partitions(trial_partitions.name)) == 3
 
 

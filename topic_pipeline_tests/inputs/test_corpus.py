@@ -20,7 +20,7 @@ from topic_pipeline.inputs.corpus import Corpus, DateWindow, SqlSource, load_cor
 from topic_pipeline.errors import CorpusError, DatabaseUnavailableError
 from topic_pipeline.defs.resources.database import DocumentsDatabase
 
-ARTICLES_SCHEMA = Path(__file__).resolve().parents[1] / "deploy" / "postgres" / "articles.sql"
+ARTICLES_SCHEMA = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "articles.sql"
 
 PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 

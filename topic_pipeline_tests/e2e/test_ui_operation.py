@@ -33,12 +33,13 @@ import yaml
 from PIL import Image
 
 from conftest import free_loopback_port, require_service, service_process
-from topic_pipeline.definitions import defs
+from topic_pipeline.definitions import build_resources, defs
+from topic_pipeline.defs.planning import plan_next_runs
 from topic_pipeline.storage.paths import DataPaths
 
 pytestmark = pytest.mark.slow
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LOCATION = "topic_pipeline"
 REPOSITORY = "__repository__"
@@ -176,6 +177,8 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         # While the webserver starts: the inputs and the embeddings, on the same persistent instance.
         definitions = defs()
         assert definitions.resolve_job_def("refresh_inputs_job").execute_in_process(instance=instance).success
+        # The grid's partitions, added as the sweep sensor's first tick would (the sensor is stopped below).
+        plan_next_runs(instance, build_resources()["settings"])
         [embedding_set] = instance.get_dynamic_partitions("embedding_sets")
         embedded = definitions.resolve_job_def("embeddings_job").execute_in_process(instance=instance, partition_key=embedding_set)
         assert embedded.success
@@ -196,7 +199,7 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         location = [e for e in webserver.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"] if e["name"] == LOCATION]
         assert location[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
 
-        # The UI lists the trial partitions param_grid registered.
+        # The UI lists the trial partitions the planner registered.
         partitions = webserver.graphql(TRIAL_PARTITIONS)["assetNodeOrError"]["partitionKeysByDimension"][0]["partitionKeys"]
         assert partitions == trial_keys
 

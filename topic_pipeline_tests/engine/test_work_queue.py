@@ -1,4 +1,4 @@
-"""The scheduler that decides which UMAP layout each worker computes next (schedule.py)."""
+"""The work queue that decides which UMAP layout each worker computes next (engine/work_queue.py)."""
 
 import random
 

@@ -42,7 +42,7 @@ def test_deterministic_across_processes() -> None:
         "c = g(n_docs=200, n_topics=5, seed=99)\n"
         "print(repr((c.ids, c.texts, c.topics, c.ground_truth(0.6, seed=4))))\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],

@@ -138,7 +138,7 @@ def test_gpu_reservation_is_an_optional_override_for_the_code_server(compose) ->
     assert "deploy" not in compose["services"]["code-server"]  # the default stack runs on any host
     (device,) = load_compose(COMPOSE_GPU_FILE)["services"]["code-server"]["deploy"]["resources"]["reservations"]["devices"]
     assert device == {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
-    assert "docker-compose.gpu.yml" in COMPOSE_FILE.read_text() and "docker-compose.gpu.yml" in (REPO / "README.md").read_text()
+    assert "docker-compose.gpu.yml" in COMPOSE_FILE.read_text() and "docker-compose.gpu.yml" in (REPO / "docs" / "deployment.md").read_text()
 
 
 def parse_command_line(argv: list[str]) -> click.Command:
@@ -226,6 +226,15 @@ def test_compose_instance_config(compose, tmp_path, monkeypatch) -> None:
     assert wanted == set(DAGSTER_ENV)
     for name in ("code-server", "webserver", "daemon"):
         assert wanted <= set(compose["services"][name]["environment"]), name
+
+
+def test_every_instance_file_enables_run_monitoring(tmp_path, monkeypatch) -> None:
+    # Runs a launcher started are watched by the daemon; topic_pipeline.defs.recovery covers only the runs
+    # the command line executes in its own process (see its docstring).
+    for path in (REPO / "dagster.yaml", DEPLOY / "dagster.yaml", DEPLOY / "k8s" / "dagster.yaml"):
+        config = instance_config(path, tmp_path, monkeypatch)
+        assert config["run_monitoring"]["enabled"] is True, path
+        assert config["run_monitoring"]["start_timeout_seconds"] > 0, path
 
 
 def _env_references(node):

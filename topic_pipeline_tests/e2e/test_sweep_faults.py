@@ -510,26 +510,3 @@ def test_secrets_reach_no_log_event_metadata_mlflow_record_or_file(uninterrupted
     assert any(run.data.tags.get("kind") == "export" for run in runs)
     recorded = json.dumps([[run.data.params, run.data.tags, list(run.data.metrics)] for run in runs])
     assert not [secret for secret in secrets if secret.decode() in recorded]
-
-
-def test_the_command_line_forks_its_steps_from_a_warm_server(uninterrupted_sweep):
-    """``topic-pipeline sweep`` runs the trials and leaderboard steps in processes forked from its step
-    server (modules imported once); the runs it executes say so in their config, and succeed."""
-    from topic_pipeline.step_server import STEP_MODULES
-
-    root = _finished(uninterrupted_sweep)
-    forked = {"forkserver": {"preload_modules": STEP_MODULES}}
-    with dg.DagsterInstance.from_config(str(root / "dagster_home")) as instance:
-        # The bad-input cases above add failed runs of their own to this instance; the sweep's all succeeded.
-        runs = instance.get_runs(filters=dg.RunsFilter(job_name="trials_job")) + instance.get_runs(
-            filters=dg.RunsFilter(job_name="leaderboard_job"))
-        assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
-        by_job: dict[str, list] = {}
-        for run in instance.get_runs():
-            if run.status == dg.DagsterRunStatus.SUCCESS:
-                by_job.setdefault(run.job_name, []).append(run.run_config.get("execution", {}).get("config"))
-    assert by_job["trials_job"] and all(config == {"start_method": forked} for config in by_job["trials_job"])
-    assert by_job["embeddings_job"] and all(config == {"start_method": forked} for config in by_job["embeddings_job"])
-    assert by_job["leaderboard_job"] and all(config == {"multiprocess": {"start_method": forked}} for config in by_job["leaderboard_job"])
-    # Jobs that run in-process keep their default.
-    assert set(by_job["refresh_inputs_job"]) == {None}

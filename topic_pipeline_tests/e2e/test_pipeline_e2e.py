@@ -93,6 +93,13 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
             assert "topics.json" in artifacts
         assert any(run.data.tags.get("kind") == "leaderboard" for run in runs)
 
+        # The command line's runs evaluated the asset checks; on this sample and grid they pass.
+        for check in (("ground_truth", "labels_can_rank_trials"), ("leaderboard", "trials_succeeded")):
+            record = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(dg.AssetKey(check[0]), check[1]))
+            assert record is not None and record.evaluation.passed, (check, record and record.evaluation.description)
+        leader = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(dg.AssetKey("leaderboard"), "leader_is_sound"))
+        assert leader is not None and leader.evaluation is not None
+
         # Nothing is left to do, and the sensor agrees.
         assert plan_next_runs(instance, settings) == []
         with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}) as context:
@@ -155,8 +162,12 @@ def test_sensor_requests_embeddings_then_trials(tiny_project):
             assert isinstance(sweep_sensor(context), dg.SkipReason)  # nothing materialised yet
         _execute(instance, "refresh_inputs_job", {})
         with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}) as context:
-            requests = sweep_sensor(context)
-        assert sorted((r.job_name, r.partition_key) for r in requests) == [
+            result = sweep_sensor(context)
+        assert sorted((r.job_name, r.partition_key) for r in result.run_requests) == [
             ("embeddings_job", "all-minilm-l6-v2"),
             ("embeddings_job", "all-minilm-l6-v2-nostop"),
         ]
+        # The partitions those runs target come with them, for Dagster to add first.
+        requested = {request.partitions_def_name: list(request.partition_keys) for request in result.dynamic_partitions_requests}
+        assert sorted(requested["embedding_sets"]) == ["all-minilm-l6-v2", "all-minilm-l6-v2-nostop"]
+        assert len(requested["trials"]) == 4

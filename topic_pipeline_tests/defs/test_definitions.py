@@ -13,7 +13,7 @@ from topic_pipeline.defs.automation import BIWEEKLY_CRON, biweekly_refresh, is_s
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG
 from topic_pipeline.defs.planning import contiguous_ranges
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_dagster_definitions_validate_through_the_workspace(tmp_path):

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import free_loopback_port, service_process
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WRAPPER = ROOT / "scripts" / "process_group.py"
 STOP_WITHIN_S = 30
 

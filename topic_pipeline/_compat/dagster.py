@@ -1,0 +1,65 @@
+"""Dagster internals the pipeline needs, in one place. Written for Dagster 1.13.27 (the version pinned in
+pyproject.toml). On another version a one-line warning says so at import, and each function checks that
+the internal it uses is still there and as expected, and refuses with a clear message if not: there is
+no public path to fall back to."""
+
+from __future__ import annotations
+
+from topic_pipeline._compat import UnsupportedVersion, check, installed_versions
+
+SUPPORTED = {"dagster": ("1.13.27",)}
+INSTALLED = installed_versions(SUPPORTED)
+WRITTEN_FOR = SUPPORTED["dagster"][0]
+check(__name__, SUPPORTED, INSTALLED, "each internal used is checked where it is used")
+
+
+class UnsupportedDagsterVersion(UnsupportedVersion):
+    """An internal of Dagster this module relies on is not what it was written for."""
+
+
+def _refuse(what: str) -> UnsupportedDagsterVersion:
+    return UnsupportedDagsterVersion(
+        f"topic_pipeline's Dagster compatibility layer was written for dagster {WRITTEN_FOR}, "
+        f"and dagster {INSTALLED['dagster']} no longer has {what}; install dagster=={WRITTEN_FOR}"
+    )
+
+
+def forget_job_definitions() -> None:
+    """Drop the job definition Dagster keeps from the last run executed in this process.
+
+    ``ReconstructableJob`` caches the last definition it built, and ours read the environment when built:
+    a second run executed in the same process after the environment changed (tests, a long-lived caller)
+    must get definitions built from the environment of now. Dagster has no public way to ask for that.
+    """
+    try:
+        from dagster._core.definitions.reconstruct import ReconstructableJob
+
+        caches = (ReconstructableJob.get_definition, ReconstructableJob.get_repository_definition)
+        for cached in caches:
+            cached.cache_clear()
+    except (ImportError, AttributeError):
+        raise _refuse("ReconstructableJob's definition caches") from None
+
+
+def run_partition_tags() -> tuple[str, str, str]:
+    """The run tags that name a run's partition, and the first and last partition of a run over a range:
+    ``(partition, range start, range end)``.
+
+    A run over a range of partitions is how one run materialises many trials; Dagster has no public
+    argument for it outside backfills, only these tags (set in the launchpad, or by a sensor), and
+    exports no public name for them. They are written here as the strings Dagster stores on runs and
+    checked against Dagster's own names for them, so a Dagster that renamed them is refused instead of
+    launching runs that would materialise no partition, or all of them.
+    """
+    tags = ("dagster/partition", "dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+    try:
+        from dagster._core.storage.tags import (
+            ASSET_PARTITION_RANGE_END_TAG,
+            ASSET_PARTITION_RANGE_START_TAG,
+            PARTITION_NAME_TAG,
+        )
+    except ImportError:
+        raise _refuse("its partition and partition-range run tags") from None
+    if (PARTITION_NAME_TAG, ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG) != tags:
+        raise _refuse(f"the run tags {', '.join(tags)}")
+    return tags

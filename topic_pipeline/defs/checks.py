@@ -1,0 +1,172 @@
+"""Asset checks: what a user must see as not green, shown beside the asset it concerns.
+
+Each check reads its asset's stored value. A job that selects an asset runs the asset's checks too, so
+the command line's runs and the UI's evaluate them alike, and the UI can run a check again on its own.
+None blocks: a weak labelled sample or some failed trials still leave a leaderboard worth reading; the
+checks say how far to trust it.
+"""
+
+from collections import Counter
+
+import dagster as dg
+import pandas as pd
+
+from topic_pipeline.defs.assets.inputs import ground_truth
+from topic_pipeline.defs.assets.leaderboard import leaderboard
+from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.errors import listing
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.scoring.leaderboard import leaderboard_warnings
+from topic_pipeline.storage.results import STATUS_FAILED, STATUS_MISSING, STATUS_OK
+
+# Below this, every labelled document takes part in so large a share of the pairs that each score
+# counts that one document's label can reorder the leaders.
+MIN_LABELLED_DOCUMENTS = 20
+# A few failed trials are combinations this corpus cannot run; past this share the failures probably
+# have a common cause (memory, the installation), and the ranking has holes where the best trial may be.
+FAILED_SHARE_WARN = 0.1
+
+
+def _first_line(text: object, limit: int = 300) -> str:
+    """An error's first line, short enough to read in the check's description."""
+    lines = str(text).strip().splitlines()
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+@dg.asset_check(
+    asset=ground_truth,
+    description=(
+        "Whether the labelled sample can rank trials at all. Fails (error) when no two labelled documents "
+        "share a class: every score then only measures whether a trial keeps documents apart. Warns when "
+        f"some classes hold a single labelled document, or when fewer than {MIN_LABELLED_DOCUMENTS} "
+        "documents are labelled: the order of the leaders then rests on very few labels."
+    ),
+)
+def labels_can_rank_trials(ground_truth: dict) -> dg.AssetCheckResult:
+    labels = GroundTruth.from_mapping(ground_truth)
+    sizes = Counter(labels.cluster_of.values())
+    single = sorted(name for name, size in sizes.items() if size == 1)
+    labelled = len(labels.cluster_of)
+    metadata = {
+        "labelled_documents": labelled,
+        "classes": len(sizes),
+        "smallest_class": min(sizes.values()),
+        "single_document_classes": len(single),
+    }
+    if max(sizes.values()) < 2:
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=metadata,
+            description=(
+                f"Each of the {len(sizes)} classes holds one labelled document: no two documents belong together, "
+                "so every score only measures whether a trial keeps them apart, not whether it groups what "
+                "belongs together. Label at least two documents per class, better several, and rerun the sweep."
+            ),
+        )
+    problems = []
+    if single:
+        problems.append(
+            f"{len(single)} of {len(sizes)} classes hold a single labelled document ({listing(single)}): a trial "
+            "can only keep such a document apart, never group it with the documents it belongs with. Label more "
+            "documents of these classes."
+        )
+    if labelled < MIN_LABELLED_DOCUMENTS:
+        problems.append(
+            f"Only {labelled} documents are labelled (fewer than {MIN_LABELLED_DOCUMENTS}): one label can decide "
+            "the order of the leading trials. Label more documents."
+        )
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=" ".join(problems) or f"{labelled} labelled documents in {len(sizes)} classes of two or more.",
+    )
+
+
+def _trials_succeeded(frame: pd.DataFrame) -> dg.AssetCheckResult:
+    counts = frame["status"].value_counts()
+    scored, failed, missing = (int(counts.get(status, 0)) for status in (STATUS_OK, STATUS_FAILED, STATUS_MISSING))
+    ran = scored + failed
+    share = failed / ran if ran else 0.0
+    errors = frame.loc[frame["status"] == STATUS_FAILED, "error"].dropna().map(_first_line)
+    common = errors.value_counts().index[0] if len(errors) else ""
+    metadata = {"trials": len(frame), "scored": scored, "failed": failed, "missing": missing, "failed_share": round(share, 4)}
+    if common:
+        metadata["most_common_error"] = dg.MetadataValue.text(common)
+    if not scored:
+        what = f"all {failed} trials that ran failed" + (f" (most often: {common})" if common else "") if failed else "no trial has a result yet"
+        return dg.AssetCheckResult(
+            check_name="trials_succeeded",
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=metadata,
+            description=f"Nothing is ranked: {what}. Each failed trial's error is in the leaderboard's 'error' column.",
+        )
+    problems = []
+    if share > FAILED_SHARE_WARN:
+        problems.append(
+            f"{failed} of {ran} trials failed ({share:.0%}, more than {FAILED_SHARE_WARN:.0%})"
+            + (f"; most often: {common}" if common else "")
+            + ". The ranking leaves them out; each one's error is in the leaderboard's 'error' column."
+        )
+    if missing:
+        problems.append(
+            f"{missing} of {len(frame)} trials have no result on the current inputs: the ranking covers part of the "
+            "sweep. The sweep sensor (or topic-pipeline sweep) runs them, then ranks again."
+        )
+    return dg.AssetCheckResult(
+        check_name="trials_succeeded",
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=" ".join(problems) or f"{scored} of {len(frame)} trials scored, {failed} failed.",
+    )
+
+
+def _leader_is_sound(frame: pd.DataFrame, labels: GroundTruth, settings: PipelineSettings) -> dg.AssetCheckResult:
+    if not (frame["status"] == STATUS_OK).any():
+        return dg.AssetCheckResult(
+            check_name="leader_is_sound", passed=False, severity=dg.AssetCheckSeverity.WARN,
+            description="No trial is ranked, so there is no leader to judge (see trials_succeeded).",
+        )
+    warnings = leaderboard_warnings(frame, settings.rank_by, labels, where=f"ground truth file '{settings.ground_truth_file()}'")
+    leader = str(frame.loc[frame["status"] == STATUS_OK, "trial"].iloc[0])
+    return dg.AssetCheckResult(
+        check_name="leader_is_sound",
+        passed=not warnings,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"leader": leader, "rank_by": settings.rank_by},
+        description="\n".join(warnings) or f"Trial '{leader}' leads with topics that hold labelled documents.",
+    )
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            "trials_succeeded",
+            asset=leaderboard,
+            description=(
+                "Whether the sweep's trials produced results. Fails (error) when no trial is scored: all failed, "
+                f"or none has run. Warns when more than {FAILED_SHARE_WARN:.0%} of the trials that ran failed, or "
+                "when some trials have no result yet."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            "leader_is_sound",
+            asset=leaderboard,
+            additional_deps=[ground_truth],
+            description=(
+                "Whether the first trial is a winner to trust. Warns when it found no topic or left every labelled "
+                "document an outlier (naming the best trial that did not), or when the labelled sample cannot tell "
+                "the scored trials apart."
+            ),
+        ),
+    ],
+    ins={"leaderboard": dg.AssetIn(leaderboard.key), "ground_truth": dg.AssetIn(ground_truth.key)},
+)
+def leaderboard_checks(leaderboard: pd.DataFrame, ground_truth: dict, settings: PipelineSettings):
+    """One step for both: the leaderboard and the labels are loaded once."""
+    yield _trials_succeeded(leaderboard)
+    yield _leader_is_sound(leaderboard, GroundTruth.from_mapping(ground_truth), settings)

@@ -1,0 +1,171 @@
+"""The asset checks, materialised with their assets in a temporary instance, each failing and passing (fast;
+no models, no MLflow)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from topic_pipeline.defs.assets.inputs import documents, ground_truth
+from topic_pipeline.defs.checks import FAILED_SHARE_WARN, MIN_LABELLED_DOCUMENTS, labels_can_rank_trials, leaderboard_checks
+from topic_pipeline.defs.resources.database import DocumentsDatabase
+from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
+from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.scoring.leaderboard import build_leaderboard
+from topic_pipeline.scoring.metrics import METRIC_NAMES
+from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, TrialResult
+
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+# Two classes of ten documents each: a sample the checks accept.
+SOUND_LABELS = {"a": list(range(1, 11)), "b": list(range(11, 21))}
+
+
+def evaluations(result: dg.ExecuteInJobResult) -> dict[str, dg.AssetCheckEvaluation]:
+    assert result.success  # a check that does not pass still leaves its run successful
+    return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
+
+
+# --- ground_truth: labels_can_rank_trials ----------------------------------------------------------
+
+
+def check_labels(tmp_path: Path, labels: dict) -> dg.AssetCheckEvaluation:
+    database = tmp_path / "source.db"
+    if not database.exists():
+        with sqlite3.connect(database) as connection:
+            connection.execute("CREATE TABLE documents (id INTEGER, text TEXT)")
+            connection.executemany("INSERT INTO documents VALUES (?, ?)", [(i, f"text {i}") for i in range(1, 41)])
+        connection.close()
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps(labels))
+    data = str(tmp_path / "data")
+    # An ephemeral (in-memory) instance: a check's result needs no history.
+    result = dg.materialize(
+        [documents, ground_truth, labels_can_rank_trials],
+        resources={"database": DocumentsDatabase(url=f"sqlite:///{database}"),
+                   "settings": PipelineSettings(data_dir=data, ground_truth_path=str(path)),
+                   "io_manager": ParquetJsonIOManager(data_dir=data)},
+    )
+    return evaluations(result)["labels_can_rank_trials"]
+
+
+def test_labels_where_no_two_documents_share_a_class_fail(tmp_path):
+    evaluation = check_labels(tmp_path, {f"class{i}": [i] for i in range(1, 31)})
+    assert not evaluation.passed and evaluation.severity == ERROR
+    assert "Each of the 30 classes holds one labelled document" in evaluation.description
+    assert evaluation.metadata["smallest_class"].value == 1
+
+
+def test_labels_with_single_document_classes_or_few_documents_warn(tmp_path):
+    evaluation = check_labels(tmp_path, {**SOUND_LABELS, "lonely": [30], "alone": [31]})
+    assert not evaluation.passed and evaluation.severity == WARN
+    assert "2 of 4 classes hold a single labelled document (alone, lonely)" in evaluation.description
+    assert evaluation.metadata["single_document_classes"].value == 2
+
+    few = check_labels(tmp_path, {"a": [1, 2, 3], "b": [4, 5, 6]})
+    assert not few.passed and few.severity == WARN
+    assert f"Only 6 documents are labelled (fewer than {MIN_LABELLED_DOCUMENTS})" in few.description
+
+
+def test_a_sound_labelled_sample_passes(tmp_path):
+    evaluation = check_labels(tmp_path, SOUND_LABELS)
+    assert evaluation.passed, evaluation.description
+    assert evaluation.metadata["labelled_documents"].value == 20
+
+
+# --- leaderboard: trials_succeeded and leader_is_sound ---------------------------------------------
+
+
+def trial_results(n: int, failed: int = 0, first: dict | None = None) -> tuple[dict, dict]:
+    """``n`` trials with distinct scores, the last ``failed`` of them failed; ``first`` overrides the
+    best trial's metrics."""
+    trials = {t.key: t.to_dict() for t in ParamGrid.from_mapping({"hdbscan_min_cluster_size": list(range(2, 2 + n))}).trials()}
+    results = {}
+    for index, (key, params) in enumerate(trials.items()):
+        if index >= n - failed:
+            results[key] = TrialResult(key, params, "f" * 16, STATUS_FAILED, error="ValueError: k must be less than n\nTraceback")
+            continue
+        metrics = {name: 0.9 - index / 100 for name in METRIC_NAMES}
+        metrics.update(outlier_fraction=0.1, topic_count=4.0, labelled_documents=20.0)
+        if index == 0:
+            metrics.update(first or {})
+        results[key] = TrialResult(key, params, "f" * 16, STATUS_OK, metrics=metrics)
+    return trials, results
+
+
+def check_leaderboard(tmp_path: Path, frame: pd.DataFrame, labels: dict = SOUND_LABELS) -> dict[str, dg.AssetCheckEvaluation]:
+    # Stand-ins for the two assets the checks read, stored by the project's IO manager as the real ones are.
+    @dg.asset(name="leaderboard")
+    def stored_leaderboard() -> pd.DataFrame:
+        return frame
+
+    @dg.asset(name="ground_truth")
+    def stored_labels() -> dict:
+        return labels
+
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps(labels))
+    data = str(tmp_path / "data")
+    result = dg.materialize(
+        [stored_labels, stored_leaderboard, leaderboard_checks],
+        resources={"settings": PipelineSettings(data_dir=data, ground_truth_path=str(path)),
+                   "io_manager": ParquetJsonIOManager(data_dir=data)},
+    )
+    return evaluations(result)
+
+
+def test_a_sweep_whose_trials_all_failed_is_an_error(tmp_path):
+    checks = check_leaderboard(tmp_path, build_leaderboard(*trial_results(3, failed=3)))
+    succeeded = checks["trials_succeeded"]
+    assert not succeeded.passed and succeeded.severity == ERROR
+    assert "all 3 trials that ran failed (most often: ValueError: k must be less than n)" in succeeded.description
+    assert not checks["leader_is_sound"].passed and checks["leader_is_sound"].severity == WARN
+
+
+def test_many_failed_trials_and_a_degenerate_leader_warn(tmp_path):
+    frame = build_leaderboard(*trial_results(5, failed=2, first={"topic_count": 0.0}))
+    checks = check_leaderboard(tmp_path, frame)
+    succeeded = checks["trials_succeeded"]
+    assert not succeeded.passed and succeeded.severity == WARN
+    assert f"2 of 5 trials failed (40%, more than {FAILED_SHARE_WARN:.0%})" in succeeded.description
+    assert succeeded.metadata["failed_share"].value == pytest.approx(0.4)
+    leader = checks["leader_is_sound"]
+    second = str(frame["trial"][1])
+    assert not leader.passed and leader.severity == WARN
+    assert "found no topic" in leader.description and f"is '{second}' (rank 2)" in leader.description
+
+
+def test_trials_without_a_result_warn(tmp_path):
+    trials, results = trial_results(4)
+    del results[list(trials)[-1]]
+    succeeded = check_leaderboard(tmp_path, build_leaderboard(trials, results))["trials_succeeded"]
+    assert not succeeded.passed and succeeded.severity == WARN
+    assert "1 of 4 trials have no result on the current inputs" in succeeded.description
+
+
+def test_a_sound_sweep_passes_both_checks(tmp_path):
+    # One failure in eleven stays under the share that warns.
+    checks = check_leaderboard(tmp_path, build_leaderboard(*trial_results(11, failed=1)))
+    assert checks["trials_succeeded"].passed, checks["trials_succeeded"].description
+    assert checks["trials_succeeded"].metadata["failed"].value == 1
+    assert checks["leader_is_sound"].passed, checks["leader_is_sound"].description
+
+
+def test_the_jobs_that_materialise_the_checked_assets_run_their_checks():
+    from topic_pipeline.definitions import defs
+
+    definitions = defs()
+    checks = {
+        "refresh_inputs_job": {dg.AssetCheckKey(dg.AssetKey("ground_truth"), "labels_can_rank_trials")},
+        "leaderboard_job": {dg.AssetCheckKey(dg.AssetKey("leaderboard"), name) for name in ("trials_succeeded", "leader_is_sound")},
+    }
+    for job_name, keys in checks.items():
+        job = definitions.resolve_job_def(job_name)
+        assert keys <= set(job.asset_layer.asset_graph.asset_check_keys), job_name
+        specs = [definitions.resolve_asset_graph().get_check_spec(key) for key in keys]
+        assert all(not spec.blocking and spec.description for spec in specs)

@@ -1,0 +1,127 @@
+"""Topic summaries: the words are those of the exported BERTopic model (computed without importing BERTopic)."""
+
+import numpy as np
+import pytest
+
+from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.integrations.export import build_topic_model
+from topic_pipeline.scoring.topic_words import REPRESENTATIVE_DOCS, TOP_WORDS, TopicSummariser
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    texts = list(generate_demo_corpus(n_docs=600, n_topics=6).texts)
+    embeddings = np.random.default_rng(3).normal(size=(len(texts), 16))
+    stop_word_file = tmp_path_factory.mktemp("stop_words") / "stop_words.txt"
+    stop_word_file.write_text("the\nand\nof\nin\nto\n")
+    return texts, embeddings, str(stop_word_file)
+
+
+def cases(stop_word_file):
+    """Random labellings (many equal scores, so the order of ties is tested too), every n-gram range, and
+    stop words off, English (the vectorizer's "english") and from a file (a list)."""
+    rng = np.random.default_rng(7)
+    for case in range(9):
+        n_gram_max, remove_stopwords = 1 + case % 3, case % 3 != 0
+        language = stop_word_file if case % 2 else "english"
+        params = ParamGrid.from_mapping(
+            {"umap_n_neighbors": [15], "hdbscan_min_cluster_size": [15], "n_gram_max": [n_gram_max],
+             "remove_stopwords": [remove_stopwords]}
+        ).trials()[0]
+        yield params, language, rng.integers(-1, int(rng.integers(3, 25)), size=600)
+
+
+def exported_words(texts, embeddings, labels, params, language):
+    """``get_topic`` of the model the export builds, by our topic ids (the fit renumbers them by size):
+    (word, score) pairs, all of them, not only the top ones."""
+    model = build_topic_model(texts, embeddings, labels, params, language)
+    fitted = np.asarray(model.topics_)
+    words = {}
+    for topic in np.unique(labels).tolist():
+        (fitted_topic,) = set(fitted[labels == topic].tolist())
+        words[topic] = [(word, score) for word, score in model.get_topic(fitted_topic) if word]
+    return words
+
+
+def test_summaries_have_the_exported_models_words(corpus):
+    """The same words as ``get_topic``, in its order, except that words of equal score may be ordered
+    otherwise (BERTopic's order among them is its sort's, not a rule): compared as groups of equal score,
+    and at the cut after TOP_WORDS only the score is compared."""
+    texts, embeddings, stop_word_file = corpus
+    summariser = TopicSummariser(texts)
+    ties_seen = False
+    for params, language, labels in cases(stop_word_file):
+        expected = exported_words(texts, embeddings, labels, params, language)
+        summaries = summariser.summarise(labels, embeddings, params, language)
+        assert sorted(s.topic for s in summaries) == sorted(expected), (params.key, language)
+        for summary in summaries:
+            theirs = expected[summary.topic]
+            score_of = dict(theirs)
+            ours = summary.top_words
+            assert len(ours) == min(TOP_WORDS, len(theirs)), (params.key, summary.topic)
+            if not ours:
+                continue
+            # get_topic lists only its top words: a word of ours tied at the cut may be missing from it.
+            cut = theirs[len(ours) - 1][1]
+            above = [w for w in ours if score_of.get(w, cut) > cut]
+            assert sorted(above) == sorted(w for w, score in theirs[: len(ours)] if score > cut), (params.key, summary.topic)
+            assert [score_of[w] for w in above] == [score for _, score in theirs[: len(above)]], (params.key, summary.topic)
+            assert all(np.isclose(score_of[w], cut, rtol=0, atol=1e-12) for w in ours[len(above):] if w in score_of)
+            ties_seen |= len({score for _, score in theirs[: len(ours)]}) < len(ours)
+        unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+        for summary in summaries:
+            members = np.flatnonzero(labels == summary.topic)
+            assert summary.size == len(members)
+            closest = members[np.argsort(-(unit[members] @ unit[members].mean(axis=0)), kind="stable")[:REPRESENTATIVE_DOCS]]
+            assert summary.representative_docs == [texts[i] for i in closest]
+    assert ties_seen, "the cases include words of equal score"
+
+
+def test_the_leaderboard_step_does_not_import_bertopic():
+    """Topic words must not pull in BERTopic (and with it torch) where the leaderboard runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from topic_pipeline.inputs.demo_corpus import generate_demo_corpus\n"
+        "from topic_pipeline.inputs.grid import ParamGrid\n"
+        "from topic_pipeline.scoring.topic_words import TopicSummariser\n"
+        "texts = list(generate_demo_corpus(n_docs=100, n_topics=3).texts)\n"
+        "params = ParamGrid.from_mapping({'umap_n_neighbors': [10]}).trials()[0]\n"
+        "TopicSummariser(texts).summarise(np.arange(100) % 3, np.ones((100, 4)), params, 'english')\n"
+        "print('bertopic' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]
+
+
+def test_a_sweep_with_a_stop_word_file_summarises_without_those_words(tmp_path):
+    """A stop-word file gives the vectorizer a list (not "english"): the leaders' summaries, from the labels
+    the sweep stored, must take it."""
+    from topic_pipeline.engine.fast import EmbeddingSource
+    from topic_pipeline.inputs.grid import ParamGrid
+    from topic_pipeline.storage.results import ResultStore
+    from topic_pipeline.engine.sweep import LabelledSample, run_trials
+    from topic_pipeline.scoring.topic_words import leader_topics
+
+    texts = list(generate_demo_corpus(n_docs=300, n_topics=4).texts)
+    embeddings = np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32)
+    np.save(tmp_path / "embeddings.npy", embeddings)
+    stop_word_file = tmp_path / "stop_words.txt"
+    stop_word_file.write_text("the\nand\nof\nto\na\n")
+    grid = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10], "remove_stopwords": [True],
+                                   "n_gram_max": [1, 2]})
+    trials = [(t.key, t) for t in grid.trials()]
+    sources = {trials[0][1].embedding_set.key: EmbeddingSource(str(tmp_path / "embeddings.npy"), "test", len(texts))}
+    scored = []
+    run_trials(trials, sources, texts, LabelledSample(np.arange(20), np.arange(20) % 2), "fingerprint", 42,
+               str(stop_word_file), tmp_path / "cache", scored.append, workers=1)
+    assert [s.result.status for s in scored] == ["ok", "ok"], [s.result.error for s in scored]
+    store = ResultStore(tmp_path / "results")
+    for s in scored:
+        store.save(s.result, s.labels)
+    topics = leader_topics([s.result for s in scored], store, texts, lambda params: embeddings, str(stop_word_file))
+    assert sorted(topics) == sorted(key for key, _ in trials)
+    words = {word for summaries in topics.values() for topic in summaries for phrase in topic.top_words for word in phrase.split()}
+    assert words and not words & {"the", "and", "of", "to", "a"}
