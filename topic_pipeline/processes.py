@@ -88,9 +88,14 @@ def exclusive_sweep(places: dict[str, Path], wait_seconds: float | None = None, 
     The locks are ``flock``s: the kernel releases them when their holder exits, killed or not, so a
     crash never leaves one behind. ``wait_seconds`` None waits as long as it takes.
     """
+    # One lock per folder, taken in one order by every process: the same folder named twice would wait
+    # on itself (two opens of one file block each other), and two orders could deadlock two sweeps.
+    folders: dict[Path, str] = {}
+    for what, folder in places.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        folders.setdefault(folder.resolve(), what)
     with contextlib.ExitStack() as held:
-        for what, folder in sorted(places.items(), key=lambda item: str(item[1])):
-            folder.mkdir(parents=True, exist_ok=True)
+        for folder, what in sorted(folders.items(), key=lambda item: str(item[0])):
             lock = folder / SWEEP_LOCK_FILE
             stream = held.enter_context(open(lock, "a+", encoding="utf-8"))  # noqa: SIM115 - closed by the stack
             deadline = None if wait_seconds is None else time.monotonic() + wait_seconds

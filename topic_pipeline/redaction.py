@@ -15,8 +15,20 @@ import sqlalchemy as sa
 
 HIDDEN = "***"
 UNPARSABLE = "<unparsable URL>"
-# Query parameters that carry credentials (password=, sslpassword=, access_token=, api_key=, ...).
-_SECRET_PARAMETER = re.compile(r"pass|pwd|token|secret|key|credential|auth|signature", re.IGNORECASE)
+# Query parameters that carry credentials (password=, sslpassword=, access_token=, api_key=, ...), and
+# those that carry a whole driver connection string (odbc_connect=...;PWD=...).
+_SECRET_PARAMETER = re.compile(r"pass|pwd|token|secret|key|credential|auth|signature|odbc_connect|dsn", re.IGNORECASE)
+# A value that embeds a credential whatever its parameter's name.
+_SECRET_VALUE = re.compile(r"(pwd|password|token|secret)\s*=", re.IGNORECASE)
+
+
+_CREDENTIAL_PAIR = re.compile(r"(pwd|password|token|secret)\s*=\s*([^;&]+)", re.IGNORECASE)
+
+
+def _is_secret(name: str, value: object) -> bool:
+    return bool(_SECRET_PARAMETER.search(name)) or any(
+        _SECRET_VALUE.search(item) for item in ([value] if isinstance(value, str) else list(value))
+    )
 
 
 def _parse(url: str) -> sa.engine.URL | None:
@@ -39,8 +51,11 @@ def url_secrets(url: str) -> list[str]:
     if parsed.host and "@" in parsed.host:
         secrets.append(parsed.host.rsplit("@", 1)[0])
     for name, value in parsed.query.items():
-        if _SECRET_PARAMETER.search(name):
-            secrets.extend([value] if isinstance(value, str) else list(value))
+        if _is_secret(name, value):
+            values = [value] if isinstance(value, str) else list(value)
+            secrets.extend(values)
+            # A connection string's own credentials (PWD=...;), which a driver message may quote alone.
+            secrets.extend(match.group(2).strip() for item in values for match in _CREDENTIAL_PAIR.finditer(item))
     # As decoded by the parse, and as they may be written in the URL itself.
     variants = {form for secret in secrets for form in (secret, quote(secret, safe=""), quote_plus(secret))}
     return sorted((secret for secret in variants if secret), key=len, reverse=True)
@@ -53,7 +68,7 @@ def mask_url(url: str) -> str:
         return UNPARSABLE
     if parsed.host and "@" in parsed.host:
         parsed = parsed.set(host=parsed.host.rsplit("@", 1)[1])
-    query = {name: (HIDDEN if _SECRET_PARAMETER.search(name) else value) for name, value in parsed.query.items()}
+    query = {name: (HIDDEN if _is_secret(name, value) else value) for name, value in parsed.query.items()}
     shown = parsed.set(query=query).render_as_string(hide_password=True)
     # render_as_string percent-encodes the placeholder in the query; show it as in the password.
     return shown.replace("%2A%2A%2A", HIDDEN)

@@ -73,3 +73,25 @@ def test_mlflow_run_links_carry_no_credentials(tmp_path):
     tracker = MlflowTracker(local_tracking_uri(tmp_path), "links", ui_url="https://robot:t0kenValue@mlflow.example")
     link = tracker.run_url("0123")
     assert "t0kenValue" not in link and link.startswith("https://robot:***@mlflow.example/#/experiments/")
+
+
+def test_a_driver_connection_string_in_the_query_is_hidden():
+    url = "mssql+pyodbc:///?odbc_connect=DRIVER%3D%7BODBC%7D%3BSERVER%3Ddb%3BUID%3Dalice%3BPWD%3Dc0nnSecret"
+    assert "c0nnSecret" not in mask_url(url) and "odbc_connect=***" in mask_url(url)
+    assert redact("login failed: PWD=c0nnSecret rejected", url) == "login failed: PWD=*** rejected"
+
+
+def test_mlflow_errors_carry_no_credentials_of_the_tracking_uri(monkeypatch):
+    """A tracking server that cannot be reached: MLflow's error quotes the URI; ours is redacted."""
+    from mlflow.exceptions import MlflowException
+
+    from conftest import free_loopback_port
+    from topic_pipeline.integrations.mlflow_tracking import MlflowTracker
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    tracker = MlflowTracker(f"http://robot:Tr4ckSecret@127.0.0.1:{free_loopback_port()}", "unreachable")
+    with pytest.raises((MlflowException, RuntimeError)) as raised:
+        tracker.experiment_id
+    assert "Tr4ckSecret" not in str(raised.value) and "127.0.0.1" in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__

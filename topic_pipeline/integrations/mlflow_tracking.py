@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from topic_pipeline.redaction import mask_url
+from topic_pipeline.redaction import mask_url, redact
 from topic_pipeline.storage.results import STATUS_OK, TrialResult
 from topic_pipeline.scoring.topic_words import TopicSummary
 
@@ -27,6 +27,38 @@ def local_tracking_uri(directory: str | Path) -> str:
     return f"sqlite:///{directory / 'mlflow.db'}"
 
 
+class _RedactingClient:
+    """An ``MlflowClient`` whose errors carry no credential of the tracking URI.
+
+    MLflow quotes the URI as written in its errors ("API request to https://user:pass@... failed"), and
+    a step's error reaches Dagster's event log and the command line's output. The error is raised anew,
+    redacted, without the original chained to it (its message holds the URI too); MLflow's own errors
+    keep their type and code, so callers that handle them still do.
+    """
+
+    def __init__(self, client: Any, tracking_uri: str):
+        self._client = client
+        self._tracking_uri = tracking_uri
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attribute(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - every error is re-raised, redacted
+                from mlflow.exceptions import MlflowException
+
+                message = redact(str(exc), self._tracking_uri)
+                if isinstance(exc, MlflowException):
+                    raise MlflowException(message, error_code=exc.error_code) from None
+                raise RuntimeError(f"MLflow {name} failed: {type(exc).__name__}: {message}") from None
+
+        return call
+
+
 class MlflowTracker:
     def __init__(self, tracking_uri: str, experiment_name: str, artifact_location: str | None = None,
                  ui_url: str | None = None):
@@ -42,7 +74,7 @@ class MlflowTracker:
         if self._client is None:
             from mlflow import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+            self._client = _RedactingClient(MlflowClient(tracking_uri=self.tracking_uri), self.tracking_uri)
         return self._client
 
     @property
