@@ -31,7 +31,7 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/topic-pipeline sweep
 	@echo ""
 	@echo "Dagster UI (asset graph, history, backfills):  make ui         -> http://127.0.0.1:3000"
-	@echo "MLflow UI (one run per trial, leaderboard):    make mlflow-ui  -> http://127.0.0.1:5000"
+	@echo "MLflow UI (a run per sweep, trials nested):    make mlflow-ui  -> http://127.0.0.1:5000"
 
 # The UI test (test_ui_operation.py) renders the Dagster UI in Debian's headless chromium.
 CHROMIUM := /usr/bin/chromium
@@ -39,12 +39,13 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# Test files are spread over two processes (pytest-xdist); a file's tests stay in one, sharing its fixtures.
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The fast tier: everything but the end-to-end tests that fit real models and run whole sweeps.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 # Benchmarks live outside the installed package, in benchmarks/; ARGS passes options (ARGS=--help lists them).
 benchmark: $(STAMP)

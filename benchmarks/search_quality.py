@@ -10,7 +10,9 @@ On a labelled corpus the benchmark generates (default 3,000 documents), in one r
 (a) and (b) run through the same fast engine with the same workers, each on its own empty cache (so
 neither reuses the other's reductions) and its own worker pool, started once per arm: (b)'s rounds
 share theirs, as they can in one process. (Through Dagster each round is a run and starts its own.) Embeddings are computed once, before any clock starts.
-Prints best ARI and wall time for each, and the stability table of (b).
+Prints best ARI (on the selection part of the labels) and wall time for each, the stability table of
+(b), and the winner's curse measured: (b)'s top trial's selection ARI against its held-out ARI, and the
+held-out ARI of the configuration the leaderboard recommends (seed-averaged).
 
     topic-pipeline benchmark-search                # 3,000 documents
     topic-pipeline benchmark-search --docs 2000
@@ -47,6 +49,8 @@ def _run(args, workdir: Path) -> None:
     from topic_pipeline.engine.fast import EmbeddingSource, WorkerPool
     from topic_pipeline.inputs.grid import DEFAULT_GRID, ParamGrid, TrialParams
     from topic_pipeline.inputs.ground_truth import GroundTruth
+    from topic_pipeline.scoring.confidence import trust_summary
+    from topic_pipeline.scoring.holdout import split_labels
     from topic_pipeline.scoring.leaderboard import build_leaderboard, stability_markdown
     from topic_pipeline.storage.results import inputs_fingerprint
     from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
@@ -58,10 +62,14 @@ def _run(args, workdir: Path) -> None:
     corpus = Corpus(np.asarray(sample.ids, dtype=np.int64), list(sample.texts))
     labels = GroundTruth.from_mapping(sample.ground_truth())
     positions, classes = labels.aligned(corpus.ids)
-    labelled = LabelledSample(positions, classes)
-    fingerprint = inputs_fingerprint(corpus.content_hash, labels.content_hash, 42, "english")
+    split = split_labels(labels)
+    labelled = LabelledSample(positions, classes, split.mask(corpus.ids[positions]))
+    fingerprint = inputs_fingerprint(corpus.content_hash, labels.content_hash, 42, "english",
+                                     holdout_fraction=split.fraction, holdout_seed=split.seed)
     spec = SearchSpec()
-    print(f"corpus: {len(corpus)} documents, {labels.n_clusters} labelled topics, {len(labels.cluster_of)} labelled")
+    print(f"corpus: {len(corpus)} documents, {labels.n_clusters} labelled topics, {split.describe()}")
+    if split.warning:
+        print(f"WARNING: {split.warning}")
 
     embedding_set = TrialParams.from_dict({k: v[0] for k, v in DEFAULT_GRID.items()}).embedding_set
     cache = EmbeddingCache(workdir / "embeddings")
@@ -115,6 +123,7 @@ def _run(args, workdir: Path) -> None:
     rows.insert(1, ("    of which the search rounds (no stability)", len(search_phase), search_phase_seconds,
                     scores[best_key], best_key))
     print(f"search stopped: {state.stop_reason}")
+    _report_outlier_round(state, scores)
 
     if not args.skip_exhaustive:
         exhaustive = exhaustive_grid(spec, len(corpus))
@@ -137,6 +146,45 @@ def _run(args, workdir: Path) -> None:
     frame = build_leaderboard(state.trials, run_searched.results, rank_by="ari", rounds=state.round_of())
     print("\nstability of the top configurations (5 UMAP seeds):")
     print(stability_markdown(frame, "ari"))
+    trust = trust_summary(frame, "ari", split)
+    if trust and trust["heldout_score"] is not None:
+        top = run_searched.results[best_key].metrics
+        print(f"\nwinner's curse, (b): top trial {best_key}: selection ARI {top['ari']:.4f}, held-out ARI "
+              f"{top['heldout_ari']:.4f} ({top['ari'] - top['heldout_ari']:+.4f})")
+        print(f"recommended configuration {trust['recommended_configuration']} ({trust['seeds']} seed(s)): selection ARI "
+              f"{trust['selection_score']:.4f}, held-out ARI {trust['heldout_score']:.4f} ({trust['gap']:+.4f})")
+
+
+def _report_outlier_round(state, scores: dict) -> None:
+    """Whether the search's outlier round helped: each leader's score without outlier reduction against its
+    best variant, and the best search score before the round against after it."""
+    import dataclasses
+
+    from topic_pipeline.inputs.grid import TrialParams
+
+    rounds = [r for r in state.rounds if r.kind == "outliers"]
+    if not rounds:
+        print("outlier reduction: no outlier round ran (trial or time budget)")
+        return
+    variants: dict[str, list[tuple[float, TrialParams]]] = {}
+    for key in rounds[0].trial_keys:
+        params = TrialParams.from_dict(state.trials[key])
+        base = dataclasses.replace(params, outlier_reduction="none").key
+        if scores.get(key) is not None:
+            variants.setdefault(base, []).append((scores[key], params))
+    print(f"outlier reduction (round {rounds[0].number}, {len(rounds[0].trial_keys)} trials):")
+    for base, tried in variants.items():
+        score, params = max(tried, key=lambda item: item[0])
+        print(f"  {base}: ARI {scores[base]:.4f} without, {score:.4f} with {params.outlier_reduction} at "
+              f"{params.outlier_threshold:g} ({score - scores[base]:+.4f})")
+    before = [scores[k] for r in state.rounds if r.number < rounds[0].number and r.kind != "stability"
+              for k in r.trial_keys if scores.get(k) is not None]
+    after = [score for tried in variants.values() for score, _ in tried]
+    if before and after:
+        gain = max(after) - max(before)
+        verdict = "helped" if gain > 0 else "did not help"
+        print(f"  outlier reduction {verdict}: best ARI {max(before):.4f} before the round, {max(before + after):.4f} "
+              f"after ({gain:+.4f})")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,10 @@ import multiprocessing
 import multiprocessing.forkserver
 import os
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -61,6 +65,8 @@ def _root_cause(error) -> str:
 # from (Dagster's own ``forkserver`` start method), instead of by every spawned step process.
 STEP_PRELOAD = [
     "topic_pipeline.definitions",
+    "topic_pipeline.defs.assets.trials",
+    "topic_pipeline.defs.assets.leaderboard",
     "mlflow.tracking",
     "mlflow.store.tracking.sqlalchemy_store",
     "sklearn.metrics.cluster",
@@ -93,18 +99,108 @@ def _start_method(job_name: str) -> dict:
     if not _forked_steps:
         return {}
     method = {"forkserver": {"preload_modules": STEP_PRELOAD}}
-    # The leaderboard job stays in this process (its default): its step and its checks' step would each
-    # pay a fork and a build of the definitions, more than importing their modules here once.
-    if job_name in {"embeddings_job", "trials_job"} and executor_kind() == "multiprocess":
+    if executor_kind() != "multiprocess":
+        return {}
+    if job_name in {"embeddings_job", "trials_job"}:
         return {"execution": {"config": {"start_method": method}}}
+    # The leaderboard's one step (its checks are evaluated inside it) forked from the server, which has
+    # MLflow and scikit-learn imported: in this process it would import them first.
+    if job_name == "leaderboard_job":
+        return {"execution": {"config": {"multiprocess": {"start_method": method}}}}
     return {}
 
 
+class TrialsProgress:
+    """Shows the progress of the trials run executing meanwhile, read from the progress file its step keeps
+    current: a live bar (tqdm) on a terminal, a plain line every ``PLAIN_EVERY_S`` elsewhere (CI, a pipe)."""
+
+    PLAIN_EVERY_S = 15.0
+
+    def __init__(self, path: Path, interactive: bool | None = None):
+        self.path = path
+        self.interactive = sys.stdout.isatty() if interactive is None else interactive
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="progress", daemon=True)
+        self._bar = None
+        self._last_plain = 0.0
+        self._shown = None
+
+    def __enter__(self) -> TrialsProgress:
+        self.path.unlink(missing_ok=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._show(final=True)
+        if self._bar is not None:
+            self._bar.close()
+        self.path.unlink(missing_ok=True)
+
+    def _follow(self) -> None:
+        while not self._stop.wait(0.5):
+            self._show()
+
+    def _show(self, final: bool = False) -> None:
+        from topic_pipeline.engine.progress import SweepProgress
+
+        progress = SweepProgress.load(self.path)
+        if progress is None:
+            return
+        if not self.interactive:
+            now = time.monotonic()
+            if (final or now - self._last_plain >= self.PLAIN_EVERY_S) and progress.done != self._shown:
+                print(f"  {progress.describe()}", flush=True)
+                self._last_plain, self._shown = now, progress.done
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            description = "trials" if progress.round is None else f"round {progress.round}"
+            self._bar = tqdm(total=progress.total, desc=f"  {description}", unit="trial", file=sys.stdout, dynamic_ncols=True)
+        self._bar.update(progress.done - self._bar.n)
+        self._bar.set_postfix_str(progress.best_text() + (f", {progress.failed} failed" if progress.failed else ""))
+
+
+@contextmanager
+def dagster_output_to(log: Path | None) -> Iterator[None]:
+    """Send what Dagster writes (its event log at DEBUG level, on standard error) to the file ``log``.
+
+    The file descriptor itself is redirected, before the step processes start, so that they and the engine's
+    workers inherit it. The command's own lines go to standard output; ``log=None`` leaves everything as is.
+    """
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "ab") as stream:
+        os.dup2(stream.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None) -> None:
+    from topic_pipeline.defs.assets.trials import PROGRESS_FILE_TAG
     from topic_pipeline.defs.recovery import process_tags
 
     # This process's identity lets a later sweep see that the run stopped because the process was killed.
     tags = {**tags, **process_tags()}
+    if job_name == "trials_job":
+        progress_file = Path(instance.root_directory) / "logs" / f"progress-{os.getpid()}.json"
+        with TrialsProgress(progress_file):
+            _execute_job(instance, job_name, {**tags, PROGRESS_FILE_TAG: str(progress_file)}, run_config)
+    else:
+        _execute_job(instance, job_name, tags, run_config)
+
+
+def _execute_job(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None) -> None:
     # Our definitions read the environment when they are built, and Dagster keeps the last one built in
     # the process: a run executed here must see the settings of now, not of an earlier run.
     forget_job_definitions()
@@ -117,7 +213,8 @@ def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], 
                 if event.is_step_failure and event.step_failure_data.error
             ]
             raise SystemExit(f"{job_name} failed (run {result.run_id}):\n" + "\n".join(errors[-3:]))
-        print(f"  {job_name} {tags.get('dagster/partition', '')}{' '.join(v for k, v in tags.items() if 'range' in k)}: ok")
+        partitions = tags.get("dagster/partition", "") + " ".join(v for k, v in tags.items() if "range" in k)
+        print(f"  {job_name} {partitions}: ok", flush=True)
 
 
 def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) -> None:
@@ -149,7 +246,8 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
     import pandas as pd
 
     from topic_pipeline.storage.paths import DataPaths
-    from topic_pipeline.scoring.leaderboard import read_leaderboard_warnings
+    from topic_pipeline.scoring.confidence import trust_lines
+    from topic_pipeline.scoring.leaderboard import read_leaderboard_trust, read_leaderboard_warnings
     from topic_pipeline.processes import running_sweep
 
     paths = DataPaths()
@@ -160,9 +258,14 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
             "Run `topic-pipeline sweep` (`make demo` on the embedded sample) first."
         )
     frame = pd.read_csv(path)
-    columns = ["rank", "trial", "status", "ari", "ami", "f1_macro", "outlier_fraction", "topic_count"]
+    columns = ["rank", "trial", "status", "ari", "heldout_ari", "ami", "f1_macro", "outlier_fraction", "topic_count",
+               "seed_averaged"]
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
-        print(frame[columns].head(limit).to_string(index=False))
+        print(frame[[c for c in columns if c in frame]].head(limit).to_string(index=False))
+    trust = trust_lines(read_leaderboard_trust(paths))
+    if trust:
+        print("\nHow much to trust this:")
+        print("\n".join(f"  {line}" for line in trust))
     print(f"\nFull leaderboard: {path}")
     for warning in read_leaderboard_warnings(paths):
         print(f"WARNING: {warning}")
@@ -181,12 +284,14 @@ def _sweep_places() -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="topic-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("sweep", help="materialise the whole chain (inputs, embeddings, trials, leaderboard)")
+    sweep = commands.add_parser("sweep", help="materialise the whole chain (inputs, embeddings, trials, leaderboard)")
     commands.add_parser("leaderboard", help="print the top of the current leaderboard")
     export = commands.add_parser("export", help="export a trial (default: the leaderboard's first) as a BERTopic model")
     export.add_argument("--trial", default="", help="trial key (a leaderboard 'trial' value)")
     export.add_argument("--serialization", default="safetensors", choices=("safetensors", "pytorch", "pickle"))
     export.add_argument("--target-dir", default="", help="default: <data dir>/models/<trial key>")
+    for command in (sweep, export):
+        command.add_argument("--verbose", action="store_true", help="show Dagster's event log here instead of in a log file")
     commands.add_parser("compile", help="compile UMAP's and NNDescent's numba code into the cache (make setup does it once)")
     args = parser.parse_args(argv)
     if args.command == "leaderboard":
@@ -198,27 +303,38 @@ def main(argv: list[str] | None = None) -> None:
         print(f"UMAP and NNDescent compiled (or found in numba's cache) in {numba_cache.warm():.0f} s")
         return
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    fork_steps()
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    log = None if args.verbose else home / "logs" / f"topic-pipeline-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    started = time.monotonic()
     # A second sweep (or an export, which reads the leaderboard) waits for a sweep that is running.
-    with exclusive_sweep(_sweep_places()), dg.DagsterInstance.get() as instance:
-        print(f"Dagster instance: {os.environ['DAGSTER_HOME']}")
-        if args.command == "export":
-            if instance.get_latest_materialization_event(dg.AssetKey("leaderboard")) is None:
-                raise SystemExit(
-                    f"Nothing to export: no sweep has run on the Dagster instance {os.environ['DAGSTER_HOME']} yet. "
-                    "Run `topic-pipeline sweep` first."
-                )
-            config = {"trial_key": args.trial, "serialization": args.serialization, "target_dir": args.target_dir}
-            _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": config}}})
-            event = instance.get_latest_materialization_event(dg.AssetKey("topic_model"))
-            metadata = event.asset_materialization.metadata
-            print(f"exported {metadata['trial'].value} ({args.serialization}, {metadata['size_bytes'].value} bytes): {metadata['path'].value}")
-            if metadata["warnings"].value != "none":
-                print(f"WARNING: {metadata['warnings'].value}")
-            return
-        run_sweep(instance)
+    with exclusive_sweep(_sweep_places()):
+        if log:
+            print(f"Dagster's event log: {log} (--verbose shows it here)", flush=True)
+        with dagster_output_to(log), dg.DagsterInstance.get() as instance:
+            fork_steps()
+            print(f"Dagster instance: {home}", flush=True)
+            if args.command == "export":
+                _export(instance, args)
+                return
+            run_sweep(instance)
+        print(f"Sweep finished in {time.monotonic() - started:.0f} s.\n")
         print_leaderboard()
+
+
+def _export(instance: dg.DagsterInstance, args: argparse.Namespace) -> None:
+    if instance.get_latest_materialization_event(dg.AssetKey("leaderboard")) is None:
+        raise SystemExit(
+            f"Nothing to export: no sweep has run on the Dagster instance {os.environ['DAGSTER_HOME']} yet. "
+            "Run `topic-pipeline sweep` first."
+        )
+    config = {"trial_key": args.trial, "serialization": args.serialization, "target_dir": args.target_dir}
+    _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": config}}})
+    event = instance.get_latest_materialization_event(dg.AssetKey("topic_model"))
+    metadata = event.asset_materialization.metadata
+    print(f"exported {metadata['trial'].value} ({args.serialization}, {metadata['size_bytes'].value} bytes): {metadata['path'].value}")
+    if metadata["warnings"].value != "none":
+        print(f"WARNING: {metadata['warnings'].value}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,22 @@ def _int_setting(name: str, default: int, minimum: int | None = None) -> int:
     return number
 
 
+def _fraction_setting(name: str, default: float) -> float:
+    from topic_pipeline.scoring.holdout import check_fraction
+
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise TopicPipelineError(f"{name}='{value}' is not a number (default {default})") from None
+    try:
+        return check_fraction(number)
+    except ValueError as exc:
+        raise TopicPipelineError(f"{name}='{value}': {exc} (default {default})") from None
+
+
 def _choice_setting(name: str, default: str, choices: tuple[str, ...]) -> str:
     """Checked when the code location loads, not hours later in the step that uses it."""
     value = os.environ.get(name, default)
@@ -48,6 +64,7 @@ def _choice_setting(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 def build_resources() -> dict[str, object]:
     from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS, MAX_GRID_TRIALS_SETTING
+    from topic_pipeline.scoring.holdout import DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_SEED
     from topic_pipeline.scoring.metrics import METRIC_NAMES
     from topic_pipeline.engine.sweep import ENGINES
 
@@ -67,6 +84,8 @@ def build_resources() -> dict[str, object]:
             workers=_int_setting("TOPIC_PIPELINE_WORKERS", 0),
             embedding_local_files_only=os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "TRUE", "yes"},
             max_grid_trials=_int_setting(MAX_GRID_TRIALS_SETTING, DEFAULT_MAX_GRID_TRIALS, minimum=1),
+            holdout_fraction=_fraction_setting("TOPIC_PIPELINE_HOLDOUT_FRACTION", DEFAULT_HOLDOUT_FRACTION),
+            holdout_seed=_int_setting("TOPIC_PIPELINE_HOLDOUT_SEED", DEFAULT_HOLDOUT_SEED),
         ),
         "database": DocumentsDatabase(
             url=_secret("TOPIC_PIPELINE_DATABASE_URL"),

@@ -1,9 +1,12 @@
 """Asset checks: what a user must see as not green, shown beside the asset it concerns.
 
-Each check reads its asset's stored value. A job that selects an asset runs the asset's checks too, so
-the command line's runs and the UI's evaluate them alike, and the UI can run a check again on its own.
-None blocks: a weak labelled sample or some failed trials still leave a leaderboard worth reading; the
-checks say how far to trust it.
+The ground truth's check reads the asset's stored value, so the UI can run it again on its own. The
+leaderboard's checks are evaluated by the leaderboard asset itself (``leaderboard_check_specs``), from
+the frame it has just built: as a step of their own they would load it again and, in a command line's
+sweep, pay a process of their own. A job that selects an asset runs its checks too, so the command
+line's runs and the UI's evaluate them alike. None of these blocks: a weak labelled sample or some
+failed trials still leave a leaderboard worth reading; the checks say how far to trust it. (The
+embeddings' check, in ``assets/embeddings.py``, blocks.)
 """
 
 from collections import Counter
@@ -12,7 +15,6 @@ import dagster as dg
 import pandas as pd
 
 from topic_pipeline.defs.assets.inputs import ground_truth
-from topic_pipeline.defs.assets.leaderboard import leaderboard
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.errors import listing
 from topic_pipeline.inputs.ground_truth import GroundTruth
@@ -142,31 +144,29 @@ def _leader_is_sound(frame: pd.DataFrame, labels: GroundTruth, settings: Pipelin
     )
 
 
-@dg.multi_asset_check(
-    specs=[
+def leaderboard_check_specs() -> list[dg.AssetCheckSpec]:
+    return [
         dg.AssetCheckSpec(
             "trials_succeeded",
-            asset=leaderboard,
+            asset="leaderboard",
             description=(
                 "Whether the sweep's trials produced results. Fails (error) when no trial is scored: all failed, "
                 f"or none has run. Warns when more than {FAILED_SHARE_WARN:.0%} of the trials that ran failed, or "
-                "when some trials have no result yet."
+                "when some trials of the current grid have no result yet (the leaderboard is incomplete)."
             ),
         ),
         dg.AssetCheckSpec(
             "leader_is_sound",
-            asset=leaderboard,
-            additional_deps=[ground_truth],
+            asset="leaderboard",
             description=(
                 "Whether the first trial is a winner to trust. Warns when it found no topic or left every labelled "
                 "document an outlier (naming the best trial that did not), or when the labelled sample cannot tell "
                 "the scored trials apart."
             ),
         ),
-    ],
-    ins={"leaderboard": dg.AssetIn(leaderboard.key), "ground_truth": dg.AssetIn(ground_truth.key)},
-)
-def leaderboard_checks(leaderboard: pd.DataFrame, ground_truth: dict, settings: PipelineSettings):
-    """One step for both: the leaderboard and the labels are loaded once."""
-    yield _trials_succeeded(leaderboard)
-    yield _leader_is_sound(leaderboard, GroundTruth.from_mapping(ground_truth), settings)
+    ]
+
+
+def leaderboard_check_results(frame: pd.DataFrame, labels: GroundTruth, settings: PipelineSettings) -> list[dg.AssetCheckResult]:
+    """The results of ``leaderboard_check_specs`` for a leaderboard ``frame``."""
+    return [_trials_succeeded(frame), _leader_is_sound(frame, labels, settings)]

@@ -19,8 +19,8 @@ trials_job = dg.define_asset_job(
     "trials_job", selection=["grid_trials"], partitions_def=trial_partitions,
     description="Run a range of grid trials in one process.",
 )
-# Its steps (the leaderboard, then its checks) in the run's own process: spawned subprocesses would only add
-# start-up time.
+# Its one step (the leaderboard evaluates its own checks) in the run's own process: a spawned subprocess
+# would only add start-up time. The command line forks it from its preloaded server instead (cli.py).
 leaderboard_job = dg.define_asset_job(
     "leaderboard_job", selection=["leaderboard"], executor_def=dg.multi_or_in_process_executor,
     config={"execution": {"config": {"in_process": {}}}}, description="Rank the trials.",

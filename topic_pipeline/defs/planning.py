@@ -9,7 +9,8 @@ Why a planner rather than declarative automation (``AutomationCondition``): the 
 rest on what conditions cannot see.
 
 * Staleness is a content hash. A trial is due when no stored result matches its parameters and the
-  inputs' fingerprint (the corpus and labels content hashes, the UMAP seed, the stop-word language);
+  inputs' fingerprint (the corpus and labels content hashes, the UMAP seed, the stop-word language, the
+  held-out split);
   an embedding set when no cache file matches the corpus hash. Conditions follow materialisation
   events and data versions: ``any_deps_updated`` fires on a re-export of identical texts, and neither
   it nor ``data_version_changed`` sees the seed or the language, which are settings, not assets.

@@ -22,10 +22,12 @@ def bertopic_model(
     stopwords_language: str = "english",
     nr_topics: str | int | None = None,
     embedding_model: Any = None,
+    calculate_probabilities: bool = False,
 ) -> Any:
     """An unfitted BERTopic model: topic words by BERTopic's c-TF-IDF (``ClassTfidfTransformer``, its
-    default) over ``count_vectorizer(params, stopwords_language)``; no representation models, no
-    probabilities.
+    default) over ``count_vectorizer(params, stopwords_language)``; no representation models, and topic
+    probabilities only when asked (HDBSCAN's soft clustering, for the "probabilities" outlier reduction; the
+    HDBSCAN model then needs ``prediction_data=True``).
 
     To give the model known labels, pass ``bertopic.dimensionality.BaseDimensionalityReduction()`` and
     ``bertopic.cluster.BaseCluster()`` and fit with ``y=labels``. ``nr_topics`` is BERTopic's topic
@@ -42,5 +44,5 @@ def bertopic_model(
         vectorizer_model=count_vectorizer(params, stopwords_language),
         ctfidf_model=ClassTfidfTransformer(),
         nr_topics=nr_topics,
-        calculate_probabilities=False,
+        calculate_probabilities=calculate_probabilities,
     )

@@ -15,8 +15,9 @@ import numpy as np
 from topic_pipeline._compat import hdbscan as hdbscan_compat
 
 
-def hdbscan_model(min_cluster_size: int, min_samples: int | None, epsilon: float) -> Any:
-    """The (unfitted) HDBSCAN the reference trial builds."""
+def hdbscan_model(min_cluster_size: int, min_samples: int | None, epsilon: float, prediction_data: bool = False) -> Any:
+    """The (unfitted) HDBSCAN the reference trial builds. ``prediction_data`` (soft clustering, for the
+    "probabilities" outlier reduction) does not change the labels."""
     from hdbscan import HDBSCAN
 
     return HDBSCAN(
@@ -25,7 +26,7 @@ def hdbscan_model(min_cluster_size: int, min_samples: int | None, epsilon: float
         cluster_selection_epsilon=epsilon,
         metric="euclidean",
         cluster_selection_method="eom",
-        prediction_data=False,
+        prediction_data=prediction_data,
     )
 
 
@@ -56,12 +57,20 @@ class TreeClusterer:
         return np.asarray(labels, dtype=np.int64)
 
 
-def reduce_topics(labels: np.ndarray, texts: list[str], embeddings: np.ndarray, nr_topics: str | int) -> np.ndarray:
-    """BERTopic's own topic reduction (int or "auto") applied to given cluster labels.
+def topic_model_from_clusters(
+    clusters: np.ndarray,
+    texts: list[str],
+    embeddings: np.ndarray,
+    nr_topics: str | int,
+    params: Any = None,
+    stopwords_language: str = "english",
+) -> Any:
+    """BERTopic fitted on given HDBSCAN labels, with its own topic reduction (nr_topics int, "auto" or
+    "none"): the state a plain fit reaches (topics, c-TF-IDF, topic embeddings, topic mappings).
 
     Since BERTopic 0.15 topics merge by their embedding centroids, so neither the n-gram range nor the
-    vectorizer's stop words change the result; without a trial's parameters the builder takes the
-    cheapest vectorizer.
+    vectorizer's stop words change the topics; without a trial's parameters (``params``) the builder takes
+    the cheapest vectorizer.
     """
     from bertopic.cluster import BaseCluster
     from bertopic.dimensionality import BaseDimensionalityReduction
@@ -69,10 +78,14 @@ def reduce_topics(labels: np.ndarray, texts: list[str], embeddings: np.ndarray, 
     from topic_pipeline.engine.bertopic_model import bertopic_model
 
     model = bertopic_model(
-        None, umap_model=BaseDimensionalityReduction(), hdbscan_model=BaseCluster(), nr_topics=nr_topics
+        params,
+        umap_model=BaseDimensionalityReduction(),
+        hdbscan_model=BaseCluster(),
+        stopwords_language=stopwords_language,
+        nr_topics=None if nr_topics == "none" else nr_topics,
     )
-    model.fit(texts, embeddings, y=np.asarray(labels))
-    return np.asarray(model.topics_, dtype=np.int64)
+    model.fit(texts, embeddings, y=np.asarray(clusters))
+    return model
 
 
 def renumber_by_frequency(labels: np.ndarray) -> np.ndarray:

@@ -9,7 +9,9 @@ topic words. So trials are grouped:
   a group is one task for a worker process;
 * within a group, by min_samples: one HDBSCAN single-linkage tree, from which every
   (min_cluster_size, epsilon) is labelled;
-* trials differing only in n_gram_max share one clustering.
+* trials differing only in n_gram_max share one clustering;
+* trials differing only in their outlier reduction (strategy, threshold) share one clustering, and what
+  a strategy compares outliers with is computed once per clustering for all its thresholds (``outliers``).
 
 Workers are long-lived processes: imports and numba compilation are paid once per worker, not per
 trial. Labels equal a plain BERTopic fit's up to BERTopic's frequency renumbering (a permutation).
@@ -34,7 +36,7 @@ from topic_pipeline._compat import numba as numba_cache
 from topic_pipeline._compat import umap as umap_compat
 from topic_pipeline.storage.array_cache import ArrayCache
 from topic_pipeline.errors import error_text
-from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.inputs.grid import VECTORIZER_STRATEGIES, TrialParams
 from topic_pipeline.engine.neighbors import is_small
 from topic_pipeline.processes import exit_with_parent
 from topic_pipeline.engine.reduction import ReductionSpec, knn_cache_key
@@ -60,6 +62,16 @@ class ClusteringSpec:
     min_samples: int | None
     epsilon: float
     nr_topics: str | int
+    outlier_reduction: str = "none"
+    outlier_threshold: float = 0.0
+    # Only where the strategy's labels depend on the vectorizer (c-TF-IDF comparisons); else None, so
+    # trials differing only in n_gram_max share labels.
+    n_gram_max: int | None = None
+
+    @property
+    def base(self) -> tuple:
+        """The clustering before outlier reduction."""
+        return (self.min_cluster_size, self.min_samples, self.epsilon, self.nr_topics)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +86,9 @@ class GroupTask:
     largest_k: int
     cache_dir: str
     clusterings: tuple[ClusteringSpec, ...]
-    texts: tuple[str, ...] | None  # only when a clustering reduces topics (BERTopic needs the documents)
+    texts: tuple[str, ...] | None  # only when a clustering reduces topics or compares outliers' words
+    remove_stopwords: bool = False  # the embedding set's, which the vectorizer follows
+    stopwords_language: str = "english"
 
     @property
     def reduction_spec(self) -> ReductionSpec:
@@ -88,6 +102,8 @@ class GroupOutcome:
     reduction_cached: bool
     trees_built: int
     seconds: float
+    outlier_variants: int = 0
+    outlier_seconds: float = 0.0  # of ``seconds``: outlier reduction (once per clustering and strategy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,14 +122,17 @@ class SweepStats:
     reductions_reused: int = 0
     trees_built: int = 0
     clusterings: int = 0
+    outlier_variants: int = 0
+    outlier_seconds: float = 0.0
     workers: int = 0
     seconds: float = 0.0
 
 
 
 def run_group(task: GroupTask) -> GroupOutcome:
-    """One worker task: the reduction (cached), then every clustering on it."""
-    from topic_pipeline.engine.clustering import TreeClusterer, reduce_topics, renumber_by_frequency
+    """One worker task: the reduction (cached), then every clustering on it, then its outlier variants."""
+    from topic_pipeline.engine.clustering import TreeClusterer, renumber_by_frequency, topic_model_from_clusters
+    from topic_pipeline.engine.outliers import Clustering, reduce_outliers, vectorizer_params
     from topic_pipeline.engine.reduction import cached_reduction
 
     started = time.perf_counter()
@@ -127,20 +146,48 @@ def run_group(task: GroupTask) -> GroupOutcome:
         error = error_text(exc)
         return GroupOutcome({}, {c: error for c in task.clusterings}, False, 0, time.perf_counter() - started)
     clusterer = TreeClusterer(reduction)
+    texts = list(task.texts) if task.texts is not None else None
     labels: dict[ClusteringSpec, np.ndarray] = {}
     errors: dict[ClusteringSpec, str] = {}
+    bases: dict[tuple, list[ClusteringSpec]] = {}
+    for clustering in task.clusterings:
+        bases.setdefault(clustering.base, []).append(clustering)
+    outlier_variants, outlier_seconds = 0, 0.0
     # Trees are built per min_samples; ordering by it keeps one tree hot at a time.
-    ordered = sorted(task.clusterings, key=lambda c: (c.min_samples or c.min_cluster_size, c.min_cluster_size, c.epsilon))
-    for clustering in ordered:
+    for base in sorted(bases, key=lambda b: (b[1] or b[0], b[0], b[2])):
+        min_cluster_size, min_samples, epsilon, nr_topics = base
         try:
-            clusters = clusterer.labels(clustering.min_cluster_size, clustering.min_samples, clustering.epsilon)
-            if clustering.nr_topics == "none":
-                labels[clustering] = renumber_by_frequency(clusters)
+            clusters = clusterer.labels(min_cluster_size, min_samples, epsilon)
+            model = None
+            if nr_topics == "none":
+                plain = renumber_by_frequency(clusters)
             else:
-                labels[clustering] = reduce_topics(clusters, list(task.texts or ()), embeddings, clustering.nr_topics)
+                model = topic_model_from_clusters(clusters, texts or [], embeddings, nr_topics)
+                plain = np.asarray(model.topics_, dtype=np.int64)
         except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the group
-            errors[clustering] = error_text(exc)
-    return GroupOutcome(labels, errors, cached, clusterer.trees_built, time.perf_counter() - started)
+            errors.update({clustering: error_text(exc) for clustering in bases[base]})
+            continue
+        variants: dict[tuple, list[ClusteringSpec]] = {}
+        for clustering in bases[base]:
+            if clustering.outlier_reduction == "none":
+                labels[clustering] = plain
+            else:
+                variants.setdefault((clustering.outlier_reduction, clustering.n_gram_max), []).append(clustering)
+        inputs = Clustering(clusters, plain, embeddings, texts, clusterer.data, min_cluster_size, min_samples, epsilon,
+                            nr_topics, model)
+        for (strategy, n_gram_max), specs in variants.items():
+            variant_started = time.perf_counter()
+            try:
+                vectorizer = None if n_gram_max is None else vectorizer_params(n_gram_max, task.remove_stopwords)
+                reduced = reduce_outliers(inputs, strategy, sorted({c.outlier_threshold for c in specs}), vectorizer,
+                                          task.stopwords_language)
+                labels.update({clustering: reduced[clustering.outlier_threshold] for clustering in specs})
+                outlier_variants += len(specs)
+            except Exception as exc:  # noqa: BLE001
+                errors.update({clustering: error_text(exc) for clustering in specs})
+            outlier_seconds += time.perf_counter() - variant_started
+    return GroupOutcome(labels, errors, cached, clusterer.trees_built, time.perf_counter() - started,
+                        outlier_variants, outlier_seconds)
 
 
 def build_graphs(tasks: tuple[GroupTask, ...]) -> int:
@@ -172,6 +219,9 @@ def _clustering_of(params: TrialParams) -> ClusteringSpec:
         params.hdbscan_min_samples,
         params.hdbscan_cluster_selection_epsilon,
         params.nr_topics,
+        params.outlier_reduction,
+        params.outlier_threshold,
+        params.n_gram_max if params.outlier_reduction in VECTORIZER_STRATEGIES else None,
     )
 
 
@@ -181,6 +231,7 @@ def plan_groups(
     texts: list[str],
     seed: int,
     cache_dir: Path,
+    stopwords_language: str = "english",
 ) -> list[tuple[GroupTask, dict[ClusteringSpec, list[str]]]]:
     """Group trials by reduction; returns each task with the trial keys of each of its clusterings."""
     trials = list(trials)
@@ -189,6 +240,7 @@ def plan_groups(
         set_key = params.embedding_set.key
         largest_k[set_key] = max(largest_k.get(set_key, EXACT_GRAPH_MIN_K), params.umap_n_neighbors)
     grouped: dict[tuple, dict[ClusteringSpec, list[str]]] = {}
+    sources_remove_stopwords = {params.embedding_set.key: params.remove_stopwords for _, params in trials}
     for key, params in trials:
         group = (
             params.embedding_set.key, params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist,
@@ -198,7 +250,7 @@ def plan_groups(
     plans = []
     for (set_key, n_neighbors, n_components, min_dist, trial_seed), clusterings in grouped.items():
         source = sources[set_key]
-        needs_texts = any(c.nr_topics != "none" for c in clusterings)
+        needs_texts = any(c.nr_topics != "none" or c.outlier_reduction in VECTORIZER_STRATEGIES for c in clusterings)
         task = GroupTask(
             source=source,
             n_neighbors=n_neighbors,
@@ -209,6 +261,8 @@ def plan_groups(
             cache_dir=str(cache_dir),
             clusterings=tuple(clusterings),
             texts=tuple(texts) if needs_texts else None,
+            remove_stopwords=sources_remove_stopwords[set_key],
+            stopwords_language=stopwords_language,
         )
         plans.append((task, clusterings))
     return plans
@@ -242,10 +296,12 @@ class SweepEngine:
     """Runs trials through the shared caches with a pool of long-lived worker processes."""
 
     def __init__(
-        self, cache_dir: str | Path, seed: int = 42, workers: int | None = None, pool: WorkerPool | None = None
+        self, cache_dir: str | Path, seed: int = 42, workers: int | None = None, pool: WorkerPool | None = None,
+        stopwords_language: str = "english",
     ):
         self.cache_dir = Path(cache_dir)
         self.seed = seed
+        self.stopwords_language = stopwords_language
         self.workers = pool.workers if pool else (workers or (os.cpu_count() or 1))
         # An open pool outlives this run: its workers stay warm for the next (a search's next round).
         self.pool = pool
@@ -265,7 +321,7 @@ class SweepEngine:
         """
         meanwhile = meanwhile or (lambda: None)
         started = time.perf_counter()
-        plans = plan_groups(trials, sources, texts, self.seed, self.cache_dir)
+        plans = plan_groups(trials, sources, texts, self.seed, self.cache_dir, self.stopwords_language)
         stats = SweepStats(trials=sum(len(keys) for _, c in plans for keys in c.values()), groups=len(plans))
         workers = max(1, min(self.workers, len(plans)))
         stats.workers = workers
@@ -274,7 +330,9 @@ class SweepEngine:
             stats.reductions_reused += int(outcome.reduction_cached)
             stats.reductions_computed += int(not outcome.reduction_cached)
             stats.trees_built += outcome.trees_built
-            stats.clusterings += len(outcome.labels)
+            stats.clusterings += len(outcome.labels) - outcome.outlier_variants
+            stats.outlier_variants += outcome.outlier_variants
+            stats.outlier_seconds += outcome.outlier_seconds
             share = outcome.seconds / max(1, sum(len(k) for k in clusterings.values()))
             for clustering, keys in clusterings.items():
                 for key in keys:

@@ -1,7 +1,8 @@
 """The reference trial: one plain BERTopic fit on precomputed embeddings.
 
 This is the straightforward implementation every faster engine must match label for label:
-UMAP (cosine, seeded) -> HDBSCAN -> BERTopic (c-TF-IDF only, no representation models).
+UMAP (cosine, seeded) -> HDBSCAN -> BERTopic (c-TF-IDF only, no representation models), then, if the
+trial reduces outliers, what a BERTopic user does after fitting: ``reduce_outliers`` and ``update_topics``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from topic_pipeline.engine.bertopic_model import bertopic_model
 from topic_pipeline.inputs.grid import TrialParams
-from topic_pipeline.scoring.topic_words import TOP_WORDS, TopicSummary
+from topic_pipeline.scoring.topic_words import TOP_WORDS, TopicSummary, count_vectorizer
 
 DEFAULT_SEED = 42
 
@@ -27,8 +28,9 @@ class TrialOutcome:
 def reference_model(params: TrialParams, seed: int, stopwords_language: str) -> Any:
     """The trial's UMAP and HDBSCAN in the shared BERTopic model. ``seed`` is the configured base seed; a
     stability replicate offsets it (``TrialParams.umap_seed``)."""
-    from hdbscan import HDBSCAN
     from umap import UMAP
+
+    from topic_pipeline.engine.clustering import hdbscan_model
 
     umap_model = UMAP(
         n_neighbors=params.umap_n_neighbors,
@@ -37,20 +39,18 @@ def reference_model(params: TrialParams, seed: int, stopwords_language: str) -> 
         metric="cosine",
         random_state=params.umap_seed(seed),
     )
-    hdbscan_model = HDBSCAN(
-        min_cluster_size=params.hdbscan_min_cluster_size,
-        min_samples=params.hdbscan_min_samples,
-        cluster_selection_epsilon=params.hdbscan_cluster_selection_epsilon,
-        metric="euclidean",
-        cluster_selection_method="eom",
-        prediction_data=False,
-    )
+    # The "probabilities" strategy reads HDBSCAN's soft clustering, as BERTopic's documentation sets it up.
+    probabilities = params.outlier_reduction == "probabilities"
     return bertopic_model(
         params,
         umap_model=umap_model,
-        hdbscan_model=hdbscan_model,
+        hdbscan_model=hdbscan_model(
+            params.hdbscan_min_cluster_size, params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon,
+            prediction_data=probabilities,
+        ),
         stopwords_language=stopwords_language,
         nr_topics=params.bertopic_nr_topics,
+        calculate_probabilities=probabilities,
     )
 
 
@@ -81,4 +81,12 @@ def run_reference_trial(
     topic_model = reference_model(params, seed, stopwords_language)
     topic_model.fit(texts, embeddings)
     labels = np.asarray(topic_model.topics_, dtype=np.int64)
+    # BERTopic refuses to reduce where there are no outliers ("No outliers to reduce"): nothing to do.
+    if params.outlier_reduction != "none" and (labels == -1).any():
+        reduced = topic_model.reduce_outliers(
+            texts, labels.tolist(), strategy=params.outlier_reduction, threshold=params.outlier_threshold,
+            embeddings=embeddings, probabilities=topic_model.probabilities_,
+        )
+        labels = np.asarray(reduced, dtype=np.int64)
+        topic_model.update_topics(texts, topics=labels.tolist(), vectorizer_model=count_vectorizer(params, stopwords_language))
     return TrialOutcome(labels=labels, topics=summarise_topics(topic_model, labels))

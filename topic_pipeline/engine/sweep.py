@@ -17,7 +17,7 @@ import numpy as np
 from topic_pipeline.engine.fast import EmbeddingSource, SweepEngine, SweepStats, TrialLabels, WorkerPool
 from topic_pipeline.errors import error_text
 from topic_pipeline.inputs.grid import TrialParams
-from topic_pipeline.scoring.metrics import score
+from topic_pipeline.scoring.holdout import score_parts
 from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, TrialResult
 from topic_pipeline.engine.reference import run_reference_trial
 
@@ -28,6 +28,7 @@ ENGINES = ("fast", "reference")
 class LabelledSample:
     positions: np.ndarray  # corpus positions of the labelled documents
     classes: np.ndarray  # their class ids
+    heldout: np.ndarray | None = None  # per labelled document: held out from selection (None: no split)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ScoredTrial:
 
 def labels_metrics(labels: np.ndarray, sample: LabelledSample) -> dict[str, float]:
     topic_count = int(len(np.unique(labels[labels >= 0])))
-    return score(sample.classes, labels[sample.positions], topic_count=topic_count)
+    return score_parts(sample.classes, labels[sample.positions], sample.heldout, topic_count)
 
 
 def scored_result(key: str, params: TrialParams, metrics: dict[str, float], fingerprint: str, seconds: float) -> TrialResult:
@@ -124,4 +125,5 @@ def run_trials(
             return
         on_result(ScoredTrial(result, trial.labels))
 
-    return SweepEngine(cache_dir, seed=seed, workers=workers, pool=pool).run(trials, sources, texts, deliver, meanwhile)
+    sweep_engine = SweepEngine(cache_dir, seed=seed, workers=workers, pool=pool, stopwords_language=stopwords_language)
+    return sweep_engine.run(trials, sources, texts, deliver, meanwhile)

@@ -36,8 +36,24 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "n_gram_max": [1],
     "embedding_model": [DEFAULT_EMBEDDING_MODEL],
     "remove_stopwords": [False],
+    # What BERTopic users do after clustering: reduce_outliers(strategy, threshold), then update_topics.
+    "outlier_reduction": ["none"],
+    "outlier_threshold": [0.0],
 }
 GRID_KEYS = tuple(DEFAULT_GRID)
+
+# BERTopic 0.17's reduce_outliers strategies. Every threshold lies in [0, 1]: "probabilities" compares it
+# with HDBSCAN's soft-cluster membership (0 to 1); the others with cosine similarities. Those of
+# c-TF-IDF vectors and of topic distributions are never negative; those of embeddings can be, but
+# reduce_outliers then assigns an outlier only if its similarities above the threshold sum to more
+# than 0, so a negative threshold means "by the sign of a sum", not "least similarity": refused.
+OUTLIER_STRATEGIES = ("distributions", "probabilities", "c-tf-idf", "embeddings")
+# Strategies whose labels depend on the trial's vectorizer (n-gram range, stop words): they compare
+# c-TF-IDF vectors, so for them trials differing only in n_gram_max do not share labels.
+VECTORIZER_STRATEGIES = ("distributions", "c-tf-idf")
+# Grid keys a trial's stored parameters omit at their defaults: trials of grids from before they existed
+# keep their stored parameters, hence their results.
+OMITTED_AT_DEFAULT = ("outlier_reduction", "outlier_threshold")
 
 # Each trial of a grid becomes a Dagster partition with a parameters file, and expanding the grid holds
 # every combination in memory: a grid larger than this is refused before anything is expanded.
@@ -107,9 +123,18 @@ class TrialParams:
     n_gram_max: int
     embedding_model: str
     remove_stopwords: bool
+    # At their defaults absent from the key and from the stored parameters, so every key and stored
+    # result from before these two existed stays current.
+    outlier_reduction: str = "none"
+    outlier_threshold: float = 0.0  # ignored (kept 0.0) for "none"
     # Not a grid key: the search's stability round re-runs a configuration with UMAP seed
     # ``settings.umap_seed + seed_replicate``. 0 is the configured seed and leaves the key unchanged.
     seed_replicate: int = 0
+
+    def __post_init__(self) -> None:
+        # Without a strategy the threshold means nothing: one trial, one key, whatever threshold was given.
+        if self.outlier_reduction == "none" and self.outlier_threshold != 0.0:
+            object.__setattr__(self, "outlier_threshold", 0.0)
 
     @property
     def embedding_set(self) -> EmbeddingSet:
@@ -140,6 +165,8 @@ class TrialParams:
             f"nt{self.nr_topics}",
             f"ng{self.n_gram_max}",
         ]
+        if self.outlier_reduction != "none":
+            parts += [f"or{self.outlier_reduction}", f"ot{_format_number(self.outlier_threshold)}"]
         if self.seed_replicate:
             parts.append(f"r{self.seed_replicate}")
         return f"{self.embedding_set.key}__{'_'.join(parts)}"
@@ -150,14 +177,23 @@ class TrialParams:
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        # Omitted at the configured seed, so results stored before replicates existed stay current.
+        # Omitted at their defaults, so results stored before these existed stay current.
         if not self.seed_replicate:
             del values["seed_replicate"]
+        if self.outlier_reduction == "none":
+            del values["outlier_reduction"], values["outlier_threshold"]
         return values
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrialParams:
+        values = complete_params(values)
         return cls(**{name: values[name] for name in GRID_KEYS}, seed_replicate=int(values.get("seed_replicate", 0)))
+
+
+def complete_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored trial's parameters with the keys ``TrialParams.to_dict`` omits at their defaults filled in:
+    for tables and trackers that show every parameter."""
+    return {**{name: DEFAULT_GRID[name][0] for name in OMITTED_AT_DEFAULT}, **values}
 
 
 def check_grid_values(key: str, values: list[Any], where: str) -> list[Any]:
@@ -207,6 +243,23 @@ def check_grid_values(key: str, values: list[Any], where: str) -> list[Any]:
         elif key == "remove_stopwords":
             if not isinstance(value, bool):
                 raise fail(value, "true or false")
+        elif key == "outlier_reduction":
+            names = ("none", *OUTLIER_STRATEGIES)
+            if value is None:
+                value = "none"
+            if not isinstance(value, str) or value.strip().lower() not in names:
+                close = difflib.get_close_matches(str(value).strip().lower(), names, n=1, cutoff=0.5)
+                hint = f" (did you mean {json.dumps(close[0])}?)" if close else ""
+                raise fail(value, f"one of {', '.join(json.dumps(n) for n in names)}{hint}")
+            value = value.strip().lower()
+        elif key == "outlier_threshold":
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                raise fail(
+                    value,
+                    'a number from 0 to 1: the least HDBSCAN membership probability for "probabilities", the least '
+                    "cosine similarity to a topic for the other strategies (an outlier below it stays an outlier)",
+                )
+            value = float(value)
         if value not in seen:
             seen.add(value)
             checked.append(value)
@@ -228,6 +281,11 @@ class ParamGrid:
     """A validated grid: for each key the distinct values, in the order given."""
 
     values: dict[str, list[Any]]
+
+    def __post_init__(self) -> None:
+        # Grids built in code (the search's rounds) may leave out keys: they take the defaults.
+        for key, default in DEFAULT_GRID.items():
+            self.values.setdefault(key, list(default))
 
     @classmethod
     def from_mapping(cls, raw: Any, where: str = "grid") -> ParamGrid:
@@ -274,10 +332,22 @@ class ParamGrid:
                     f"{where}: hdbscan_min_cluster_size={size} is larger than the corpus ({n_documents} documents)"
                 )
 
+    def _outlier_variants(self) -> list[tuple[str, float]]:
+        """(strategy, threshold) pairs: "none" once, whatever the thresholds (they mean nothing to it)."""
+        return [
+            (strategy, threshold if strategy != "none" else 0.0)
+            for strategy in self.values["outlier_reduction"]
+            for threshold in (self.values["outlier_threshold"] if strategy != "none" else [0.0])
+        ]
+
     @property
     def trial_count(self) -> int:
         """How many combinations the grid has, from the lengths of its lists: nothing is expanded."""
-        return math.prod(len(values) for values in self.values.values())
+        strategies = self.values["outlier_reduction"]
+        variants = ("none" in strategies) + sum(s != "none" for s in strategies) * len(self.values["outlier_threshold"])
+        return variants * math.prod(
+            len(values) for key, values in self.values.items() if key not in ("outlier_reduction", "outlier_threshold")
+        )
 
     def check_size(self, max_trials: int, where: str = "grid") -> None:
         count = self.trial_count
@@ -307,9 +377,12 @@ class ParamGrid:
             "nr_topics",
             "n_gram_max",
         )
+        # Outlier variants last: they share their clustering, and an existing grid (only "none") keeps
+        # its order.
         trials = [
-            TrialParams(**dict(zip(order, combination)))
+            TrialParams(**dict(zip(order, combination)), outlier_reduction=strategy, outlier_threshold=threshold)
             for combination in itertools.product(*(self.values[key] for key in order))
+            for strategy, threshold in self._outlier_variants()
         ]
         keys: dict[str, TrialParams] = {}
         for trial in trials:

@@ -1,8 +1,11 @@
 """Turn one trial into a shareable BERTopic model.
 
 The model's topics are exactly the trial's labels (recomputed through the engine's caches, so no
-UMAP is refitted when the reduction is cached), its topic embeddings are the centroids of the full
-document embeddings, and its representation uses the trial's n-gram range and stop-word setting.
+UMAP is refitted when the reduction is cached), outlier reduction included: the model is what a BERTopic
+user's reduce_outliers then update_topics gives (the same topics, and c-TF-IDF over them), except that
+its topic embeddings are the centroids of the full document embeddings of the final topics (update_topics,
+without an embedding model, would keep the topic embeddings of before the reduction). Its representation
+uses the trial's n-gram range and stop-word setting.
 It is saved with BERTopic's own serialisation (safetensors by default, with c-TF-IDF and a pointer to
 the embedding model). ``tuning.json`` beside it records what BERTopic's config.json drops.
 
@@ -64,9 +67,15 @@ def embedding_model_pointer(model_name: str) -> str:
     return model_name
 
 
-def trial_labels(params: TrialParams, source: EmbeddingSource, texts: list[str], seed: int, cache_dir: Path) -> np.ndarray:
-    """The trial's labels, computed exactly as in the sweep (cached reduction, same HDBSCAN calls)."""
-    ((task, clusterings),) = plan_groups([(params.key, params)], {params.embedding_set.key: source}, texts, seed, cache_dir)
+def trial_labels(
+    params: TrialParams, source: EmbeddingSource, texts: list[str], seed: int, cache_dir: Path,
+    stopwords_language: str = "english",
+) -> np.ndarray:
+    """The trial's labels, computed exactly as in the sweep (cached reduction, same HDBSCAN calls, the same
+    outlier reduction)."""
+    ((task, clusterings),) = plan_groups(
+        [(params.key, params)], {params.embedding_set.key: source}, texts, seed, cache_dir, stopwords_language
+    )
     (clustering,) = clusterings
     outcome = run_group(task)
     if clustering in outcome.errors:

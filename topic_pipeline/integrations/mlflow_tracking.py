@@ -1,12 +1,18 @@
-"""MLflow logging: one run per trial, one per leaderboard, in one experiment per pipeline."""
+"""MLflow logging, in one experiment per pipeline: a parent run per sweep (and, within a search, per search
+round), each trial's run nested under it, and the leaderboard on the sweep's run.
+
+Runs are told apart by their ``kind`` tag: ``sweep``, ``search_round``, ``trial``, ``export``. Trial runs
+recorded before the tag existed have none and still count as trials.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from topic_pipeline.inputs.grid import complete_params
 from topic_pipeline.redaction import mask_url, redact
 from topic_pipeline.storage.results import STATUS_OK, TrialResult
 from topic_pipeline.scoring.topic_words import TopicSummary
@@ -18,6 +24,16 @@ SUPERSEDED_BY_TAG = "topic_pipeline.superseded_by"
 # An older run of the key still RUNNING this long after it started has lost its recorder (recording
 # opens and closes a run within one call); a younger one may be another process's recording in progress.
 ABANDONED_AFTER_S = 600
+TRIAL = "trial"
+# MLflow's own tags: the parent a run is nested under, and what the experiment is for (MLflow 3 opens an
+# experiment without it in its GenAI view, which shows traces; ours holds training runs).
+PARENT_RUN_TAG = "mlflow.parentRunId"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
+def is_trial_run(tags: Mapping[str, str]) -> bool:
+    return tags.get("kind", TRIAL) == TRIAL
 
 
 def local_tracking_uri(directory: str | Path) -> str:
@@ -86,12 +102,15 @@ class MlflowTracker:
 
                 try:
                     self._experiment_id = self.client.create_experiment(
-                        self.experiment_name, artifact_location=self.artifact_location
+                        self.experiment_name, artifact_location=self.artifact_location,
+                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
                     )
                 except MlflowException:  # another process created it first
                     self._experiment_id = self.client.get_experiment_by_name(self.experiment_name).experiment_id
             else:
                 self._experiment_id = experiment.experiment_id
+                if EXPERIMENT_KIND_TAG not in experiment.tags:  # created by an earlier version
+                    self.client.set_experiment_tag(self._experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return self._experiment_id
 
     def run_url(self, run_id: str) -> str | None:
@@ -106,17 +125,52 @@ class MlflowTracker:
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
         return run.info.run_id
 
-    def log_trial(self, result: TrialResult, tags: Mapping[str, str], supersede_older: bool = True) -> str:
-        """Record a trial as a run of its own; with ``supersede_older``, its key's older runs are superseded
-        (a search per call: callers that know a key was never recorded pass False)."""
+    def sweep_run(self, sweep_id: str, search_round: int | None = None) -> str:
+        """The parent run of the sweep ``sweep_id`` or, given ``search_round``, of that round of its search
+        (itself nested under the sweep's run): found, or created the first time it is asked for."""
+        parent = self._find_or_create({"kind": "sweep", "sweep_id": sweep_id}, f"sweep {sweep_id}")
+        if search_round is None:
+            return parent
+        tags = {"kind": "search_round", "sweep_id": sweep_id, "search_round": str(search_round)}
+        return self._find_or_create(tags, f"round {search_round}", parent)
+
+    def _find_or_create(self, tags: Mapping[str, str], name: str, parent: str | None = None) -> str:
+        query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
+
+        def oldest() -> str | None:
+            runs = self.client.search_runs([self.experiment_id], query, order_by=["attributes.start_time ASC"], max_results=1)
+            return runs[0].info.run_id if runs else None
+
+        found = oldest()
+        if found:
+            return found
+        created = self._start_run(name, {**tags, **({PARENT_RUN_TAG: parent} if parent else {})})
+        # A parent holds no work of its own: finished at once (its children and the leaderboard still log to it).
+        self.client.set_terminated(created, status="FINISHED")
+        # Two processes asking at once each created one: all keep the oldest, and the newer goes.
+        found = oldest()
+        if found != created:
+            self.client.delete_run(created)
+        return found
+
+    def log_trial(
+        self, result: TrialResult, tags: Mapping[str, str], supersede_older: bool = True, parent_run_id: str | None = None
+    ) -> str:
+        """Record a trial as a run of its own, nested under ``parent_run_id`` if given; with ``supersede_older``,
+        its key's older runs are superseded (a search per call: callers that know a key was never recorded
+        pass False)."""
         from mlflow.entities import Metric, Param, RunTag
 
+        parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
         run = self.client.create_run(
-            self.experiment_id, run_name=result.key, tags={"trial_key": result.key, "status": result.status, **tags}
+            self.experiment_id, run_name=result.key,
+            tags={"kind": TRIAL, "trial_key": result.key, "status": result.status, **parent, **tags},
         )
         run_id = run.info.run_id
         now = int(time.time() * 1000)
-        params = [Param(name, "none" if value is None else str(value)) for name, value in sorted(result.params.items())]
+        # Every grid key, those a stored trial omits at their defaults (outlier reduction) included.
+        values = complete_params(result.params)
+        params = [Param(name, "none" if value is None else str(value)) for name, value in sorted(values.items())]
         metrics = [Metric(name, float(value), now, 0) for name, value in sorted(result.metrics.items()) if value is not None]
         metrics.append(Metric("duration_s", float(result.duration_s), now, 0))
         extra_tags = [RunTag("error", result.error[:4000])] if result.error else []
@@ -134,7 +188,7 @@ class MlflowTracker:
         keys: set[str] = set()
         for status in ("RUNNING", "KILLED"):  # MLflow compares a status with one value at a time
             runs = self.client.search_runs([self.experiment_id], f"attributes.status = '{status}'", max_results=50_000)
-            keys.update(run.data.tags["trial_key"] for run in runs if "trial_key" in run.data.tags and "kind" not in run.data.tags)
+            keys.update(run.data.tags["trial_key"] for run in runs if "trial_key" in run.data.tags and is_trial_run(run.data.tags))
         return keys
 
     def supersede_older_runs(self, trial_key: str, run_id: str, start_time: int) -> list[str]:
@@ -156,7 +210,7 @@ class MlflowTracker:
             )
             for older in page:
                 info = older.info
-                if "kind" in older.data.tags or (info.start_time, info.run_id) >= (start_time, run_id):
+                if not is_trial_run(older.data.tags) or (info.start_time, info.run_id) >= (start_time, run_id):
                     continue
                 if info.status == "RUNNING":
                     if now - info.start_time < ABANDONED_AFTER_S * 1000:
@@ -198,16 +252,23 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status="FINISHED")
         return run_id
 
-    def log_leaderboard(self, csv_path: Path, markdown: str, best: Mapping[str, Any], tags: Mapping[str, str]) -> str:
-        from mlflow.entities import Metric, Param
+    def log_leaderboard(
+        self, sweep_run_id: str, csv_path: Path, markdown: str, best: Mapping[str, Any], tags: Mapping[str, str],
+        report: Sequence[Path] = (),
+    ) -> None:
+        """The leaderboard on its sweep's run: the best trial's metrics (one step per leaderboard, so their
+        history shows the sweep converge), the CSV, the Markdown summary and the ``report``'s files."""
+        from mlflow.entities import Metric, RunTag
 
-        run_id = self._start_run("leaderboard", {"kind": "leaderboard", **tags})
+        step = len(self.client.get_metric_history(sweep_run_id, "leaderboards"))
         now = int(time.time() * 1000)
-        metrics = [Metric(f"best_{name}", float(value), now, 0) for name, value in best.items()
+        metrics = [Metric(f"best_{name}", float(value), now, step) for name, value in best.items()
                    if isinstance(value, (int, float)) and value is not None]
-        params = [Param("best_trial", str(best.get("trial", "none")))]
-        self.client.log_batch(run_id, metrics=metrics, params=params)
-        self.client.log_artifact(run_id, str(csv_path))
-        self.client.log_text(run_id, markdown, "leaderboard.md")
-        self.client.set_terminated(run_id, status="FINISHED")
-        return run_id
+        metrics.append(Metric("leaderboards", float(step + 1), now, step))
+        # A param cannot change once logged: the best trial of the latest leaderboard is a tag.
+        run_tags = [RunTag("best_trial", str(best.get("trial", "none"))), *(RunTag(k, v) for k, v in tags.items())]
+        self.client.log_batch(sweep_run_id, metrics=metrics, tags=run_tags)
+        self.client.log_artifact(sweep_run_id, str(csv_path))
+        self.client.log_text(sweep_run_id, markdown, "leaderboard.md")
+        for path in report:
+            self.client.log_artifact(sweep_run_id, str(path), artifact_path="report")

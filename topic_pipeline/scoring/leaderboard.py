@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from topic_pipeline.inputs.grid import GRID_KEYS, TrialParams
+from topic_pipeline.inputs.grid import GRID_KEYS, TrialParams, complete_params
 from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.scoring.holdout import ALL_PREFIX, HELDOUT_PREFIX, part_names
 from topic_pipeline.scoring.metrics import METRIC_NAMES, REPORTED_NAMES
 from topic_pipeline.storage.results import STATUS_MISSING, STATUS_OK, TrialResult
 from topic_pipeline.storage.files import read_json, write_json
@@ -25,6 +26,9 @@ def tie_break_order(primary: str) -> list[str]:
         raise ValueError(f"unknown ranking metric '{primary}'; choose one of {', '.join(METRIC_NAMES)}")
     return [primary] + [name for name in METRIC_NAMES if name != primary]
 
+
+# Every metric a row carries: the selection part's (which rank), then the held-out part's and all labelled documents'.
+PART_COLUMNS = REPORTED_NAMES + part_names(HELDOUT_PREFIX) + part_names(ALL_PREFIX)
 
 # Spread of the main metric across UMAP seeds above which a configuration is flagged unstable.
 UNSTABLE_STD = 0.05
@@ -45,8 +49,16 @@ def build_leaderboard(
 
     Trials that replicate one configuration with other UMAP seeds share a ``configuration``; each of
     its rows carries the seeds' count, mean and standard deviation of ``rank_by`` and the
-    stability-aware score mean minus one standard deviation. With ``rank_by_stability`` that score
-    ranks first (configurations run with one seed only have none and come after).
+    stability-aware score mean minus one standard deviation, and is flagged ``seed_averaged``.
+
+    Seed-averaged configurations rank first, by their seeds' mean (with ``rank_by_stability``, mean
+    minus one std), each configuration's trials together, best first: a configuration is not chosen
+    for one lucky seed, and the first row (what an export takes by default) is the recommended
+    configuration's best trial. Single-seed configurations follow, ranked by their score: the search
+    re-runs its best configurations with more seeds, so a single-seed one scored below them at the
+    base seed, and its score carries the luck the seeds' mean averages out. Without seed-averaged
+    configurations the ranking is by score alone. Only the selection part's metrics (the plain
+    names) are read: never ``heldout_`` or ``all_`` ones.
     """
     order = tie_break_order(rank_by)
     rows = []
@@ -58,15 +70,17 @@ def build_leaderboard(
             "round": (rounds or {}).get(key),
             "status": result.status if result else STATUS_MISSING,
         }
-        row.update({name: (result.metrics.get(name) if result else None) for name in REPORTED_NAMES})
+        row.update({name: (result.metrics.get(name) if result else None) for name in PART_COLUMNS})
         row["error"] = result.error if result else None
         row["mlflow_run_id"] = result.tags.get("mlflow_run_id") if result else None
-        row.update({name: params[name] for name in GRID_KEYS})
+        # Every grid key, those a stored trial omits at their defaults (outlier reduction) included.
+        full = complete_params(params)
+        row.update({name: full[name] for name in GRID_KEYS})
         row["seed_replicate"] = params.get("seed_replicate", 0)
         rows.append(row)
-    stability = [f"{rank_by}_seeds", f"{rank_by}_mean", f"{rank_by}_std", f"{rank_by}_stable", "unstable"]
+    stability = [f"{rank_by}_seeds", f"{rank_by}_mean", f"{rank_by}_std", f"{rank_by}_stable", "unstable", "seed_averaged"]
     columns = ["rank", "trial", "status", *REPORTED_NAMES, *stability, "configuration", "round", "seed_replicate",
-               *GRID_KEYS, "error", "mlflow_run_id"]
+               *GRID_KEYS, *PART_COLUMNS[len(REPORTED_NAMES):], "error", "mlflow_run_id"]
     frame = pd.DataFrame(rows, columns=[c for c in columns if c not in ("rank", *stability)])
     frame["round"] = frame["round"].astype("Int64")
     frame["seed_replicate"] = frame["seed_replicate"].fillna(0).astype(int)
@@ -77,8 +91,9 @@ def build_leaderboard(
     frame[f"{rank_by}_std"] = frame["configuration"].map(seeds["std"])
     frame[f"{rank_by}_stable"] = frame[f"{rank_by}_mean"] - frame[f"{rank_by}_std"]
     frame["unstable"] = frame[f"{rank_by}_std"] > UNSTABLE_STD
+    frame["seed_averaged"] = frame[f"{rank_by}_seeds"] > 1
     frame = frame[[c for c in columns if c != "rank"]]
-    sort_keys = ([f"{rank_by}_stable"] if rank_by_stability else []) + order
+    sort_keys = ["seed_averaged", f"{rank_by}_stable" if rank_by_stability else f"{rank_by}_mean"] + order
     scored = frame[frame["status"] == STATUS_OK].sort_values(
         sort_keys + ["trial"], ascending=[False] * len(sort_keys) + [True], kind="mergesort", na_position="last"
     )
@@ -90,14 +105,19 @@ def build_leaderboard(
 
 
 def to_markdown(frame: pd.DataFrame, limit: int = 20, metrics: Iterable[str] = ("ari", "ami", "nmi", "f1_macro")) -> str:
-    """A compact table for the Dagster UI: the top ``limit`` rows, then failed and missing trials."""
+    """A compact Markdown table (MLflow's copy of the leaderboard): the top ``limit`` rows, then failed and
+    missing trials; the search round that proposed each trial when a search did."""
     shown = list(metrics) + ["outlier_fraction", "topic_count"]
-    header = ["rank", "trial", "status", *shown]
+    with_round = "round" in frame and frame["round"].notna().any()
+    header = ["rank", "trial", *(["round"] if with_round else []), "status", *shown]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     ok = frame[frame["status"] == STATUS_OK].head(limit)
     rest = frame[frame["status"] != STATUS_OK]
     for _, row in pd.concat([ok, rest]).iterrows():
-        cells = [str(row["rank"]) if pd.notna(row["rank"]) else "", f"`{row['trial']}`", row["status"]]
+        cells = [str(row["rank"]) if pd.notna(row["rank"]) else "", f"`{row['trial']}`"]
+        if with_round:
+            cells.append(str(row["round"]) if pd.notna(row["round"]) else "")
+        cells.append(row["status"])
         for name in shown:
             value = row[name]
             cells.append("" if value is None or pd.isna(value) else (f"{int(value)}" if name == "topic_count" else f"{value:.3f}"))
@@ -240,10 +260,32 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_leaderboard_warnings(paths: DataPaths, warnings: list[str]) -> None:
-    """Store ``warnings`` beside the leaderboard CSV (written first), tied to that CSV's content."""
+def write_leaderboard_warnings(paths: DataPaths, warnings: list[str], trust: Mapping[str, Any] | None = None) -> None:
+    """Store ``warnings`` and the trust summary (``confidence.trust_summary``) beside the leaderboard CSV
+    (written first), tied to that CSV's content."""
     csv_path = paths.leaderboard / "leaderboard.csv"
-    write_json(paths.leaderboard / WARNINGS_FILE, {"leaderboard_sha256": _file_digest(csv_path), "warnings": list(warnings)})
+    write_json(
+        paths.leaderboard / WARNINGS_FILE,
+        {"leaderboard_sha256": _file_digest(csv_path), "warnings": list(warnings), "trust": dict(trust) if trust else None},
+    )
+
+
+def read_leaderboard_trust(paths: DataPaths) -> dict[str, Any] | None:
+    """The trust summary of the current leaderboard CSV, or None (none recorded for this CSV)."""
+    stored = _read_current(paths)
+    trust = stored.get("trust") if stored else None
+    return trust if isinstance(trust, dict) else None
+
+
+def _read_current(paths: DataPaths) -> dict[str, Any] | None:
+    try:
+        stored = read_json(paths.leaderboard / WARNINGS_FILE)
+        current = _file_digest(paths.leaderboard / "leaderboard.csv")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("leaderboard_sha256") != current:
+        return None
+    return stored
 
 
 def read_leaderboard_warnings(paths: DataPaths) -> list[str]:
@@ -252,11 +294,7 @@ def read_leaderboard_warnings(paths: DataPaths) -> list[str]:
     Warnings stored for another version of the CSV (a write interrupted between the two files) are
     not shown: they would describe another leaderboard.
     """
-    try:
-        stored = read_json(paths.leaderboard / WARNINGS_FILE)
-        current = _file_digest(paths.leaderboard / "leaderboard.csv")
-    except (OSError, ValueError):
-        return []
-    if not isinstance(stored, dict) or stored.get("leaderboard_sha256") != current or not isinstance(stored.get("warnings"), list):
+    stored = _read_current(paths)
+    if stored is None or not isinstance(stored.get("warnings"), list):
         return []
     return [str(warning) for warning in stored["warnings"]]

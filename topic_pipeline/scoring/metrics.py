@@ -67,6 +67,19 @@ def _comb2(values: np.ndarray) -> float:
     return float((values * (values - 1) / 2).sum())
 
 
+def adjusted_rand(sum_cells, sum_classes, sum_clusters, n):
+    """Adjusted Rand index (Hubert & Arabie) from the pair counts of a contingency table: the sums of
+    C(count, 2) over its cells, class sizes and cluster sizes, for ``n`` documents. Scikit-learn's
+    conventions for degenerate cases. Elementwise on arrays (the bootstrap scores many tables at once)."""
+    sum_cells, sum_classes, sum_clusters, n = (np.asarray(v, dtype=np.float64) for v in (sum_cells, sum_classes, sum_clusters, n))
+    total_pairs = n * (n - 1) / 2
+    expected = np.divide(sum_classes * sum_clusters, total_pairs, out=np.zeros(np.broadcast(sum_classes, sum_clusters, total_pairs).shape),
+                         where=total_pairs != 0)
+    maximum = (sum_classes + sum_clusters) / 2
+    spread = maximum - expected
+    return np.where(spread == 0, 1.0, (sum_cells - expected) / np.where(spread == 0, 1.0, spread))
+
+
 def _hungarian_f1(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, float]:
     classes, class_index = np.unique(truth, return_inverse=True)
     class_sizes = np.bincount(class_index).astype(np.float64)
@@ -91,11 +104,12 @@ def _hungarian_f1(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, floa
     return best_matching(np.ones(len(classes))), best_matching(class_sizes)
 
 
-def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = None) -> dict[str, float]:
+def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = None, only: str | None = None) -> dict[str, float]:
     """Metrics for the labelled documents: ``truth`` are class ids, ``predicted`` topics (-1 = outlier).
 
     ``topic_count`` is the number of topics over the whole corpus; if not given it is counted on
-    ``predicted``.
+    ``predicted``. ``only``: the one metric a caller scoring many resamples reads; the costly metrics it
+    does not need (AMI's expected mutual information, the Hungarian F1) are then left out of the result.
     """
     truth = np.asarray(truth)
     predicted = np.asarray(predicted, dtype=np.int64)
@@ -112,14 +126,7 @@ def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = No
     cluster_sizes = np.asarray(table.sum(axis=0)).ravel()
     cells = table.data
 
-    # Adjusted Rand index (Hubert & Arabie), with scikit-learn's conventions for degenerate cases.
-    sum_cells = _comb2(cells)
-    sum_classes = _comb2(class_sizes)
-    sum_clusters = _comb2(cluster_sizes)
-    total_pairs = n * (n - 1) / 2
-    expected = sum_classes * sum_clusters / total_pairs if total_pairs else 0.0
-    maximum = (sum_classes + sum_clusters) / 2
-    ari = 1.0 if maximum == expected else (sum_cells - expected) / (maximum - expected)
+    ari = adjusted_rand(_comb2(cells), _comb2(class_sizes), _comb2(cluster_sizes), n)
 
     # Mutual information family.
     class_entropy = _entropy(class_sizes)
@@ -138,6 +145,8 @@ def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = No
         nmi = 0.0 if mutual_information == 0 else mutual_information / mean_entropy
         if len(class_sizes) == 1 or len(cluster_sizes) == 1:
             ami = 0.0
+        elif only not in (None, "ami"):
+            ami = None
         else:
             # Imported here: every Dagster process imports this module (for the metric names) through the
             # definitions, and scikit-learn alone takes most of a second to import.
@@ -154,10 +163,10 @@ def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = No
     completeness = mutual_information / cluster_entropy if cluster_entropy else 1.0
     v_measure = 0.0 if homogeneity + completeness == 0 else 2 * homogeneity * completeness / (homogeneity + completeness)
 
-    f1_macro, f1_weighted = _hungarian_f1(truth, predicted)
-    return {
+    f1_macro, f1_weighted = _hungarian_f1(truth, predicted) if only in (None, "f1_macro", "f1_weighted") else (None, None)
+    metrics = {
         "ari": float(ari),
-        "ami": float(ami),
+        "ami": None if ami is None else float(ami),
         "nmi": float(nmi),
         "v_measure": float(v_measure),
         "homogeneity": float(homogeneity),
@@ -168,3 +177,4 @@ def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = No
         "topic_count": float(topic_count),
         "labelled_documents": float(n),
     }
+    return {name: value for name, value in metrics.items() if value is not None}

@@ -38,10 +38,14 @@ class TopicSummary:
     representative_docs: list[str]
 
 
-def vectorizer_stop_words(params: TrialParams, stopwords_language: str) -> str | list[str] | None:
-    """The vectorizer's stop words: a JSON-serialisable value, as BERTopic's safetensors save needs."""
-    if not params.remove_stopwords:
-        return None
+def vectorizer_stop_words(stopwords_language: str) -> str | list[str]:
+    """The vectorizer's stop words: always the configured language's, whatever the trial embeds.
+
+    ``remove_stopwords`` decides what the embedding model sees, which changes labels; topic words never
+    change labels, and words like "the" and "to" at the top of every topic tell a reader nothing (BERTopic's
+    own advice is to drop them in the vectorizer). A JSON-serialisable value, as BERTopic's safetensors
+    save needs.
+    """
     if stopwords_language.lower() == "english":
         return "english"
     return sorted(stop_words(stopwords_language))
@@ -56,7 +60,7 @@ def count_vectorizer(params: TrialParams | None, stopwords_language: str = "engl
 
     if params is None:
         return CountVectorizer()
-    return CountVectorizer(ngram_range=(1, params.n_gram_max), stop_words=vectorizer_stop_words(params, stopwords_language))
+    return CountVectorizer(ngram_range=(1, params.n_gram_max), stop_words=vectorizer_stop_words(stopwords_language))
 
 
 _NOT_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9 ]+")

@@ -11,8 +11,12 @@ A search runs in rounds of ordinary trials:
    ``UMAP_REFINED`` distinct reductions only. Stops when a round improves the best score by less
    than ``min_improvement``, after ``max_rounds`` refinements, when a round proposes nothing new, or
    when the time or trial budget would be exceeded.
-3. **stability**: the top ``stability_top`` configurations re-run with ``stability_seeds - 1`` more
-   UMAP seeds (``TrialParams.seed_replicate``), so the leaderboard can show mean and spread.
+3. **outliers**: the top ``top_k`` configurations with BERTopic's outlier reduction (``OUTLIER_VARIANTS``),
+   what most BERTopic users do after clustering; whether it helps depends on the corpus and the
+   configuration. The engine derives each from its configuration's clustering (no new UMAP reduction).
+4. **stability**: the top ``stability_top`` configurations (outlier variants included) re-run with
+   ``stability_seeds - 1`` more UMAP seeds (``TrialParams.seed_replicate``), so the leaderboard can show
+   mean and spread.
 
 Everything here is plain data: the caller runs each round's trials (the Dagster assets, or the
 benchmark directly) and hands back their scores. ``SearchState`` is JSON, so a search survives
@@ -38,6 +42,7 @@ from topic_pipeline.storage.files import read_json, read_user_text, write_json
 
 ROUND_BROAD = "broad"
 ROUND_REFINE = "refine"
+ROUND_OUTLIERS = "outliers"
 ROUND_STABILITY = "stability"
 
 # The search space: each parameter moves along its ladder. The broad round takes every other value
@@ -48,6 +53,12 @@ MIN_DIST_LADDER = (0.0, 0.1, 0.25, 0.5)
 MIN_CLUSTER_SIZE_LADDER = (2, 3, 5, 8, 10, 15, 20, 30, 40, 60, 80, 100, 150, 200, 300, 500, 800, 1200)
 MIN_SAMPLES_LADDER = (1, 2, 3, 5, 8, 10, 15, 20)
 EPSILON_LADDER = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+
+# The outlier round's (strategy, threshold) pairs, beside each leader's own "none". "embeddings" assigns an
+# outlier to the topic whose centroid its embedding is most similar to (cosine), if at least the threshold:
+# the cheapest strategy (no texts, no model fit), and the one issue #20 saw raise a top trial's ARI. 0
+# assigns every outlier with any positive similarity; higher thresholds leave those far from every topic.
+OUTLIER_VARIANTS = (("embeddings", 0.0), ("embeddings", 0.25), ("embeddings", 0.5))
 
 # Distinct UMAP reductions whose neighbourhoods a refinement round explores: each costs up to six new
 # reductions, the dominant cost of a round.
@@ -237,6 +248,16 @@ def refinement_round(spec: SearchSpec, n_documents: int, ranked: list[TrialParam
     return list(dict.fromkeys(proposals))
 
 
+def outlier_round(spec: SearchSpec, ranked: list[TrialParams]) -> list[TrialParams]:
+    """The top ``top_k`` configurations without outlier reduction, each with every ``OUTLIER_VARIANTS`` pair."""
+    leaders = [params for params in ranked if params.outlier_reduction == "none"][: spec.top_k]
+    return [
+        dataclasses.replace(leader, outlier_reduction=strategy, outlier_threshold=threshold)
+        for leader in leaders
+        for strategy, threshold in OUTLIER_VARIANTS
+    ]
+
+
 def stability_round(spec: SearchSpec, ranked: list[TrialParams]) -> list[TrialParams]:
     leaders = ranked[: spec.stability_top]
     return [
@@ -393,7 +414,9 @@ def advance(state: SearchState, scores: Mapping[str, float | None], now: float |
     if out_of_time:
         state.stop_reason = f"time budget of {spec.time_budget_s:.0f} s reached"
         return None
-    if len(state.trials) >= search_budget:
+    if last.kind == ROUND_OUTLIERS:
+        reason = state.search_stop_reason or "outlier round done"
+    elif len(state.trials) >= search_budget:
         reason = f"trial budget of {spec.trial_budget} reached"
     elif last.kind == ROUND_REFINE and (previous_best is None or last.best_score - previous_best < spec.min_improvement):
         reason = f"round {last.number} improved the best score by less than {spec.min_improvement}"
@@ -406,6 +429,14 @@ def advance(state: SearchState, scores: Mapping[str, float | None], now: float |
             _add_round(state, ROUND_REFINE, proposals, now)
             return state.rounds[-1]
         reason = "refinement proposed no new trial"
+    if last.kind != ROUND_OUTLIERS:
+        state.search_stop_reason = reason
+        # Once refinement has ended: outlier reduction on the leaders, within the trial budget.
+        outliers = [p for p in outlier_round(spec, ranked) if p.key not in state.trials]
+        outliers = outliers[: max(0, search_budget - len(state.trials))]
+        if outliers:
+            _add_round(state, ROUND_OUTLIERS, outliers, now)
+            return state.rounds[-1]
     state.search_stop_reason = reason
     stability = [p for p in stability if p.key not in state.trials]
     if not stability:

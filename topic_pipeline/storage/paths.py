@@ -17,6 +17,13 @@ def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV, "data")).resolve()
 
 
+def sweep_id(grid_definition: dict, inputs_fingerprint: str) -> str:
+    """One sweep's name across all its runs and, for a search, all its rounds (whose trial keys change the grid
+    fingerprint): the grid file's definition and the inputs it runs on."""
+    identity = json.dumps([grid_definition, inputs_fingerprint], sort_keys=True).encode()
+    return hashlib.sha256(identity).hexdigest()[:12]
+
+
 class DataPaths:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).resolve() if root else default_data_dir()

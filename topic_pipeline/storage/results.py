@@ -26,10 +26,14 @@ STATUS_FAILED = "failed"
 STATUS_MISSING = "missing"
 
 
-def inputs_fingerprint(corpus_hash: str, ground_truth_hash: str, seed: int, stopwords_language: str) -> str:
+def inputs_fingerprint(
+    corpus_hash: str, ground_truth_hash: str, seed: int, stopwords_language: str, *, holdout_fraction: float, holdout_seed: int
+) -> str:
     """What every trial result depends on besides its own parameters, library versions included
-    (upgrading one of ``TRIAL_LIBRARIES`` reruns the grid rather than mixing old and new results)."""
-    identity = {"corpus": corpus_hash, "ground_truth": ground_truth_hash, "seed": seed, "stopwords": stopwords_language}
+    (upgrading one of ``TRIAL_LIBRARIES`` reruns the grid rather than mixing old and new results).
+    The held-out split (``scoring.holdout``) decides which labelled documents each metric covers."""
+    identity = {"corpus": corpus_hash, "ground_truth": ground_truth_hash, "seed": seed, "stopwords": stopwords_language,
+                "holdout": [float(holdout_fraction), int(holdout_seed)]}
     return cache_key("inputs", identity, TRIAL_LIBRARIES)
 
 

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from topic_pipeline.defs.assets.inputs import documents, ground_truth
-from topic_pipeline.defs.checks import FAILED_SHARE_WARN, MIN_LABELLED_DOCUMENTS, labels_can_rank_trials, leaderboard_checks
+from topic_pipeline.defs.checks import FAILED_SHARE_WARN, MIN_LABELLED_DOCUMENTS, labels_can_rank_trials, leaderboard_check_results
 from topic_pipeline.defs.resources.database import DocumentsDatabase
 from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.leaderboard import build_leaderboard
 from topic_pipeline.scoring.metrics import METRIC_NAMES
 from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, TrialResult
@@ -98,25 +99,14 @@ def trial_results(n: int, failed: int = 0, first: dict | None = None) -> tuple[d
     return trials, results
 
 
-def check_leaderboard(tmp_path: Path, frame: pd.DataFrame, labels: dict = SOUND_LABELS) -> dict[str, dg.AssetCheckEvaluation]:
-    # Stand-ins for the two assets the checks read, stored by the project's IO manager as the real ones are.
-    @dg.asset(name="leaderboard")
-    def stored_leaderboard() -> pd.DataFrame:
-        return frame
-
-    @dg.asset(name="ground_truth")
-    def stored_labels() -> dict:
-        return labels
-
+def check_leaderboard(tmp_path: Path, frame: pd.DataFrame, labels: dict = SOUND_LABELS) -> dict[str, dg.AssetCheckResult]:
+    """The leaderboard's checks as the asset evaluates them on the frame it built (the end-to-end sweep
+    tests see them recorded on the instance)."""
     path = tmp_path / "labels.json"
     path.write_text(json.dumps(labels))
-    data = str(tmp_path / "data")
-    result = dg.materialize(
-        [stored_labels, stored_leaderboard, leaderboard_checks],
-        resources={"settings": PipelineSettings(data_dir=data, ground_truth_path=str(path)),
-                   "io_manager": ParquetJsonIOManager(data_dir=data)},
-    )
-    return evaluations(result)
+    settings = PipelineSettings(data_dir=str(tmp_path / "data"), ground_truth_path=str(path))
+    results = leaderboard_check_results(frame, GroundTruth.from_mapping(labels), settings)
+    return {result.check_name: result for result in results}
 
 
 def test_a_sweep_whose_trials_all_failed_is_an_error(tmp_path):
@@ -169,3 +159,24 @@ def test_the_jobs_that_materialise_the_checked_assets_run_their_checks():
         assert keys <= set(job.asset_layer.asset_graph.asset_check_keys), job_name
         specs = [definitions.resolve_asset_graph().get_check_spec(key) for key in keys]
         assert all(not spec.blocking and spec.description for spec in specs)
+
+
+# --- embeddings: embeddings_are_usable (blocking) ---------------------------------------------------
+
+
+def test_embeddings_check_fails_on_non_finite_values_or_a_wrong_shape_and_blocks():
+    import numpy as np
+
+    from topic_pipeline.defs.assets.embeddings import embeddings, embeddings_check
+
+    (spec,) = embeddings.check_specs
+    assert spec.name == "embeddings_are_usable" and spec.blocking
+    good = np.ones((5, 3), dtype=np.float32)
+    assert embeddings_check(good, 5).passed
+    broken = good.copy()
+    broken[1, 2], broken[3, 0] = np.nan, np.inf
+    result = embeddings_check(broken, 5)
+    assert not result.passed and result.severity == ERROR
+    assert result.description == "2 document(s) with a NaN or infinite value"
+    result = embeddings_check(good, 6)
+    assert not result.passed and "shape [5, 3], expected [6, width]" in result.description

@@ -251,14 +251,16 @@ def test_sweep_on_postgres_instance_tracked_by_mlflow_server(tiny_project, new_d
     assert run.data.params["hdbscan_min_cluster_size"] == str(best["hdbscan_min_cluster_size"])
     topics = client.download_artifacts(run.info.run_id, "topics.json", str(tiny_project / "download"))
     assert '"top_words"' in Path(topics).read_text()
-    (leaderboard_run,) = client.search_runs([experiment.experiment_id], "tags.kind = 'leaderboard'")
-    assert leaderboard_run.data.params["best_trial"] == best["trial"]
-    assert {item.path for item in client.list_artifacts(leaderboard_run.info.run_id)} == {"leaderboard.csv", "leaderboard.md"}
+    (sweep_run,) = client.search_runs([experiment.experiment_id], "tags.kind = 'sweep'")
+    assert sweep_run.data.tags["best_trial"] == best["trial"]
+    assert run.data.tags["mlflow.parentRunId"] == sweep_run.info.run_id
+    assert {item.path for item in client.list_artifacts(sweep_run.info.run_id)} >= {"leaderboard.csv", "leaderboard.md"}
     # Stored where the deployment puts them: runs in MLflow's own database, files under the destination.
     assert count_rows(mlflow_database, "runs") == 3
-    assert sorted(path.name for path in artifacts.rglob("*") if path.is_file()) == [
-        "leaderboard.csv", "leaderboard.md", "topics.json", "topics.json"
-    ]
+    stored = sorted(path.name for path in artifacts.rglob("*") if path.is_file())
+    report = [name for name in stored if name == "report.html" or name.endswith(".png")]
+    assert "report.html" in report and sorted(set(stored) - set(report)) == ["leaderboard.csv", "leaderboard.md", "topics.json"]
+    assert stored.count("topics.json") == 2
     # The compose file's allow-list admits the code server's Host header and nothing unlisted.
     lookup = f"{mlflow_url}/api/2.0/mlflow/experiments/get-by-name?experiment_name={experiment.name}"
     assert http_status(lookup, host="mlflow:5000") == 200

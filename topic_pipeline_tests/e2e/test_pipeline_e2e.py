@@ -41,7 +41,13 @@ def tiny_grid():
     return GRID
 
 
-def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
+def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monkeypatch):
+    # Every document labelled and 40 % held out: a split even the smallest class (25 documents) affords.
+    from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
+
+    labels = generate_demo_corpus(n_docs=200, n_topics=4).ground_truth(labelled_fraction=1.0)
+    (tiny_project / "labels.json").write_text(json.dumps(labels))
+    monkeypatch.setenv("TOPIC_PIPELINE_HOLDOUT_FRACTION", "0.4")
     paths = DataPaths(tiny_project / "data")
     with dg.instance_for_test(temp_dir=str(tiny_project / "dagster_home")) as instance:
         resources = build_resources()
@@ -57,7 +63,19 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         assert frame["ari"].between(-1, 1).all()
         # The UI shows the best trial's topics with the leaderboard, words from its stored labels.
         shown = instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).asset_materialization.metadata
-        assert f"**Topics of the best trial** ({frame['trial'][0]})" in shown["leaderboard"].value
+        assert f"**Topics of the best trial** ({frame['trial'][0]})" in shown["summary"].value
+        # The ranking itself is a table the UI renders and sorts, metrics to three decimals.
+        table = shown["leaderboard"]
+        assert isinstance(table, dg.TableMetadataValue)
+        assert [column.name for column in table.schema.columns][:4] == ["rank", "trial", "status", "round"]
+        assert [record.data["trial"] for record in table.records] == list(frame["trial"])
+        assert table.records[0].data["ari"] == round(frame["ari"][0], 3)
+        # Scores on the selection part rank; the held-out part's are recorded beside them, and summarised.
+        assert (frame["labelled_documents"] == 120).all() and (frame["heldout_labelled_documents"] == 80).all()
+        assert frame["heldout_ari"].between(-1, 1).all() and frame["ci_low"].notna().all()
+        assert shown["heldout_documents"].value == 80
+        assert "**How much to trust this** (ari)" in shown["summary"].value
+        assert "120 used for selection, 80 held out (40% per class, seed 42)" in shown["summary"].value
 
         # Every trial is its own partition, materialised with its metrics and a link to MLflow.
         trial_keys = instance.get_dynamic_partitions("trials")
@@ -75,23 +93,37 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         # Two embedding sets (with and without stop words), one embeddings partition each.
         assert sorted(instance.get_dynamic_partitions("embedding_sets")) == ["all-minilm-l6-v2", "all-minilm-l6-v2-nostop"]
 
-        # MLflow: one run per trial with every grid parameter and the Dagster ids, plus the leaderboard run.
+        # MLflow: one parent run for the sweep, holding the leaderboard, with one nested run per trial carrying
+        # every grid parameter and the Dagster ids; the experiment opens on its runs (model training).
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=f"sqlite:///{paths.mlflow / 'mlflow.db'}")
         experiment = client.get_experiment_by_name(os.environ["TOPIC_PIPELINE_EXPERIMENT"])
+        assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
         runs = client.search_runs([experiment.experiment_id])
+        (sweep_run,) = [run for run in runs if run.data.tags.get("kind") == "sweep"]
+        assert {item.path for item in client.list_artifacts(sweep_run.info.run_id)} >= {"leaderboard.csv", "leaderboard.md"}
+        assert sweep_run.data.tags["best_trial"] == frame["trial"][0]
+        # The report (HTML page and its plots' images) is beside the CSV, linked from the metadata, and on the
+        # sweep's run.
+        report = Path(shown["report"].value)
+        assert report == paths.leaderboard / "report" / "report.html" and report.is_file()
+        images = sorted(path.name for path in report.parent.glob("*.png"))
+        assert images, "the report wrote no images"
+        logged = {item.path for item in client.list_artifacts(sweep_run.info.run_id, "report")}
+        assert {"report/report.html", *(f"report/{name}" for name in images)} <= logged
         trial_runs = [run for run in runs if "trial_key" in run.data.tags]
         assert len(trial_runs) == 4
         for run in trial_runs:
+            assert run.data.tags["kind"] == "trial"
+            assert run.data.tags["mlflow.parentRunId"] == sweep_run.info.run_id
             assert set(GRID_KEYS) <= set(run.data.params)
             assert run.data.tags["dagster_partition_key"] == run.data.tags["trial_key"]
             assert run.data.tags["dagster_run_id"]
-            assert "ari" in run.data.metrics
+            assert "ari" in run.data.metrics and "heldout_ari" in run.data.metrics and "all_ari" in run.data.metrics
             # Every trial here is among the leaderboard's leaders, whose topic words it logs.
             artifacts = [item.path for item in client.list_artifacts(run.info.run_id)]
             assert "topics.json" in artifacts
-        assert any(run.data.tags.get("kind") == "leaderboard" for run in runs)
 
         # The command line's runs evaluated the asset checks; on this sample and grid they pass.
         for check in (("ground_truth", "labels_can_rank_trials"), ("leaderboard", "trials_succeeded")):
@@ -121,6 +153,9 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         assert int(model.get_topic_info().query("Topic != -1")["Count"].shape[0]) == int(frame.iloc[0]["topic_count"])
         export_runs = [run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get("kind") == "export"]
         assert export_runs and export_runs[0].data.tags["trial_run_id"]
+        record = json.loads((Path(export["path"].value).parent / "tuning.json").read_text())
+        assert record["trust"]["recommended_trial"] == frame.iloc[0]["trial"] and record["trust"]["heldout_documents"] == 80
+        assert record["trust"]["heldout_score"] == pytest.approx(frame.iloc[0]["heldout_ari"])
         # An unknown trial key is a clear error naming it, and the earlier export stays in place.
         with pytest.raises(SystemExit, match="no-such-trial"):
             _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": {"trial_key": "no-such-trial"}}}})
@@ -145,7 +180,7 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project):
         (older,) = [run for run in trial_runs if run.data.tags["trial_key"] == rerun_key]
         _execute(instance, "trials_job", {"dagster/partition": rerun_key})
         live = [run for run in client.search_runs([experiment.experiment_id], f"tags.trial_key = '{rerun_key}'")
-                if "kind" not in run.data.tags]
+                if run.data.tags.get("kind") == "trial"]
         assert len(live) == 1 and live[0].info.run_id != older.info.run_id
         superseded = client.get_run(older.info.run_id)
         assert superseded.info.lifecycle_stage == "deleted"

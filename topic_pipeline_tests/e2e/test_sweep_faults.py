@@ -510,3 +510,22 @@ def test_secrets_reach_no_log_event_metadata_mlflow_record_or_file(uninterrupted
     assert any(run.data.tags.get("kind") == "export" for run in runs)
     recorded = json.dumps([[run.data.params, run.data.tags, list(run.data.metrics)] for run in runs])
     assert not [secret for secret in secrets if secret.decode() in recorded]
+
+
+def test_the_command_line_shows_progress_and_keeps_dagsters_log_in_a_file(uninterrupted_sweep):
+    root = _finished(uninterrupted_sweep)
+    output = (root / "cli.log").read_text()
+    # Not a terminal here: plain progress lines instead of a bar, and none of Dagster's event log.
+    # One log file per command: the sweep's, then the export's.
+    sweep_log, _ = [line for line in output.splitlines() if line.startswith("Dagster's event log: ")]
+    log = Path(sweep_log.removeprefix("Dagster's event log: ").split(" (--verbose")[0])
+    assert log.parent == root / "dagster_home" / "logs"
+    total = 2 * N_REDUCTIONS
+    assert re.search(rf"^  trials {total}/{total}, [0-9.]+/min, best ari [0-9.-]+ \(", output, re.MULTILINE), output
+    assert "Sweep finished in" in output
+    assert "STEP_START" not in output and "DEBUG" not in output
+    events = log.read_text()
+    assert "STEP_START" in events and "RUN_SUCCESS" in events
+    # The step logs the same progress for the Dagster UI.
+    assert f"trials {total}/{total}" in events
+    assert not list((root / "dagster_home" / "logs").glob("progress-*.json")), "the progress file is removed"

@@ -269,11 +269,36 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         for run_id, asset in ((runs[0]["runId"], "grid_trials"), (leaderboard_event.run_id, "leaderboard")):
             assert re.search(rf'href="/runs/{run_id}\?[^"]*selection={asset}&', dom), f"{asset}'s latest event does not link its run on {page}"
         # Kept where a person can look at it after the run (pytest's own temporary folders are rotated).
-        screenshot = request.config.cache.mkdir("ui_operation") / "asset_graph.png"
+        shots = request.config.cache.mkdir("ui_operation")
+        screenshot = shots / "asset_graph.png"
         _render(chromium, page, tiny_project / "chromium", f"--screenshot={screenshot}")
         print(f"UI screenshot of {ASSET_GRAPH_PATH}: {screenshot}")
 
-    with Image.open(screenshot) as image:
-        assert image.size == (1600, 1000)
-        colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
-    assert colours is not None and len(colours) > 50, "the screenshot is (nearly) one colour"
+        # The leaderboard's own page: its ranking as a table (a row per trial, the metric columns), and the
+        # page of its asset checks with both checks evaluated.
+        page = f"{webserver.url}/assets/leaderboard"
+        dom = _render(chromium, page, tiny_project / "chromium", "--dump-dom").stdout
+        assert "<table" in dom and all(key in dom for key in trial_keys), f"the leaderboard's table is not on {page}"
+        for column in ("rank", "trial", "ari", "outlier_fraction"):
+            assert f">{column}<" in dom, f"no '{column}' column on {page}"
+        _render(chromium, page, tiny_project / "chromium", f"--screenshot={shots / 'leaderboard.png'}")
+        page = f"{webserver.url}/assets/leaderboard?view=checks"
+        dom = _render(chromium, page, tiny_project / "chromium", "--dump-dom").stdout
+        for check in ("trials_succeeded", "leader_is_sound"):
+            assert f">{check}<" in dom, f"check {check} is not on {page}"
+        _render(chromium, page, tiny_project / "chromium", f"--screenshot={shots / 'leaderboard_checks.png'}")
+        print(f"UI screenshots of the leaderboard and its checks: {shots}")
+
+        # The sweep's HTML report, opened from its file as a person would open it (nothing loads from the network).
+        report = DataPaths(tiny_project / "data").leaderboard / "report" / "report.html"
+        dom = _render(chromium, report.as_uri(), tiny_project / "chromium", "--dump-dom").stdout
+        for title in ("Best score so far", "Ranking metric by parameter", "Top configurations", "Topics of the chosen trial"):
+            assert title in dom, f"'{title}' is not in the report"
+        assert dom.count('class="main-svg"') >= 4, "plotly drew no plots in the report (its SVGs are made by its script)"
+        _render(chromium, report.as_uri(), tiny_project / "chromium", f"--screenshot={shots / 'report.png'}")
+
+    for name in ("asset_graph.png", "leaderboard.png", "leaderboard_checks.png", "report.png"):
+        with Image.open(shots / name) as image:
+            assert image.size == (1600, 1000)
+            colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
+        assert colours is not None and len(colours) > 50, f"the screenshot {name} is (nearly) one colour"

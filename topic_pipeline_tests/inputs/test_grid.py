@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -16,6 +17,7 @@ from topic_pipeline.inputs.grid import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_GRID,
     GRID_KEYS,
+    OUTLIER_STRATEGIES,
     EmbeddingSet,
     ParamGrid,
     TrialParams,
@@ -493,6 +495,8 @@ VALUE_STRATEGIES = {
     "n_gram_max": st.integers(1, 5),
     "embedding_model": st.sampled_from(MODELS),
     "remove_stopwords": st.booleans(),
+    "outlier_reduction": st.sampled_from(["none", "NONE", None, "Embeddings", *OUTLIER_STRATEGIES]),
+    "outlier_threshold": st.floats(0.0, 1.0, **finite) | st.integers(0, 1),
 }
 
 
@@ -514,8 +518,11 @@ def single_trials(draw) -> TrialParams:
 def test_property_keys_unique_deterministic_and_roundtrip(raw: dict) -> None:
     grid = ParamGrid.from_mapping(raw)
     trials = grid.trials()
-    expected = math.prod(len(v) for v in grid.values.values())
-    assert len(trials) == expected
+    expected = math.prod(len(v) for k, v in grid.values.items() if not k.startswith("outlier_"))
+    # Outlier thresholds multiply the strategies, not "none" (a threshold means nothing to it).
+    strategies = grid.values["outlier_reduction"]
+    expected *= ("none" in strategies) + sum(s != "none" for s in strategies) * len(grid.values["outlier_threshold"])
+    assert len(trials) == expected == grid.trial_count
     keys = [t.key for t in trials]
     # Distinct combinations, distinct keys.
     assert len(set(trials)) == len(trials)
@@ -700,3 +707,80 @@ def test_a_byte_order_mark_changes_nothing(tmp_path: Path) -> None:
     # The search's form of the grid file is read the same way.
     (tmp_path / "search.json").write_bytes(b"\xef\xbb\xbf" + b'{"search": "auto", "trial_budget": 50}')
     assert read_sweep_definition(tmp_path / "search.json") == SearchSpec(trial_budget=50)
+
+
+# --- outlier reduction ----------------------------------------------------------------------------
+
+
+def test_outlier_keys_leave_existing_keys_and_stored_params_unchanged() -> None:
+    (trial,) = ParamGrid.from_mapping({}).trials()
+    assert (trial.outlier_reduction, trial.outlier_threshold) == ("none", 0.0)
+    assert trial.key == DEFAULT_KEY
+    # Stored parameters of trials from before the keys existed read back as the same trial, and a trial
+    # without outlier reduction stores exactly what it stored before (so its stored result stays current).
+    stored = trial.to_dict()
+    assert "outlier_reduction" not in stored and "outlier_threshold" not in stored
+    assert TrialParams.from_dict(stored) == trial
+    # Thresholds mean nothing without a strategy: "none" is one trial whatever they are.
+    grid = ParamGrid.from_mapping({"outlier_reduction": ["none"], "outlier_threshold": [0.1, 0.3]})
+    assert [t.key for t in grid.trials()] == [DEFAULT_KEY] and grid.trial_count == 1
+
+
+def test_outlier_variants_expand_and_appear_in_keys_only_when_reducing() -> None:
+    grid = ParamGrid.from_mapping({
+        "hdbscan_min_cluster_size": [10, 20],
+        "outlier_reduction": ["none", "embeddings", "C-TF-IDF"],
+        "outlier_threshold": [0, 0.3],
+    })
+    trials = grid.trials()
+    assert len(trials) == grid.trial_count == 2 * (1 + 2 * 2)
+    keys = [t.key for t in trials]
+    assert keys[:5] == [
+        DEFAULT_KEY,
+        f"{DEFAULT_KEY}_orembeddings_ot0",
+        f"{DEFAULT_KEY}_orembeddings_ot0.3",
+        f"{DEFAULT_KEY}_orc-tf-idf_ot0",
+        f"{DEFAULT_KEY}_orc-tf-idf_ot0.3",
+    ]
+    for trial in trials:
+        assert_key_shape(trial.key)
+        assert TrialParams.from_dict(json.loads(json.dumps(trial.to_dict()))) == trial
+    # The variants of one clustering are adjacent (the engine derives them from it).
+    assert [t.hdbscan_min_cluster_size for t in trials] == [10] * 5 + [20] * 5
+    # A stability replicate's suffix stays last.
+    replicate = dataclasses.replace(trials[1], seed_replicate=2)
+    assert replicate.key == f"{DEFAULT_KEY}_orembeddings_ot0_r2"
+    assert replicate.configuration == trials[1]
+
+
+def test_every_bertopic_strategy_is_accepted_and_normalised() -> None:
+    grid = ParamGrid.from_mapping({"outlier_reduction": [" Distributions", "PROBABILITIES", "c-tf-idf", "embeddings", None]})
+    assert grid.values["outlier_reduction"] == [*OUTLIER_STRATEGIES, "none"]
+
+
+@pytest.mark.parametrize(
+    ("value", "suggestion"),
+    [("embedding", "embeddings"), ("ctfidf", "c-tf-idf"), ("probability", "probabilities"), ("distribution", "distributions")],
+)
+def test_an_unknown_strategy_names_the_closest(value: str, suggestion: str) -> None:
+    with pytest.raises(GridError) as info:
+        ParamGrid.from_mapping({"outlier_reduction": [value]}, where="grid file 'g.json'")
+    message = str(info.value)
+    assert f"grid file 'g.json': key 'outlier_reduction' has value \"{value}\"" in message
+    assert f'did you mean "{suggestion}"?' in message
+    assert '"none", "distributions", "probabilities", "c-tf-idf", "embeddings"' in message
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "0.3", True, None, [0.2]])
+def test_an_outlier_threshold_outside_0_to_1_is_refused_with_its_meaning(value) -> None:
+    with pytest.raises(GridError) as info:
+        ParamGrid.from_mapping({"outlier_reduction": ["embeddings"], "outlier_threshold": [value]})
+    message = str(info.value)
+    assert f"key 'outlier_threshold' has value {json.dumps(value)}; expected a number from 0 to 1" in message
+    assert "membership probability" in message and "cosine similarity" in message
+
+
+@pytest.mark.parametrize("value", [0, 1, 0.0, 1.0])
+def test_outlier_threshold_boundaries_are_accepted(value) -> None:
+    grid = ParamGrid.from_mapping({"outlier_reduction": ["probabilities"], "outlier_threshold": [value]})
+    assert grid.values["outlier_threshold"] == [float(value)]

@@ -86,6 +86,29 @@ def test_each_serialisation_loads_with_the_trials_topics(fitted, serialization):
         assert ctfidf["vectorizer_model"]["params"]["ngram_range"] == [1, 2]
 
 
+def test_an_outlier_reducing_trial_exports_its_reduced_topics(fitted):
+    """The export recomputes the trial's labels with its outlier reduction (those of a plain BERTopic fit
+    followed by reduce_outliers), and the model's topics are exactly those labels."""
+    import dataclasses
+
+    from topic_pipeline.engine.reference import run_reference_trial
+
+    root, texts, params, _, _ = fitted
+    cache = EmbeddingCache(root / "embeddings")
+    outcome = embed_corpus(texts, "c", params.embedding_set, cache, EmbeddingSettings(device="cpu", local_files_only=True))
+    source = EmbeddingSource(str(cache.path(outcome.cache_key)), outcome.cache_key, len(texts))
+    # The fixture's trial has no outliers; smaller clusters on the same reduction leave some.
+    plain = dataclasses.replace(params, hdbscan_min_cluster_size=5, hdbscan_min_samples=5)
+    labels = trial_labels(plain, source, texts, 42, root / "cache")
+    assert (labels == -1).sum() >= 5
+    reducing = dataclasses.replace(plain, outlier_reduction="c-tf-idf", outlier_threshold=0.05)
+    reduced = trial_labels(reducing, source, texts, 42, root / "cache")
+    assert (reduced == -1).sum() < (labels == -1).sum()
+    np.testing.assert_array_equal(canonical(reduced), canonical(run_reference_trial(outcome.embeddings, texts, reducing).labels))
+    model = build_topic_model(texts, outcome.embeddings, reduced, reducing, "english")
+    np.testing.assert_array_equal(canonical(model.topics_), canonical(reduced))
+
+
 def test_pointer_to_the_packaged_model_loads_here():
     # The recorded pointer is the hub name; on this offline machine it resolves to the packaged copy.
     assert resolve_model_location(embedding_model_pointer(DEFAULT_EMBEDDING_MODEL)) != DEFAULT_EMBEDDING_MODEL

@@ -35,7 +35,7 @@ def test_a_rerun_trial_supersedes_its_older_run(tracker, tmp_path):
     # A backfill of a finished partition records the same key again (here it fails this time).
     second = tracker.log_trial(_result("trial_a", STATUS_FAILED), {"dagster_run_id": "run-3"})
 
-    live = [run for run in _live_runs(tracker, "trial_a") if "kind" not in run.data.tags]
+    live = [run for run in _live_runs(tracker, "trial_a") if run.data.tags["kind"] == "trial"]
     assert [run.info.run_id for run in live] == [second]
     assert live[0].info.status == "FAILED" and live[0].data.tags["dagster_run_id"] == "run-3"
     older = tracker.client.get_run(first)
@@ -48,7 +48,7 @@ def test_a_rerun_trial_supersedes_its_older_run(tracker, tmp_path):
 
     # A third recording supersedes the second; the first stays deleted, pointing at its own successor.
     third = tracker.log_trial(_result("trial_a", ari=0.6), {"dagster_run_id": "run-4"})
-    assert [run.info.run_id for run in _live_runs(tracker, "trial_a") if "kind" not in run.data.tags] == [third]
+    assert [run.info.run_id for run in _live_runs(tracker, "trial_a") if run.data.tags["kind"] == "trial"] == [third]
     assert tracker.client.get_run(second).data.tags[SUPERSEDED_BY_TAG] == third
     assert tracker.client.get_run(first).data.tags[SUPERSEDED_BY_TAG] == second
 
@@ -94,3 +94,39 @@ def test_the_keys_whose_older_runs_need_superseding_are_found_up_front(tracker):
     # Once the killed trial is recorded again, its KILLED run is superseded (deleted) and no longer found.
     tracker.log_trial(_result("killed"), {"dagster_run_id": "run-2"})
     assert tracker.trial_keys_with_unfinished_runs() == {"running"}
+
+
+def test_a_sweep_is_one_parent_run_with_its_rounds_and_trials_nested(tracker, tmp_path):
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    # MLflow 3 opens an experiment without this tag in its GenAI view (traces), not on its runs.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+    sweep = tracker.sweep_run("abc123")
+    assert tracker.sweep_run("abc123") == sweep  # found, not created again
+    assert tracker.sweep_run("other") != sweep
+    first_round = tracker.sweep_run("abc123", search_round=1)
+    assert tracker.sweep_run("abc123", search_round=1) == first_round != tracker.sweep_run("abc123", search_round=2)
+    assert tracker.client.get_run(first_round).data.tags["mlflow.parentRunId"] == sweep
+
+    trial = tracker.log_trial(_result("trial_a"), {}, parent_run_id=first_round)
+    tags = tracker.client.get_run(trial).data.tags
+    assert tags["kind"] == "trial" and tags["mlflow.parentRunId"] == first_round
+
+    # The leaderboard goes on the sweep's run, one metric step per leaderboard.
+    csv = tmp_path / "leaderboard.csv"
+    csv.write_text("rank,trial\n1,trial_a\n")
+    for ari in (0.5, 0.7):
+        tracker.log_leaderboard(sweep, csv, "| rank |", {"trial": "trial_a", "ari": ari}, {"grid_fingerprint": "g"})
+    run = tracker.client.get_run(sweep)
+    assert run.data.tags["best_trial"] == "trial_a" and run.data.tags["kind"] == "sweep"
+    assert [m.value for m in tracker.client.get_metric_history(sweep, "best_ari")] == [0.5, 0.7]
+    assert {item.path for item in tracker.client.list_artifacts(sweep)} == {"leaderboard.csv", "leaderboard.md"}
+
+
+def test_an_experiment_made_by_an_earlier_version_is_marked_for_training_runs(tmp_path):
+    uri = local_tracking_uri(tmp_path / "mlflow")
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=uri).create_experiment("earlier")
+    tracker = MlflowTracker(uri, "earlier")
+    assert tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"

@@ -161,6 +161,15 @@ def test_markdown_limit_keeps_unscored_rows_and_counts_hidden() -> None:
     assert "2 more scored trial(s) in the CSV." in text
 
 
+
+def test_markdown_shows_the_search_round_of_each_trial_when_a_search_proposed_them() -> None:
+    trials = grid_trials(3)
+    k = list(trials)
+    results = {key: ok(key, trials[key], ari=i / 10) for i, key in enumerate(k)}
+    lines = to_markdown(build_leaderboard(trials, results, rounds={k[0]: 1, k[1]: 1, k[2]: 2})).splitlines()
+    assert lines[0].startswith("| rank | trial | round | status | ari |")
+    assert lines[2].startswith(f"| 1 | `{k[2]}` | 2 | ok | 0.200 |")
+
 # --- digests and fingerprints ---------------------------------------------------------------------
 
 
@@ -179,12 +188,17 @@ def test_results_digest_tracks_finished_at() -> None:
 
 
 def test_inputs_fingerprint_changes_with_each_input() -> None:
-    base = inputs_fingerprint("corpus", "labels", 42, "english")
-    assert base == inputs_fingerprint("corpus", "labels", 42, "english")
-    assert len({base, inputs_fingerprint("corpus2", "labels", 42, "english"),
-                inputs_fingerprint("corpus", "labels2", 42, "english"),
-                inputs_fingerprint("corpus", "labels", 43, "english"),
-                inputs_fingerprint("corpus", "labels", 42, "german")}) == 5
+    def fingerprint(*args, holdout_fraction: float = 0.3, holdout_seed: int = 42) -> str:
+        return inputs_fingerprint(*args, holdout_fraction=holdout_fraction, holdout_seed=holdout_seed)
+
+    base = fingerprint("corpus", "labels", 42, "english")
+    assert base == fingerprint("corpus", "labels", 42, "english")
+    assert len({base, fingerprint("corpus2", "labels", 42, "english"),
+                fingerprint("corpus", "labels2", 42, "english"),
+                fingerprint("corpus", "labels", 43, "english"),
+                fingerprint("corpus", "labels", 42, "german"),
+                fingerprint("corpus", "labels", 42, "english", holdout_fraction=0.2),
+                fingerprint("corpus", "labels", 42, "english", holdout_seed=7)}) == 7
 
 
 # --- ResultStore ----------------------------------------------------------------------------------
@@ -395,3 +409,18 @@ def test_warnings_beside_the_csv_are_read_back_only_for_that_csv(tmp_path: Path)
     assert read_leaderboard_warnings(paths) == []
     (paths.leaderboard / "warnings.json").write_text("{not json")
     assert read_leaderboard_warnings(paths) == []
+
+
+def test_the_trust_summary_beside_the_csv_is_read_back_only_for_that_csv(tmp_path: Path) -> None:
+    from topic_pipeline.scoring.leaderboard import read_leaderboard_trust
+
+    paths = DataPaths(tmp_path)
+    assert read_leaderboard_trust(paths) is None
+    csv_path = paths.leaderboard / "leaderboard.csv"
+    write_atomically(csv_path, lambda stream: stream.write(b"rank,trial\n1,a\n"))
+    write_leaderboard_warnings(paths, [], {"rank_by": "ari", "heldout_score": 0.5})
+    assert read_leaderboard_trust(paths) == {"rank_by": "ari", "heldout_score": 0.5}
+    write_atomically(csv_path, lambda stream: stream.write(b"rank,trial\n1,b\n"))
+    assert read_leaderboard_trust(paths) is None
+    write_leaderboard_warnings(paths, ["w"])
+    assert read_leaderboard_trust(paths) is None and read_leaderboard_warnings(paths) == ["w"]

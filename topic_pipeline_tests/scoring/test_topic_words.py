@@ -125,3 +125,16 @@ def test_a_sweep_with_a_stop_word_file_summarises_without_those_words(tmp_path):
     assert sorted(topics) == sorted(key for key, _ in trials)
     words = {word for summaries in topics.values() for topic in summaries for phrase in topic.top_words for word in phrase.split()}
     assert words and not words & {"the", "and", "of", "to", "a"}
+
+
+def test_topic_words_leave_out_stop_words_even_when_the_embeddings_keep_them():
+    """``remove_stopwords`` decides what is embedded (labels); topic words drop the language's stop words
+    whatever it says, so "the" and "to" never head a topic."""
+    texts = [f"the {word} went to the {word} in the morning" for word in ("river", "market") for _ in range(20)]
+    labels = np.repeat([0, 1], 20)
+    embeddings = np.random.default_rng(0).normal(size=(len(texts), 8))
+    for remove_stopwords in (False, True):
+        params = ParamGrid.from_mapping({"umap_n_neighbors": [15], "remove_stopwords": [remove_stopwords]}).trials()[0]
+        summaries = TopicSummariser(texts).summarise(labels, embeddings, params, "english")
+        words = {word for summary in summaries for word in summary.top_words}
+        assert {"river", "market", "morning"} <= words and not words & {"the", "to", "in"}, (remove_stopwords, words)

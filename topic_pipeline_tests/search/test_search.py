@@ -15,6 +15,8 @@ from topic_pipeline.scoring.leaderboard import build_leaderboard, stability_mark
 from topic_pipeline.storage.results import STATUS_OK, TrialResult
 from topic_pipeline.search.coarse_to_fine import (
     ROUND_BROAD,
+    OUTLIER_VARIANTS,
+    ROUND_OUTLIERS,
     ROUND_REFINE,
     ROUND_STABILITY,
     SearchSpace,
@@ -155,8 +157,38 @@ def test_a_round_without_improvement_ends_the_refinement():
     scores = _score_by(lambda p: 0.5)(state, {})
     assert advance(state, scores, now=1.0).kind == ROUND_REFINE
     scores = _score_by(lambda p: 0.5)(state, scores)
-    assert advance(state, scores, now=2.0) is None
+    # Refinement ends; the leaders' outlier variants still run, then the search ends for refinement's reason.
+    assert advance(state, scores, now=2.0).kind == ROUND_OUTLIERS
+    scores = _score_by(lambda p: 0.5)(state, scores)
+    assert advance(state, scores, now=3.0) is None
     assert "improved the best score by less than 0.01" in state.stop_reason
+
+
+def test_the_outlier_round_tries_outlier_reduction_on_the_leaders():
+    spec = SearchSpec(max_rounds=0, top_k=2, stability_top=1, stability_seeds=2)
+    state = start_search(spec, 2000, "inputs", now=0.0)
+    scores = _score_by(_peak)(state, {})
+    outliers = advance(state, scores, now=1.0)
+    assert outliers.kind == ROUND_OUTLIERS and state.search_stop_reason == "0 refinement round(s) done"
+    variants = [TrialParams.from_dict(state.trials[k]) for k in outliers.trial_keys]
+    assert len(variants) == 2 * len(OUTLIER_VARIANTS)
+    assert {(p.outlier_reduction, p.outlier_threshold) for p in variants} == set(OUTLIER_VARIANTS)
+    assert ("embeddings", 0.0) in OUTLIER_VARIANTS
+    # Each variant is a leader's own configuration (no new UMAP reduction or HDBSCAN setting).
+    leaders = {dataclasses.replace(p, outlier_reduction="none").key for p in variants}
+    assert len(leaders) == 2 and leaders <= set(state.rounds[0].trial_keys)
+
+    # Reducing at 0.25 helps: that variant leads, and the stability round re-seeds it.
+    def rule(params: TrialParams) -> float:
+        if params.outlier_reduction == "none":
+            return _peak(params)
+        return _peak(params) + (0.05 if params.outlier_threshold == 0.25 else -0.01)
+    scores = _score_by(rule)(state, scores)
+    stability = advance(state, scores, now=2.0)
+    assert stability.kind == ROUND_STABILITY
+    (replicate,) = [TrialParams.from_dict(state.trials[k]) for k in stability.trial_keys]
+    assert (replicate.outlier_reduction, replicate.outlier_threshold, replicate.seed_replicate) == ("embeddings", 0.25, 1)
+    assert state.rounds[-2].best_key == replicate.configuration.key
 
 
 def test_budgets_bound_the_search():
@@ -210,9 +242,11 @@ def test_a_lucky_seed_is_visible_and_ranks_lower_by_stability():
             trials[params.key] = params.to_dict()
             results[params.key] = _result(params, ari)
     by_score = build_leaderboard(trials, results, "ari")
-    assert by_score.iloc[0]["trial"] == lucky.key  # the single best run
-    assert bool(by_score.iloc[0]["unstable"])
-    assert by_score.iloc[0]["ari_seeds"] == 5
+    # Ranked by the seeds' mean, not by the single best run (the lucky configuration's 0.90).
+    assert by_score.iloc[0]["configuration"] == steady.key and by_score.iloc[0]["ari"] == 0.81  # its best seed first
+    lucky_rows = by_score[by_score["configuration"] == lucky.key]
+    assert lucky_rows.index.tolist() == [5, 6, 7, 8, 9] and lucky_rows.iloc[0]["ari"] == 0.90
+    assert lucky_rows["unstable"].all() and (lucky_rows["ari_seeds"] == 5).all()
     by_stability = build_leaderboard(trials, results, "ari", rank_by_stability=True)
     assert by_stability.iloc[0]["configuration"] == steady.key
     assert by_stability.iloc[0]["ari_stable"] == pytest.approx(0.796 - np.std([0.80, 0.79, 0.81, 0.80, 0.78], ddof=1))
@@ -277,6 +311,11 @@ def test_leaders_are_distinct_results():
     scores = {key: 0.1 for key in keys}
     scores[keys[0]] = scores[keys[1]] = 0.9
     scores[keys[2]] = 0.8
-    assert advance(state, scores, now=1.0).kind == ROUND_STABILITY
+    assert advance(state, scores, now=1.0).kind == ROUND_OUTLIERS
+    # Outlier reduction changes nothing here: each variant scores as its configuration.
+    for key in state.rounds[-1].trial_keys:
+        params = TrialParams.from_dict(state.trials[key])
+        scores[key] = scores[dataclasses.replace(params, outlier_reduction="none").key]
+    assert advance(state, scores, now=2.0).kind == ROUND_STABILITY
     replicated = {TrialParams.from_dict(state.trials[k]).configuration.key for k in state.rounds[-1].trial_keys}
     assert replicated == {min(keys[0], keys[1]), keys[2]}

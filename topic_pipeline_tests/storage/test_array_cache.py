@@ -83,7 +83,7 @@ def _all_keys() -> dict[str, str]:
         "small knn": knn_cache_key("emb", 1000, 15, 100, 42),
         "large knn": knn_cache_key("emb", 5000, 15, 15, 42),
         "reduction": reduction_cache_key("emb", ReductionSpec(15, 5, 0.0, 42)),
-        "trial results": inputs_fingerprint("corpus", "labels", 42, "english"),
+        "trial results": inputs_fingerprint("corpus", "labels", 42, "english", holdout_fraction=0.3, holdout_seed=42),
     }
 
 

@@ -19,6 +19,7 @@ from topic_pipeline.integrations.export import (
     save_export,
     trial_labels,
 )
+from topic_pipeline.scoring.confidence import trust_summary
 from topic_pipeline.scoring.leaderboard import best_sound_trial, has_no_topic, sample_warnings, trial_problem
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
@@ -29,7 +30,7 @@ from topic_pipeline.storage.files import read_json
 class TopicModelConfig(dg.Config):
     """Launch configuration: which trial to export and how."""
 
-    trial_key: str = ""  # empty: the leaderboard's first
+    trial_key: str = ""  # empty: the leaderboard's first, the recommended configuration's best trial
     serialization: str = "safetensors"  # or "pytorch", "pickle"
     target_dir: str = ""  # empty: <data dir>/models/<trial key>
 
@@ -41,6 +42,11 @@ def _topic_table(model) -> str:
         words = ", ".join(word for word, _ in (model.get_topic(row["Topic"]) or [])[:8])
         lines.append(f"| {row['Topic']} | {row['Count']} | {words} |")
     return "\n".join(lines)
+
+
+def _expected(trust: dict | None) -> float:
+    value = (trust or {}).get("heldout_score")
+    return float("nan") if value is None else float(value)
 
 
 def export_warnings(
@@ -104,6 +110,8 @@ def topic_model(
         trial_key, result.metrics, leaderboard, settings.rank_by, labels_sample, named=bool(config.trial_key),
         where=f"ground truth file '{settings.ground_truth_file()}'",
     )
+    split = settings.holdout_split(labels_sample)
+    warnings += [split.warning] if split.warning else []
     for warning in warnings:
         context.log.warning(warning)
 
@@ -113,7 +121,7 @@ def topic_model(
         params.embedding_set, corpus.content_hash, len(corpus), settings.stopwords_language
     )
     source = EmbeddingSource(str(cache.path(cache_key)), cache_key, len(corpus))
-    labels = trial_labels(params, source, corpus.texts, settings.umap_seed, paths.reductions)
+    labels = trial_labels(params, source, corpus.texts, settings.umap_seed, paths.reductions, settings.stopwords_language)
     model = build_topic_model(corpus.texts, embeddings, labels, params, settings.stopwords_language)
 
     record = {
@@ -126,7 +134,11 @@ def topic_model(
                     "cluster_selection_method": "eom"},
         "vectorizer": {"ngram_range": [1, params.n_gram_max], "remove_stopwords": params.remove_stopwords,
                        "stopwords_language": settings.stopwords_language},
+        # BERTopic.reduce_outliers(docs, topics, strategy=..., threshold=...) after the fit; "none": not called.
+        "outlier_reduction": {"strategy": params.outlier_reduction, "threshold": params.outlier_threshold},
         "metrics": result.metrics,
+        # What to expect from the recommended configuration, on labels no choice read (docs/metrics.md).
+        "trust": trust_summary(leaderboard, settings.rank_by, split),
         "corpus_hash": corpus.content_hash,
         "ground_truth_hash": labels_sample.content_hash,
         "trial_mlflow_run_id": result.tags.get("mlflow_run_id"),
@@ -147,6 +159,8 @@ def topic_model(
         "topics": dg.MetadataValue.md(_topic_table(model)),
         "embedding_model": pointer,
         "ari": float(result.metrics["ari"]),
+        # The recommended configuration's held-out score: what to expect (NaN without a held-out part).
+        f"expected_{settings.rank_by}": _expected(record["trust"]),
         "mlflow_run_id": run_id,
         "warnings": dg.MetadataValue.text("\n".join(warnings) if warnings else "none"),
     }

@@ -2,7 +2,9 @@
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -12,12 +14,14 @@ from topic_pipeline.defs.assets.embeddings import embeddings
 from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.engine.fast import EmbeddingSource, SweepStats
+from topic_pipeline.engine.progress import SweepProgress
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.processes import exit_with_parent, process_identity
 from topic_pipeline.storage.results import STATUS_OK, ResultStore, TrialResult
 from topic_pipeline.storage.files import read_json
+from topic_pipeline.storage.paths import sweep_id
 from topic_pipeline.engine.sweep import LabelledSample, ScoredTrial, run_trials
 
 # The trials step's own process (``host:pid:start``): it may outlive the process that executed its run,
@@ -27,6 +31,12 @@ STEP_PROCESS_TAG = "topic_pipeline/step_process"
 # A backfill runs as few runs of up to this many partitions each: every run starts its worker pool
 # (imports, numba compilation) once, and trials sharing a UMAP reduction stay in one run.
 TRIALS_PER_RUN = 1000
+
+# A run tag naming the file where the step keeps its progress current (set by the command line, which
+# draws a progress bar from it), and how often the step logs and saves its progress.
+PROGRESS_FILE_TAG = "topic_pipeline/progress_file"
+PROGRESS_LOG_SECONDS = 15.0
+PROGRESS_FILE_SECONDS = 0.5
 
 
 def trial_metadata(result: TrialResult) -> dict[str, object]:
@@ -74,10 +84,12 @@ def grid_trials(
     corpus = Corpus.from_frame(documents)
     labels = GroundTruth.from_mapping(ground_truth)
     positions, classes = labels.aligned(corpus.ids)
+    heldout = settings.holdout_split(labels).mask(corpus.ids[positions])
     fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels.content_hash)
     trials = [(key, paths.trial_params(key)) for key in context.partition_keys]
     # The search round that proposed each trial, so the UI and MLflow show why a trial exists.
-    rounds = read_json(paths.current_grid).get("rounds", {}) if paths.current_grid.exists() else {}
+    manifest = read_json(paths.current_grid) if paths.current_grid.exists() else {}
+    rounds = manifest.get("rounds", {})
 
     cache = EmbeddingCache(paths.embeddings)
     sources: dict[str, EmbeddingSource] = {}
@@ -94,6 +106,16 @@ def grid_trials(
     # A key recorded before (a stored result, or a run a stop left unfinished) gets its older MLflow runs
     # superseded; a first recording skips that search.
     unfinished = tracker.trial_keys_with_unfinished_runs()
+    # Each trial's run is nested under its sweep's run (or its search round's), found or created on first use.
+    parents: dict[int | None, str] = {}
+
+    def parent_run(key: str) -> str | None:
+        if "grid" not in manifest:
+            return None
+        search_round = rounds.get(key)
+        if search_round not in parents:
+            parents[search_round] = tracker.sweep_run(sweep_id(manifest["grid"], fingerprint), search_round)
+        return parents[search_round]
 
     def record(scored: ScoredTrial) -> dg.AssetMaterialization:
         result = scored.result
@@ -103,6 +125,7 @@ def grid_trials(
             {"dagster_run_id": context.run.run_id, "dagster_partition_key": result.key, "inputs_fingerprint": fingerprint,
              **origin},
             supersede_older=result.key in unfinished or store.path(result.key).exists(),
+            parent_run_id=parent_run(result.key),
         )
         result.tags = {"mlflow_run_id": run_id, "dagster_run_id": context.run.run_id}
         store.save(result, scored.labels)
@@ -121,7 +144,7 @@ def grid_trials(
             trials,
             sources,
             corpus.texts,
-            LabelledSample(positions, classes),
+            LabelledSample(positions, classes, heldout),
             fingerprint,
             settings.umap_seed,
             settings.stopwords_language,
@@ -135,18 +158,30 @@ def grid_trials(
 
     failed: list[str] = []
     stats = None
-    best: TrialResult | None = None
-    report_every = max(1, len(trials) // 10)
-    for done, finished in enumerate(as_they_finish(sweep), start=1):
+    trial_rounds = {rounds.get(key) for key, _ in trials}
+    progress = SweepProgress(len(trials), settings.rank_by, round=trial_rounds.pop() if len(trial_rounds) == 1 else None)
+    # The command line asks for a progress file (its progress bar) with a run tag; the UI reads the log.
+    progress_file = context.run.tags.get(PROGRESS_FILE_TAG)
+    last_logged = last_saved = 0.0
+    for finished in as_they_finish(sweep):
         if isinstance(finished, SweepStats):
             stats = finished
             continue
         yield record(finished)
         result = finished.result
-        if result.status == STATUS_OK and (best is None or result.metrics["ari"] > best.metrics["ari"]):
-            best = result
-        if done % report_every == 0 and best is not None:
-            context.log.info("[%d/%d] best so far: %s, ARI %.3f", done, len(trials), best.key, best.metrics["ari"])
+        progress.add(result.key, result.metrics.get(settings.rank_by) if result.status == STATUS_OK else None)
+        now = time.monotonic()
+        # At a steady rate, not per trial: a thousand trials would bury the run's log.
+        if now - last_logged >= PROGRESS_LOG_SECONDS or progress.finished:
+            context.log.info(progress.describe())
+            last_logged = now
+        if progress_file and (now - last_saved >= PROGRESS_FILE_SECONDS or progress.finished):
+            try:
+                progress.save(Path(progress_file))
+            except OSError as error:  # a display aid: never a reason to stop the trials
+                context.log.warning("progress file %s not written (%s); the command line shows no progress", progress_file, error)
+                progress_file = None
+            last_saved = now
     context.log.info(
         "%d trials in %.1fs (%d failed): %d UMAP reductions computed, %d reused from cache, %d HDBSCAN trees, "
         "%d worker(s)",
@@ -163,6 +198,9 @@ def grid_trials(
             "umap_reductions_computed": stats.reductions_computed,
             "umap_reductions_reused": stats.reductions_reused,
             "hdbscan_trees_built": stats.trees_built,
+            # What outlier reduction cost in the workers (included in run_seconds' work).
+            "outlier_variants": stats.outlier_variants,
+            "outlier_seconds": round(stats.outlier_seconds, 2),
         },
     )
 

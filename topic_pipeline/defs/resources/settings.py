@@ -10,6 +10,8 @@ from topic_pipeline.inputs.embeddings import EmbeddingSettings
 from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.results import inputs_fingerprint
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.scoring.holdout import DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_SEED, HoldoutSplit, split_labels
 from topic_pipeline.inputs.demo_data import ensure_demo_data
 from topic_pipeline.engine.reference import DEFAULT_SEED
 
@@ -35,6 +37,10 @@ class PipelineSettings(dg.ConfigurableResource):
     embedding_local_files_only: bool = False
     # A grid file with more combinations is refused before it is expanded or registered.
     max_grid_trials: int = DEFAULT_MAX_GRID_TRIALS
+    # Share of each class's labelled documents held out from every ranking decision (0: none), and the
+    # seed that picks them.
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION
+    holdout_seed: int = DEFAULT_HOLDOUT_SEED
 
     @property
     def paths(self) -> DataPaths:
@@ -52,7 +58,14 @@ class PipelineSettings(dg.ConfigurableResource):
     def inputs_fingerprint(self, corpus_hash: str, labels_hash: str) -> str:
         """What every trial result depends on besides its parameters: the one place the planner and the
         assets derive it, so they always agree on which results are current."""
-        return inputs_fingerprint(corpus_hash, labels_hash, self.umap_seed, self.stopwords_language)
+        return inputs_fingerprint(
+            corpus_hash, labels_hash, self.umap_seed, self.stopwords_language,
+            holdout_fraction=self.holdout_fraction, holdout_seed=self.holdout_seed,
+        )
+
+    def holdout_split(self, labels: GroundTruth) -> HoldoutSplit:
+        """The labelled sample's selection and held-out parts: the one place every asset takes them from."""
+        return split_labels(labels, self.holdout_fraction, self.holdout_seed)
 
     def embedding_settings(self) -> EmbeddingSettings:
         return EmbeddingSettings(

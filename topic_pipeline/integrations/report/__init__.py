@@ -1,0 +1,306 @@
+"""The sweep report: one self-contained HTML page and a PNG image of each of its plots.
+
+``write_report`` takes plain data the leaderboard step already holds (the leaderboard frame, the
+trials' finishing times, the chosen trial's topics and a ``TopicMap`` of its documents) and replaces
+one folder with the report, whole: a reader never sees the page of one leaderboard beside the images
+of another. ``build_topic_map`` (and ``cached_trial_reduction``, ``classes_of``) make the map's data.
+
+Plots, each drawn twice from the same numbers (``panels``): with plotly for the page (hover names
+the trial; zoom), with matplotlib for the images (``static``). Neither library is imported until a
+report is written. May import what ``integrations`` may; never Dagster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from topic_pipeline.integrations.report import page, panels, style
+from topic_pipeline.integrations.report.page import Section
+from topic_pipeline.integrations.report.topic_map import (
+    MAX_DOCUMENTS,
+    TopicMap,
+    build_topic_map,
+    cached_trial_reduction,
+    classes_of,
+)
+from topic_pipeline.scoring.topic_words import TopicSummary
+from topic_pipeline.storage.files import TEMPORARY_SUFFIX, replace_folder, write_atomically
+from topic_pipeline.storage.results import STATUS_FAILED, STATUS_MISSING, STATUS_OK
+
+__all__ = [
+    "MAX_DOCUMENTS",
+    "REPORT_FILE",
+    "ReportFiles",
+    "TopicMap",
+    "build_topic_map",
+    "cached_trial_reduction",
+    "classes_of",
+    "write_report",
+]
+
+REPORT_FILE = "report.html"
+# The ownership marker's kind: the report folder is replaced only if it holds an earlier report.
+REPORT_KIND = "report"
+# Topics listed in the table under the map (the largest).
+TOPICS_LISTED = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportFiles:
+    directory: Path
+    html: Path
+    images: dict[str, Path]  # plot name (``style.PLOTS``) -> its PNG, for each plot drawn
+    problems: list[str]  # plots that could not be drawn, with the error: worth a warning in the log
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.html, *self.images.values()]
+
+
+def write_report(
+    directory: Path,
+    leaderboard: pd.DataFrame,
+    rank_by: str,
+    *,
+    finished_at: Mapping[str, float] | None = None,
+    durations_s: Mapping[str, float] | None = None,
+    round_kinds: Mapping[int, str] | None = None,
+    topics: Sequence[TopicSummary] | None = None,
+    topic_map: TopicMap | None = None,
+    warnings: Sequence[str] = (),
+    title: str = "topic_pipeline sweep report",
+) -> ReportFiles:
+    """Replace ``directory`` with the report of ``leaderboard`` (as ``build_leaderboard`` makes it).
+
+    ``finished_at`` and ``durations_s`` (per trial key, seconds; ``TrialResult.finished_at`` and
+    ``duration_s``) give the convergence plot its order and time axis; ``round_kinds`` names the search
+    rounds (``SearchRound.kind`` by number). ``topics`` and ``topic_map`` are the chosen trial's.
+    ``warnings`` (the leaderboard's) head the page. Whatever is missing becomes a note on the page.
+
+    ``directory`` must be absent, empty or an earlier report (else ``FolderNotOursError``); it is
+    written whole beside itself and renamed into place, so nothing is left outside it afterwards.
+    """
+    directory = Path(directory)
+    problems: list[str] = []
+    images: dict[str, bytes] = {}
+    sections = [
+        _convergence_section(leaderboard, rank_by, finished_at, durations_s, round_kinds, images, problems),
+        _parameters_section(leaderboard, rank_by, images, problems),
+        _heatmap_section(leaderboard, rank_by, images, problems),
+        _top_section(leaderboard, rank_by, images, problems),
+        _topic_map_section(topic_map, topics, images, problems),
+    ]
+    document = page.render(title, _summary(leaderboard, rank_by), warnings, sections).encode("utf-8")
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=TEMPORARY_SUFFIX, dir=directory.parent))
+    try:
+        for name, data in images.items():
+            write_atomically(staging / name, lambda stream, data=data: stream.write(data))
+        write_atomically(staging / REPORT_FILE, lambda stream: stream.write(document))
+        replace_folder(staging, directory, REPORT_KIND)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ReportFiles(
+        directory=directory,
+        html=directory / REPORT_FILE,
+        images={name.removesuffix(".png"): directory / name for name in images},
+        problems=problems,
+    )
+
+
+# --- the sections, one per plot -----------------------------------------------------------------------
+
+
+def _draw(
+    section: Section,
+    interactive: Callable[[], Any],
+    static: Callable[[], Any],
+    images: dict[str, bytes],
+    problems: list[str],
+) -> None:
+    """Draw one plot both ways. A plot that fails is reported, not raised: the rest of the report, and
+    the leaderboard step that writes it, are worth more than one picture."""
+    from topic_pipeline.integrations.report import static as static_images
+
+    try:
+        section.figure_html = page.figure_div(interactive(), section.anchor)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        problems.append(f"{section.title} (HTML): {type(exc).__name__}: {exc}")
+        section.notes.append(f"This plot could not be drawn ({type(exc).__name__}: {exc}).")
+    try:
+        name = f"{section.anchor}.png"
+        images[name] = static_images.png_bytes(static())
+        section.image = name
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"{section.title} (PNG): {type(exc).__name__}: {exc}")
+
+
+def _interactive():
+    from topic_pipeline.integrations.report import interactive
+
+    return interactive
+
+
+def _static():
+    from topic_pipeline.integrations.report import static
+
+    return static
+
+
+def _no_scored_trial(frame: pd.DataFrame) -> str | None:
+    if frame.empty:
+        return "The leaderboard has no trial yet."
+    if not (frame["status"] == STATUS_OK).any():
+        return "No trial has been scored yet (every trial failed or has not run)."
+    return None
+
+
+def _convergence_section(frame, rank_by, finished_at, durations_s, round_kinds, images, problems) -> Section:
+    anchor, title = style.CONVERGENCE
+    section = Section(anchor, title)
+    data = panels.convergence(frame, rank_by, finished_at, durations_s, round_kinds)
+    if data is None:
+        section.notes.append("No trial has finished yet: nothing to plot.")
+        return section
+    order = (
+        "Trials in the order they finished; the right panel puts them on wall-clock time, idle time between runs included."
+        if data.timed
+        else "The trials' finishing times were not given: trials are taken round by round, in key order within a "
+        "round, so only the order of the rounds is real, and there is no time axis."
+    )
+    failed = int((data.trials["status"] == STATUS_FAILED).sum())
+    section.caption = (
+        f"Every finished trial's {rank_by} (dots, one colour per search round) and the best {rank_by} so far (line). "
+        f"{order} Dashed lines mark where a search round starts."
+        + (f" {failed} failed trial(s) are marked with a red x at the bottom." if failed else "")
+    )
+    if not (data.trials["status"] == STATUS_OK).any():
+        section.notes.append("Every finished trial failed: there is no score to plot.")
+    _draw(section, lambda: _interactive().convergence(data, rank_by), lambda: _static().convergence(data, rank_by), images, problems)
+    return section
+
+
+def _parameters_section(frame, rank_by, images, problems) -> Section:
+    anchor, title = style.PARAMETERS
+    section = Section(anchor, title)
+    missing = _no_scored_trial(frame)
+    if missing:
+        section.notes.append(missing)
+        return section
+    effects = panels.parameter_effects(frame, rank_by)
+    if not effects:
+        section.notes.append("Every scored trial used the same value of each parameter: no effect to show.")
+        return section
+    varied = {effect.parameter for effect in effects}
+    fixed = [key for key in panels.GRID_KEYS if key not in varied]
+    section.caption = (
+        f"Each trial's {rank_by} by the value of one parameter, all the others varying as the sweep varied them: "
+        "a marginal view, so a value that looks weak here may still be best in the right combination. Trials at the "
+        "configured UMAP seed only (the stability round's extra seeds would count its best configurations several "
+        "times)." + (f" Not shown, one value only: {', '.join(fixed)}." if fixed else "")
+    )
+    _draw(section, lambda: _interactive().parameters(effects, rank_by), lambda: _static().parameters(effects, rank_by), images, problems)
+    return section
+
+
+def _heatmap_section(frame, rank_by, images, problems) -> Section:
+    anchor, title = style.HEATMAP
+    section = Section(anchor, title)
+    missing = _no_scored_trial(frame)
+    data = None if missing else panels.cluster_heatmap(frame, rank_by)
+    if data is None:
+        section.notes.append(missing or "No trial has been scored yet.")
+        return section
+    section.caption = (
+        f"Trials on the UMAP reduction of the best trial ({panels.describe_reduction(data.reduction)}), configured "
+        f"seed: each cell the best {rank_by} over the settings that are neither UMAP's nor these two (such as "
+        "cluster_selection_epsilon or nr_topics); outlined in red, the best cell; empty cells were not run."
+    )
+    if data.scores.shape == (1, 1):
+        section.notes.append(
+            "Only one min_cluster_size and one min_samples were run on this reduction: nothing to compare."
+        )
+        return section
+    _draw(section, lambda: _interactive().heatmap(data, rank_by), lambda: _static().heatmap(data, rank_by), images, problems)
+    return section
+
+
+def _top_section(frame, rank_by, images, problems) -> Section:
+    anchor, title = style.TOP
+    section = Section(anchor, title)
+    missing = _no_scored_trial(frame)
+    if missing:
+        section.notes.append(missing)
+        return section
+    table = panels.top_configurations(frame, rank_by)
+    heldout = "heldout_mean" in table.columns
+    section.caption = (
+        f"The {len(table)} best configurations in leaderboard order. Dot: the mean {rank_by} over the UMAP seeds it "
+        "ran with, the bar one standard deviation either way, where it ran with several seeds (the search's "
+        "stability round); otherwise its one score."
+        + (
+            f" Diamond: the same on the held-out labels, which no ranking decision reads: a leader far above its "
+            f"held-out {rank_by} was chosen partly for fitting the selection labels' noise."
+            if heldout
+            else " This leaderboard has no held-out scores."
+        )
+    )
+    _draw(section, lambda: _interactive().top_configurations(table, rank_by), lambda: _static().top_configurations(table, rank_by), images, problems)
+    shown = table.rename(columns={"mean": f"{rank_by} mean", "std": f"{rank_by} std",
+                                  "heldout_mean": f"held-out {rank_by} mean", "heldout_std": f"held-out {rank_by} std"})
+    section.table_html = page.table_html(shown)
+    return section
+
+
+def _topic_map_section(topic_map, topics, images, problems) -> Section:
+    anchor, title = style.TOPIC_MAP
+    section = Section(anchor, title)
+    if topic_map is None:
+        section.notes.append("No topic map: no trial was chosen, or its labels are not stored.")
+    elif len(topic_map.topics) == 0:
+        section.notes.append(f"No topic map: trial '{topic_map.trial}' has no document to draw.")
+    else:
+        section.caption = (
+            f"Left: the documents of trial {topic_map.trial} coloured by topic, the largest topics labelled with "
+            "their top words; right: the same points, the labelled sample's documents coloured by their class, for "
+            "comparison (the two panels' colours are chosen independently: a topic and a class of the same colour "
+            f"are not matched). Coordinates: {topic_map.method}."
+        )
+        if topics is None:
+            section.notes.append("The topics' words were not given: topics are labelled by number only.")
+        _draw(section, lambda: _interactive().topic_map(topic_map, topics), lambda: _static().topic_map(topic_map, topics), images, problems)
+    if topics:
+        listed = sorted((t for t in topics if t.topic != -1), key=lambda t: -t.size)[:TOPICS_LISTED]
+        outliers = next((t.size for t in topics if t.topic == -1), 0)
+        table = pd.DataFrame(
+            [{"topic": t.topic, "documents": t.size, "top words": ", ".join(t.top_words)} for t in listed],
+            columns=["topic", "documents", "top words"],
+        )
+        section.table_html = page.table_html(table) + (f"<p>{outliers} documents are outliers (topic -1).</p>" if outliers else "")
+    return section
+
+
+def _summary(frame: pd.DataFrame, rank_by: str) -> list[str]:
+    counts = frame["status"].value_counts().to_dict() if not frame.empty else {}
+    lines = [
+        f"Ranked by {rank_by}: {counts.get(STATUS_OK, 0)} trial(s) scored, {counts.get(STATUS_FAILED, 0)} failed, "
+        f"{counts.get(STATUS_MISSING, 0)} not run, of {len(frame)} in the current sweep."
+    ]
+    scored = frame[frame["status"] == STATUS_OK] if not frame.empty else frame
+    if not scored.empty:
+        best = scored.iloc[0]
+        lines.append(f"Best trial: {best['trial']} ({rank_by} {float(best[rank_by]):.3f}).")
+    if "round" in frame.columns and frame["round"].notna().any():
+        lines.append(f"Search rounds: {int(frame['round'].dropna().nunique())}.")
+    lines.append(f"Written {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.")
+    return lines

@@ -1,0 +1,170 @@
+"""The report's plots as PNG images, drawn with matplotlib.
+
+Figures are built with ``matplotlib.figure.Figure`` and saved through the Agg canvas directly, never
+through ``pyplot``: pyplot keeps global state (the current figure, the backend chosen for a display)
+that a step running inside Dagster or a test must not touch or depend on.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from topic_pipeline.integrations.report import panels, style
+from topic_pipeline.integrations.report.topic_map import TopicMap
+from topic_pipeline.scoring.topic_words import TopicSummary
+
+DPI = 110
+
+
+def png_bytes(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _mark_rounds(axis, starts: list[tuple[int, str]], x_of_number) -> None:
+    """A dashed line and the round's name where each search round starts (nothing for a plain grid)."""
+    if len(starts) < 2 and (not starts or starts[0][1] == "sweep"):
+        return
+    for number, label in starts:
+        x = x_of_number(number)
+        axis.axvline(x, color="#999999", linestyle="--", linewidth=0.8)
+        axis.annotate(label, (x, 0.02), xycoords=("data", "axes fraction"), rotation=90, va="bottom", ha="right",
+                      fontsize=7, color="#555555")
+
+
+def convergence(data: panels.Convergence, rank_by: str) -> Figure:
+    trials = data.trials
+    axes_count = 2 if data.timed else 1
+    figure = Figure(figsize=(6.5 * axes_count, 4.2))
+    figure.suptitle(style.CONVERGENCE[1])
+    x_columns = [("number", "trials finished", 1.0)]
+    if data.timed:
+        divisor, unit = panels.time_unit(float(trials["elapsed_s"].max()))
+        x_columns.append(("elapsed_s", f"wall-clock time since the first trial started ({unit})", divisor))
+    for position, (column, label, scale) in enumerate(x_columns, start=1):
+        axis = figure.add_subplot(1, axes_count, position)
+        x = trials[column].to_numpy(dtype=float) / scale
+        scored = trials["status"] == "ok"
+        for round_label, group in trials[scored].groupby("round_label", sort=False):
+            axis.scatter(group[column] / scale, group["score"], s=8, alpha=0.45, label=str(round_label))
+        failed = trials[~scored]
+        if len(failed):
+            floor = float(np.nanmin(trials["score"])) if scored.any() else 0.0
+            axis.scatter(failed[column] / scale, [floor] * len(failed), marker="x", s=14, color=style.FAILED_COLOUR,
+                         label=f"failed ({len(failed)})")
+        axis.step(x, trials["best"], where="post", color="black", linewidth=1.6, label="best so far")
+        numbers = trials["number"].to_numpy()
+        _mark_rounds(axis, data.round_starts, lambda n: x[np.searchsorted(numbers, n)])
+        axis.set_xlabel(label)
+        axis.set_ylabel(rank_by)
+        axis.grid(alpha=0.3)
+        if position == 1:
+            axis.legend(fontsize=7, loc="lower right")
+    return figure
+
+
+def parameters(effects: Sequence[panels.ParameterEffect], rank_by: str) -> Figure:
+    columns = min(3, len(effects))
+    rows = -(-len(effects) // columns)
+    figure = Figure(figsize=(4.4 * columns, 3.4 * rows))
+    figure.suptitle(f"{style.PARAMETERS[1]} ({rank_by})")
+    rng = np.random.default_rng(0)  # jitter only: fixed so the image is reproducible
+    for index, effect in enumerate(effects, start=1):
+        axis = figure.add_subplot(rows, columns, index)
+        positions = np.arange(1, len(effect.labels) + 1)
+        filled = [scores if scores else [np.nan] for scores in effect.scores]
+        axis.boxplot(filled, positions=positions, widths=0.6, showfliers=False)
+        for position, scores in zip(positions, effect.scores):
+            axis.scatter(position + rng.uniform(-0.18, 0.18, len(scores)), scores, s=6, alpha=0.35, color=style.SCORE_COLOUR)
+        axis.set_xticks(positions, effect.labels, rotation=45 if len(effect.labels) > 6 else 0, fontsize=8)
+        axis.set_title(effect.parameter, fontsize=9)
+        axis.set_ylabel(rank_by, fontsize=8)
+        axis.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    return figure
+
+
+def heatmap(data: panels.Heatmap, rank_by: str) -> Figure:
+    rows, columns = data.scores.shape
+    figure = Figure(figsize=(max(4.5, 0.7 * columns + 2.5), max(3.5, 0.4 * rows + 2)))
+    axis = figure.add_subplot(1, 1, 1)
+    image = axis.imshow(np.ma.masked_invalid(data.scores), cmap="viridis", aspect="auto", origin="lower")
+    figure.colorbar(image, ax=axis, label=f"best {rank_by}")
+    axis.set_xticks(range(columns), data.min_samples)
+    axis.set_yticks(range(rows), data.min_cluster_sizes)
+    axis.set_xlabel("hdbscan_min_samples")
+    axis.set_ylabel("hdbscan_min_cluster_size")
+    if rows * columns <= 400:  # beyond that the numbers no longer fit their cells
+        middle = float(np.nanmin(data.scores) + np.nanmax(data.scores)) / 2
+        for (i, j), value in np.ndenumerate(data.scores):
+            if np.isfinite(value):  # dark text on viridis' light (high) end, light text on its dark end
+                axis.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=8,
+                          color="black" if value > middle else "white")
+    axis.add_patch(_cell_outline(*data.best_cell))
+    axis.set_title(f"{style.HEATMAP[1]}\n{panels.describe_reduction(data.reduction)}", fontsize=9)
+    return figure
+
+
+def _cell_outline(i: int, j: int):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2)
+
+
+def top_configurations(table: pd.DataFrame, rank_by: str) -> Figure:
+    labels, prefix = panels.short_keys(table["configuration"].tolist())
+    labels = [f"#{rank} {label}" for rank, label in zip(table["rank"], labels)]
+    figure = Figure(figsize=(9, 0.45 * len(table) + 1.6))
+    axis = figure.add_subplot(1, 1, 1)
+    y = np.arange(len(table))[::-1].astype(float)  # the best at the top
+    heldout = "heldout_mean" in table.columns
+    offset = 0.15 if heldout else 0.0
+    axis.errorbar(table["mean"], y + offset, xerr=table["std"].fillna(0), fmt="o", color=style.SCORE_COLOUR,
+                  capsize=3, label=f"{rank_by} (mean ± std over UMAP seeds)")
+    if heldout:
+        axis.errorbar(table["heldout_mean"], y - offset, xerr=table["heldout_std"].fillna(0), fmt="D",
+                      color=style.HELDOUT_COLOUR, capsize=3, label=f"held-out {rank_by}")
+    axis.set_yticks(y, labels, fontsize=7)
+    axis.set_xlabel(rank_by)
+    axis.grid(alpha=0.3, axis="x")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.08), ncol=2, frameon=False)
+    axis.set_title(style.TOP[1] + (f" ({prefix})" if prefix else ""))
+    return figure
+
+
+def topic_map(data: TopicMap, summaries: Sequence[TopicSummary] | None) -> Figure:
+    figure = Figure(figsize=(14, 6.5))
+    figure.suptitle(f"{style.TOPIC_MAP[1]}: {data.trial}", fontsize=10)
+    size = 4 if len(data.topics) > 5000 else 10
+    left = figure.add_subplot(1, 2, 1)
+    for topic, colour in panels.topic_order(data):
+        points = data.coordinates[data.topics == topic]
+        left.scatter(points[:, 0], points[:, 1], s=size, color=colour, alpha=0.6, linewidths=0)
+    for label in panels.topic_labels(data, summaries):
+        left.annotate(label.text, (label.x, label.y), fontsize=7, ha="center",
+                      bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.75, "linewidth": 0})
+    left.set_title("coloured by topic (grey: outliers)", fontsize=9)
+    right = figure.add_subplot(1, 2, 2, sharex=left, sharey=left)
+    labelled = np.fromiter((c is not None for c in data.classes), dtype=bool, count=len(data.classes))
+    right.scatter(data.coordinates[~labelled, 0], data.coordinates[~labelled, 1], s=size, color=style.BACKGROUND,
+                  alpha=0.4, linewidths=0)
+    classes = panels.class_order(data)
+    for index, name in enumerate(classes):
+        mask = np.fromiter((c == name for c in data.classes), dtype=bool, count=len(data.classes))
+        right.scatter(data.coordinates[mask, 0], data.coordinates[mask, 1], s=size * 2, color=style.colour(index),
+                      label=name, linewidths=0)
+    if 0 < len(classes) <= 25:
+        right.legend(fontsize=6, markerscale=2, loc="best", title="class", title_fontsize=7)
+    right.set_title("the labelled sample's classes (grey: unlabelled)", fontsize=9)
+    for axis in (left, right):
+        axis.set_xticks([])
+        axis.set_yticks([])
+    return figure

@@ -1,0 +1,368 @@
+"""The sweep report: files written whole into their folder, a self-contained page, valid images, and
+a page (with notes) for every degenerate leaderboard. Fast: synthetic leaderboards, no models."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from topic_pipeline.engine.reduction import ReductionSpec, reduction_cache_key
+from topic_pipeline.inputs.grid import ParamGrid, TrialParams
+from topic_pipeline.integrations import report as report_package
+from topic_pipeline.integrations.report import (
+    REPORT_FILE,
+    TopicMap,
+    build_topic_map,
+    cached_trial_reduction,
+    classes_of,
+    panels,
+    style,
+    write_report,
+)
+from topic_pipeline.integrations.report.topic_map import coordinates_2d, sample_documents
+from topic_pipeline.scoring.leaderboard import build_leaderboard
+from topic_pipeline.scoring.metrics import METRIC_NAMES
+from topic_pipeline.scoring.topic_words import TopicSummary
+from topic_pipeline.storage.array_cache import ArrayCache
+from topic_pipeline.storage.files import OWNERSHIP_MARKER, FolderNotOursError
+from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, TrialResult
+
+FP = "f" * 16
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+ROUND_KINDS = {0: "broad", 1: "refine", 2: "stability"}
+
+
+def _metrics(score: float) -> dict[str, float]:
+    values = {name: score for name in METRIC_NAMES}
+    values.update(outlier_fraction=0.1, topic_count=4.0, labelled_documents=20.0)
+    return values
+
+
+def _score(params: TrialParams) -> float:
+    """A made-up score with a clear optimum, so every plot has something to show."""
+    ms = params.hdbscan_min_samples or 0
+    return round(0.9 - abs(params.hdbscan_min_cluster_size - 5) * 0.03 - ms * 0.02 - params.umap_n_neighbors * 0.002
+                 + params.seed_replicate * 0.01, 6)
+
+
+@dataclasses.dataclass
+class Sweep:
+    frame: pd.DataFrame
+    finished_at: dict[str, float]
+    durations_s: dict[str, float]
+
+
+def make_sweep(grid: dict | None = None, failed: int = 1, replicate_top: int = 2) -> Sweep:
+    """A search-like sweep: a broad round, a refine round, and extra seeds for the best configurations."""
+    grid = grid or {
+        "umap_n_neighbors": [5, 15],
+        "hdbscan_min_cluster_size": [3, 5, 10],
+        "hdbscan_min_samples": [None, 2],
+        "hdbscan_cluster_selection_epsilon": [0.0, 0.1],
+    }
+    params = ParamGrid.from_mapping(grid).trials()
+    best = sorted(params, key=_score, reverse=True)[:replicate_top]
+    params += [dataclasses.replace(p, seed_replicate=r) for p in best for r in (1, 2)]
+    trials = {p.key: p.to_dict() for p in params}
+    results, rounds, finished_at, durations = {}, {}, {}, {}
+    half = max(1, len(params) // 2)
+    for index, p in enumerate(params):
+        rounds[p.key] = 2 if p.seed_replicate else (0 if index < half else 1)
+        finished_at[p.key] = 1_000.0 + 7.0 * index
+        durations[p.key] = 5.0
+        if index < failed:
+            results[p.key] = TrialResult(p.key, p.to_dict(), FP, STATUS_FAILED, error="ValueError: boom", finished_at=finished_at[p.key])
+        else:
+            results[p.key] = TrialResult(p.key, p.to_dict(), FP, STATUS_OK, metrics=_metrics(_score(p)), finished_at=finished_at[p.key])
+    frame = build_leaderboard(trials, results, rank_by="ari", rounds=rounds)
+    return Sweep(frame, finished_at, durations)
+
+
+def make_topic_map(n: int = 400, dims: int = 5, trial: str = "the-trial") -> tuple[TopicMap, list[TopicSummary]]:
+    rng = np.random.default_rng(1)
+    topics = rng.integers(-1, 4, n)
+    centres = rng.normal(0, 5, (5, dims))
+    reduction = (centres[topics + 1] + rng.normal(0, 0.5, (n, dims))).astype(np.float32)
+    classes = [f"class-{t % 3}" if i % 4 == 0 else None for i, t in enumerate(topics)]
+    summaries = [TopicSummary(int(t), int((topics == t).sum()), [f"word{t}a", f"word{t}b", f"word{t}c"], []) for t in range(-1, 4)]
+    return build_topic_map(trial, topics, classes, reduction=reduction), summaries
+
+
+def full_report(directory: Path, sweep: Sweep | None = None, **overrides):
+    sweep = sweep or make_sweep()
+    topic_map, summaries = make_topic_map()
+    sweep.frame["heldout_ari"] = sweep.frame["ari"] - 0.05
+    arguments = dict(
+        finished_at=sweep.finished_at, durations_s=sweep.durations_s, round_kinds=ROUND_KINDS, topics=summaries,
+        topic_map=topic_map, warnings=["trial 'x' ranks first but <b>found no topic</b>"],
+    )
+    arguments.update(overrides)
+    return write_report(directory, sweep.frame, "ari", **arguments)
+
+
+def map_only(directory: Path, topic_map: TopicMap | None, topics: list[TopicSummary] | None = None, **overrides):
+    """A report of an empty leaderboard with a map: only the map is drawn (quick)."""
+    return write_report(directory, build_leaderboard({}, {}, rank_by="ari"), "ari", topic_map=topic_map, topics=topics, **overrides)
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    return full_report(tmp_path_factory.mktemp("full") / "report")
+
+
+# --- the files ------------------------------------------------------------------------------------------
+
+
+def test_full_report_writes_a_self_contained_page_and_a_png_per_plot(full) -> None:
+    files = full
+
+    assert files.problems == []
+    assert files.html == files.directory / REPORT_FILE and files.html.is_file()
+    assert set(files.images) == {name for name, _ in style.PLOTS}
+    for path in files.images.values():
+        data = path.read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 2_000
+    page = files.html.read_text(encoding="utf-8")
+    for name, title in style.PLOTS:
+        assert title in page, title
+        assert f'id="plot-{name}"' in page and f'href="{name}.png"' in page
+    # Self-contained: plotly.js inline once, no script or stylesheet fetched from anywhere.
+    assert not re.search(r"<script[^>]*\ssrc\s*=", page, re.IGNORECASE)
+    assert not re.search(r"<link[^>]*href\s*=\s*[\"']?https?:", page, re.IGNORECASE)
+    assert page.count("Plotly.newPlot(") == len(style.PLOTS)
+    # The held-out scores, the search rounds and the topics' words are shown.
+    assert "held-out ari" in page and "round 1 (refine)" in page and "word2a, word2b, word2c" in page
+    # The warnings head the page, escaped.
+    assert "&lt;b&gt;found no topic&lt;/b&gt;" in page and "<b>found no topic</b>" not in page
+
+
+def test_the_pngs_decode_as_images(full) -> None:
+    from matplotlib.image import imread
+
+    for path in full.images.values():
+        image = imread(path)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_nothing_is_written_outside_the_folder_and_a_rerun_replaces_it(tmp_path: Path) -> None:
+    parent = tmp_path / "leaderboard"
+    parent.mkdir()
+    (parent / "leaderboard.csv").write_text("kept")
+    full_report(parent / "report")
+    files = map_only(parent / "report", None)  # the second report has no plot at all
+
+    assert sorted(p.name for p in parent.iterdir()) == ["leaderboard.csv", "report"]
+    assert (parent / "leaderboard.csv").read_text() == "kept"
+    written = {p.name for p in (parent / "report").iterdir()}
+    assert written == {REPORT_FILE, OWNERSHIP_MARKER, *(p.name for p in files.images.values())}
+    assert files.images == {} and written == {REPORT_FILE, OWNERSHIP_MARKER}  # the first report's images went with it
+
+
+def test_a_folder_holding_something_else_is_refused_and_left_alone(tmp_path: Path) -> None:
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(FolderNotOursError):
+        map_only(target, None)
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]  # no staging folder left behind
+
+
+# --- degenerate inputs -------------------------------------------------------------------------------------
+
+
+def _page(files) -> str:
+    assert files.problems == []
+    return files.html.read_text(encoding="utf-8")
+
+
+def test_every_trial_failed(tmp_path: Path) -> None:
+    sweep = make_sweep(failed=10_000, replicate_top=0)
+    page = _page(write_report(tmp_path / "r", sweep.frame, "ari", finished_at=sweep.finished_at))
+    assert "Every finished trial failed" in page and "No trial has been scored yet" in page
+    for _, title in style.PLOTS:
+        assert title in page
+
+
+def test_no_trial_has_run(tmp_path: Path) -> None:
+    params = ParamGrid.from_mapping({"hdbscan_min_cluster_size": [3, 5]}).trials()
+    frame = build_leaderboard({p.key: p.to_dict() for p in params}, {}, rank_by="ari")
+    files = write_report(tmp_path / "r", frame, "ari")
+    page = _page(files)
+    assert files.images == {} and "Plotly.newPlot(" not in page
+    assert "No trial has finished yet" in page and "No topic map" in page
+
+
+def test_an_empty_leaderboard(tmp_path: Path) -> None:
+    frame = build_leaderboard({}, {}, rank_by="ari")
+    page = _page(write_report(tmp_path / "r", frame, "ari"))
+    assert "The leaderboard has no trial yet" in page
+
+
+def test_one_trial_one_value_each_no_times_no_rounds_no_failures(tmp_path: Path) -> None:
+    (params,) = ParamGrid.from_mapping({}).trials()
+    result = TrialResult(params.key, params.to_dict(), FP, STATUS_OK, metrics=_metrics(0.4))
+    frame = build_leaderboard({params.key: params.to_dict()}, {params.key: result}, rank_by="ari")
+    files = write_report(tmp_path / "r", frame, "ari")
+    page = _page(files)
+    assert "no effect to show" in page and "nothing to compare" in page and "finishing times were not given" in page
+    assert set(files.images) == {"convergence", "top_configurations"}
+
+
+def test_a_map_without_topic_words_and_without_labelled_documents(tmp_path: Path) -> None:
+    topic_map = build_topic_map("t", np.array([0, 0, 1, 1, -1]), [None] * 5, reduction=np.random.default_rng(0).normal(size=(5, 2)))
+    files = map_only(tmp_path / "r", topic_map)
+    assert set(files.images) == {"topic_map"} and "labelled by number only" in _page(files)
+
+
+def test_a_map_of_one_document_and_one_of_none(tmp_path: Path) -> None:
+    one = build_topic_map("t", np.array([-1]), ["a"], reduction=np.zeros((1, 5), dtype=np.float32))
+    assert set(map_only(tmp_path / "one", one, topics=[]).images) == {"topic_map"}
+    empty = build_topic_map("t", np.array([], dtype=int), [], reduction=np.zeros((0, 5), dtype=np.float32))
+    assert "has no document to draw" in _page(map_only(tmp_path / "none", empty))
+
+
+def test_user_text_is_escaped(tmp_path: Path) -> None:
+    topics = np.array([0, 1, 0, 1])
+    topic_map = build_topic_map("t", topics, ["<script>alert(1)</script>", None, "b", "b"], reduction=np.eye(4)[:, :3])
+    page = _page(map_only(tmp_path / "r", topic_map, warnings=["<script>alert(2)</script>"]))
+    assert "<script>alert(1)</script>" not in page and "<script>alert(2)</script>" not in page
+
+
+def test_a_plot_that_fails_leaves_a_note_and_a_problem_not_an_exception(tmp_path: Path, monkeypatch) -> None:
+    from topic_pipeline.integrations.report import interactive
+
+    def broken(*_args):
+        raise RuntimeError("no")
+
+    monkeypatch.setattr(interactive, "heatmap", broken)
+    files = full_report(tmp_path / "r", topic_map=None)
+    assert files.problems == [f"{style.HEATMAP[1]} (HTML): RuntimeError: no"]
+    assert "This plot could not be drawn (RuntimeError: no)" in files.html.read_text(encoding="utf-8")
+    assert "cluster_heatmap" in files.images  # the image did not depend on the HTML figure
+
+
+# --- what each plot shows ----------------------------------------------------------------------------------
+
+
+def test_convergence_follows_finishing_times_and_never_decreases() -> None:
+    sweep = make_sweep()
+    reversed_times = {key: 10_000 - value for key, value in sweep.finished_at.items()}
+    data = panels.convergence(sweep.frame, "ari", reversed_times, None, ROUND_KINDS)
+    assert data.timed
+    assert list(data.trials["trial"]) == sorted(sweep.finished_at, key=lambda k: -sweep.finished_at[k])
+    best = data.trials["best"].dropna().to_numpy()
+    assert (np.diff(best) >= 0).all() and best[-1] == pytest.approx(sweep.frame["ari"].max())
+    assert data.trials["elapsed_s"].min() >= 0
+    # Results written without finishing times (0) give no time axis.
+    assert not panels.convergence(sweep.frame, "ari", dict.fromkeys(sweep.finished_at, 0.0)).timed
+
+
+def test_convergence_without_times_goes_round_by_round() -> None:
+    sweep = make_sweep()
+    data = panels.convergence(sweep.frame, "ari", None, None, ROUND_KINDS)
+    assert not data.timed and data.trials["elapsed_s"].isna().all()
+    assert list(data.trials["round"]) == sorted(data.trials["round"])
+    assert [label for _, label in data.round_starts] == ["round 0 (broad)", "round 1 (refine)", "round 2 (stability)"]
+
+
+def test_parameter_effects_leave_out_fixed_parameters_and_extra_seeds() -> None:
+    frame = make_sweep().frame
+    effects = {effect.parameter: effect for effect in panels.parameter_effects(frame, "ari")}
+    assert set(effects) == {"umap_n_neighbors", "hdbscan_min_cluster_size", "hdbscan_min_samples", "hdbscan_cluster_selection_epsilon"}
+    assert effects["hdbscan_min_samples"].labels == ["none", "2"]
+    assert effects["hdbscan_min_cluster_size"].labels == ["3", "5", "10"]
+    first_seed_scored = ((frame["status"] == STATUS_OK) & (frame["seed_replicate"] == 0)).sum()
+    assert sum(len(s) for s in effects["umap_n_neighbors"].scores) == first_seed_scored
+
+
+def test_heatmap_is_on_the_best_reduction_and_outlines_the_best_cell() -> None:
+    frame = make_sweep().frame
+    data = panels.cluster_heatmap(frame, "ari")
+    assert data.reduction["umap_n_neighbors"] == 5  # the made-up score prefers fewer neighbours
+    assert data.min_cluster_sizes == ["3", "5", "10"] and data.min_samples == ["none", "2"]
+    assert data.best_cell == (1, 0) and data.scores[1, 0] == pytest.approx(0.9 - 5 * 0.002)
+
+
+def test_top_configurations_carry_the_seed_spread_and_held_out_scores() -> None:
+    frame = make_sweep().frame
+    frame["heldout_ari"] = frame["ari"] - 0.05
+    table = panels.top_configurations(frame, "ari", limit=4)
+    assert len(table) == 4 and table["configuration"].is_unique
+    replicated = table[table["seeds"] == 3]
+    assert len(replicated) == 2 and (replicated["std"] > 0).all()
+    assert table.loc[table["seeds"] == 1, "std"].isna().all()
+    assert np.allclose(table["heldout_mean"], table["mean"] - 0.05)
+    assert "heldout_mean" not in panels.top_configurations(make_sweep().frame, "ari").columns
+
+
+# --- the map's data ----------------------------------------------------------------------------------------
+
+
+def test_sampling_keeps_every_labelled_document_and_is_reproducible() -> None:
+    classes = [("c" if i % 10 == 0 else None) for i in range(1_000)]
+    chosen = sample_documents(classes, max_documents=300, seed=3)
+    assert len(chosen) == 300 and set(range(0, 1_000, 10)) <= set(chosen.tolist())
+    assert np.array_equal(chosen, sample_documents(classes, max_documents=300, seed=3))
+    assert len(sample_documents(["c"] * 50, max_documents=20)) == 20
+    assert np.array_equal(sample_documents(classes, max_documents=5_000), np.arange(1_000))
+
+
+def test_a_capped_map_says_how_many_documents_it_draws() -> None:
+    topics = np.arange(100) % 4
+    topic_map = build_topic_map("t", topics, [None] * 100, reduction=np.random.default_rng(0).normal(size=(100, 3)), max_documents=30)
+    assert len(topic_map.topics) == 30 and topic_map.total_documents == 100 and "30 of 100 documents" in topic_map.method
+
+
+def test_coordinates_come_from_the_reduction_when_there_is_one() -> None:
+    flat = np.random.default_rng(0).normal(size=(20, 2))
+    coordinates, method = coordinates_2d(flat, None)
+    assert np.allclose(coordinates, flat) and "own 2-component UMAP" in method
+    coordinates, method = coordinates_2d(np.random.default_rng(0).normal(size=(20, 6)), None)
+    assert coordinates.shape == (20, 2) and "principal components of the trial's 6-component" in method
+    coordinates, method = coordinates_2d(None, np.random.default_rng(0).normal(size=(5, 8)))
+    assert coordinates.shape == (5, 2) and "too few documents for UMAP" in method
+    with pytest.raises(ValueError):
+        coordinates_2d(None, None)
+
+
+def test_a_topic_map_checks_its_shapes() -> None:
+    with pytest.raises(ValueError):
+        TopicMap("t", np.zeros((3, 2)), np.zeros(2, dtype=int), (None, None), "m", 3)
+
+
+def test_classes_of_maps_ids_to_the_labelled_sample() -> None:
+    assert classes_of(np.array([1, 2, 3]), {1: "a", 3: "b"}) == ("a", None, "b")
+
+
+def test_the_cached_reduction_is_read_never_computed(tmp_path: Path) -> None:
+    params = dataclasses.replace(ParamGrid.from_mapping({}).trials()[0], seed_replicate=2)
+    spec = ReductionSpec(params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist, 42 + 2)
+    assert cached_trial_reduction(tmp_path, "emb-key", params, 42, 10) is None
+    reduction = np.random.default_rng(0).normal(size=(10, params.umap_n_components)).astype(np.float32)
+    ArrayCache(tmp_path).store(reduction_cache_key("emb-key", spec), {"reduction": reduction})
+    assert np.array_equal(cached_trial_reduction(tmp_path, "emb-key", params, 42, 10), reduction)
+    assert cached_trial_reduction(tmp_path, "emb-key", params, 42, 11) is None  # another corpus size
+    assert cached_trial_reduction(tmp_path, "emb-key", params, 41, 10) is None  # another seed
+
+
+@pytest.mark.slow
+def test_without_a_reduction_the_map_fits_a_2d_umap_of_the_embeddings() -> None:
+    rng = np.random.default_rng(0)
+    embeddings = np.concatenate([rng.normal(c, 0.1, (30, 16)) for c in (-1, 1)]).astype(np.float32)
+    topic_map = build_topic_map("t", np.repeat([0, 1], 30), [None] * 60, embeddings=embeddings)
+    assert topic_map.coordinates.shape == (60, 2) and "2-component UMAP (cosine" in topic_map.method
+
+
+def test_the_report_package_never_imports_dagster() -> None:
+    for path in Path(report_package.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        names += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        assert not [name for name in names if name.split(".")[0] == "dagster"], path

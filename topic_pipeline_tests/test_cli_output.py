@@ -1,0 +1,53 @@
+"""What the command line prints: progress lines from the trials step's progress file, Dagster's output in a
+log file. The end-to-end sweep (e2e/test_sweep_faults.py) checks both on a real run."""
+
+import io
+import subprocess
+import sys
+from contextlib import redirect_stdout
+
+from topic_pipeline.cli import TrialsProgress, dagster_output_to
+from topic_pipeline.engine.progress import SweepProgress
+
+
+def test_non_interactive_progress_prints_plain_lines_and_removes_its_file(tmp_path):
+    path = tmp_path / "progress.json"
+    shown = io.StringIO()
+    with redirect_stdout(shown):
+        with TrialsProgress(path, interactive=False):
+            progress = SweepProgress(total=2, rank_by="ari")
+            progress.add("a", 0.5)
+            progress.add("b", 0.75)
+            progress.save(path)
+    assert shown.getvalue().splitlines()[-1].startswith("  trials 2/2, ")
+    assert shown.getvalue().rstrip().endswith("best ari 0.750 (b)")
+    assert not path.exists()
+
+
+def test_interactive_progress_draws_a_bar(tmp_path):
+    path = tmp_path / "progress.json"
+    shown = io.StringIO()
+    with redirect_stdout(shown):
+        with TrialsProgress(path, interactive=True):
+            progress = SweepProgress(total=4, rank_by="ari", round=3)
+            progress.add("a", 0.5)
+            progress.save(path)
+    assert "round 3" in shown.getvalue() and "1/4" in shown.getvalue() and "best ari 0.500 (a)" in shown.getvalue()
+
+
+def test_dagster_output_goes_to_the_log_file_with_child_processes_and_standard_error_comes_back(tmp_path):
+    # In a process of its own: pytest replaces this one's sys.stderr.
+    log = tmp_path / "logs" / "run.log"
+    script = f"""
+import subprocess, sys
+from pathlib import Path
+from topic_pipeline.cli import dagster_output_to
+with dagster_output_to(Path({str(log)!r})):
+    print("from this process", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-c", "import sys; print('from a child', file=sys.stderr)"], check=True)
+    print("to the terminal", flush=True)
+print("after", file=sys.stderr)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert log.read_text() == "from this process\nfrom a child\n"
+    assert result.stdout == "to the terminal\n" and result.stderr == "after\n"
