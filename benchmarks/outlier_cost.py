@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         # A fresh one per call: the models it fits for the c-TF-IDF strategies are kept in it.
         return Clustering(clusters, labels, embeddings, texts, clusterer.data, params.hdbscan_min_cluster_size,
                           params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon, "none")
-    vectorizer = vectorizer_params(params.n_gram_max, params.remove_stopwords)
+    vectorizer = vectorizer_params(params.n_gram_max)
 
     print(f"{len(texts)} documents, {int(labels.max()) + 1} topics, {int((labels == -1).sum())} outliers "
           f"({(labels == -1).mean():.1%})")

@@ -133,10 +133,13 @@ class TrialsProgress:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._show(final=True)
-        if self._bar is not None:
-            self._bar.close()
-        self.path.unlink(missing_ok=True)
+        try:
+            self._show(final=True)
+        finally:  # the run's own outcome, not the display's, is what the caller sees
+            if self._bar is not None:
+                self._bar.close()
+            self.path.unlink(missing_ok=True)
+        return None
 
     def _follow(self) -> None:
         while not self._stop.wait(0.5):

@@ -87,7 +87,6 @@ class GroupTask:
     cache_dir: str
     clusterings: tuple[ClusteringSpec, ...]
     texts: tuple[str, ...] | None  # only when a clustering reduces topics or compares outliers' words
-    remove_stopwords: bool = False  # the embedding set's, which the vectorizer follows
     stopwords_language: str = "english"
 
     @property
@@ -178,7 +177,7 @@ def run_group(task: GroupTask) -> GroupOutcome:
         for (strategy, n_gram_max), specs in variants.items():
             variant_started = time.perf_counter()
             try:
-                vectorizer = None if n_gram_max is None else vectorizer_params(n_gram_max, task.remove_stopwords)
+                vectorizer = None if n_gram_max is None else vectorizer_params(n_gram_max)
                 reduced = reduce_outliers(inputs, strategy, sorted({c.outlier_threshold for c in specs}), vectorizer,
                                           task.stopwords_language)
                 labels.update({clustering: reduced[clustering.outlier_threshold] for clustering in specs})
@@ -240,7 +239,6 @@ def plan_groups(
         set_key = params.embedding_set.key
         largest_k[set_key] = max(largest_k.get(set_key, EXACT_GRAPH_MIN_K), params.umap_n_neighbors)
     grouped: dict[tuple, dict[ClusteringSpec, list[str]]] = {}
-    sources_remove_stopwords = {params.embedding_set.key: params.remove_stopwords for _, params in trials}
     for key, params in trials:
         group = (
             params.embedding_set.key, params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist,
@@ -261,7 +259,6 @@ def plan_groups(
             cache_dir=str(cache_dir),
             clusterings=tuple(clusterings),
             texts=tuple(texts) if needs_texts else None,
-            remove_stopwords=sources_remove_stopwords[set_key],
             stopwords_language=stopwords_language,
         )
         plans.append((task, clusterings))

@@ -45,10 +45,10 @@ class Clustering:
     vectorizer_models: dict = dataclasses.field(default_factory=dict)
 
 
-def vectorizer_params(n_gram_max: int, remove_stopwords: bool) -> TrialParams:
-    """Trial parameters as far as the vectorizer goes (``count_vectorizer`` reads only these two)."""
+def vectorizer_params(n_gram_max: int) -> TrialParams:
+    """Trial parameters as far as the vectorizer goes (``count_vectorizer`` reads only the n-gram range)."""
     defaults = TrialParams.from_dict({key: values[0] for key, values in DEFAULT_GRID.items()})
-    return dataclasses.replace(defaults, n_gram_max=n_gram_max, remove_stopwords=remove_stopwords)
+    return dataclasses.replace(defaults, n_gram_max=n_gram_max)
 
 
 def reduce_outliers(
@@ -202,7 +202,7 @@ def _vectorizer_model(clustering: Clustering, vectorizer: TrialParams | None, st
 
     if clustering.texts is None:
         raise ValueError("the documents are needed for this outlier reduction strategy")
-    key = (None, None) if vectorizer is None else (vectorizer.n_gram_max, vectorizer.remove_stopwords)
+    key = None if vectorizer is None else vectorizer.n_gram_max
     if key not in clustering.vectorizer_models:
         clustering.vectorizer_models[key] = topic_model_from_clusters(
             clustering.clusters, clustering.texts, clustering.embeddings, clustering.nr_topics, vectorizer,

@@ -48,7 +48,7 @@ GRID_KEYS = tuple(DEFAULT_GRID)
 # reduce_outliers then assigns an outlier only if its similarities above the threshold sum to more
 # than 0, so a negative threshold means "by the sign of a sum", not "least similarity": refused.
 OUTLIER_STRATEGIES = ("distributions", "probabilities", "c-tf-idf", "embeddings")
-# Strategies whose labels depend on the trial's vectorizer (n-gram range, stop words): they compare
+# Strategies whose labels depend on the trial's vectorizer (its n-gram range): they compare
 # c-TF-IDF vectors, so for them trials differing only in n_gram_max do not share labels.
 VECTORIZER_STRATEGIES = ("distributions", "c-tf-idf")
 # Grid keys a trial's stored parameters omit at their defaults: trials of grids from before they existed

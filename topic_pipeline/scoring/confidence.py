@@ -51,16 +51,27 @@ def _pair_sums(codes: np.ndarray, size: int, draws: np.ndarray, counted: np.ndar
     return (counts * (counts - 1) / 2).sum(axis=1)
 
 
+# Resamples computed together: memory grows with this times the labelled documents, not with all of them.
+_CHUNK = 100
+
+
 def _resampled_ari(truth: np.ndarray, predicted: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """ARI of every resample at once, as ``score`` computes it: each outlier (a copy of one included)
-    its own singleton cluster, so outliers add no pair to the cells or the cluster sizes."""
+    """ARI of every resample, as ``score`` computes it: each outlier (a copy of one included) its own
+    singleton cluster, so outliers add no pair to the cells or the cluster sizes."""
     _, classes = np.unique(truth, return_inverse=True)
     clustered = predicted != OUTLIER
     _, clusters = np.unique(predicted, return_inverse=True)
     n_classes, n_clusters = int(classes.max()) + 1, int(clusters.max()) + 1
-    cells = _pair_sums(classes * n_clusters + clusters, n_classes * n_clusters, draws, clustered)
-    return adjusted_rand(cells, _pair_sums(classes, n_classes, draws), _pair_sums(clusters, n_clusters, draws, clustered),
-                         draws.shape[1])
+    # Only the (class, cluster) cells that occur, numbered densely: at most one per document.
+    occurring, cells = np.unique(classes * n_clusters + clusters, return_inverse=True)
+    scores = []
+    for start in range(0, draws.shape[0], _CHUNK):
+        chunk = draws[start:start + _CHUNK]
+        scores.append(adjusted_rand(
+            _pair_sums(cells, len(occurring), chunk, clustered), _pair_sums(classes, n_classes, chunk),
+            _pair_sums(clusters, n_clusters, chunk, clustered), draws.shape[1],
+        ))
+    return np.concatenate(scores)
 
 
 def resampled_metric(truth: np.ndarray, predicted: np.ndarray, draws: np.ndarray, name: str) -> np.ndarray:
@@ -182,6 +193,29 @@ def trust_summary(frame: pd.DataFrame, rank_by: str, split: HoldoutSplit) -> dic
     if summary["heldout_score"] is not None:
         summary["gap"] = summary["selection_score"] - summary["heldout_score"]
     return summary
+
+
+def exported_trust(leaderboard: pd.DataFrame, trial_key: str, rank_by: str, recommended: dict | None) -> dict:
+    """What to expect from the exported trial: the recommended configuration's held-out estimate when the
+    trial is of that configuration, else the trial's own held-out score (and its configuration's interval
+    where the leaderboard computed one), never the recommendation's figures under another trial's name."""
+    rows = leaderboard[leaderboard["trial"] == trial_key]
+    row = rows.iloc[0] if len(rows) else {}
+    configuration = str(row.get("configuration", ""))
+    if recommended and configuration == recommended["recommended_configuration"]:
+        return {"configuration": configuration, "is_recommended": True, "expected": recommended["heldout_score"],
+                "ci_low": recommended["ci_low"], "ci_high": recommended["ci_high"]}
+
+    def number(name: str) -> float | None:
+        value = row.get(name)
+        return None if value is None or pd.isna(value) else float(value)
+
+    # The configuration's estimate (its seeds' held-out mean) where the leaderboard computed one, else the
+    # trial's own held-out score.
+    expected = number(ESTIMATE) if number(ESTIMATE) is not None else number(f"{HELDOUT_PREFIX}{rank_by}")
+    versus = row.get(VERSUS)
+    return {"configuration": configuration, "is_recommended": False, "expected": expected,
+            "ci_low": number(CI_LOW), "ci_high": number(CI_HIGH), "versus_recommended": versus if isinstance(versus, str) else None}
 
 
 def trust_lines(summary: Mapping[str, Any] | None) -> list[str]:

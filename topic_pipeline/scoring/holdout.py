@@ -68,6 +68,23 @@ def check_fraction(fraction: float) -> float:
     return float(fraction)
 
 
+def _heldout_count(class_size: int, fraction: float) -> int:
+    return int(np.floor(fraction * class_size + 0.5))
+
+
+def class_splits(class_size: int, fraction: float) -> bool:
+    """Whether a class of this size keeps ``MIN_PER_CLASS_AND_SIDE`` documents on each side of the split."""
+    count = _heldout_count(class_size, fraction)
+    return min(count, class_size - count) >= MIN_PER_CLASS_AND_SIDE
+
+
+def smallest_class_that_splits(fraction: float) -> int:
+    size = 2 * MIN_PER_CLASS_AND_SIDE
+    while not class_splits(size, fraction):
+        size += 1
+    return size
+
+
 def split_labels(labels: GroundTruth, fraction: float = DEFAULT_HOLDOUT_FRACTION, seed: int = DEFAULT_HOLDOUT_SEED) -> HoldoutSplit:
     """Hold out ``fraction`` of each class's labelled documents (rounded), chosen at random with ``seed``.
 
@@ -83,14 +100,14 @@ def split_labels(labels: GroundTruth, fraction: float = DEFAULT_HOLDOUT_FRACTION
     heldout: list[int] = []
     too_small: list[tuple[str, int]] = []
     for cluster, ids in labels.to_mapping().items():  # classes and ids sorted: the order is part of the seed's meaning
-        count = int(np.floor(fraction * len(ids) + 0.5))
-        if min(count, len(ids) - count) < MIN_PER_CLASS_AND_SIDE:
+        count = _heldout_count(len(ids), fraction)
+        if not class_splits(len(ids), fraction):
             too_small.append((cluster, len(ids)))
         chosen = rng.permutation(len(ids))[:count]
         heldout.extend(ids[i] for i in chosen)
     if too_small:
         smallest = min(too_small, key=lambda item: item[1])
-        needed = int(np.ceil(MIN_PER_CLASS_AND_SIDE / min(fraction, 1 - fraction)))
+        needed = smallest_class_that_splits(fraction)
         warning = (
             f"no labelled documents held out: {len(too_small)} of {labels.n_clusters} classes are too small to keep "
             f"{MIN_PER_CLASS_AND_SIDE} documents on each side of a {fraction:.0%} held-out split (class "

@@ -52,7 +52,7 @@ def vectorizer_stop_words(stopwords_language: str) -> str | list[str]:
 
 
 def count_vectorizer(params: TrialParams | None, stopwords_language: str = "english") -> Any:
-    """The vectorizer behind a model's topic words: the trial's n-gram range and stop words.
+    """The vectorizer behind a model's topic words: the trial's n-gram range and the language's stop words.
 
     Without a trial only the labels matter, and they never depend on the vectorizer: the cheapest one.
     """

@@ -57,6 +57,21 @@ def test_asset_graph_and_automation():
     assert leaderboard.run_config_schema.config_type.fields["execution"].default_value == {"config": {"in_process": {}}}
 
 
+def test_the_command_lines_forked_step_config_is_valid_for_each_job(monkeypatch):
+    """``topic-pipeline sweep`` forks the steps of these jobs from its preloaded server: the run config it
+    passes must be one each job accepts (only a real sweep would otherwise find out)."""
+    from topic_pipeline import cli
+    from topic_pipeline.definitions import defs
+
+    definitions = defs()
+    monkeypatch.setattr(cli, "_forked_steps", True)
+    for name in ("embeddings_job", "trials_job", "leaderboard_job"):
+        config = cli._start_method(name)
+        assert config["execution"], name
+        assert dg.validate_run_config(definitions.resolve_job_def(name), config), name
+    assert cli._start_method("refresh_inputs_job") == {}
+
+
 def test_biweekly_means_every_other_monday():
     mondays = [dt.datetime(2026, 1, 5, 6, tzinfo=dt.timezone.utc) + dt.timedelta(weeks=w) for w in range(8)]
     runs = [monday for monday in mondays if is_schedule_week(monday)]

@@ -69,8 +69,10 @@ def test_a_sample_too_small_to_split_falls_back_with_a_warning_and_zero_means_no
     assert not split.active and split.mask(np.array([1000])) is None
     assert split.selection_count == 225
     assert f"1 of 3 classes are too small to keep {MIN_PER_CLASS_AND_SIDE} documents on each side" in split.warning
-    assert "class 'class2' has 25" in split.warning and "Label at least 34 documents per class" in split.warning
-    assert not split_labels(labels_of_sizes(34, 34), 0.3).warning  # the smallest sample that splits
+    # 32 is the smallest class that splits at 30 %: 10 held out (9.6 rounded), 22 kept; 31 holds out 9.
+    assert "class 'class2' has 25" in split.warning and "Label at least 32 documents per class" in split.warning
+    assert not split_labels(labels_of_sizes(32, 32), 0.3).warning
+    assert split_labels(labels_of_sizes(32, 31), 0.3).warning
     none = split_labels(labels, 0.0)
     assert not none.active and none.warning is None
     with pytest.raises(ValueError, match="below 1"):
@@ -312,3 +314,18 @@ def test_the_command_line_prints_the_summary_after_the_table(tmp_path, monkeypat
     table, after = printed.split("How much to trust this:")
     assert "heldout_ari" in table.splitlines()[0] and "seed_averaged" in table.splitlines()[0]
     assert [line.strip() for line in after.splitlines()[1:len(trust_lines(summary)) + 1]] == trust_lines(summary)
+
+
+def test_an_export_of_another_trial_states_its_own_expectation_not_the_recommendations() -> None:
+    from topic_pipeline.scoring.confidence import exported_trust
+
+    frame = pd.DataFrame({
+        "trial": ["a1", "a2", "b"], "configuration": ["A", "A", "B"], "heldout_ari": [0.70, 0.66, 0.61],
+        "estimate": [0.68, 0.68, None], "ci_low": [0.6, 0.6, None], "ci_high": [0.75, 0.75, None],
+        "versus_recommended": ["recommended", "recommended", None],
+    })
+    recommended = {"recommended_configuration": "A", "heldout_score": 0.68, "ci_low": 0.6, "ci_high": 0.75}
+    assert exported_trust(frame, "a2", "ari", recommended) == {
+        "configuration": "A", "is_recommended": True, "expected": 0.68, "ci_low": 0.6, "ci_high": 0.75}
+    other = exported_trust(frame, "b", "ari", recommended)
+    assert other["is_recommended"] is False and other["expected"] == 0.61 and other["ci_low"] is None

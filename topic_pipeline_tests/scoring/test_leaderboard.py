@@ -198,7 +198,17 @@ def test_inputs_fingerprint_changes_with_each_input() -> None:
                 fingerprint("corpus", "labels", 43, "english"),
                 fingerprint("corpus", "labels", 42, "german"),
                 fingerprint("corpus", "labels", 42, "english", holdout_fraction=0.2),
-                fingerprint("corpus", "labels", 42, "english", holdout_seed=7)}) == 7
+                fingerprint("corpus", "labels", 42, "english", holdout_seed=7),
+                fingerprint("corpus", "labels", 42, "english", holdout_fraction=0)}) == 8
+    # Without a split every metric covers all labelled documents, as before the split existed: its seed
+    # changes nothing, and results recorded then stay current.
+    assert fingerprint("corpus", "labels", 42, "english", holdout_fraction=0) == fingerprint(
+        "corpus", "labels", 42, "english", holdout_fraction=0, holdout_seed=7)
+    from topic_pipeline.storage.array_cache import TRIAL_LIBRARIES, cache_key
+
+    before_the_split = cache_key("inputs", {"corpus": "corpus", "ground_truth": "labels", "seed": 42, "stopwords": "english"},
+                                 TRIAL_LIBRARIES)
+    assert fingerprint("corpus", "labels", 42, "english", holdout_fraction=0) == before_the_split
 
 
 # --- ResultStore ----------------------------------------------------------------------------------

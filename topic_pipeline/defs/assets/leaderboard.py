@@ -26,7 +26,7 @@ from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.storage.results import STATUS_OK, ResultStore, results_digest
 from topic_pipeline.storage.files import read_json, write_atomically
 from topic_pipeline.storage.paths import sweep_id
-from topic_pipeline.errors import GridError
+from topic_pipeline.errors import GridError, error_text
 from topic_pipeline.integrations.report import ReportFiles, build_topic_map, cached_trial_reduction, classes_of, write_report
 from topic_pipeline.search.coarse_to_fine import SearchState
 from topic_pipeline.scoring.topic_words import leader_topics, topics_markdown
@@ -156,10 +156,14 @@ def leaderboard(
     # MLflow's copy has no table view: the summary and the top rows in Markdown.
     ranking = to_markdown(frame, metrics=[settings.rank_by] + [m for m in ("ari", "ami", "nmi", "f1_macro") if m != settings.rank_by][:3])
 
-    report = write_sweep_report(
-        context, frame, trials, results, store, corpus, labels, settings, topics, warnings, embeddings_of,
-        chosen=str(best["trial"]) if best else None,
-    )
+    try:
+        report = write_sweep_report(
+            context, frame, trials, results, store, corpus, labels, settings, topics, warnings, embeddings_of,
+            chosen=str(best["trial"]) if best else None,
+        )
+    except Exception as error:  # noqa: BLE001 - a display aid: never a reason to lose the ranking
+        context.log.warning(f"no report written: {error_text(error)}")
+        report = None
 
     run_id = tracker.sweep_run(sweep_id(manifest["grid"], fingerprint))
     tracker.log_leaderboard(
@@ -169,14 +173,14 @@ def leaderboard(
         {key: best[key] for key in ("trial", settings.rank_by, "ami", "nmi", "f1_macro", f"heldout_{settings.rank_by}")
          if key in best and not pd.isna(best[key])},
         {"dagster_run_id": context.run.run_id, "grid_fingerprint": manifest["grid_fingerprint"], "inputs_fingerprint": fingerprint},
-        report=report.paths,
+        report=report.paths if report else (),
     )
     varying = [name for name in GRID_KEYS if frame[name].astype(str).nunique() > 1]
     metadata = {
         "leaderboard": leaderboard_table(frame, settings.rank_by, varying),
         "summary": dg.MetadataValue.md("\n\n".join(summary) if summary else "No warnings."),
         "csv": dg.MetadataValue.path(str(csv_path)),
-        "report": dg.MetadataValue.path(str(report.html)),
+        "report": dg.MetadataValue.path(str(report.html)) if report else "none (see the run's log)",
         "best_trial": str(best.get("trial", "none")),
         f"best_{settings.rank_by}": float(best[settings.rank_by]) if best else float("nan"),
         "scored": int(counts.get(STATUS_OK, 0)),

@@ -19,7 +19,7 @@ from topic_pipeline.integrations.export import (
     save_export,
     trial_labels,
 )
-from topic_pipeline.scoring.confidence import trust_summary
+from topic_pipeline.scoring.confidence import exported_trust, trust_summary
 from topic_pipeline.scoring.leaderboard import best_sound_trial, has_no_topic, sample_warnings, trial_problem
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
@@ -44,8 +44,7 @@ def _topic_table(model) -> str:
     return "\n".join(lines)
 
 
-def _expected(trust: dict | None) -> float:
-    value = (trust or {}).get("heldout_score")
+def _nan_if_none(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
@@ -132,12 +131,13 @@ def topic_model(
         "hdbscan": {"min_cluster_size": params.hdbscan_min_cluster_size, "min_samples": params.hdbscan_min_samples,
                     "cluster_selection_epsilon": params.hdbscan_cluster_selection_epsilon, "metric": "euclidean",
                     "cluster_selection_method": "eom"},
-        "vectorizer": {"ngram_range": [1, params.n_gram_max], "remove_stopwords": params.remove_stopwords,
-                       "stopwords_language": settings.stopwords_language},
+        # Its stop words are the language's whatever remove_stopwords (what was embedded) says.
+        "vectorizer": {"ngram_range": [1, params.n_gram_max], "stop_words": settings.stopwords_language},
         # BERTopic.reduce_outliers(docs, topics, strategy=..., threshold=...) after the fit; "none": not called.
         "outlier_reduction": {"strategy": params.outlier_reduction, "threshold": params.outlier_threshold},
         "metrics": result.metrics,
-        # What to expect from the recommended configuration, on labels no choice read (docs/metrics.md).
+        # What to expect, on labels no choice read (docs/metrics.md): from the leaderboard's recommended
+        # configuration, and from this trial, which may be another one (export --trial).
         "trust": trust_summary(leaderboard, settings.rank_by, split),
         "corpus_hash": corpus.content_hash,
         "ground_truth_hash": labels_sample.content_hash,
@@ -145,6 +145,7 @@ def topic_model(
         "versions": library_versions(),
         "warnings": warnings,
     }
+    record["exported_trial_trust"] = exported_trust(leaderboard, trial_key, settings.rank_by, record["trust"])
     target = Path(config.target_dir) if config.target_dir else paths.root / "models" / trial_key
     exported = save_export(model, target, config.serialization, pointer, record)
 
@@ -159,8 +160,8 @@ def topic_model(
         "topics": dg.MetadataValue.md(_topic_table(model)),
         "embedding_model": pointer,
         "ari": float(result.metrics["ari"]),
-        # The recommended configuration's held-out score: what to expect (NaN without a held-out part).
-        f"expected_{settings.rank_by}": _expected(record["trust"]),
+        # This trial's held-out estimate: what to expect from it (NaN without a held-out part).
+        f"expected_{settings.rank_by}": _nan_if_none(record["exported_trial_trust"]["expected"]),
         "mlflow_run_id": run_id,
         "warnings": dg.MetadataValue.text("\n".join(warnings) if warnings else "none"),
     }
