@@ -46,8 +46,12 @@ class SweepProgress:
         return 60.0 * self.done / elapsed if elapsed > 0 else 0.0
 
     def seconds_left(self, now: float | None = None) -> float | None:
+        """None until a twentieth of the trials (at least two) is done: the first trials carry the workers'
+        start and say little about the rate."""
         rate = self.trials_per_minute(now)
-        return None if not self.done or rate <= 0 else 60.0 * (self.total - self.done) / rate
+        if self.done < max(2, self.total / 20) or rate <= 0:
+            return None
+        return 60.0 * (self.total - self.done) / rate
 
     def best_text(self) -> str:
         return "no score yet" if self.best_score is None else f"best {self.rank_by} {self.best_score:.3f} ({self.best_key})"

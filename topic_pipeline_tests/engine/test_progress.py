@@ -14,6 +14,13 @@ def test_progress_counts_the_best_score_and_failures_and_estimates_the_time_left
     assert progress.finished
     assert progress.describe(now=1060.0) == "trials 4/4 (2 failed), 4.0/min, best ari 0.700 (c)"
 
+    starting = SweepProgress(total=100, rank_by="ari", started_at=0.0)
+    for key in "abcd":
+        starting.add(key, 0.5)
+    assert starting.seconds_left(now=60.0) is None  # 4 of 100: the workers' start still dominates the rate
+    starting.add("e", 0.5)
+    assert starting.seconds_left(now=60.0) == 60.0 * 95 / 5
+
     halfway = SweepProgress(total=10, rank_by="ami", round=2, started_at=0.0)
     for key in "abcde":
         halfway.add(key, 0.5)
