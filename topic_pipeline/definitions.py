@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -38,9 +39,7 @@ def _int_setting(name: str, default: int, minimum: int | None = None) -> int:
     return number
 
 
-def _fraction_setting(name: str, default: float) -> float:
-    from topic_pipeline.scoring.holdout import check_fraction
-
+def _fraction_setting(name: str, default: float, check: Callable[[float], float]) -> float:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
@@ -49,7 +48,7 @@ def _fraction_setting(name: str, default: float) -> float:
     except ValueError:
         raise TopicPipelineError(f"{name}='{value}' is not a number (default {default})") from None
     try:
-        return check_fraction(number)
+        return check(number)
     except ValueError as exc:
         raise TopicPipelineError(f"{name}='{value}': {exc} (default {default})") from None
 
@@ -64,7 +63,8 @@ def _choice_setting(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 def build_resources() -> dict[str, object]:
     from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS, MAX_GRID_TRIALS_SETTING
-    from topic_pipeline.scoring.holdout import DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_SEED
+    from topic_pipeline.inputs.ground_truth import DEFAULT_MIN_FOUND_SHARE, MIN_FOUND_SHARE_SETTING, check_found_share
+    from topic_pipeline.scoring.holdout import DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_SEED, check_fraction
     from topic_pipeline.scoring.metrics import METRIC_NAMES
     from topic_pipeline.engine.sweep import ENGINES
 
@@ -84,8 +84,9 @@ def build_resources() -> dict[str, object]:
             workers=_int_setting("TOPIC_PIPELINE_WORKERS", 0),
             embedding_local_files_only=os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "TRUE", "yes"},
             max_grid_trials=_int_setting(MAX_GRID_TRIALS_SETTING, DEFAULT_MAX_GRID_TRIALS, minimum=1),
-            holdout_fraction=_fraction_setting("TOPIC_PIPELINE_HOLDOUT_FRACTION", DEFAULT_HOLDOUT_FRACTION),
+            holdout_fraction=_fraction_setting("TOPIC_PIPELINE_HOLDOUT_FRACTION", DEFAULT_HOLDOUT_FRACTION, check_fraction),
             holdout_seed=_int_setting("TOPIC_PIPELINE_HOLDOUT_SEED", DEFAULT_HOLDOUT_SEED),
+            min_labels_found=_fraction_setting(MIN_FOUND_SHARE_SETTING, DEFAULT_MIN_FOUND_SHARE, check_found_share),
         ),
         "database": DocumentsDatabase(
             url=_secret("TOPIC_PIPELINE_DATABASE_URL"),

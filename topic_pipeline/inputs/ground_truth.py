@@ -14,7 +14,32 @@ import numpy as np
 from topic_pipeline.errors import GroundTruthError, listing
 from topic_pipeline.storage.files import DuplicateKeyError, read_user_text, reject_duplicate_keys
 
+# The share of the labelled ids the export must hold; a smaller one refuses the labels.
+MIN_FOUND_SHARE_SETTING = "TOPIC_PIPELINE_MIN_LABELS_FOUND"
+DEFAULT_MIN_FOUND_SHARE = 0.9
 
+
+def check_found_share(share: float) -> float:
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the minimum share of labelled ids found must be between 0 and 1, got {share}")
+    return float(share)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelCoverage:
+    """How much of a labelled sample an export holds."""
+
+    labelled: int  # text ids in the file
+    missing: tuple[int, ...]  # those the export lacks
+    lost_clusters: tuple[str, ...]  # clusters none of whose ids the export holds
+
+    @property
+    def found(self) -> int:
+        return self.labelled - len(self.missing)
+
+    @property
+    def found_share(self) -> float:
+        return self.found / self.labelled if self.labelled else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,13 +89,30 @@ class GroundTruth:
         path = Path(path)
         return cls.from_json_text(read_user_text(path, "ground truth file", GroundTruthError), where=f"ground truth file '{path}'")
 
-    def validate_against(self, corpus_ids: Iterable[int], where: str = "ground truth") -> None:
+    def found_in(self, corpus_ids: Iterable[int], min_found_share: float, where: str = "ground truth") -> tuple[GroundTruth, LabelCoverage]:
+        """The labels of the text ids the export holds, and how many of the file's ids that is.
+
+        Ids the export lacks are left out (an export window moves, texts get deleted) as long as at least
+        ``min_found_share`` of the labelled ids are found; below that the file and the export probably do
+        not belong together, and scores would measure the wrong thing.
+        """
         known = set(int(i) for i in corpus_ids)
-        unknown = sorted(i for i in self.cluster_of if i not in known)
-        if unknown:
+        missing = sorted(i for i in self.cluster_of if i not in known)
+        kept = {text_id: cluster for text_id, cluster in self.cluster_of.items() if text_id in known}
+        lost = sorted(set(self.cluster_of.values()) - set(kept.values()))
+        coverage = LabelCoverage(len(self.cluster_of), tuple(missing), tuple(lost))
+        if coverage.found_share < min_found_share:
             raise GroundTruthError(
-                f"{where}: {len(unknown)} text id(s) are not in the corpus: {listing(unknown)}"
+                f"{where}: {len(missing)} text id(s) are not in the corpus: {listing(missing)}. {coverage.found} of "
+                f"{coverage.labelled} labelled ids found ({coverage.found_share:.0%}), below the minimum of "
+                f"{min_found_share:.0%} ({MIN_FOUND_SHARE_SETTING}): check that the file's ids are the export's id column"
             )
+        if len(set(kept.values())) < 2:
+            raise GroundTruthError(
+                f"{where}: only {len(set(kept.values()))} cluster(s) keep text ids that are in the corpus; at least 2 "
+                f"are needed to score against. Not in the corpus: {listing(missing)}"
+            )
+        return GroundTruth(kept), coverage
 
     def to_mapping(self) -> dict[str, list[int]]:
         clusters: dict[str, list[int]] = {}

@@ -30,6 +30,14 @@ TRIAL = "trial"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+# MLflow's UI has no setting for how many digits a metric shows (mlflow/mlflow#17150) and prints what was
+# logged, 16 digits included. Logged values are rounded to this many decimals, finer than any difference
+# a labelled sample can resolve; the exact values stay in the result store and the leaderboard CSV.
+METRIC_DECIMALS = 4
+
+
+def _metric_value(value: float) -> float:
+    return round(float(value), METRIC_DECIMALS)
 
 
 def is_trial_run(tags: Mapping[str, str]) -> bool:
@@ -171,8 +179,8 @@ class MlflowTracker:
         # Every grid key, those a stored trial omits at their defaults (outlier reduction) included.
         values = complete_params(result.params)
         params = [Param(name, "none" if value is None else str(value)) for name, value in sorted(values.items())]
-        metrics = [Metric(name, float(value), now, 0) for name, value in sorted(result.metrics.items()) if value is not None]
-        metrics.append(Metric("duration_s", float(result.duration_s), now, 0))
+        metrics = [Metric(name, _metric_value(value), now, 0) for name, value in sorted(result.metrics.items()) if value is not None]
+        metrics.append(Metric("duration_s", round(float(result.duration_s), 2), now, 0))
         extra_tags = [RunTag("error", result.error[:4000])] if result.error else []
         self.client.log_batch(run_id, metrics=metrics, params=params, tags=extra_tags)
         self.client.set_terminated(run_id, status="FINISHED" if result.status == STATUS_OK else "FAILED")
@@ -262,7 +270,7 @@ class MlflowTracker:
 
         step = len(self.client.get_metric_history(sweep_run_id, "leaderboards"))
         now = int(time.time() * 1000)
-        metrics = [Metric(f"best_{name}", float(value), now, step) for name, value in best.items()
+        metrics = [Metric(f"best_{name}", _metric_value(value), now, step) for name, value in best.items()
                    if isinstance(value, (int, float)) and value is not None]
         metrics.append(Metric("leaderboards", float(step + 1), now, step))
         # A param cannot change once logged: the best trial of the latest leaderboard is a tag.

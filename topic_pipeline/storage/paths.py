@@ -72,11 +72,13 @@ class DataPaths:
     ) -> tuple[dict, int]:
         """Register ``trials`` and make them the current sweep; returns the manifest and the count of new keys.
 
-        The fingerprint covers the definition and the trial keys, so a search round that adds trials
-        changes it (and with it the leaderboard's results digest).
+        The fingerprint covers the definition and the set of trial keys, so a search round that adds
+        trials changes it (and with it the leaderboard's results digest), and the same trials in another
+        order do not: a search's state file stores its trials sorted, and a finished search that rewrites
+        the same grid must leave the leaderboard current.
         """
         new = sum(self.register_trial(trial) for trial in trials)
-        keys = [trial.key for trial in trials]
+        keys = sorted(trial.key for trial in trials)
         identity = json.dumps([definition, keys], sort_keys=True).encode()
         manifest = {
             "grid_fingerprint": hashlib.sha256(identity).hexdigest()[:16],

@@ -35,7 +35,7 @@ def evaluations(result: dg.ExecuteInJobResult) -> dict[str, dg.AssetCheckEvaluat
 # --- ground_truth: labels_can_rank_trials ----------------------------------------------------------
 
 
-def check_labels(tmp_path: Path, labels: dict) -> dg.AssetCheckEvaluation:
+def check_labels(tmp_path: Path, labels: dict, check: str = "labels_can_rank_trials", **settings) -> dg.AssetCheckEvaluation:
     database = tmp_path / "source.db"
     if not database.exists():
         with sqlite3.connect(database) as connection:
@@ -49,10 +49,10 @@ def check_labels(tmp_path: Path, labels: dict) -> dg.AssetCheckEvaluation:
     result = dg.materialize(
         [documents, ground_truth, labels_can_rank_trials],
         resources={"database": DocumentsDatabase(url=f"sqlite:///{database}"),
-                   "settings": PipelineSettings(data_dir=data, ground_truth_path=str(path)),
+                   "settings": PipelineSettings(data_dir=data, ground_truth_path=str(path), **settings),
                    "io_manager": ParquetJsonIOManager(data_dir=data)},
     )
-    return evaluations(result)["labels_can_rank_trials"]
+    return evaluations(result)[check]
 
 
 def test_labels_where_no_two_documents_share_a_class_fail(tmp_path):
@@ -77,6 +77,32 @@ def test_a_sound_labelled_sample_passes(tmp_path):
     evaluation = check_labels(tmp_path, SOUND_LABELS)
     assert evaluation.passed, evaluation.description
     assert evaluation.metadata["labelled_documents"].value == 20
+    found = check_labels(tmp_path, SOUND_LABELS, "labels_found_in_export")
+    assert found.passed and found.metadata["found_share"].value == 1.0
+
+
+# --- ground_truth: labels_found_in_export ----------------------------------------------------------
+
+
+def test_labelled_ids_missing_from_the_export_warn_and_are_left_out(tmp_path):
+    # The export holds ids 1-40: two of the 22 labelled ids are not in it, and class "gone" loses its only one.
+    evaluation = check_labels(tmp_path, {**SOUND_LABELS, "b": [*SOUND_LABELS["b"], 41], "gone": [99]}, "labels_found_in_export")
+    assert not evaluation.passed and evaluation.severity == WARN
+    assert "2 of 22 labelled text id(s) are not in the export and are left out of every score (90.9% found): 41, 99" in evaluation.description
+    assert "Clusters left without any id, dropped: gone" in evaluation.description
+    assert evaluation.metadata["missing_ids"].value == [41, 99] and evaluation.metadata["found_share"].value == 0.9091
+    # What the sweep scores against: the ids the export holds.
+    stored = json.loads((tmp_path / "data" / "assets" / "ground_truth.json").read_text())
+    assert stored == SOUND_LABELS
+
+
+def test_labels_mostly_missing_from_the_export_are_refused(tmp_path):
+    labels = {**SOUND_LABELS, "c": list(range(100, 110))}  # 20 of 30 found
+    with pytest.raises(Exception, match=r"10 text id\(s\) are not in the corpus: 100, 101.*20 of 30 labelled ids found \(67%\)"):
+        check_labels(tmp_path, labels, "labels_found_in_export")
+    # A lower minimum accepts them.
+    evaluation = check_labels(tmp_path, labels, "labels_found_in_export", min_labels_found=0.5)
+    assert not evaluation.passed and evaluation.metadata["clusters_dropped"].value == ["c"]
 
 
 # --- leaderboard: trials_succeeded and leader_is_sound ---------------------------------------------

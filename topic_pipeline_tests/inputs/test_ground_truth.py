@@ -80,9 +80,11 @@ def test_content_hash_changes_with_content(changed: dict) -> None:
     assert GroundTruth.from_mapping(changed).content_hash != GroundTruth.from_mapping(VALID).content_hash
 
 
-def test_validate_against_accepts_a_superset_corpus() -> None:
-    GroundTruth.from_mapping(VALID).validate_against(range(0, 30))
-    GroundTruth.from_mapping(VALID).validate_against(np.array([2, 3, 5, 7, 11, 20], dtype=np.int64))
+def test_a_superset_corpus_finds_every_label() -> None:
+    truth = GroundTruth.from_mapping(VALID)
+    for corpus in (range(0, 30), np.array(sorted(truth.cluster_of) + [29], dtype=np.int64)):
+        found, coverage = truth.found_in(corpus, 1.0)
+        assert found == truth and coverage.missing == () and coverage.found_share == 1.0
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -156,16 +158,32 @@ def test_id_listed_twice_in_one_cluster(tmp_path: Path) -> None:
 def test_ids_not_in_corpus_are_listed() -> None:
     truth = GroundTruth.from_mapping({"a": [1, 2, 900], "b": [3, 901, 5]})
     with pytest.raises(GroundTruthError) as info:
-        truth.validate_against(np.arange(0, 10), where="ground truth file 'labels.json'")
+        truth.found_in(np.arange(0, 10), 0.9, where="ground truth file 'labels.json'")
     message = str(info.value)
     assert "ground truth file 'labels.json'" in message
     assert "2 text id(s) are not in the corpus: 900, 901" in message
+    assert "4 of 6 labelled ids found (67%), below the minimum of 90% (TOPIC_PIPELINE_MIN_LABELS_FOUND)" in message
+
+
+def test_ids_not_in_corpus_are_left_out_above_the_minimum_share() -> None:
+    truth = GroundTruth.from_mapping({"a": [1, 2, 900], "b": [3, 901, 5], "c": [902]})
+    found, coverage = truth.found_in(np.arange(0, 10), 0.5)
+    # The export's ids keep their clusters; a cluster with none of its ids in the export is dropped.
+    assert found.to_mapping() == {"a": [1, 2], "b": [3, 5]}
+    assert coverage.missing == (900, 901, 902) and coverage.lost_clusters == ("c",)
+    assert (coverage.labelled, coverage.found, coverage.found_share) == (7, 4, 4 / 7)
+
+
+def test_labels_left_with_one_cluster_are_refused() -> None:
+    truth = GroundTruth.from_mapping({"a": [1, 2, 3], "b": [900]})
+    with pytest.raises(GroundTruthError, match=r"only 1 cluster\(s\) keep text ids that are in the corpus.*Not in the corpus: 900"):
+        truth.found_in(np.arange(0, 10), 0.5)
 
 
 def test_many_unknown_ids_are_summarised() -> None:
     truth = GroundTruth.from_mapping({"a": list(range(100, 120)), "b": [1]})
     with pytest.raises(GroundTruthError) as info:
-        truth.validate_against([1])
+        truth.found_in([1], 0.9)
     message = str(info.value)
     assert "20 text id(s)" in message
     assert "100, 101" in message
@@ -277,10 +295,10 @@ def test_property_validation_lists_exactly_the_unknown_ids(raw, corpus) -> None:
     labels = GroundTruth.from_mapping(raw)
     unknown = sorted(set(labels.cluster_of) - corpus)
     if not unknown:
-        labels.validate_against(corpus)
+        assert labels.found_in(corpus, 1.0)[0] == labels
         return
     with pytest.raises(GroundTruthError, match=rf"{len(unknown)} text id\(s\) are not in the corpus: {re.escape(str(unknown[0]))}"):
-        labels.validate_against(corpus)
+        labels.found_in(corpus, 1.0)
 
 
 # --- a byte-order mark ----------------------------------------------------------------------------

@@ -130,3 +130,9 @@ def test_an_experiment_made_by_an_earlier_version_is_marked_for_training_runs(tm
     MlflowClient(tracking_uri=uri).create_experiment("earlier")
     tracker = MlflowTracker(uri, "earlier")
     assert tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_logged_metrics_are_rounded_for_display(tracker):
+    # MLflow's UI prints a metric as logged; the exact value stays in the result store.
+    run_id = tracker.log_trial(_result("trial_a", ari=0.123456789012), {"dagster_run_id": "run-1"})
+    assert tracker.client.get_run(run_id).data.metrics["ari"] == 0.1235

@@ -291,6 +291,12 @@ def test_search_rounds_run_through_dagster(tiny_project, monkeypatch):
         assert len(refinements) == 2
         final = refinements[0].asset_materialization.metadata
         assert final["finished"].value is True and "stability round done" in final["stop_reason"].value
+        # A finished search looks finished: rewriting the same grid (its state file stores the trials in
+        # another order) leaves the leaderboard current, so no leaderboard follows the last refinement and
+        # the asset graph does not show search_refinement as unsynced.
+        leaderboards = instance.fetch_materializations(dg.AssetKey("leaderboard"), limit=10).records
+        assert len(leaderboards) == 2
+        assert leaderboards[0].timestamp < refinements[0].timestamp
 
         frame = pd.read_csv(paths.leaderboard / "leaderboard.csv")
         assert set(frame["round"]) == {1, 2}

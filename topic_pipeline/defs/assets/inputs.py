@@ -7,7 +7,8 @@ import pandas as pd
 from topic_pipeline.inputs.corpus import Corpus, load_corpus
 from topic_pipeline.redaction import mask_url
 from topic_pipeline.inputs.grid import TrialParams
-from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.errors import listing
+from topic_pipeline.inputs.ground_truth import GroundTruth, LabelCoverage
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG, DocumentsDatabase
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.search.coarse_to_fine import SearchSpec, SearchState, read_sweep_definition, search_identity, start_search
@@ -44,14 +45,31 @@ def documents(context: dg.AssetExecutionContext, database: DocumentsDatabase, se
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"json"})
-def ground_truth(context: dg.AssetExecutionContext, documents: pd.DataFrame, settings: PipelineSettings) -> dg.Output[dict]:
-    """The labelled sample ``{"<cluster id>": [text ids]}``, validated against the documents."""
+@dg.asset(
+    group_name=GROUP,
+    kinds={"json"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "labels_found_in_export",
+            asset="ground_truth",
+            description=(
+                "Whether every labelled text id is in the SQL export. Warns when some are not: they are left out "
+                "of every score (the metadata lists them), and a cluster that loses all its ids is dropped. Below "
+                "the minimum share found (TOPIC_PIPELINE_MIN_LABELS_FOUND, default 90 %) the labels are refused "
+                "and the asset fails, so nothing downstream runs on them."
+            ),
+        )
+    ],
+)
+def ground_truth(context: dg.AssetExecutionContext, documents: pd.DataFrame, settings: PipelineSettings):
+    """The labelled sample ``{"<cluster id>": [text ids]}``: the ids the documents hold, validated."""
     path = settings.ground_truth_file()
-    labels = GroundTruth.from_file(path)
-    labels.validate_against(documents["id"].tolist(), where=f"ground truth file '{path}'")
+    where = f"ground truth file '{path}'"
+    labels, coverage = GroundTruth.from_file(path).found_in(documents["id"].tolist(), settings.min_labels_found, where=where)
+    if coverage.missing:
+        context.log.warning("%s", labels_found_description(coverage, where))
     sizes = {cluster: len(ids) for cluster, ids in labels.to_mapping().items()}
-    return dg.Output(
+    yield dg.Output(
         labels.to_mapping(),
         data_version=dg.DataVersion(labels.content_hash),
         metadata={
@@ -59,9 +77,38 @@ def ground_truth(context: dg.AssetExecutionContext, documents: pd.DataFrame, set
             "path": str(path),
             "clusters": labels.n_clusters,
             "labelled_documents": len(labels.cluster_of),
-            "coverage": round(len(labels.cluster_of) / len(documents), 4),
+            "labelled_share_of_corpus": round(len(labels.cluster_of) / len(documents), 4),
+            "labelled_ids_found_share": round(coverage.found_share, 4),
             "cluster_sizes": dg.MetadataValue.json(sizes),
         },
+    )
+    yield labels_found_check(coverage, where)
+
+
+def labels_found_description(coverage: LabelCoverage, where: str) -> str:
+    if not coverage.missing:
+        return f"All {coverage.labelled} labelled text ids are in the export."
+    lost = f" Clusters left without any id, dropped: {listing(coverage.lost_clusters)}." if coverage.lost_clusters else ""
+    return (
+        f"{where}: {len(coverage.missing)} of {coverage.labelled} labelled text id(s) are not in the export and are left "
+        f"out of every score ({coverage.found_share:.1%} found): {listing(coverage.missing)}.{lost}"
+    )
+
+
+def labels_found_check(coverage: LabelCoverage, where: str) -> dg.AssetCheckResult:
+    """Evaluated as the labels are matched: only here are the ids the export lacks still known."""
+    return dg.AssetCheckResult(
+        check_name="labels_found_in_export",
+        passed=not coverage.missing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "labelled_ids": coverage.labelled,
+            "found": coverage.found,
+            "found_share": round(coverage.found_share, 4),
+            "missing_ids": dg.MetadataValue.json(list(coverage.missing[:100])),
+            "clusters_dropped": dg.MetadataValue.json(list(coverage.lost_clusters)),
+        },
+        description=labels_found_description(coverage, where),
     )
 
 

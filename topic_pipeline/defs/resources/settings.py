@@ -10,7 +10,7 @@ from topic_pipeline.inputs.embeddings import EmbeddingSettings
 from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.results import inputs_fingerprint
-from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.inputs.ground_truth import DEFAULT_MIN_FOUND_SHARE, GroundTruth
 from topic_pipeline.scoring.holdout import DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_SEED, HoldoutSplit, split_labels
 from topic_pipeline.inputs.demo_data import ensure_demo_data
 from topic_pipeline.engine.reference import DEFAULT_SEED
@@ -41,6 +41,8 @@ class PipelineSettings(dg.ConfigurableResource):
     # seed that picks them.
     holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION
     holdout_seed: int = DEFAULT_HOLDOUT_SEED
+    # Share of the labelled text ids the export must hold; the others are left out of scoring.
+    min_labels_found: float = DEFAULT_MIN_FOUND_SHARE
 
     @property
     def paths(self) -> DataPaths:
