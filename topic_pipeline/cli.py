@@ -189,6 +189,17 @@ def dagster_output_to(log: Path | None) -> Iterator[None]:
         os.close(saved)
 
 
+def remove_stale_progress_files(logs: Path) -> None:
+    """Progress files of command lines that are gone: a killed one never removed its own, and its trials step
+    may have outlived it."""
+    from topic_pipeline.processes import process_start_time
+
+    for path in logs.glob("progress-*.json"):
+        pid = path.stem.removeprefix("progress-")
+        if pid.isdigit() and process_start_time(int(pid)) is None:
+            path.unlink(missing_ok=True)
+
+
 def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None) -> None:
     from topic_pipeline.defs.assets.trials import PROGRESS_FILE_TAG
     from topic_pipeline.defs.recovery import process_tags
@@ -196,7 +207,9 @@ def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], 
     # This process's identity lets a later sweep see that the run stopped because the process was killed.
     tags = {**tags, **process_tags()}
     if job_name == "trials_job":
-        progress_file = Path(instance.root_directory) / "logs" / f"progress-{os.getpid()}.json"
+        logs = Path(instance.root_directory) / "logs"
+        remove_stale_progress_files(logs)
+        progress_file = logs / f"progress-{os.getpid()}.json"
         with TrialsProgress(progress_file):
             _execute_job(instance, job_name, {**tags, PROGRESS_FILE_TAG: str(progress_file)}, run_config)
     else:

@@ -51,3 +51,16 @@ print("after", file=sys.stderr)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert log.read_text() == "from this process\nfrom a child\n"
     assert result.stdout == "to the terminal\n" and result.stderr == "after\n"
+
+
+def test_progress_files_of_gone_command_lines_are_removed(tmp_path):
+    from topic_pipeline.cli import remove_stale_progress_files
+
+    # A process that has exited: its pid names no running process (until the pid is reused).
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale, own, other = (tmp_path / f"progress-{pid}.json" for pid in (gone.pid, 1, "notes"))
+    for path in (stale, own, other):
+        path.write_text("{}")
+    remove_stale_progress_files(tmp_path)
+    assert not stale.exists() and own.exists() and other.exists()

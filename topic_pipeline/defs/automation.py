@@ -69,4 +69,5 @@ def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings
             for run in plan.runs
         ],
         dynamic_partitions_requests=plan.partitions,
+        asset_events=plan.asset_events,
     )

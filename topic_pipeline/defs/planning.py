@@ -43,7 +43,8 @@ from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.inputs.grid import EmbeddingSet
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.defs.resources.settings import PipelineSettings
-from topic_pipeline.storage.results import ResultStore, results_digest
+from topic_pipeline.storage.migrations import CARRIED_OVER_FROM_TAG
+from topic_pipeline.storage.results import ResultStore, TrialResult, results_digest
 from topic_pipeline.search.coarse_to_fine import SearchState
 from topic_pipeline.storage.files import read_json
 
@@ -68,10 +69,13 @@ class PlannedRun:
 
 @dataclasses.dataclass(frozen=True)
 class SweepPlan:
-    """The partitions to add before the runs, and the runs."""
+    """The partitions to add before the runs, the runs, and materialisations to record without a run: those
+    of new partitions whose trial already has a current result (one carried over from a legacy key,
+    ``storage.migrations``), so the UI shows them materialised rather than missing."""
 
     partitions: list[dg.AddDynamicPartitionsRequest]
     runs: list[PlannedRun]
+    asset_events: list[dg.AssetMaterialization] = dataclasses.field(default_factory=list)
 
 
 def _latest_hash(instance: dg.DagsterInstance, asset: str) -> str | None:
@@ -160,6 +164,10 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
         key for key in pending - in_flight
         if EmbeddingSet(manifest["trials"][key]["embedding_model"], manifest["trials"][key]["remove_stopwords"]).key in ready_sets
     }
+    asset_events = [
+        _materialisation_of_stored_result(key, results[key], settings.rank_by)
+        for key in new_trials if results[key] is not None and key not in in_flight
+    ]
     for start, end in contiguous_ranges(ordered, runnable, TRIALS_PER_RUN):
         plans.append(
             PlannedRun(
@@ -177,7 +185,19 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
         elif _search_continues(paths, manifest, fingerprint):
             # The leaderboard ranks the whole round: time to close it and propose the next.
             plans.append(PlannedRun("search_job", f"search:{digest}"))
-    return SweepPlan(partitions, plans)
+    return SweepPlan(partitions, plans, asset_events)
+
+
+def _materialisation_of_stored_result(key: str, result: TrialResult, rank_by: str) -> dg.AssetMaterialization:
+    legacy = result.tags.get(CARRIED_OVER_FROM_TAG)
+    origin = f"carried over from '{legacy}' (the first form of trial keys)" if legacy else "already stored"
+    metadata: dict[str, object] = {"status": result.status, "carried_over_from": legacy or ""}
+    if rank_by in result.metrics:
+        metadata[rank_by] = result.metrics[rank_by]
+    return dg.AssetMaterialization(
+        asset_key="grid_trials", partition=key, metadata=metadata,
+        description=f"Trial {key}: its result was {origin}; not rerun.",
+    )
 
 
 def add_partitions(instance: dg.DagsterInstance, requests: list[dg.AddDynamicPartitionsRequest]) -> None:
@@ -195,6 +215,8 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
     partitions they target are added first, since a run can only target partitions that exist."""
     plan = plan_sweep(instance, settings)
     add_partitions(instance, plan.partitions)
+    for event in plan.asset_events:
+        instance.report_runless_asset_event(event)
     return plan.runs
 
 

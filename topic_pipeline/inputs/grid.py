@@ -51,6 +51,9 @@ OUTLIER_STRATEGIES = ("distributions", "probabilities", "c-tf-idf", "embeddings"
 # Strategies whose labels depend on the trial's vectorizer (its n-gram range): they compare
 # c-TF-IDF vectors, so for them trials differing only in n_gram_max do not share labels.
 VECTORIZER_STRATEGIES = ("distributions", "c-tf-idf")
+# How a strategy shows in a trial key (``o<tag><threshold>``, e.g. ``oemb0.25``): short, so the HDBSCAN
+# values before it stay in view.
+OUTLIER_KEY_TAGS = {"distributions": "dist", "probabilities": "prob", "c-tf-idf": "ctfidf", "embeddings": "emb"}
 # Grid keys a trial's stored parameters omit at their defaults: trials of grids from before they existed
 # keep their stored parameters, hence their results.
 OMITTED_AT_DEFAULT = ("outlier_reduction", "outlier_threshold")
@@ -150,10 +153,32 @@ class TrialParams:
 
     @property
     def key(self) -> str:
-        """Readable and stable: every value appears, in a fixed order, with a short prefix.
+        """Readable and stable: ``<UMAP>__<embedding set>__<HDBSCAN>[_<the rest>]``.
 
-        Uses only ``[a-z0-9._-]`` so it is a valid Dagster partition key and a safe file name.
+        The Dagster UI shortens a long partition key in its middle, so the values that tell a sweep's
+        trials apart sit at the two ends: UMAP's first, HDBSCAN's last, the embedding set (most often one
+        for the whole sweep) between them. ``nr_topics``, ``n_gram_max`` and outlier reduction appear only
+        when not at their defaults, then the seed replicate. Uses only ``[a-z0-9._-]``, so it is a valid
+        Dagster partition key and a safe file name.
         """
+        min_samples = "none" if self.hdbscan_min_samples is None else str(self.hdbscan_min_samples)
+        umap = f"nn{self.umap_n_neighbors}_nc{self.umap_n_components}_md{_format_number(self.umap_min_dist)}"
+        parts = [f"mcs{self.hdbscan_min_cluster_size}", f"ms{min_samples}", f"eps{_format_number(self.hdbscan_cluster_selection_epsilon)}"]
+        if self.nr_topics != "none":
+            parts.append(f"nt{self.nr_topics}")
+        if self.n_gram_max != 1:
+            parts.append(f"ng{self.n_gram_max}")
+        if self.outlier_reduction != "none":
+            parts.append(f"o{OUTLIER_KEY_TAGS[self.outlier_reduction]}{_format_number(self.outlier_threshold)}")
+        if self.seed_replicate:
+            parts.append(f"r{self.seed_replicate}")
+        return f"{umap}__{self.embedding_set.key}__{'_'.join(parts)}"
+
+    @property
+    def legacy_key(self) -> str:
+        """The key's first form, the embedding set first and every value after it, before ``key`` moved the
+        values to the ends. Stored results, search states and user-given keys of that form are carried over
+        through it (``storage.migrations``)."""
         min_samples = "none" if self.hdbscan_min_samples is None else str(self.hdbscan_min_samples)
         parts = [
             f"nn{self.umap_n_neighbors}",

@@ -112,6 +112,16 @@ class ResultStore:
     def load(self, key: str) -> TrialResult | None:
         return self._rows.load(key)
 
+    def copy(self, key: str, new_key: str, tags: dict[str, str] | None = None) -> bool:
+        """The result of ``key`` stored again under ``new_key``, with ``tags`` added (labels first, as ``save``
+        writes them); False when there is no readable row to copy."""
+        result = self.load(key)
+        if result is None:
+            return False
+        labels = self._labels.load(key)
+        self.save(dataclasses.replace(result, key=new_key, tags={**result.tags, **(tags or {})}), labels)
+        return True
+
     def current(self, key: str, fingerprint: str, params: dict[str, Any]) -> TrialResult | None:
         """The stored result if it was computed from these inputs and exactly these parameters.
 

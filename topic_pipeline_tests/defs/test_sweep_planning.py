@@ -95,3 +95,63 @@ def test_partition_range_tags_are_checked_against_dagsters_own(monkeypatch):
     monkeypatch.setattr(tags, "ASSET_PARTITION_RANGE_START_TAG", "dagster/range_from")
     with pytest.raises(dagster_compat.UnsupportedDagsterVersion, match="was written for dagster 1.13.27"):
         dagster_compat.run_partition_tags()
+
+
+def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(registered_inputs):
+    """A data directory of the key's first form (TrialParams.legacy_key): its results are carried over to the
+    current keys, the new partitions are recorded as materialised with where their result came from, and
+    nothing reruns."""
+    import numpy as np
+
+    from topic_pipeline.inputs.grid import TrialParams
+    from topic_pipeline.storage.files import write_json
+    from topic_pipeline.storage.results import STATUS_OK, ResultStore, TrialResult
+
+    instance, settings = registered_inputs
+    paths = settings.paths
+    manifest = read_json(paths.current_grid)
+    latest = {asset: instance.get_latest_materialization_event(dg.AssetKey(asset)).asset_materialization.metadata["content_hash"].value
+              for asset in ("documents", "ground_truth")}
+    fingerprint = settings.inputs_fingerprint(latest["documents"], latest["ground_truth"])
+    [values] = manifest["embedding_sets"].values()
+    cache = EmbeddingCache(paths.embeddings)
+    cache_path = cache.path(cache.key(EmbeddingSet(**values), latest["documents"], settings.stopwords_language))
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    cache_path.touch()
+    # What the first form left behind: each trial's parameters and result under its legacy key.
+    store = ResultStore(paths.results)
+    trials = [TrialParams.from_dict(params) for params in manifest["trials"].values()]
+    for number, trial in enumerate(trials):
+        write_json(paths.trial_params_path(trial.legacy_key), trial.to_dict())
+        store.save(TrialResult(trial.legacy_key, trial.to_dict(), fingerprint, STATUS_OK, {"ari": 0.5 + number / 10},
+                               tags={"mlflow_run_id": f"run-{number}"}), labels=np.full(30, number, dtype=np.int32))
+
+    resources = {"settings": settings, "io_manager": ParquetJsonIOManager(data_dir=str(paths.root))}
+    # param_grid reads the stored inputs: materialise it alone, as refresh_inputs_job's last step would.
+    result = dg.materialize(
+        [documents, ground_truth, param_grid], instance=instance, selection=[param_grid],
+        resources={**resources, "database": DocumentsDatabase(url="sqlite:///unused.db")},
+    )
+    assert result.success
+    assert result.asset_materializations_for_node("param_grid")[0].metadata["results_carried_over"].value == 3
+    for number, trial in enumerate(trials):
+        carried = store.load(trial.key)
+        assert carried.key == trial.key and carried.metrics == {"ari": 0.5 + number / 10}
+        assert carried.tags == {"mlflow_run_id": f"run-{number}", "carried_over_from": trial.legacy_key}
+        assert store.labels(trial.key, 30).tolist() == [number] * 30
+        assert store.path(trial.legacy_key).exists()  # the legacy files stay
+
+    # The sensor's tick records the new partitions as materialised (Dagster reports its asset events, then
+    # adds its partitions); nothing reruns, the leaderboard ranks the carried-over results.
+    with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": MlflowTracking()}) as context:
+        tick = sweep_sensor(context)
+    assert [run.job_name for run in tick.run_requests] == ["leaderboard_job"]
+    assert [(event.partition, event.metadata["carried_over_from"].value) for event in tick.asset_events] == [
+        (trial.key, trial.legacy_key) for trial in trials
+    ]
+    # The command line's path applies the same plan through the instance.
+    assert [run.job_name for run in plan_next_runs(instance, settings)] == ["leaderboard_job"]
+    assert instance.get_materialized_partitions(dg.AssetKey("grid_trials")) == {trial.key for trial in trials}
+    # An export may still name a trial by its legacy key.
+    assert paths.current_key(trials[0].legacy_key) == trials[0].key
+    assert plan_sweep(instance, settings).asset_events == []

@@ -293,7 +293,7 @@ BROKEN_TABLES = {
     "text_ids": [("7a", "a"), (8, "b")],
     "no_rows": [],
 }
-TRIAL = "all-minilm-l6-v2__nn10_nc2_md0_mcs8_msnone_eps0_ntnone_ng1"
+TRIAL = "nn10_nc2_md0__all-minilm-l6-v2__mcs8_msnone_eps0"
 NOSTOP = "all-minilm-l6-v2-nostop"
 ASSETS = ["documents", "ground_truth", "param_grid", "leaderboard", "topic_model"]
 PARTITIONED = [("embeddings", "all-minilm-l6-v2"), ("grid_trials", TRIAL)]

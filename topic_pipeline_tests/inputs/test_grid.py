@@ -27,7 +27,8 @@ from topic_pipeline.inputs.grid import (
 KEY_CHARS = re.compile(r"^[a-z0-9._-]+$")
 FORBIDDEN_IN_KEY = ("...", "|", ",", "[", "]", "/")
 
-DEFAULT_KEY = "all-minilm-l6-v2__nn15_nc5_md0_mcs10_msnone_eps0_ntnone_ng1"
+DEFAULT_KEY = "nn15_nc5_md0__all-minilm-l6-v2__mcs10_msnone_eps0"
+DEFAULT_LEGACY_KEY = "all-minilm-l6-v2__nn15_nc5_md0_mcs10_msnone_eps0_ntnone_ng1"
 
 
 def write_grid(tmp_path: Path, content: str, name: str = "grid.json") -> Path:
@@ -151,7 +152,9 @@ def test_nr_topics_accepted_values(given, normalised, bertopic) -> None:
     (trial,) = ParamGrid.from_mapping({"nr_topics": [given]}).trials()
     assert trial.nr_topics == normalised
     assert trial.bertopic_nr_topics == bertopic
-    assert trial.key.endswith(f"_nt{normalised}_ng1")
+    # The default (BERTopic's "none") is left out of the key; the first form of keys held it.
+    assert trial.key.endswith("_eps0" if normalised == "none" else f"_eps0_nt{normalised}")
+    assert trial.legacy_key.endswith(f"_nt{normalised}_ng1")
 
 
 def test_embedding_model_names_are_stripped() -> None:
@@ -175,7 +178,8 @@ def test_key_is_readable_and_names_every_value() -> None:
         embedding_model="sentence-transformers/all-mpnet-base-v2",
         remove_stopwords=True,
     )
-    assert params.key == "all-mpnet-base-v2-nostop__nn12_nc3_md0.25_mcs7_ms2_eps0.05_ntauto_ng2"
+    assert params.key == "nn12_nc3_md0.25__all-mpnet-base-v2-nostop__mcs7_ms2_eps0.05_ntauto_ng2"
+    assert params.legacy_key == "all-mpnet-base-v2-nostop__nn12_nc3_md0.25_mcs7_ms2_eps0.05_ntauto_ng2"
     assert_key_shape(params.key)
 
 
@@ -230,10 +234,22 @@ def test_adding_a_value_only_adds_keys() -> None:
 
 
 def test_default_key_is_unchanged() -> None:
-    """A pinned key: if this changes, every stored result of an existing grid is orphaned."""
+    """Pinned keys: if one changes without a migration (storage.migrations), every stored result of an
+    existing grid is orphaned."""
     assert ParamGrid.from_mapping({}).trials()[0].key == DEFAULT_KEY
+    assert ParamGrid.from_mapping({}).trials()[0].legacy_key == DEFAULT_LEGACY_KEY
     (trial,) = ParamGrid.from_mapping({"umap_min_dist": [0.1], "hdbscan_cluster_selection_epsilon": [0.5]}).trials()
-    assert trial.key == "all-minilm-l6-v2__nn15_nc5_md0.1_mcs10_msnone_eps0.5_ntnone_ng1"
+    assert trial.key == "nn15_nc5_md0.1__all-minilm-l6-v2__mcs10_msnone_eps0.5"
+    assert trial.legacy_key == "all-minilm-l6-v2__nn15_nc5_md0.1_mcs10_msnone_eps0.5_ntnone_ng1"
+
+
+def test_keys_fit_the_ui_list_or_keep_their_values_at_the_ends() -> None:
+    # The Dagster UI shows a partition key's first and last ~17 characters when it is longer than ~34: the
+    # UMAP values lead and the HDBSCAN values close, whatever the embedding set between them.
+    (trial,) = ParamGrid.from_mapping({"embedding_model": ["org/paraphrase-multilingual-mpnet-base-v2"]}).trials()
+    assert trial.key.startswith("nn15_nc5_md0__") and trial.key.endswith("__mcs10_msnone_eps0")
+    replicate = dataclasses.replace(trial, seed_replicate=3, outlier_reduction="embeddings", outlier_threshold=0.25)
+    assert replicate.key.endswith("__mcs10_msnone_eps0_oemb0.25_r3")
 
 
 def test_float_keys_distinguish_values_that_differ_past_six_digits() -> None:
@@ -249,7 +265,7 @@ def test_negative_zero_gets_the_key_of_zero() -> None:
 
 def test_large_numbers_have_no_plus_in_key() -> None:
     (trial,) = ParamGrid.from_mapping({"hdbscan_cluster_selection_epsilon": [1e6]}).trials()
-    assert "_eps1e06_" in trial.key
+    assert trial.key.endswith("_eps1e06")
     assert_key_shape(trial.key)
 
 
@@ -737,10 +753,10 @@ def test_outlier_variants_expand_and_appear_in_keys_only_when_reducing() -> None
     keys = [t.key for t in trials]
     assert keys[:5] == [
         DEFAULT_KEY,
-        f"{DEFAULT_KEY}_orembeddings_ot0",
-        f"{DEFAULT_KEY}_orembeddings_ot0.3",
-        f"{DEFAULT_KEY}_orc-tf-idf_ot0",
-        f"{DEFAULT_KEY}_orc-tf-idf_ot0.3",
+        f"{DEFAULT_KEY}_oemb0",
+        f"{DEFAULT_KEY}_oemb0.3",
+        f"{DEFAULT_KEY}_octfidf0",
+        f"{DEFAULT_KEY}_octfidf0.3",
     ]
     for trial in trials:
         assert_key_shape(trial.key)
@@ -749,7 +765,8 @@ def test_outlier_variants_expand_and_appear_in_keys_only_when_reducing() -> None
     assert [t.hdbscan_min_cluster_size for t in trials] == [10] * 5 + [20] * 5
     # A stability replicate's suffix stays last.
     replicate = dataclasses.replace(trials[1], seed_replicate=2)
-    assert replicate.key == f"{DEFAULT_KEY}_orembeddings_ot0_r2"
+    assert replicate.key == f"{DEFAULT_KEY}_oemb0_r2"
+    assert replicate.legacy_key == f"{DEFAULT_LEGACY_KEY}_orembeddings_ot0_r2"
     assert replicate.configuration == trials[1]
 
 

@@ -11,6 +11,7 @@ from topic_pipeline.errors import listing
 from topic_pipeline.inputs.ground_truth import GroundTruth, LabelCoverage
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG, DocumentsDatabase
 from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.storage.migrations import carried_over_message
 from topic_pipeline.search.coarse_to_fine import SearchSpec, SearchState, read_sweep_definition, search_identity, start_search
 
 GROUP = "inputs"
@@ -142,13 +143,16 @@ def param_grid(
             state.save(paths.search_state)
             context.log.info("search started: broad round of %d trials for %d documents", len(state.trials), len(documents))
         trials = [TrialParams.from_dict(params) for params in state.trials.values()]
-        manifest, new = paths.write_current_grid(where, definition.to_dict(), trials, state.round_of())
+        manifest, new, carried = paths.write_current_grid(where, definition.to_dict(), trials, state.round_of())
         metadata.update({"search_rounds": len(state.rounds), "search_finished": state.finished})
     else:
         definition.validate_for_corpus(len(documents), where=where)
         trials = definition.trials(max_trials=settings.max_grid_trials, where=where)
-        manifest, new = paths.write_current_grid(where, definition.to_dict(), trials)
+        manifest, new, carried = paths.write_current_grid(where, definition.to_dict(), trials)
     context.log.info("%s: %d trials, %d new", where, len(manifest["trials"]), new)
+    if carried:
+        context.log.info(carried_over_message(carried))
+        metadata["results_carried_over"] = len(carried)
     # No value for the IO manager: the manifest's one copy is the file every consumer reads (a search's
     # later rounds rewrite it, so a stored value would go stale).
     return dg.MaterializeResult(

@@ -52,7 +52,7 @@ def search_refinement(
     proposed = advance(state, scores)
     state.save(paths.search_state)
     trials = [TrialParams.from_dict(params) for params in state.trials.values()]
-    manifest, _ = paths.write_current_grid(manifest["source"], state.spec.to_dict(), trials, state.round_of())
+    manifest, _, _ = paths.write_current_grid(manifest["source"], state.spec.to_dict(), trials, state.round_of())
 
     elapsed = time.time() - state.started_at
     closed = state.rounds[-2] if proposed else state.rounds[-1]

@@ -160,8 +160,9 @@ def grid_trials(
     stats = None
     trial_rounds = {rounds.get(key) for key, _ in trials}
     progress = SweepProgress(len(trials), settings.rank_by, round=trial_rounds.pop() if len(trial_rounds) == 1 else None)
-    # The command line asks for a progress file (its progress bar) with a run tag; the UI reads the log.
-    progress_file = context.run.tags.get(PROGRESS_FILE_TAG)
+    # The command line asks for a progress file (its progress bar) with a run tag; the UI reads the log. A
+    # re-execution (from the UI) copies its run's tags, but no command line reads its file.
+    progress_file = context.run.tags.get(PROGRESS_FILE_TAG) if context.run.parent_run_id is None else None
     last_logged = last_saved = 0.0
     for finished in as_they_finish(sweep):
         if isinstance(finished, SweepStats):
