@@ -6,6 +6,7 @@ import argparse
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import socket
 import sys
 import threading
 import time
@@ -189,13 +190,19 @@ def dagster_output_to(log: Path | None) -> Iterator[None]:
         os.close(saved)
 
 
+def progress_file_of(logs: Path, pid: int) -> Path:
+    # The host in the name: a DAGSTER_HOME shared between machines holds other hosts' process ids.
+    return logs / f"progress-{socket.gethostname()}-{pid}.json"
+
+
 def remove_stale_progress_files(logs: Path) -> None:
-    """Progress files of command lines that are gone: a killed one never removed its own, and its trials step
-    may have outlived it."""
+    """This host's progress files of command lines that are gone: a killed one never removed its own, and its
+    trials step may have outlived it."""
     from topic_pipeline.processes import process_start_time
 
-    for path in logs.glob("progress-*.json"):
-        pid = path.stem.removeprefix("progress-")
+    prefix = f"progress-{socket.gethostname()}-"
+    for path in logs.glob(f"{prefix}*.json"):
+        pid = path.stem.removeprefix(prefix)
         if pid.isdigit() and process_start_time(int(pid)) is None:
             path.unlink(missing_ok=True)
 
@@ -209,7 +216,7 @@ def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], 
     if job_name == "trials_job":
         logs = Path(instance.root_directory) / "logs"
         remove_stale_progress_files(logs)
-        progress_file = logs / f"progress-{os.getpid()}.json"
+        progress_file = progress_file_of(logs, os.getpid())
         with TrialsProgress(progress_file):
             _execute_job(instance, job_name, {**tags, PROGRESS_FILE_TAG: str(progress_file)}, run_config)
     else:

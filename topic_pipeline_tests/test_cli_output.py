@@ -54,13 +54,14 @@ print("after", file=sys.stderr)
 
 
 def test_progress_files_of_gone_command_lines_are_removed(tmp_path):
-    from topic_pipeline.cli import remove_stale_progress_files
+    from topic_pipeline.cli import progress_file_of, remove_stale_progress_files
 
     # A process that has exited: its pid names no running process (until the pid is reused).
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    stale, own, other = (tmp_path / f"progress-{pid}.json" for pid in (gone.pid, 1, "notes"))
-    for path in (stale, own, other):
+    stale, alive = progress_file_of(tmp_path, gone.pid), progress_file_of(tmp_path, 1)
+    other_host, other = tmp_path / f"progress-elsewhere-{gone.pid}.json", tmp_path / "progress-notes.json"
+    for path in (stale, alive, other_host, other):
         path.write_text("{}")
     remove_stale_progress_files(tmp_path)
-    assert not stale.exists() and own.exists() and other.exists()
+    assert not stale.exists() and alive.exists() and other_host.exists() and other.exists()

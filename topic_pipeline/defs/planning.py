@@ -37,7 +37,7 @@ import dataclasses
 import dagster as dg
 
 from topic_pipeline._compat.dagster import run_partition_tags
-from topic_pipeline.defs.assets.trials import TRIALS_PER_RUN
+from topic_pipeline.defs.assets.trials import TRIALS_PER_RUN, trial_metadata
 from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
 from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.inputs.grid import EmbeddingSet
@@ -165,7 +165,7 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
         if EmbeddingSet(manifest["trials"][key]["embedding_model"], manifest["trials"][key]["remove_stopwords"]).key in ready_sets
     }
     asset_events = [
-        _materialisation_of_stored_result(key, results[key], settings.rank_by)
+        _materialisation_of_stored_result(key, results[key])
         for key in new_trials if results[key] is not None and key not in in_flight
     ]
     for start, end in contiguous_ranges(ordered, runnable, TRIALS_PER_RUN):
@@ -188,14 +188,11 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
     return SweepPlan(partitions, plans, asset_events)
 
 
-def _materialisation_of_stored_result(key: str, result: TrialResult, rank_by: str) -> dg.AssetMaterialization:
+def _materialisation_of_stored_result(key: str, result: TrialResult) -> dg.AssetMaterialization:
     legacy = result.tags.get(CARRIED_OVER_FROM_TAG)
     origin = f"carried over from '{legacy}' (the first form of trial keys)" if legacy else "already stored"
-    metadata: dict[str, object] = {"status": result.status, "carried_over_from": legacy or ""}
-    if rank_by in result.metrics:
-        metadata[rank_by] = result.metrics[rank_by]
     return dg.AssetMaterialization(
-        asset_key="grid_trials", partition=key, metadata=metadata,
+        asset_key="grid_trials", partition=key, metadata={**trial_metadata(result), "carried_over_from": legacy or ""},
         description=f"Trial {key}: its result was {origin}; not rerun.",
     )
 

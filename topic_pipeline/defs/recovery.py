@@ -73,6 +73,8 @@ def _step_still_running(run: dg.DagsterRun) -> bool:
 
 def _process_is_gone(run: dg.DagsterRun) -> bool:
     tags = run.tags
+    if run.parent_run_id is not None:
+        return False  # a re-execution (from the UI) copies its parent's tags: they name the parent's process
     if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
         return False  # not executed in a process of this machine: only Dagster's own monitoring can tell
     started = process_start_time(int(tags[PID_TAG]))

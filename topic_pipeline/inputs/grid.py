@@ -157,13 +157,15 @@ class TrialParams:
 
         The Dagster UI shortens a long partition key in its middle, so the values that tell a sweep's
         trials apart sit at the two ends: UMAP's first, HDBSCAN's last, the embedding set (most often one
-        for the whole sweep) between them. ``nr_topics``, ``n_gram_max`` and outlier reduction appear only
-        when not at their defaults, then the seed replicate. Uses only ``[a-z0-9._-]``, so it is a valid
-        Dagster partition key and a safe file name.
+        for the whole sweep) between them. HDBSCAN's ``min_samples``, ``nr_topics``, ``n_gram_max`` and
+        outlier reduction appear only when not at their defaults, then the seed replicate. Uses only
+        ``[a-z0-9._-]``, so it is a valid Dagster partition key and a safe file name.
         """
-        min_samples = "none" if self.hdbscan_min_samples is None else str(self.hdbscan_min_samples)
-        umap = f"nn{self.umap_n_neighbors}_nc{self.umap_n_components}_md{_format_number(self.umap_min_dist)}"
-        parts = [f"mcs{self.hdbscan_min_cluster_size}", f"ms{min_samples}", f"eps{_format_number(self.hdbscan_cluster_selection_epsilon)}"]
+        umap, min_cluster_size, min_samples, epsilon = self._key_values()
+        parts = [min_cluster_size]
+        if self.hdbscan_min_samples is not None:
+            parts.append(min_samples)
+        parts.append(epsilon)
         if self.nr_topics != "none":
             parts.append(f"nt{self.nr_topics}")
         if self.n_gram_max != 1:
@@ -172,24 +174,25 @@ class TrialParams:
             parts.append(f"o{OUTLIER_KEY_TAGS[self.outlier_reduction]}{_format_number(self.outlier_threshold)}")
         if self.seed_replicate:
             parts.append(f"r{self.seed_replicate}")
-        return f"{umap}__{self.embedding_set.key}__{'_'.join(parts)}"
+        return f"{'_'.join(umap)}__{self.embedding_set.key}__{'_'.join(parts)}"
+
+    def _key_values(self) -> tuple[list[str], str, str, str]:
+        """The UMAP values, min_cluster_size, min_samples and epsilon as both forms of keys write them."""
+        min_samples = "none" if self.hdbscan_min_samples is None else str(self.hdbscan_min_samples)
+        return (
+            [f"nn{self.umap_n_neighbors}", f"nc{self.umap_n_components}", f"md{_format_number(self.umap_min_dist)}"],
+            f"mcs{self.hdbscan_min_cluster_size}",
+            f"ms{min_samples}",
+            f"eps{_format_number(self.hdbscan_cluster_selection_epsilon)}",
+        )
 
     @property
     def legacy_key(self) -> str:
         """The key's first form, the embedding set first and every value after it, before ``key`` moved the
         values to the ends. Stored results, search states and user-given keys of that form are carried over
         through it (``storage.migrations``)."""
-        min_samples = "none" if self.hdbscan_min_samples is None else str(self.hdbscan_min_samples)
-        parts = [
-            f"nn{self.umap_n_neighbors}",
-            f"nc{self.umap_n_components}",
-            f"md{_format_number(self.umap_min_dist)}",
-            f"mcs{self.hdbscan_min_cluster_size}",
-            f"ms{min_samples}",
-            f"eps{_format_number(self.hdbscan_cluster_selection_epsilon)}",
-            f"nt{self.nr_topics}",
-            f"ng{self.n_gram_max}",
-        ]
+        umap, min_cluster_size, min_samples, epsilon = self._key_values()
+        parts = [*umap, min_cluster_size, min_samples, epsilon, f"nt{self.nr_topics}", f"ng{self.n_gram_max}"]
         if self.outlier_reduction != "none":
             parts += [f"or{self.outlier_reduction}", f"ot{_format_number(self.outlier_threshold)}"]
         if self.seed_replicate:

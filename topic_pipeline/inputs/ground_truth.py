@@ -96,6 +96,7 @@ class GroundTruth:
         ``min_found_share`` of the labelled ids are found; below that the file and the export probably do
         not belong together, and scores would measure the wrong thing.
         """
+        check_found_share(min_found_share)
         known = set(int(i) for i in corpus_ids)
         missing = sorted(i for i in self.cluster_of if i not in known)
         kept = {text_id: cluster for text_id, cluster in self.cluster_of.items() if text_id in known}
@@ -103,14 +104,14 @@ class GroundTruth:
         coverage = LabelCoverage(len(self.cluster_of), tuple(missing), tuple(lost))
         if coverage.found_share < min_found_share:
             raise GroundTruthError(
-                f"{where}: {len(missing)} text id(s) are not in the corpus: {listing(missing)}. {coverage.found} of "
-                f"{coverage.labelled} labelled ids found ({coverage.found_share:.0%}), below the minimum of "
-                f"{min_found_share:.0%} ({MIN_FOUND_SHARE_SETTING}): check that the file's ids are the export's id column"
+                f"{where}: {len(missing)} text id(s) are not in the export: {listing(missing)}. {coverage.found} of "
+                f"{coverage.labelled} labelled ids found ({coverage.found_share:.1%}), below the minimum of "
+                f"{min_found_share:.1%} ({MIN_FOUND_SHARE_SETTING}): check that the file's ids are the export's id column"
             )
         if len(set(kept.values())) < 2:
             raise GroundTruthError(
-                f"{where}: only {len(set(kept.values()))} cluster(s) keep text ids that are in the corpus; at least 2 "
-                f"are needed to score against. Not in the corpus: {listing(missing)}"
+                f"{where}: only {len(set(kept.values()))} cluster(s) keep text ids that are in the export; at least 2 "
+                f"are needed to score against. Not in the export: {listing(missing)}"
             )
         return GroundTruth(kept), coverage
 

@@ -162,11 +162,12 @@ class MlflowTracker:
         return found
 
     def log_trial(
-        self, result: TrialResult, tags: Mapping[str, str], supersede_older: bool = True, parent_run_id: str | None = None
+        self, result: TrialResult, tags: Mapping[str, str], supersede_older: bool = True, parent_run_id: str | None = None,
+        also_supersede: Sequence[str] = (),
     ) -> str:
         """Record a trial as a run of its own, nested under ``parent_run_id`` if given; with ``supersede_older``,
         its key's older runs are superseded (a search per call: callers that know a key was never recorded
-        pass False)."""
+        pass False), and so are those of the keys in ``also_supersede`` (the trial's earlier keys)."""
         from mlflow.entities import Metric, Param, RunTag
 
         parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
@@ -186,7 +187,8 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status="FINISHED" if result.status == STATUS_OK else "FAILED")
         # After the new run is complete: a kill before this point leaves the older run live, never none.
         if supersede_older:
-            self.supersede_older_runs(result.key, run_id, run.info.start_time)
+            for key in (result.key, *also_supersede):
+                self.supersede_older_runs(key, run_id, run.info.start_time)
         return run_id
 
     def trial_keys_with_unfinished_runs(self) -> set[str]:

@@ -31,7 +31,8 @@ def carry_over_legacy_results(store: ResultStore, trials: Iterable[TrialParams])
     carried: dict[str, str] = {}
     for trial in trials:
         legacy = trial.legacy_key
-        if legacy == trial.key or store.path(trial.key).exists() or not store.path(legacy).exists():
+        # The two forms never coincide (a current key's first part holds '_', a model's short name never does).
+        if store.path(trial.key).exists() or not store.path(legacy).exists():
             continue
         if store.copy(legacy, trial.key, {CARRIED_OVER_FROM_TAG: legacy}):
             carried[legacy] = trial.key

@@ -98,7 +98,7 @@ def test_labelled_ids_missing_from_the_export_warn_and_are_left_out(tmp_path):
 
 def test_labels_mostly_missing_from_the_export_are_refused(tmp_path):
     labels = {**SOUND_LABELS, "c": list(range(100, 110))}  # 20 of 30 found
-    with pytest.raises(Exception, match=r"10 text id\(s\) are not in the corpus: 100, 101.*20 of 30 labelled ids found \(67%\)"):
+    with pytest.raises(Exception, match=r"10 text id\(s\) are not in the export: 100, 101.*20 of 30 labelled ids found \(66.7%\)"):
         check_labels(tmp_path, labels, "labels_found_in_export")
     # A lower minimum accepts them.
     evaluation = check_labels(tmp_path, labels, "labels_found_in_export", min_labels_found=0.5)

@@ -22,25 +22,28 @@ from topic_pipeline.inputs.grid import EmbeddingSet
 from topic_pipeline.storage.files import read_json
 
 
-@pytest.fixture
-def registered_inputs(tmp_path):
-    """An instance where documents, ground_truth and param_grid (three trials, one embedding set) are
-    materialised, and the settings they were materialised with."""
+def _register_inputs(tmp_path, grid: dict):
     database = tmp_path / "source.db"
     with sqlite3.connect(database) as connection:
         connection.execute("CREATE TABLE documents (id INTEGER, text TEXT)")
         connection.executemany("INSERT INTO documents VALUES (?, ?)", [(i, f"text {i}") for i in range(1, 31)])
     connection.close()
     (tmp_path / "labels.json").write_text(json.dumps({"a": [1, 2], "b": [3, 4]}))
-    (tmp_path / "grid.json").write_text(json.dumps({"hdbscan_min_cluster_size": [2, 3, 4]}))
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
     data = str(tmp_path / "data")
     settings = PipelineSettings(data_dir=data, ground_truth_path=str(tmp_path / "labels.json"), grid_path=str(tmp_path / "grid.json"))
+    resources = {"database": DocumentsDatabase(url=f"sqlite:///{database}"), "settings": settings,
+                 "io_manager": ParquetJsonIOManager(data_dir=data)}
     with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            [documents, ground_truth, param_grid], instance=instance,
-            resources={"database": DocumentsDatabase(url=f"sqlite:///{database}"), "settings": settings,
-                       "io_manager": ParquetJsonIOManager(data_dir=data)},
-        ).success
+        assert dg.materialize([documents, ground_truth, param_grid], instance=instance, resources=resources).success
+        yield instance, settings, resources
+
+
+@pytest.fixture
+def registered_inputs(tmp_path):
+    """An instance where documents, ground_truth and param_grid (three trials, one embedding set) are
+    materialised, and the settings they were materialised with."""
+    for instance, settings, _ in _register_inputs(tmp_path, {"hdbscan_min_cluster_size": [2, 3, 4]}):
         yield instance, settings
 
 
@@ -97,61 +100,106 @@ def test_partition_range_tags_are_checked_against_dagsters_own(monkeypatch):
         dagster_compat.run_partition_tags()
 
 
-def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(registered_inputs):
-    """A data directory of the key's first form (TrialParams.legacy_key): its results are carried over to the
-    current keys, the new partitions are recorded as materialised with where their result came from, and
-    nothing reruns."""
+def _inputs_fingerprint(instance, settings) -> str:
+    latest = {asset: instance.get_latest_materialization_event(dg.AssetKey(asset)).asset_materialization.metadata["content_hash"].value
+              for asset in ("documents", "ground_truth")}
+    return settings.inputs_fingerprint(latest["documents"], latest["ground_truth"])
+
+
+def _store_in_the_first_form(paths, trials, fingerprint) -> None:
+    """What the first form of keys left behind (TrialParams.legacy_key): each trial's parameters and result."""
     import numpy as np
 
-    from topic_pipeline.inputs.grid import TrialParams
     from topic_pipeline.storage.files import write_json
     from topic_pipeline.storage.results import STATUS_OK, ResultStore, TrialResult
 
-    instance, settings = registered_inputs
-    paths = settings.paths
-    manifest = read_json(paths.current_grid)
-    latest = {asset: instance.get_latest_materialization_event(dg.AssetKey(asset)).asset_materialization.metadata["content_hash"].value
-              for asset in ("documents", "ground_truth")}
-    fingerprint = settings.inputs_fingerprint(latest["documents"], latest["ground_truth"])
-    [values] = manifest["embedding_sets"].values()
-    cache = EmbeddingCache(paths.embeddings)
-    cache_path = cache.path(cache.key(EmbeddingSet(**values), latest["documents"], settings.stopwords_language))
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    cache_path.touch()
-    # What the first form left behind: each trial's parameters and result under its legacy key.
     store = ResultStore(paths.results)
-    trials = [TrialParams.from_dict(params) for params in manifest["trials"].values()]
     for number, trial in enumerate(trials):
         write_json(paths.trial_params_path(trial.legacy_key), trial.to_dict())
-        store.save(TrialResult(trial.legacy_key, trial.to_dict(), fingerprint, STATUS_OK, {"ari": 0.5 + number / 10},
+        store.save(TrialResult(trial.legacy_key, trial.to_dict(), fingerprint, STATUS_OK, {"ari": 0.5 + number / 1000},
                                tags={"mlflow_run_id": f"run-{number}"}), labels=np.full(30, number, dtype=np.int32))
 
-    resources = {"settings": settings, "io_manager": ParquetJsonIOManager(data_dir=str(paths.root))}
-    # param_grid reads the stored inputs: materialise it alone, as refresh_inputs_job's last step would.
-    result = dg.materialize(
-        [documents, ground_truth, param_grid], instance=instance, selection=[param_grid],
-        resources={**resources, "database": DocumentsDatabase(url="sqlite:///unused.db")},
-    )
-    assert result.success
-    assert result.asset_materializations_for_node("param_grid")[0].metadata["results_carried_over"].value == 3
-    for number, trial in enumerate(trials):
-        carried = store.load(trial.key)
-        assert carried.key == trial.key and carried.metrics == {"ari": 0.5 + number / 10}
-        assert carried.tags == {"mlflow_run_id": f"run-{number}", "carried_over_from": trial.legacy_key}
-        assert store.labels(trial.key, 30).tolist() == [number] * 30
-        assert store.path(trial.legacy_key).exists()  # the legacy files stay
 
-    # The sensor's tick records the new partitions as materialised (Dagster reports its asset events, then
-    # adds its partitions); nothing reruns, the leaderboard ranks the carried-over results.
-    with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": MlflowTracking()}) as context:
-        tick = sweep_sensor(context)
-    assert [run.job_name for run in tick.run_requests] == ["leaderboard_job"]
-    assert [(event.partition, event.metadata["carried_over_from"].value) for event in tick.asset_events] == [
-        (trial.key, trial.legacy_key) for trial in trials
-    ]
-    # The command line's path applies the same plan through the instance.
-    assert [run.job_name for run in plan_next_runs(instance, settings)] == ["leaderboard_job"]
-    assert instance.get_materialized_partitions(dg.AssetKey("grid_trials")) == {trial.key for trial in trials}
-    # An export may still name a trial by its legacy key.
-    assert paths.current_key(trials[0].legacy_key) == trials[0].key
-    assert plan_sweep(instance, settings).asset_events == []
+@pytest.mark.parametrize("applied_by", ["sensor", "command_line"])
+def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(tmp_path, applied_by):
+    """A data directory of the key's first form: its results are carried over to the current keys, the new
+    partitions are recorded as materialised with where their result came from, and nothing reruns."""
+    from topic_pipeline.defs.planning import add_partitions
+    from topic_pipeline.inputs.grid import TrialParams
+    from topic_pipeline.storage.results import ResultStore
+
+    for instance, settings, resources in _register_inputs(tmp_path, {"hdbscan_min_cluster_size": [2, 3, 4]}):
+        paths = settings.paths
+        manifest = read_json(paths.current_grid)
+        [values] = manifest["embedding_sets"].values()
+        corpus_hash = instance.get_latest_materialization_event(dg.AssetKey("documents")).asset_materialization.metadata["content_hash"].value
+        cache = EmbeddingCache(paths.embeddings)
+        cache_path = cache.path(cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language))
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache_path.touch()  # the trials would be runnable: only their results keep them from running
+        trials = [TrialParams.from_dict(params) for params in manifest["trials"].values()]
+        _store_in_the_first_form(paths, trials, _inputs_fingerprint(instance, settings))
+
+        # refresh_inputs_job's param_grid step registers the grid again, and carries the results over.
+        result = dg.materialize([documents, ground_truth, param_grid], instance=instance, selection=[param_grid], resources=resources)
+        assert result.asset_materializations_for_node("param_grid")[0].metadata["results_carried_over"].value == 3
+        store = ResultStore(paths.results)
+        for number, trial in enumerate(trials):
+            carried = store.load(trial.key)
+            assert carried.key == trial.key and carried.metrics == {"ari": 0.5 + number / 1000}
+            assert carried.tags == {"mlflow_run_id": f"run-{number}", "carried_over_from": trial.legacy_key}
+            assert store.labels(trial.key, 30).tolist() == [number] * 30
+            assert store.path(trial.legacy_key).exists()  # the legacy files stay
+
+        if applied_by == "sensor":
+            with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": MlflowTracking()}) as context:
+                tick = sweep_sensor(context)
+            assert [run.job_name for run in tick.run_requests] == ["leaderboard_job"]
+            events = tick.asset_events
+            # As the daemon applies a tick: its asset events first, then its partitions.
+            for event in events:
+                instance.report_runless_asset_event(event)
+            add_partitions(instance, tick.dynamic_partitions_requests)
+        else:
+            events = plan_sweep(instance, settings).asset_events
+            assert [run.job_name for run in plan_next_runs(instance, settings)] == ["leaderboard_job"]
+        assert [(event.partition, event.metadata["carried_over_from"].value) for event in events] == [
+            (trial.key, trial.legacy_key) for trial in trials
+        ]
+        assert events[0].metadata["mlflow_run_id"].value == "run-0" and events[0].metadata["ari"].value == 0.5
+        # Nothing reruns; the partitions show materialised, once.
+        assert instance.get_materialized_partitions(dg.AssetKey("grid_trials")) == {trial.key for trial in trials}
+        again = plan_sweep(instance, settings)
+        assert again.asset_events == [] and [run.job_name for run in again.runs] == ["leaderboard_job"]
+        # An export may still name a trial by its legacy key.
+        assert paths.current_key(trials[0].legacy_key) == trials[0].key
+
+
+def test_a_search_round_run_under_the_first_form_of_keys_closes_after_the_upgrade(tmp_path):
+    """The upgrade lands while a search round's trials run under the old keys: search_refinement reads the
+    state with the current keys, carries the round's results over and closes it."""
+    from topic_pipeline.defs.assets.search import search_refinement
+    from topic_pipeline.inputs.grid import TrialParams
+    from topic_pipeline.search.coarse_to_fine import SearchState
+    from topic_pipeline.storage.files import write_json
+
+    for instance, settings, resources in _register_inputs(tmp_path, {"search": "auto", "trial_budget": 30, "stability_top": 1,
+                                                                     "stability_seeds": 2}):
+        paths = settings.paths
+        state = SearchState.load(paths.search_state)
+        trials = [TrialParams.from_dict(params) for params in state.trials.values()]
+        # The state as the first form wrote it, and the round's results under the old keys only.
+        stored = read_json(paths.search_state)
+        legacy = {trial.key: trial.legacy_key for trial in trials}
+        stored["trials"] = {legacy[key]: params for key, params in stored["trials"].items()}
+        for search_round in stored["rounds"]:
+            search_round["trial_keys"] = [legacy[key] for key in search_round["trial_keys"]]
+        write_json(paths.search_state, stored)
+        _store_in_the_first_form(paths, trials, _inputs_fingerprint(instance, settings))
+
+        result = dg.materialize([documents, ground_truth, search_refinement], instance=instance,
+                                selection=[search_refinement], resources=resources)
+        assert result.success
+        closed = SearchState.load(paths.search_state)
+        assert closed.rounds[0].best_key == trials[-1].key  # the highest score, under its current key
+        assert len(closed.rounds) == 2 and all(key in closed.trials for key in closed.rounds[1].trial_keys)

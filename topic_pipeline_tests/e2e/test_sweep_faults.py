@@ -293,7 +293,7 @@ BROKEN_TABLES = {
     "text_ids": [("7a", "a"), (8, "b")],
     "no_rows": [],
 }
-TRIAL = "nn10_nc2_md0__all-minilm-l6-v2__mcs8_msnone_eps0"
+TRIAL = "nn10_nc2_md0__all-minilm-l6-v2__mcs8_eps0"
 NOSTOP = "all-minilm-l6-v2-nostop"
 ASSETS = ["documents", "ground_truth", "param_grid", "leaderboard", "topic_model"]
 PARTITIONED = [("embeddings", "all-minilm-l6-v2"), ("grid_trials", TRIAL)]
@@ -346,7 +346,7 @@ CONDITIONS = [
     Condition("ground truth: an id in two clusters", "refresh_inputs_job",
               r"text id 2 is listed in clusters 'a' and 'b'; each id belongs to one cluster",
               file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [1, 2], "b": [2, 3]}))),
-    Condition("ground truth: ids not in the corpus", "refresh_inputs_job", r"2 text id\(s\) are not in the corpus: 9001, 9002",
+    Condition("ground truth: ids not in the export", "refresh_inputs_job", r"2 text id\(s\) are not in the export: 9001, 9002",
               file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [9001], "b": [9002]}))),
     Condition("ground truth: a cluster given twice", "refresh_inputs_job", r"key 'a' appears more than once",
               file=("TOPIC_PIPELINE_GROUND_TRUTH", b'{"a": [1], "b": [2], "a": [3]}')),

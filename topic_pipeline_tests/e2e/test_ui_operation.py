@@ -274,6 +274,20 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         _render(chromium, page, tiny_project / "chromium", f"--screenshot={screenshot}")
         print(f"UI screenshot of {ASSET_GRAPH_PATH}: {screenshot}")
 
+        # The trials' partitions as the UI lists them: a long key is shortened in its middle, and what tells the
+        # trials apart (the UMAP values first, the HDBSCAN values last) is what stays in view.
+        page = f"{webserver.url}/assets/grid_trials?view=partitions"
+        dom = _render(chromium, page, tiny_project / "chromium", "--dump-dom").stdout
+        shortened = [text.split("…") for text in re.findall(r">([^<>]*…[^<>]*)<", dom)]
+        shown = {}
+        for key in trial_keys:
+            umap, _, hdbscan = key.split("__")
+            shown[key] = [f"{head}…{tail}" for head, tail in shortened
+                          if key.startswith(head) and key.endswith(tail) and head.startswith(umap) and tail.endswith(hdbscan)]
+            assert shown[key], f"{key} is not shown with its UMAP and HDBSCAN values in view on {page}: {shortened}"
+        assert len({texts[0] for texts in shown.values()}) == len(trial_keys), f"trials look alike on {page}: {shown}"
+        _render(chromium, page, tiny_project / "chromium", f"--screenshot={shots / 'partitions.png'}")
+
         # The leaderboard's own page: its ranking as a table (a row per trial, the metric columns), and the
         # page of its asset checks with both checks evaluated.
         page = f"{webserver.url}/assets/leaderboard"
@@ -297,7 +311,7 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         assert dom.count('class="main-svg"') >= 4, "plotly drew no plots in the report (its SVGs are made by its script)"
         _render(chromium, report.as_uri(), tiny_project / "chromium", f"--screenshot={shots / 'report.png'}")
 
-    for name in ("asset_graph.png", "leaderboard.png", "leaderboard_checks.png", "report.png"):
+    for name in ("asset_graph.png", "partitions.png", "leaderboard.png", "leaderboard_checks.png", "report.png"):
         with Image.open(shots / name) as image:
             assert image.size == (1600, 1000)
             colours = image.convert("RGB").getcolors(maxcolors=1_000_000)

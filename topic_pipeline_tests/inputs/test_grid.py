@@ -27,7 +27,7 @@ from topic_pipeline.inputs.grid import (
 KEY_CHARS = re.compile(r"^[a-z0-9._-]+$")
 FORBIDDEN_IN_KEY = ("...", "|", ",", "[", "]", "/")
 
-DEFAULT_KEY = "nn15_nc5_md0__all-minilm-l6-v2__mcs10_msnone_eps0"
+DEFAULT_KEY = "nn15_nc5_md0__all-minilm-l6-v2__mcs10_eps0"
 DEFAULT_LEGACY_KEY = "all-minilm-l6-v2__nn15_nc5_md0_mcs10_msnone_eps0_ntnone_ng1"
 
 
@@ -239,7 +239,7 @@ def test_default_key_is_unchanged() -> None:
     assert ParamGrid.from_mapping({}).trials()[0].key == DEFAULT_KEY
     assert ParamGrid.from_mapping({}).trials()[0].legacy_key == DEFAULT_LEGACY_KEY
     (trial,) = ParamGrid.from_mapping({"umap_min_dist": [0.1], "hdbscan_cluster_selection_epsilon": [0.5]}).trials()
-    assert trial.key == "nn15_nc5_md0.1__all-minilm-l6-v2__mcs10_msnone_eps0.5"
+    assert trial.key == "nn15_nc5_md0.1__all-minilm-l6-v2__mcs10_eps0.5"
     assert trial.legacy_key == "all-minilm-l6-v2__nn15_nc5_md0.1_mcs10_msnone_eps0.5_ntnone_ng1"
 
 
@@ -247,9 +247,9 @@ def test_keys_fit_the_ui_list_or_keep_their_values_at_the_ends() -> None:
     # The Dagster UI shows a partition key's first and last ~17 characters when it is longer than ~34: the
     # UMAP values lead and the HDBSCAN values close, whatever the embedding set between them.
     (trial,) = ParamGrid.from_mapping({"embedding_model": ["org/paraphrase-multilingual-mpnet-base-v2"]}).trials()
-    assert trial.key.startswith("nn15_nc5_md0__") and trial.key.endswith("__mcs10_msnone_eps0")
+    assert trial.key.startswith("nn15_nc5_md0__") and trial.key.endswith("__mcs10_eps0")
     replicate = dataclasses.replace(trial, seed_replicate=3, outlier_reduction="embeddings", outlier_threshold=0.25)
-    assert replicate.key.endswith("__mcs10_msnone_eps0_oemb0.25_r3")
+    assert replicate.key.endswith("__mcs10_eps0_oemb0.25_r3")
 
 
 def test_float_keys_distinguish_values_that_differ_past_six_digits() -> None:
@@ -557,9 +557,13 @@ def test_property_keys_unique_deterministic_and_roundtrip(raw: dict) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(single_trials(), single_trials())
-def test_property_equal_params_iff_equal_keys(a: TrialParams, b: TrialParams) -> None:
+@given(single_trials(), single_trials(), st.integers(0, 3), st.integers(0, 3))
+def test_property_equal_params_iff_equal_keys(a: TrialParams, b: TrialParams, seed_a: int, seed_b: int) -> None:
+    a, b = dataclasses.replace(a, seed_replicate=seed_a), dataclasses.replace(b, seed_replicate=seed_b)
     assert (a == b) == (a.key == b.key)
+    assert (a == b) == (a.legacy_key == b.legacy_key)
+    # A key of one form never names another trial in the other (storage.migrations copies by legacy key).
+    assert a.key != b.legacy_key
 
 
 @settings(max_examples=100, deadline=None)

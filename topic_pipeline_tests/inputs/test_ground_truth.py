@@ -161,8 +161,8 @@ def test_ids_not_in_corpus_are_listed() -> None:
         truth.found_in(np.arange(0, 10), 0.9, where="ground truth file 'labels.json'")
     message = str(info.value)
     assert "ground truth file 'labels.json'" in message
-    assert "2 text id(s) are not in the corpus: 900, 901" in message
-    assert "4 of 6 labelled ids found (67%), below the minimum of 90% (TOPIC_PIPELINE_MIN_LABELS_FOUND)" in message
+    assert "2 text id(s) are not in the export: 900, 901" in message
+    assert "4 of 6 labelled ids found (66.7%), below the minimum of 90.0% (TOPIC_PIPELINE_MIN_LABELS_FOUND)" in message
 
 
 def test_ids_not_in_corpus_are_left_out_above_the_minimum_share() -> None:
@@ -176,7 +176,7 @@ def test_ids_not_in_corpus_are_left_out_above_the_minimum_share() -> None:
 
 def test_labels_left_with_one_cluster_are_refused() -> None:
     truth = GroundTruth.from_mapping({"a": [1, 2, 3], "b": [900]})
-    with pytest.raises(GroundTruthError, match=r"only 1 cluster\(s\) keep text ids that are in the corpus.*Not in the corpus: 900"):
+    with pytest.raises(GroundTruthError, match=r"only 1 cluster\(s\) keep text ids that are in the export.*Not in the export: 900"):
         truth.found_in(np.arange(0, 10), 0.5)
 
 
@@ -297,7 +297,7 @@ def test_property_validation_lists_exactly_the_unknown_ids(raw, corpus) -> None:
     if not unknown:
         assert labels.found_in(corpus, 1.0)[0] == labels
         return
-    with pytest.raises(GroundTruthError, match=rf"{len(unknown)} text id\(s\) are not in the corpus: {re.escape(str(unknown[0]))}"):
+    with pytest.raises(GroundTruthError, match=rf"{len(unknown)} text id\(s\) are not in the export: {re.escape(str(unknown[0]))}"):
         labels.found_in(corpus, 1.0)
 
 

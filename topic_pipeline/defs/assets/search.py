@@ -13,6 +13,7 @@ from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.storage.results import STATUS_OK, ResultStore
 from topic_pipeline.search.coarse_to_fine import SearchState, advance
 from topic_pipeline.storage.files import read_json
+from topic_pipeline.storage.migrations import carried_over_message, carry_over_legacy_results
 
 
 @dg.asset(group_name="sweep", deps=[leaderboard], kinds={"json"})
@@ -38,6 +39,11 @@ def search_refinement(
     if state.inputs_fingerprint != fingerprint:
         raise dg.Failure(f"the search in {paths.search_state} was started on other inputs; materialise param_grid first")
     store = ResultStore(paths.results)
+    # A state of the first form of keys reads with the current keys (storage.migrations): its round may have
+    # run under the old ones, so their results are carried over before the round is closed.
+    carried = carry_over_legacy_results(store, [TrialParams.from_dict(params) for params in state.trials.values()])
+    if carried:
+        context.log.info(carried_over_message(carried))
     results = {key: store.current(key, fingerprint, params) for key, params in state.trials.items()}
     last = state.rounds[-1]
     unfinished = [key for key in last.trial_keys if results[key] is None]

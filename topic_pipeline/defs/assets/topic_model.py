@@ -91,13 +91,13 @@ def topic_model(
     labels_sample = GroundTruth.from_mapping(ground_truth)
     fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels_sample.content_hash)
     ranked = leaderboard[leaderboard["status"] == STATUS_OK]
-    if config.trial_key:
+    trial_key = config.trial_key or (str(ranked.iloc[0]["trial"]) if len(ranked) else "")
+    if config.trial_key and trial_key not in set(leaderboard["trial"]):
         # A key given in its first form (storage.migrations) names the same trial.
-        trial_key = paths.current_key(config.trial_key)
-        if trial_key != config.trial_key:
-            context.log.info("trial key '%s' is the first form of '%s'", config.trial_key, trial_key)
-    else:
-        trial_key = str(ranked.iloc[0]["trial"]) if len(ranked) else ""
+        resolved = paths.current_key(trial_key)
+        if resolved in set(leaderboard["trial"]):
+            context.log.info("trial key '%s' is the first form of '%s'", trial_key, resolved)
+            trial_key = resolved
     if not trial_key:
         raise ExportError("the leaderboard has no scored trial to export; run the sweep first or give trial_key")
     if trial_key not in set(leaderboard["trial"]):

@@ -19,6 +19,7 @@ from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.processes import exit_with_parent, process_identity
+from topic_pipeline.storage.migrations import CARRIED_OVER_FROM_TAG
 from topic_pipeline.storage.results import STATUS_OK, ResultStore, TrialResult
 from topic_pipeline.storage.files import read_json
 from topic_pipeline.storage.paths import sweep_id
@@ -120,12 +121,17 @@ def grid_trials(
     def record(scored: ScoredTrial) -> dg.AssetMaterialization:
         result = scored.result
         origin = {"search_round": str(rounds[result.key])} if result.key in rounds else {}
+        recorded = store.path(result.key).exists()
+        # A result carried over from the first form of keys (storage.migrations) has its MLflow run under that key.
+        stored = store.load(result.key) if recorded else None
+        legacy = stored.tags.get(CARRIED_OVER_FROM_TAG) if stored else None
         run_id = tracker.log_trial(
             result,
             {"dagster_run_id": context.run.run_id, "dagster_partition_key": result.key, "inputs_fingerprint": fingerprint,
              **origin},
-            supersede_older=result.key in unfinished or store.path(result.key).exists(),
+            supersede_older=result.key in unfinished or recorded,
             parent_run_id=parent_run(result.key),
+            also_supersede=[legacy] if legacy else [],
         )
         result.tags = {"mlflow_run_id": run_id, "dagster_run_id": context.run.run_id}
         store.save(result, scored.labels)
