@@ -220,7 +220,7 @@ def _clustering_of(params: TrialParams) -> ClusteringSpec:
         params.nr_topics,
         params.outlier_reduction,
         params.outlier_threshold,
-        params.n_gram_max if params.outlier_reduction in VECTORIZER_STRATEGIES else None,
+        params.labelling_n_gram_max,
     )
 
 

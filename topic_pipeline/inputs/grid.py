@@ -88,6 +88,12 @@ def _format_number(value: float | int) -> str:
     return text.replace("e+", "e")
 
 
+def n_gram_max_changes_labels(outlier_reduction: str) -> bool:
+    """Whether ``n_gram_max`` changes which topic a document gets, not only its topic's words: under an outlier
+    strategy that compares c-TF-IDF vectors (``VECTORIZER_STRATEGIES``)."""
+    return outlier_reduction in VECTORIZER_STRATEGIES
+
+
 def model_slug(model_name: str) -> str:
     """A partition-key-safe short name for a model: the last path part, lower-cased."""
     tail = model_name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1].lower()
@@ -198,6 +204,12 @@ class TrialParams:
         if self.seed_replicate:
             parts.append(f"r{self.seed_replicate}")
         return f"{self.embedding_set.key}__{'_'.join(parts)}"
+
+    @property
+    def labelling_n_gram_max(self) -> int | None:
+        """``n_gram_max`` where it changes which topic a document gets, else None (it changes only topic
+        words): an outlier strategy of ``VECTORIZER_STRATEGIES`` compares c-TF-IDF vectors."""
+        return self.n_gram_max if n_gram_max_changes_labels(self.outlier_reduction) else None
 
     @property
     def bertopic_nr_topics(self) -> str | int | None:

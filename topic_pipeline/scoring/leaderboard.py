@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from topic_pipeline.inputs.grid import GRID_KEYS, TrialParams, complete_params
+from topic_pipeline.inputs.grid import GRID_KEYS, TrialParams, complete_params, n_gram_max_changes_labels
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.holdout import ALL_PREFIX, HELDOUT_PREFIX, part_names
 from topic_pipeline.scoring.metrics import METRIC_NAMES, REPORTED_NAMES
@@ -165,8 +165,6 @@ WARNINGS_FILE = "warnings.json"
 # Different trials give bit-identical scores when they split the labelled documents alike; this only
 # absorbs float noise from computing the same value along another path.
 TIE_TOLERANCE = 1e-12
-# Settings that change topic words but never which topic a document gets.
-_LABEL_NEUTRAL_KEYS = ("n_gram_max",)
 _FEWER_OUTLIERS = "lower hdbscan_min_cluster_size or hdbscan_min_samples in the grid and rerun the sweep"
 
 
@@ -221,8 +219,9 @@ def sample_warnings(
             f"Label at least two documents per class, better several, and rerun the sweep"
         ]
     values = scored[rank_by].astype(float)
-    # Trials differing only in label-neutral settings share one clustering: their tie says nothing.
-    clusterings = scored[[k for k in GRID_KEYS if k not in _LABEL_NEUTRAL_KEYS] + ["seed_replicate"]].astype(str)
+    # Trials differing only in what changes topic words share one clustering: their tie says nothing.
+    clusterings = scored[[*GRID_KEYS, "seed_replicate"]].astype(str)
+    clusterings["n_gram_max"] = clusterings["n_gram_max"].where(scored["outlier_reduction"].map(n_gram_max_changes_labels), "")
     if len(clusterings.drop_duplicates()) > 1 and values.max() - values.min() <= TIE_TOLERANCE:
         return [
             f"all {len(scored)} scored trials score {rank_by} {values.iloc[0]:.3f}, trial '{trial}' among them: the "

@@ -403,6 +403,13 @@ def test_every_scored_trial_tying_on_the_ranking_metric_warns_unless_they_share_
     ngrams = {t.key: t.to_dict() for t in ParamGrid.from_mapping({"n_gram_max": [1, 2, 3]}).trials()}
     tied = {key: ok(key, params, ari=0.6) for key, params in ngrams.items()}
     assert leaderboard_warnings(build_leaderboard(ngrams, tied), "ari", PAIRED, WHERE) == []
+    # Unless an outlier strategy compares c-TF-IDF vectors: then the n-gram range changes the labels, and a tie
+    # of different clusterings is news again.
+    for strategy, warns in (("c-tf-idf", True), ("distributions", True), ("embeddings", False)):
+        grid = ParamGrid.from_mapping({"n_gram_max": [1, 2], "outlier_reduction": [strategy], "outlier_threshold": [0.1]})
+        variants = {t.key: t.to_dict() for t in grid.trials()}
+        tied = {key: ok(key, params, ari=0.6) for key, params in variants.items()}
+        assert bool(leaderboard_warnings(build_leaderboard(variants, tied), "ari", PAIRED, WHERE)) == warns, strategy
 
 
 def test_warnings_beside_the_csv_are_read_back_only_for_that_csv(tmp_path: Path) -> None:
