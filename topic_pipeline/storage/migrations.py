@@ -11,7 +11,8 @@ is carried over here, without rerunning a trial:
   partitions, and any older installation reading the same data directory, still find them;
 * a search state's trials and rounds are renamed when it is read (``search.coarse_to_fine``);
 * a legacy key given by a user (an export's ``trial_key``) resolves through its registered parameters
-  (``DataPaths.trial_params``).
+  (``DataPaths.current_key``);
+* the Dagster layer records the new partitions of carried-over results as materialised (``defs.planning``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ CARRIED_OVER_FROM_TAG = "carried_over_from"
 
 
 def carry_over_legacy_results(store: ResultStore, trials: Iterable[TrialParams]) -> dict[str, str]:
-    """Copy each trial's result stored only under its legacy key; returns {legacy key: current key} of those copied."""
+    """Copy each trial's result stored only under its legacy key; returns {legacy key: current key} of those copied.
+
+    Runs whenever a grid is registered: a file-existence check or two per trial, little beside the manifest's
+    own writes."""
     carried: dict[str, str] = {}
     for trial in trials:
         legacy = trial.legacy_key
