@@ -92,15 +92,16 @@ def topic_model(
     fingerprint = settings.inputs_fingerprint(corpus.content_hash, labels_sample.content_hash)
     ranked = leaderboard[leaderboard["status"] == STATUS_OK]
     trial_key = config.trial_key or (str(ranked.iloc[0]["trial"]) if len(ranked) else "")
-    if config.trial_key and trial_key not in set(leaderboard["trial"]):
+    ranked_keys = set(leaderboard["trial"])
+    if config.trial_key and trial_key not in ranked_keys:
         # A key given in its first form (storage.migrations) names the same trial.
         resolved = paths.current_key(trial_key)
-        if resolved in set(leaderboard["trial"]):
+        if resolved in ranked_keys:
             context.log.info("trial key '%s' is the first form of '%s'", trial_key, resolved)
             trial_key = resolved
     if not trial_key:
         raise ExportError("the leaderboard has no scored trial to export; run the sweep first or give trial_key")
-    if trial_key not in set(leaderboard["trial"]):
+    if trial_key not in ranked_keys:
         raise ExportError(f"trial key '{trial_key}' is not in the current leaderboard; choose one of its 'trial' values")
     try:
         params = paths.trial_params(trial_key)
