@@ -18,7 +18,8 @@ import dagster as dg
 
 
 from topic_pipeline._compat.dagster import forget_job_definitions
-from topic_pipeline.processes import exclusive_sweep
+from topic_pipeline.errors import TopicPipelineError
+from topic_pipeline.processes import Stopped, call_in_thread, check_writable, exclusive_sweep, stopped_on_signal
 
 
 def _job(name: str) -> dg.JobDefinition:
@@ -95,13 +96,11 @@ def fork_steps() -> None:
 
 
 def _start_method(job_name: str) -> dict:
-    from topic_pipeline.definitions import executor_kind
+    from topic_pipeline.settings import Settings
 
-    if not _forked_steps:
+    if not _forked_steps or Settings.load().executor != "multiprocess":
         return {}
     method = {"forkserver": {"preload_modules": STEP_PRELOAD}}
-    if executor_kind() != "multiprocess":
-        return {}
     if job_name in {"embeddings_job", "trials_job"}:
         return {"execution": {"config": {"start_method": method}}}
     # The leaderboard's one step (its checks are evaluated inside it) forked from the server, which has
@@ -228,16 +227,22 @@ def _execute_job(instance: dg.DagsterInstance, job_name: str, tags: dict[str, st
     # the process: a run executed here must see the settings of now, not of an earlier run.
     forget_job_definitions()
     run_config = {**(run_config or {}), **_start_method(job_name)}
-    with dg.execute_job(dg.reconstructable(_JOBS[job_name]), instance=instance, tags=tags, run_config=run_config) as result:
-        if not result.success:
+
+    def execute() -> tuple[bool, str, list[str]]:
+        job = dg.reconstructable(_JOBS[job_name])
+        with dg.execute_job(job, instance=instance, tags=tags, run_config=run_config) as result:
             errors = [
                 f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
                 for event in result.all_events
                 if event.is_step_failure and event.step_failure_data.error
             ]
-            raise SystemExit(f"{job_name} failed (run {result.run_id}):\n" + "\n".join(errors[-3:]))
-        partitions = tags.get("dagster/partition", "") + " ".join(v for k, v in tags.items() if "range" in k)
-        print(f"  {job_name} {partitions}: ok", flush=True)
+            return result.success, result.run_id, errors
+
+    success, run_id, errors = call_in_thread(execute)
+    if not success:
+        raise SystemExit(f"{job_name} failed (run {run_id}):\n" + "\n".join(errors[-3:]))
+    partitions = tags.get("dagster/partition", "") + " ".join(v for k, v in tags.items() if "range" in k)
+    print(f"  {job_name} {partitions}: ok", flush=True)
 
 
 def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) -> None:
@@ -245,8 +250,9 @@ def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) ->
     from topic_pipeline.defs.planning import plan_next_runs
     from topic_pipeline.defs.recovery import recover_interrupted_runs
     from topic_pipeline.definitions import build_resources
+    from topic_pipeline.settings import Settings
 
-    resources = build_resources()
+    resources = build_resources(Settings.load())
     settings = resources["settings"]
     for action in recover_interrupted_runs(instance, settings.paths, resources["mlflow"].tracker(settings.paths)):
         print(f"  {action}")
@@ -301,7 +307,8 @@ def _sweep_places() -> dict[str, Path]:
     """What two sweeps must not share: the Dagster instance and the data directory."""
     from topic_pipeline.storage.paths import DataPaths
 
-    return {"Dagster instance": Path(os.environ["DAGSTER_HOME"]), "data directory": DataPaths().root}
+    return {"Dagster instance (DAGSTER_HOME)": Path(os.environ["DAGSTER_HOME"]),
+            "data directory (TOPIC_PIPELINE_DATA_DIR)": DataPaths().root}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -317,6 +324,19 @@ def main(argv: list[str] | None = None) -> None:
         command.add_argument("--verbose", action="store_true", help="show Dagster's event log here instead of in a log file")
     commands.add_parser("compile", help="compile UMAP's and NNDescent's numba code into the cache (make setup does it once)")
     args = parser.parse_args(argv)
+    try:
+        # SIGTERM or Ctrl-C stops this command and everything it started, wherever they are.
+        with stopped_on_signal():
+            _run_command(args)
+    except TopicPipelineError as error:  # bad input or settings: one line, no traceback
+        raise SystemExit(f"topic-pipeline {args.command}: {error}") from None
+    except Stopped as stop:
+        raise SystemExit(128 + stop.signum) from None
+
+
+def _run_command(args: argparse.Namespace) -> None:
+    from topic_pipeline.settings import Settings
+
     if args.command == "leaderboard":
         print_leaderboard(while_sweeping_elsewhere=True)
         return
@@ -325,9 +345,10 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"UMAP and NNDescent compiled (or found in numba's cache) in {numba_cache.warm():.0f} s")
         return
+    Settings.load()  # every setting checked before anything runs
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
     home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
+    check_writable(home, "Dagster instance (DAGSTER_HOME)")
     log = None if args.verbose else home / "logs" / f"topic-pipeline-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     started = time.monotonic()
     # A second sweep (or an export, which reads the leaderboard) waits for a sweep that is running.
@@ -341,8 +362,23 @@ def main(argv: list[str] | None = None) -> None:
                 _export(instance, args)
                 return
             run_sweep(instance)
+        outcomes = sweep_outcomes()
+        if outcomes is not None and outcomes.all_failed:
+            raise SystemExit(f"Sweep failed after {time.monotonic() - started:.0f} s: {outcomes.failure_line()}. "
+                             "Each trial's error is in the leaderboard's 'error' column.")
         print(f"Sweep finished in {time.monotonic() - started:.0f} s.\n")
         print_leaderboard()
+
+
+def sweep_outcomes():
+    """How the current leaderboard's trials ended (None before the first leaderboard)."""
+    import pandas as pd
+
+    from topic_pipeline.scoring.leaderboard import trial_outcomes
+    from topic_pipeline.storage.paths import DataPaths
+
+    path = DataPaths().leaderboard / "leaderboard.csv"
+    return trial_outcomes(pd.read_csv(path)) if path.exists() else None
 
 
 def _export(instance: dg.DagsterInstance, args: argparse.Namespace) -> None:

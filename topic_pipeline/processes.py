@@ -6,6 +6,8 @@
   that started it is gone.
 * Two sweeps on one Dagster instance or one data directory would plan the same trials and read each
   other's half-written leaderboard. ``exclusive_sweep`` makes the second wait for the first, saying so.
+* SIGTERM or Ctrl-C must end a sweep wherever its processes are (an MLflow call, a pipe, a lock), not
+  only where an orderly shutdown gets through. ``stopped_on_signal`` stops the whole process tree.
 """
 
 from __future__ import annotations
@@ -16,15 +18,141 @@ import fcntl
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
+from topic_pipeline.errors import TopicPipelineError
+
+T = TypeVar("T")
 SWEEP_LOCK_FILE = ".topic-pipeline-sweep.lock"
+# How long the processes of a stopped command get to end on SIGTERM before they are killed.
+STOP_GRACE_S = 3.0
 _watching = False
+
+
+class Stopped(BaseException):
+    """Raised in the main thread when a stop signal arrives; ``signum`` is the signal.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _is_resource_tracker(process) -> bool:
+    import psutil
+
+    try:
+        return any("multiprocessing.resource_tracker" in part for part in process.cmdline())
+    except psutil.Error:
+        return False
+
+
+def _descendants() -> list:
+    """Every process this one started, however deep, but multiprocessing's resource trackers: they ignore
+    SIGTERM on purpose, to remove what the others leave (semaphores, shared memory) once the last of its
+    users has exited, which this process's exit is."""
+    import psutil
+
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+    return [child for child in children if not _is_resource_tracker(child)]
+
+
+def _kill_tree(sig: int) -> list:
+    """Send ``sig`` to every process this one started, however deep; returns them."""
+    import psutil
+
+    processes = _descendants()
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
+    return processes
+
+
+def _stop_tree_then_exit(signum: int, grace_s: float) -> None:
+    """SIGTERM to the tree, SIGKILL to whatever is left after ``grace_s``, then this process exits."""
+    import psutil
+
+    terminated = _kill_tree(signal.SIGTERM)
+    _, alive = psutil.wait_procs(terminated, timeout=grace_s)
+    # Taken anew: a process started meanwhile is killed too; one whose parent died has been adopted
+    # elsewhere, which is why the first list is killed as well.
+    for process in {*alive, *_descendants()}:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+@contextlib.contextmanager
+def stopped_on_signal(grace_s: float = STOP_GRACE_S) -> Iterator[None]:
+    """Within the block, SIGTERM or SIGINT (Ctrl-C) ends this process and every process it started.
+
+    The first signal sends SIGTERM to the whole process tree and raises ``Stopped`` here, so that the
+    command can unwind (and say so); whatever still runs ``grace_s`` later is killed and this process
+    exits with 128 + the signal, wherever its main thread is blocked. A second signal kills everything
+    at once. Locks held through ``flock`` are released by the kernel as their holders exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            print("Second signal: killing every process of this command now.", flush=True)
+            _kill_tree(signal.SIGKILL)
+            os._exit(128 + signum)
+        # On standard output: the command line sends standard error to its log file while it runs.
+        print(f"Stopping ({signal.Signals(signum).name}); a second signal kills everything at once.", flush=True)
+        stopper.append(threading.Thread(target=_stop_tree_then_exit, args=(signum, grace_s), name="stop", daemon=True))
+        stopper[0].start()
+        raise Stopped(signum)
+
+    stopper: list[threading.Thread] = []
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except Stopped:
+        stopper[0].join()  # it ends this process
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def call_in_thread(function: Callable[[], T]) -> T:
+    """``function()`` run in a thread while this (main) thread waits for it.
+
+    Dagster takes over SIGINT in the thread that executes a run, and a main thread blocked in a call
+    may not run a signal handler for a long time: waiting here, the main thread handles every signal
+    at once (``stopped_on_signal``)."""
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=target, name="run", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def exit_with_parent() -> None:
@@ -92,7 +220,7 @@ def exclusive_sweep(places: dict[str, Path], wait_seconds: float | None = None, 
     # on itself (two opens of one file block each other), and two orders could deadlock two sweeps.
     folders: dict[Path, str] = {}
     for what, folder in places.items():
-        folder.mkdir(parents=True, exist_ok=True)
+        check_writable(folder, what)
         folders.setdefault(folder.resolve(), what)
     with contextlib.ExitStack() as held:
         for folder, what in sorted(folders.items(), key=lambda item: str(item[0])):
@@ -122,12 +250,30 @@ def exclusive_sweep(places: dict[str, Path], wait_seconds: float | None = None, 
         yield
 
 
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and make sure files can be written in it, or say in one line why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise TopicPipelineError(
+            f"the {what} {folder} cannot be written ({reason}{f': {error.filename}' if error.filename else ''}); "
+            "a sweep or an export writes its results there: choose a folder you can write to"
+        ) from None
+
+
 def running_sweep(folder: Path) -> str | None:
-    """Who holds ``folder``'s sweep lock now, or None when no sweep does."""
+    """Who holds ``folder``'s sweep lock now, or None when no sweep does. Only reads: it works in a
+    read-only data directory."""
     lock = folder / SWEEP_LOCK_FILE
-    if not lock.exists():
+    try:
+        stream = open(lock, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError:  # no lock file (no sweep ever ran here), or one this user may not read
         return None
-    with open(lock, "a+", encoding="utf-8") as stream:
+    with stream:
         try:
             fcntl.flock(stream.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

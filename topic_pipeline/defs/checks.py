@@ -18,8 +18,8 @@ from topic_pipeline.defs.assets.inputs import ground_truth
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.errors import listing
 from topic_pipeline.inputs.ground_truth import GroundTruth
-from topic_pipeline.scoring.leaderboard import leaderboard_warnings
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_MISSING, STATUS_OK
+from topic_pipeline.scoring.leaderboard import leaderboard_warnings, trial_outcomes
+from topic_pipeline.storage.results import STATUS_OK
 
 # Below this, every labelled document takes part in so large a share of the pairs that each score
 # counts that one document's label can reorder the leaders.
@@ -27,13 +27,6 @@ MIN_LABELLED_DOCUMENTS = 20
 # A few failed trials are combinations this corpus cannot run; past this share the failures probably
 # have a common cause (memory, the installation), and the ranking has holes where the best trial may be.
 FAILED_SHARE_WARN = 0.1
-
-
-def _first_line(text: object, limit: int = 300) -> str:
-    """An error's first line, short enough to read in the check's description."""
-    lines = str(text).strip().splitlines()
-    line = lines[0] if lines else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 @dg.asset_check(
@@ -88,23 +81,21 @@ def labels_can_rank_trials(ground_truth: dict) -> dg.AssetCheckResult:
 
 
 def _trials_succeeded(frame: pd.DataFrame) -> dg.AssetCheckResult:
-    counts = frame["status"].value_counts()
-    scored, failed, missing = (int(counts.get(status, 0)) for status in (STATUS_OK, STATUS_FAILED, STATUS_MISSING))
+    outcomes = trial_outcomes(frame)
+    scored, failed, missing, common = outcomes.scored, outcomes.failed, outcomes.missing, outcomes.common_error
     ran = scored + failed
     share = failed / ran if ran else 0.0
-    errors = frame.loc[frame["status"] == STATUS_FAILED, "error"].dropna().map(_first_line)
-    common = errors.value_counts().index[0] if len(errors) else ""
     metadata = {"trials": len(frame), "scored": scored, "failed": failed, "missing": missing, "failed_share": round(share, 4)}
     if common:
         metadata["most_common_error"] = dg.MetadataValue.text(common)
     if not scored:
-        what = f"all {failed} trials that ran failed" + (f" (most often: {common})" if common else "") if failed else "no trial has a result yet"
         return dg.AssetCheckResult(
             check_name="trials_succeeded",
             passed=False,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata=metadata,
-            description=f"Nothing is ranked: {what}. Each failed trial's error is in the leaderboard's 'error' column.",
+            description=f"Nothing is ranked: {outcomes.failure_line()}. Each failed trial's error is in the "
+            "leaderboard's 'error' column.",
         )
     problems = []
     if share > FAILED_SHARE_WARN:

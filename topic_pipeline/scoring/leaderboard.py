@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -14,11 +15,50 @@ from topic_pipeline.inputs.grid import GRID_KEYS, TrialParams, complete_params, 
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.holdout import ALL_PREFIX, HELDOUT_PREFIX, part_names
 from topic_pipeline.scoring.metrics import METRIC_NAMES, REPORTED_NAMES
-from topic_pipeline.storage.results import STATUS_MISSING, STATUS_OK, TrialResult
+from topic_pipeline.storage.results import STATUS_FAILED, STATUS_MISSING, STATUS_OK, TrialResult
 from topic_pipeline.storage.files import read_json, write_json
 
 if TYPE_CHECKING:
     from topic_pipeline.storage.paths import DataPaths
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialOutcomes:
+    """How a leaderboard's trials ended: the counts, and the error most of the failed ones share."""
+
+    scored: int
+    failed: int
+    missing: int
+    common_error: str  # first line of the most frequent error ("" when none failed)
+    sharing: int  # how many failed trials ended with it
+
+    @property
+    def all_failed(self) -> bool:
+        return self.failed > 0 and self.scored == 0
+
+    def failure_line(self) -> str:
+        """One line saying why nothing is ranked, for a sweep in which every trial that ran failed."""
+        return (f"all {self.failed} trials that ran failed; {self.sharing} of them with: {self.common_error}"
+                if self.failed else "no trial has a result yet")
+
+
+def first_line(text: object, limit: int = 300) -> str:
+    """An error's first line, short enough to read in a message."""
+    lines = str(text).strip().splitlines()
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def trial_outcomes(frame: pd.DataFrame) -> TrialOutcomes:
+    counts = frame["status"].value_counts()
+    errors = frame.loc[frame["status"] == STATUS_FAILED, "error"].dropna().map(first_line).value_counts()
+    return TrialOutcomes(
+        scored=int(counts.get(STATUS_OK, 0)),
+        failed=int(counts.get(STATUS_FAILED, 0)),
+        missing=int(counts.get(STATUS_MISSING, 0)),
+        common_error=str(errors.index[0]) if len(errors) else "",
+        sharing=int(errors.iloc[0]) if len(errors) else 0,
+    )
 
 
 def tie_break_order(primary: str) -> list[str]:

@@ -661,9 +661,9 @@ def test_grid_size_limit_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert build_resources()["settings"].max_grid_trials == DEFAULT_MAX_GRID_TRIALS
     monkeypatch.setenv("TOPIC_PIPELINE_MAX_GRID_TRIALS", "20000")
     assert build_resources()["settings"].max_grid_trials == 20_000
-    for value, expected in (("0", "must be at least 1"), ("lots", "is not an integer")):
+    for value, expected in (("0", "must be at least 1"), ("lots", "expected a whole number")):
         monkeypatch.setenv("TOPIC_PIPELINE_MAX_GRID_TRIALS", value)
-        with pytest.raises(TopicPipelineError, match=f"TOPIC_PIPELINE_MAX_GRID_TRIALS='{value}' {expected}"):
+        with pytest.raises(TopicPipelineError, match=f"TOPIC_PIPELINE_MAX_GRID_TRIALS='{value}': {expected}"):
             build_resources()
 
 
