@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     """The pipeline's settings. Empty variables count as unset (their default applies)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TOPIC_PIPELINE_", case_sensitive=True, env_ignore_empty=True, extra="ignore", frozen=True
+        env_prefix="TOPIC_PIPELINE_", case_sensitive=True, env_ignore_empty=True, extra="ignore", frozen=True,
+        populate_by_name=True,
     )
 
     # Where things are.
@@ -212,21 +213,25 @@ def _explain(error: ValidationError, values: dict[str, str]) -> list[str]:
             lines.append(problem["msg"].removeprefix("Value error, "))
             continue
         name = str(problem["loc"][0])
+        name = next((field_name for field_name in Settings.model_fields if Settings.env_name(field_name) == name), name)
         field = Settings.model_fields[name]
         shown = "(hidden)" if field.annotation is SecretStr else repr(values.get(name, ""))
         expected = _EXPECTED_BY_ERROR.get(problem["type"], "")
         if problem["type"] == "literal_error":
             expected = expected.format(expected=", ".join(_choices(name)))
         elif problem["type"] in {"greater_than_equal", "less_than_equal", "less_than", "greater_than"}:
-            bounds = {kind: problem["ctx"][kind] for kind in ("ge", "gt", "le", "lt") if kind in problem.get("ctx", {})}
-            expected = "must be " + " and ".join(
-                {"ge": "at least {}", "gt": "above {}", "le": "at most {}", "lt": "below {}"}[kind].format(value)
-                for kind, value in bounds.items()
-            )
+            expected = "must be " + _range(field)
         elif not expected:
             expected = problem["msg"].removeprefix("Value error, ")
         lines.append(f"{Settings.env_name(name)}={shown}: {expected}")
     return lines
+
+
+def _range(field) -> str:
+    """A numeric setting's bounds in words: "at least 0 and at most 4294967295"."""
+    words = {"ge": "at least {}", "gt": "above {}", "le": "at most {}", "lt": "below {}"}
+    bounds = [words[kind].format(getattr(rule, kind)) for rule in field.metadata for kind in words if hasattr(rule, kind)]
+    return " and ".join(bounds)
 
 
 def settings_table() -> str:
@@ -239,3 +244,7 @@ def settings_table() -> str:
         shown = "–" if default in ("", None) else f"`{str(default).lower() if isinstance(default, bool) else default}`"
         rows.append(f"| `{Settings.env_name(name)}` | {shown} | {field.description} |")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m topic_pipeline.settings: the table docs/configuration.md shows
+    print(settings_table())
