@@ -1,19 +1,23 @@
 """The SQL export of collected texts.
 
-Any SQLAlchemy URL works; rows are streamed in chunks (a server-side cursor where the driver has one) so
-a large table is never read in one piece. Table and column names from configuration are validated and
-quoted by SQLAlchemy; a custom query is passed as-is (it is configuration written by the operator, not
-user data) with its parameters bound. A date window (``DateWindow``) restricts the export to the texts
+SQLite, PostgreSQL and MySQL/MariaDB URLs work; rows are streamed in chunks (a server-side cursor where
+the driver has one) so a large table is never read in one piece. The source database is never written:
+the export runs in a read-only transaction that is rolled back at the end, and a custom query
+(``TOPIC_PIPELINE_DOCUMENTS_QUERY``) must be exactly one statement, a query (``checked_query``), before
+anything connects. Table and column names from configuration are validated and quoted by SQLAlchemy;
+a custom query's parameters are bound. A date window (``DateWindow``) restricts the export to the texts
 published in it, so a scheduled run exports its own period.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import numbers
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from topic_pipeline.errors import CorpusError, DatabaseUnavailableError, listing
+from topic_pipeline.inputs.read_only_sql import QUERY_SETTING, READ_ONLY_DIALECTS, begin_read_only, checked_query, write_refused
 from topic_pipeline.redaction import UNPARSABLE, mask_url, redact, unencoded_at_in_password
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -46,6 +51,7 @@ def _check_identifier(name: str, what: str) -> str:
     if len(parts) > 2 or not all(_IDENTIFIER.match(part) for part in parts):
         raise CorpusError(f"{what} '{name}' is not a valid SQL identifier (letters, digits and _; optionally schema.table)")
     return name
+
 
 
 def _parse_moment(value: str, setting: str) -> dt.datetime:
@@ -129,9 +135,11 @@ class SqlSource:
     def text_columns(self) -> list[str]:
         return [part.strip() for part in self.text_column.split(",")]
 
-    def statement(self) -> sa.sql.Executable:
+    def statement(self, dialect: str | None = None) -> sa.sql.Executable:
+        """The export's SELECT. A custom query is checked with ``checked_query`` (as ``dialect`` reads
+        it; without one, against every supported dialect, for checks made before the database is known)."""
         if self.query:
-            return self._query_statement()
+            return self._query_statement(dialect)
         if not self.table:
             raise CorpusError("configure either a table or a query for the documents export")
         _check_identifier(self.table, "table")
@@ -155,8 +163,8 @@ class SqlSource:
             statement = statement.where(table.c[self.date_column] < self.window.end)
         return statement
 
-    def _query_statement(self) -> sa.sql.Executable:
-        clause = sa.text(self.query)
+    def _query_statement(self, dialect: str | None) -> sa.sql.Executable:
+        clause = sa.text(checked_query(self.query, dialect))
         window = self.window.bounds()
         if window:
             used = set(clause.compile().params)
@@ -184,6 +192,23 @@ class SqlSource:
         return TEXT_PART_SEPARATOR.join(parts) if parts else None
 
 
+# What shows nothing: whitespace, and characters Unicode gives no glyph: format characters (category Cf:
+# zero-width space, non-joiner and joiner, word joiner, byte-order mark, soft hyphen, direction marks),
+# controls (Cc), and the few default-ignorable code points filed under other categories (Hangul fillers,
+# the combining grapheme joiner, variation selectors, Mongolian and Khmer invisible marks).
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+_INVISIBLE_OTHERS = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: empty, whitespace, or invisible characters only."""
+    return all(ch.isspace() or ch in _INVISIBLE_OTHERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in text)
+
+
 def as_text(value: Any) -> str | None:
     """A database value as text: strings as they are, bytes (a BLOB or bytea column) decoded as UTF-8,
     None kept. Raises UnicodeDecodeError for bytes that are not UTF-8 and TypeError for anything else
@@ -197,9 +222,18 @@ def as_text(value: Any) -> str | None:
     raise TypeError(f"{type(value).__name__} is not text")
 
 
+class IdOutOfRangeError(ValueError):
+    """An id that is an integer, but not one a 64-bit integer holds."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(f"{value} is outside int64")
+        self.value = value
+
+
 def integer_id(raw_id: Any) -> tuple[int, bool]:
     """The integer a raw id stands for, and whether it was given as a string. Raises ValueError (or
-    TypeError, OverflowError) when it stands for no single int64."""
+    TypeError, OverflowError) when it stands for no integer, IdOutOfRangeError (a ValueError) when it
+    stands for one outside int64."""
     if isinstance(raw_id, (bool, np.bool_)):
         raise TypeError("a boolean is not an id")
     if isinstance(raw_id, str):
@@ -215,7 +249,7 @@ def integer_id(raw_id: Any) -> tuple[int, bool]:
         # bytes too: int(b' 7 ') would read them as text.
         raise TypeError(f"{type(raw_id).__name__} is not an id")
     if not _INT64_MIN <= text_id <= _INT64_MAX:
-        raise ValueError(f"{text_id} is outside int64")
+        raise IdOutOfRangeError(text_id)
     return text_id, from_text
 
 
@@ -255,14 +289,19 @@ class Corpus:
             raise CorpusError(f"{where} returned no rows; check the table or query and its filters")
         ids: list[int] = []
         bad_ids: list[Any] = []
+        out_of_range: list[int] = []
         ids_from_text: list[str] = []
         not_text: list[str] = []
         not_utf8: list[str] = []
         blank: list[Any] = []
+        invisible: list[Any] = []
         texts: list[str] = []
         for raw_id, raw_text in rows:
             try:
                 text_id, from_text = integer_id(raw_id)
+            except IdOutOfRangeError as exc:
+                out_of_range.append(exc.value)
+                continue
             except (TypeError, ValueError, OverflowError):
                 bad_ids.append(raw_id)
                 continue
@@ -276,12 +315,19 @@ class Corpus:
             except TypeError:
                 not_text.append(f"{text_id} ({type(raw_text).__name__})")
                 continue
-            if text is None or not text.strip():
+            if text is None or is_blank(text):
                 blank.append(text_id)
+                if text and text.strip():
+                    invisible.append(text_id)
             ids.append(text_id)
             texts.append("" if text is None else text)
         if bad_ids:
             raise CorpusError(f"{where}: ids must be integers; got {listing(repr(i) for i in bad_ids)}")
+        if out_of_range:
+            raise CorpusError(
+                f"{where}: {len(out_of_range)} id(s) are outside the 64-bit integer range ({_INT64_MIN} to {_INT64_MAX}): "
+                f"{listing(out_of_range)}"
+            )
         if not_text:
             raise CorpusError(
                 f"{where}: {len(not_text)} text(s) are not text, ids: {listing(not_text)}; "
@@ -293,12 +339,24 @@ class Corpus:
                 "store the texts as UTF-8"
             )
         if blank:
-            raise CorpusError(f"{where}: {len(blank)} text(s) are empty or whitespace, ids: {listing(sorted(blank))}")
+            raise CorpusError(
+                f"{where}: {len(blank)} text(s) are empty or whitespace, ids: {listing(sorted(blank))}"
+                + (
+                    f"; {'ids' if len(invisible) > 1 else 'id'} {listing(sorted(invisible))} "
+                    f"{'hold' if len(invisible) > 1 else 'holds'} only invisible characters (zero-width spaces and "
+                    "joiners, soft hyphens, byte-order marks and other format characters), which count as whitespace"
+                    if invisible
+                    else ""
+                )
+            )
         id_array = np.asarray(ids, dtype=np.int64)
         unique, counts = np.unique(id_array, return_counts=True)
         duplicated = unique[counts > 1]
         if len(duplicated):
             raise CorpusError(f"{where}: {len(duplicated)} id(s) occur more than once: {listing(duplicated.tolist())}")
+        if len(texts) > 1 and all(text == texts[0] for text in texts):
+            shown = texts[0] if len(texts[0]) <= 60 else texts[0][:60] + "…"
+            raise CorpusError(f"{where}: all {len(texts)} texts are identical ({shown!r}); clustering needs texts that differ")
         order = np.argsort(id_array, kind="stable")
         notes = ()
         if ids_from_text:
@@ -310,12 +368,21 @@ class Corpus:
 
 
 
+def _refusal_message(where: str, exc: sa.exc.DBAPIError, source: SqlSource) -> str:
+    return (
+        f"{where}: the query tried to write to the source database, which refused it because the export is "
+        f"read-only ({_driver_message(str(exc.orig), source.url)}); nothing was written"
+        + (f": {QUERY_SETTING} must be a query that only reads (a SELECT returning id and text)" if source.query else "")
+    )
+
+
 def load_corpus(source: SqlSource) -> Corpus:
-    """Export (id, text) rows from the database, streamed in chunks."""
+    """Export (id, text) rows from the database, streamed in chunks, in a read-only transaction that
+    is rolled back at the end: the export never writes to the source database."""
     where = f"documents export from {mask_url(source.url)}"
     if not source.window.is_open:
         where += f" in the window {source.window.describe()}"
-    statement = source.statement()
+    source.statement()  # the configuration's own errors first, whatever the URL
     shown = mask_url(source.url)
     # The parser's and the driver's own messages would quote the URL's pieces, the password's among them.
     encoding_hint = "percent-encoded (%40 for '@', %3A for ':', %2F for '/')"
@@ -335,6 +402,14 @@ def load_corpus(source: SqlSource) -> Corpus:
         raise DatabaseUnavailableError(f"invalid database URL {shown}: {_driver_message(str(exc), source.url)}") from None
     rows: list[tuple[Any, Any]] = []
     try:
+        dialect = engine.dialect.name
+        if dialect not in READ_ONLY_DIALECTS:
+            raise CorpusError(
+                f"{where}: the database dialect '{dialect}' is not supported: the export runs in a read-only transaction, "
+                "which it can open on sqlite, postgresql and mysql/mariadb only"
+            )
+        # A custom query read as this database reads it, before connecting.
+        statement = source.statement(dialect)
         try:
             connection = engine.connect()
         except sa.exc.DBAPIError as exc:
@@ -343,23 +418,41 @@ def load_corpus(source: SqlSource) -> Corpus:
             ) from None
         with connection:
             try:
-                # yield_per: a server-side cursor read FETCH_CHUNK_ROWS rows at a time.
-                result = connection.execution_options(yield_per=FETCH_CHUNK_ROWS).execute(statement)
-            except sa.exc.DBAPIError as exc:
-                raise CorpusError(
-                    f"{where}: the query failed ({_driver_message(str(exc.orig), source.url)}); "
-                    f"check table '{source.table}' and columns '{source.id_column}', '{source.text_column}'"
-                    + (f", '{source.date_column}'" if source.date_column else "")
-                    if not source.query
-                    else f"{where}: the query failed ({_driver_message(str(exc.orig), source.url)})"
-                ) from None
-            if len(result.keys()) < 2:
-                raise CorpusError(f"{where}: the query must return an id and a text column, got {list(result.keys())}")
-            try:
-                while chunk := result.fetchmany(FETCH_CHUNK_ROWS):
-                    rows.extend((row[0], source.text_of(row)) for row in chunk)
-            except sa.exc.DBAPIError as exc:
-                raise CorpusError(f"{where}: reading rows failed ({_driver_message(str(exc.orig), source.url)})") from None
+                try:
+                    read_only = begin_read_only(connection, dialect)
+                except sa.exc.DBAPIError as exc:
+                    raise CorpusError(
+                        f"{where}: the export could not be made read-only ({_driver_message(str(exc.orig), source.url)}); "
+                        "nothing was read"
+                    ) from None
+                if not read_only:
+                    raise CorpusError(f"{where}: the database did not confirm the export's read-only transaction; nothing was read")
+                try:
+                    # yield_per: a server-side cursor read FETCH_CHUNK_ROWS rows at a time.
+                    result = connection.execution_options(yield_per=FETCH_CHUNK_ROWS).execute(statement)
+                except sa.exc.DBAPIError as exc:
+                    if write_refused(exc):
+                        raise CorpusError(_refusal_message(where, exc, source)) from None
+                    raise CorpusError(
+                        f"{where}: the query failed ({_driver_message(str(exc.orig), source.url)}); "
+                        f"check table '{source.table}' and columns '{source.id_column}', '{source.text_column}'"
+                        + (f", '{source.date_column}'" if source.date_column else "")
+                        if not source.query
+                        else f"{where}: the query failed ({_driver_message(str(exc.orig), source.url)})"
+                    ) from None
+                if len(result.keys()) < 2:
+                    raise CorpusError(f"{where}: the query must return an id and a text column, got {list(result.keys())}")
+                try:
+                    while chunk := result.fetchmany(FETCH_CHUNK_ROWS):
+                        rows.extend((row[0], source.text_of(row)) for row in chunk)
+                except sa.exc.DBAPIError as exc:
+                    if write_refused(exc):  # e.g. a function the query calls, run as rows are fetched
+                        raise CorpusError(_refusal_message(where, exc, source)) from None
+                    raise CorpusError(f"{where}: reading rows failed ({_driver_message(str(exc.orig), source.url)})") from None
+            finally:
+                # Never a commit: whatever happened, the transaction ends in a rollback.
+                with contextlib.suppress(sa.exc.DBAPIError):
+                    connection.rollback()
     finally:
         engine.dispose()
     return Corpus.from_rows(rows, where)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import sqlite3
 import uuid
 from decimal import Decimal
@@ -13,8 +14,10 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from psycopg2.extras import execute_values
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 import topic_pipeline.inputs.corpus as corpus_module
+import topic_pipeline.inputs.read_only_sql as read_only_sql
 from conftest import postgres_test_database
 from topic_pipeline.inputs.corpus import Corpus, DateWindow, SqlSource, load_corpus
 from topic_pipeline.errors import CorpusError, DatabaseUnavailableError
@@ -597,3 +600,418 @@ def test_postgres_bytea_arrives_as_memoryview_and_is_decoded(pg_table) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f'INSERT INTO "{name}" VALUES (3, %s)', (b"caf\xe9",))
     assert "bytes that are not UTF-8, ids: 3 (byte 3 is 0xe9)" in load_error(SqlSource(PG_URL, table=name, text_column="body"))
+
+
+# --- the source database is never written ---------------------------------------------------------
+# A custom query must be one statement and a query, refused before anything connects; and the export runs
+# in a read-only transaction ended by a rollback, so that a write slipping past that check is refused by
+# the database itself. Each attempt is checked against the tables and rows before and after.
+
+SETTING = "TOPIC_PIPELINE_DOCUMENTS_QUERY"
+EXPECTED = "expected exactly one query (a SELECT returning id and text)"
+READ_ONLY_REFUSAL = "the query tried to write to the source database, which refused it because the export is read-only"
+
+# (query, the message it is refused with); "documents" holds the texts, "keep" is a second table.
+WRITING_QUERIES = [
+    pytest.param("SELECT id, text FROM documents; DELETE FROM documents; COMMIT",
+                 f"{SETTING} holds 3 SQL statements; {EXPECTED}", id="select-delete-commit"),
+    pytest.param("SELECT id, text FROM documents; DROP TABLE keep; COMMIT",
+                 f"{SETTING} holds 3 SQL statements; {EXPECTED}", id="select-drop-commit"),
+    pytest.param("SELECT id, text FROM documents;\nCOMMIT;\nDELETE FROM documents;",
+                 f"{SETTING} holds 3 SQL statements; {EXPECTED}", id="select-commit-delete"),
+    pytest.param("DELETE FROM documents",
+                 f"{SETTING} is a DELETE statement, which would write to the source database; {EXPECTED}", id="delete"),
+    pytest.param("UPDATE documents SET text = 'gone'",
+                 f"{SETTING} is an UPDATE statement, which would write to the source database; {EXPECTED}", id="update"),
+    pytest.param("INSERT INTO documents VALUES (99, 'planted') RETURNING id, text",
+                 f"{SETTING} is an INSERT statement, which would write to the source database; {EXPECTED}", id="insert"),
+    pytest.param("DROP TABLE keep;",
+                 f"{SETTING} is a DROP statement, which would write to the source database; {EXPECTED}", id="drop"),
+    pytest.param("  /* a comment */ (DELETE FROM documents)",
+                 f"{SETTING} is a DELETE statement, which would write to the source database; {EXPECTED}", id="delete-in-parens"),
+    pytest.param("WITH old AS (SELECT id FROM documents) DELETE FROM documents WHERE id IN (SELECT id FROM old)",
+                 f"{SETTING} is a DELETE statement (after a WITH clause), which would write to the source database; {EXPECTED}",
+                 id="with-then-delete"),
+    pytest.param("SELECT id, text INTO copied FROM documents",
+                 f"{SETTING} is a SELECT ... INTO statement, which would write to the source database (a new table or a file); "
+                 f"{EXPECTED}", id="select-into"),
+    pytest.param("COMMIT", f"{SETTING} is a COMMIT statement, which would change the export's read-only transaction or the "
+                 f"connection's settings; {EXPECTED}", id="commit"),
+    # A backslash does not escape the quote in PostgreSQL's or SQLite's strings: this is two statements.
+    pytest.param("SELECT id, text FROM documents WHERE text <> '\\'; DELETE FROM documents; --'",
+                 f"{SETTING} holds 2 SQL statements; {EXPECTED}", id="backslash-is-no-escape"),
+]
+PG_WRITING_QUERIES = [
+    pytest.param("WITH gone AS (DELETE FROM documents RETURNING id, text) SELECT * FROM gone",
+                 f"{SETTING} holds a DELETE statement in parentheses (a data-modifying WITH), which would write to the "
+                 f"source database; {EXPECTED}", id="cte-delete"),
+    pytest.param("SET default_transaction_read_only = off", f"{SETTING} is a SET statement, which would change the "
+                 f"export's read-only transaction or the connection's settings; {EXPECTED}", id="set"),
+    pytest.param("COPY documents FROM PROGRAM 'true'",
+                 f"{SETTING} is a COPY statement, which would write to the source database; {EXPECTED}", id="copy"),
+    pytest.param("DO $$ BEGIN DELETE FROM documents; END $$",
+                 f"{SETTING} is a DO statement, which would write to the source database; {EXPECTED}", id="do"),
+]
+SQLITE_WRITING_QUERIES = [
+    pytest.param("ATTACH DATABASE '{dir}/attached.db' AS other",
+                 f"{SETTING} is an ATTACH statement, which would write to the source database; {EXPECTED}", id="attach"),
+    pytest.param("PRAGMA query_only = OFF", f"{SETTING} is a PRAGMA statement, which would change the export's read-only "
+                 f"transaction or the connection's settings; {EXPECTED}", id="pragma"),
+    pytest.param("PRAGMA user_version = 7", f"{SETTING} is a PRAGMA statement, which would change the export's read-only "
+                 f"transaction or the connection's settings; {EXPECTED}", id="pragma-user-version"),
+    pytest.param("VACUUM INTO '{dir}/copy.db'",
+                 f"{SETTING} is a VACUUM statement, which would write to the source database; {EXPECTED}", id="vacuum-into"),
+]
+
+SOURCE_ROWS = [(1, "first; text"), (2, "second text"), (3, "third text")]
+
+
+@pytest.fixture
+def sqlite_source(tmp_path: Path) -> Path:
+    """A SQLite file of three texts in ``documents`` and a second table ``keep``."""
+    path = make_db(tmp_path, SOURCE_ROWS)
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE keep (v INTEGER)")
+        connection.execute("INSERT INTO keep VALUES (1)")
+    connection.close()
+    return path
+
+
+def _sqlite_state(path: Path) -> tuple:
+    """The tables, the rows of each, the files of the folder and the database file's bytes."""
+    connection = sqlite3.connect(path)
+    try:
+        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        rows = {table: connection.execute(f'SELECT * FROM "{table}" ORDER BY 1').fetchall() for table in tables}
+        user_version = connection.execute("PRAGMA user_version").fetchone()
+    finally:
+        connection.close()
+    return tables, rows, user_version, sorted(p.name for p in path.parent.iterdir()), hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def pg_source(pg_table):
+    """A schema of the local PostgreSQL 'test' database holding ``documents`` (three texts) and ``keep``,
+    a function that deletes every text, and a URL whose search path is that schema; dropped afterwards."""
+    connection, schema = pg_table
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "{schema}"')
+        cursor.execute(f'CREATE TABLE "{schema}".documents (id BIGINT PRIMARY KEY, text TEXT NOT NULL)')
+        execute_values(cursor, f'INSERT INTO "{schema}".documents VALUES %s', SOURCE_ROWS)
+        cursor.execute(f'CREATE TABLE "{schema}".keep (v INTEGER)')
+        cursor.execute(f'INSERT INTO "{schema}".keep VALUES (1)')
+        cursor.execute(
+            f'CREATE FUNCTION "{schema}".purge() RETURNS boolean LANGUAGE plpgsql AS '
+            f'$body$ BEGIN DELETE FROM "{schema}".documents; RETURN true; END $body$'
+        )
+    try:
+        yield connection, schema, f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _pg_state(connection, schema: str) -> tuple:
+    """The schema's tables and the rows of each."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1", (schema,))
+        tables = [name for (name,) in cursor.fetchall()]
+        rows = {}
+        for table in tables:
+            cursor.execute(f'SELECT * FROM "{schema}"."{table}" ORDER BY 1')
+            rows[table] = cursor.fetchall()
+    return tables, rows
+
+
+def _no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("connected to the database for a query that should have been refused before")
+
+    monkeypatch.setattr(sa.engine.Engine, "connect", refuse)
+
+
+def _without_statement_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let every query through the statement check, to see what the read-only transaction alone does."""
+    monkeypatch.setattr(corpus_module, "checked_query", lambda sql, dialect=None: sql)
+
+
+@pytest.mark.parametrize(("query", "message"), WRITING_QUERIES + SQLITE_WRITING_QUERIES)
+def test_sqlite_writing_queries_are_refused_before_connecting(sqlite_source: Path, monkeypatch, query: str, message: str) -> None:
+    query = query.format(dir=sqlite_source.parent)
+    before = _sqlite_state(sqlite_source)
+    _no_connection(monkeypatch)
+    assert load_error(SqlSource(sqlite_url(sqlite_source), table=None, query=query)) == message
+    assert _sqlite_state(sqlite_source) == before
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "DELETE FROM documents",
+        "UPDATE documents SET text = 'gone'",
+        "INSERT INTO documents VALUES (99, 'planted') RETURNING id, text",
+        "DELETE FROM documents RETURNING id, text",
+        "DROP TABLE keep",
+        "ATTACH DATABASE '{dir}/attached.db' AS other",
+        "PRAGMA query_only = OFF",
+        "VACUUM INTO '{dir}/copy.db'",
+    ],
+)
+def test_sqlite_read_only_connection_refuses_writes_past_the_check(sqlite_source: Path, monkeypatch, query: str) -> None:
+    query = query.format(dir=sqlite_source.parent)
+    before = _sqlite_state(sqlite_source)
+    _without_statement_check(monkeypatch)
+    message = load_error(SqlSource(sqlite_url(sqlite_source), table=None, query=query))
+    assert READ_ONLY_REFUSAL in message and "nothing was written" in message and SETTING in message
+    assert _sqlite_state(sqlite_source) == before
+
+
+@pytest.mark.parametrize(("query", "message"), WRITING_QUERIES + PG_WRITING_QUERIES)
+def test_postgres_writing_queries_are_refused_before_connecting(pg_source, monkeypatch, query: str, message: str) -> None:
+    connection, schema, url = pg_source
+    before = _pg_state(connection, schema)
+    _no_connection(monkeypatch)
+    assert load_error(SqlSource(url, table=None, query=query)) == message
+    assert _pg_state(connection, schema) == before
+    assert before[0] == ["documents", "keep"] and len(before[1]["documents"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "refusal"),
+    [
+        # What reached the server before the check: each of these removed rows or a table, or exited 0.
+        ("SELECT id, text FROM documents; DELETE FROM documents; COMMIT", "cannot execute DELETE in a read-only transaction"),
+        ("SELECT id, text FROM documents; DROP TABLE keep; COMMIT", "cannot execute DROP TABLE in a read-only transaction"),
+        ("SELECT id, text FROM documents; COMMIT; DELETE FROM documents", "cannot execute DELETE in a read-only transaction"),
+        ("WITH gone AS (DELETE FROM documents RETURNING id, text) SELECT * FROM gone", "data-modifying statements in WITH"),
+        ("SELECT id, text FROM documents FOR UPDATE", "cannot execute SELECT FOR UPDATE in a read-only transaction"),
+    ],
+)
+def test_postgres_read_only_transaction_refuses_writes_past_the_check(pg_source, monkeypatch, query: str, refusal: str) -> None:
+    connection, schema, url = pg_source
+    before = _pg_state(connection, schema)
+    _without_statement_check(monkeypatch)
+    message = load_error(SqlSource(url, table=None, query=query))
+    assert READ_ONLY_REFUSAL in message and refusal in message and "nothing was written" in message
+    assert _pg_state(connection, schema) == before
+
+
+def test_postgres_select_calling_a_function_that_writes_is_refused(pg_source) -> None:
+    """A plain SELECT passes the statement check; the function it calls deletes, and the read-only
+    transaction refuses that as the rows are fetched."""
+    connection, schema, url = pg_source
+    before = _pg_state(connection, schema)
+    message = load_error(SqlSource(url, table=None, query="SELECT id, text FROM documents WHERE purge()"))
+    assert f"documents export from {url}: {READ_ONLY_REFUSAL} (cannot execute DELETE in a read-only transaction); " \
+           f"nothing was written: {SETTING} must be a query that only reads (a SELECT returning id and text)" == message
+    assert _pg_state(connection, schema) == before
+
+
+@pytest.fixture
+def transaction_log():
+    """Every statement the engines run, and each commit and rollback, in order."""
+    log: list[str] = []
+
+    def statement(conn, cursor, sql, parameters, context, executemany):
+        log.append(sql)
+
+    def commit(conn):
+        log.append("<commit>")
+
+    def rollback(conn):
+        log.append("<rollback>")
+
+    listeners = [("before_cursor_execute", statement), ("commit", commit), ("rollback", rollback)]
+    for name, listener in listeners:
+        sa.event.listen(sa.engine.Engine, name, listener)
+    try:
+        yield log
+    finally:
+        for name, listener in listeners:
+            sa.event.remove(sa.engine.Engine, name, listener)
+
+
+def _export_in_read_only_transaction(log: list[str], read_only: str) -> None:
+    """``log`` makes the transaction read-only before the export's SELECT, and ends it with a rollback,
+    never a commit."""
+    assert "<commit>" not in log and not any(sql.strip().upper().startswith("COMMIT") for sql in log)
+    select = next(i for i, sql in enumerate(log) if "SELECT" in sql and "documents" in sql)
+    assert read_only in log[:select]
+    assert "<rollback>" in log[select:]
+
+
+def test_sqlite_exports_read_only_and_rolls_back(sqlite_source: Path, transaction_log: list[str]) -> None:
+    before = _sqlite_state(sqlite_source)
+    table = load_corpus(SqlSource(sqlite_url(sqlite_source)))
+    assert table.texts == [text for _, text in SOURCE_ROWS]
+    _export_in_read_only_transaction(transaction_log, "PRAGMA query_only = ON")
+    transaction_log.clear()
+    # A semicolon inside a string literal, a quoted identifier and a comment, and one trailing semicolon.
+    query = "SELECT id, text AS \"a;b\" /* ; */ FROM documents WHERE text <> 'x;y' -- ; \n;  -- done"
+    assert load_corpus(SqlSource(sqlite_url(sqlite_source), table=None, query=query)).content_hash == table.content_hash
+    _export_in_read_only_transaction(transaction_log, "PRAGMA query_only = ON")
+    assert _sqlite_state(sqlite_source) == before
+
+
+def test_postgres_exports_read_only_and_rolls_back(pg_source, transaction_log: list[str], monkeypatch) -> None:
+    connection, schema, url = pg_source
+    before = _pg_state(connection, schema)
+    cursor_names: list = []
+    _spy_fetchmany(monkeypatch, cursor_names)
+    table = load_corpus(SqlSource(url))
+    assert table.texts == [text for _, text in SOURCE_ROWS]
+    _export_in_read_only_transaction(transaction_log, "SET TRANSACTION READ ONLY")
+    transaction_log.clear()
+    # Semicolons inside a string, a quoted identifier, comments and dollar quotes; one trailing semicolon.
+    query = (
+        "SELECT id, text AS \"a;b\" /* ; /* nested ; */ ; */ FROM documents "
+        "WHERE text <> 'x;y' AND text <> $$;$$ AND text <> $q$ it's; $q$ AND text <> E'\\';' -- ;\n;"
+    )
+    assert load_corpus(SqlSource(url, table=None, query=query)).content_hash == table.content_hash
+    _export_in_read_only_transaction(transaction_log, "SET TRANSACTION READ ONLY")
+    assert cursor_names and all(cursor_names)  # still streamed through a server-side cursor
+    assert _pg_state(connection, schema) == before
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialects", "expected"),
+    [
+        ("SELECT id, text FROM documents WHERE text LIKE '%;%';", None, "SELECT id, text FROM documents WHERE text LIKE '%;%'"),
+        ("SELECT id, text FROM documents -- one; comment\n ; ", None, "SELECT id, text FROM documents -- one; comment"),
+        ("  ;; SELECT 1;;  ", None, "SELECT 1"),
+        ('SELECT "a;b", `c;d` FROM t', ("sqlite", "mysql"), 'SELECT "a;b", `c;d` FROM t'),
+        ("SELECT [a;b] FROM t", ("sqlite",), "SELECT [a;b] FROM t"),
+        ("SELECT $$;$$, $tag$ ' ; $tag$", ("postgresql",), "SELECT $$;$$, $tag$ ' ; $tag$"),
+        ("SELECT E'\\'; DELETE FROM t; --'", ("postgresql",), "SELECT E'\\'; DELETE FROM t; --'"),
+        ("SELECT 1 /* /* */ ; DELETE FROM t; */", ("postgresql",), "SELECT 1 /* /* */ ; DELETE FROM t; */"),
+        ("SELECT 1 # ; DELETE FROM t\n", ("mysql", "mariadb"), "SELECT 1 # ; DELETE FROM t"),
+        ("WITH updated AS (SELECT 1 AS id, 'x' AS text) SELECT * FROM updated", None, None),
+        ("(SELECT 1, 'a') UNION (SELECT 2, 'b')", None, None),
+        ("VALUES (1, 'a'), (2, 'b')", None, None),
+        ("SELECT id, text FROM t WHERE note <> 'DELETE FROM t; COMMIT'", None, None),
+        ("SELEC id, text FROM t", None, None),  # not a statement at all: the database reports the syntax error
+    ],
+)
+def test_one_query_passes_the_statement_check(sql: str, dialects, expected) -> None:
+    for dialect in dialects or ("postgresql", "sqlite", "mysql", "mariadb", None):
+        assert read_only_sql.checked_query(sql, dialect) == (expected or sql), dialect
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect", "message"),
+    [
+        ("SELECT 1 /* /* */ ; DELETE FROM t; */", "sqlite", "holds 3 SQL statements"),  # SQLite's comments do not nest
+        ("SELECT $$;$$", "sqlite", "holds 2 SQL statements"),
+        ("SELECT '\\'; DELETE FROM t; --'", "postgresql", "holds 2 SQL statements"),
+        ("SELECT '\\'; DELETE FROM t; --'", "mysql", "holds 3 SQL statements"),  # under NO_BACKSLASH_ESCAPES
+        ("SELECT 'a\\'; DELETE FROM t; -- '", "mysql", "holds 2 SQL statements"),
+        ("SELECT 1--1; DELETE FROM t", "mysql", "holds 2 SQL statements"),  # no space: not a comment in MySQL
+        ("SELECT 1 /*! ; DELETE FROM t */", "mysql", "holds 2 SQL statements"),  # MySQL runs /*! ... */
+        ("SELECT 1 -- x\r'\n; DELETE FROM t; --'", "sqlite", "holds 2 SQL statements"),  # only \n ends it
+        (" ; -- nothing\n", None, "holds no SQL statement (only whitespace, comments or semicolons)"),
+        ("EXPLAIN ANALYZE DELETE FROM t", None, "is an EXPLAIN statement, which is not a query"),
+        ("WITH x AS (SELECT 1)", None, "is a WITH clause without the query it leads to"),
+        ("WITH x AS MATERIALIZED (UPDATE t SET a = 1 RETURNING *) SELECT * FROM x", "postgresql",
+         "holds an UPDATE statement in parentheses (a data-modifying WITH)"),
+        ("REPLACE INTO t VALUES (1, 'a')", "mysql", "is a REPLACE statement, which would write"),
+        ("SELECT id, text FROM t INTO OUTFILE '/tmp/x'", "mysql", "is a SELECT ... INTO statement"),
+        ("CALL purge()", None, "is a CALL statement, which would write"),
+        ("GRANT ALL ON t TO public", None, "is a GRANT statement, which would write"),
+        ("BEGIN; SELECT 1", None, "holds 2 SQL statements"),
+    ],
+)
+def test_the_statement_check_refuses(sql: str, dialect, message: str) -> None:
+    with pytest.raises(CorpusError) as info:
+        read_only_sql.checked_query(sql, dialect)
+    assert str(info.value).startswith(f"{SETTING} ") and message in str(info.value)
+    assert str(info.value).endswith(EXPECTED) and "\n" not in str(info.value)
+
+
+def test_the_settings_check_refuses_only_what_every_database_would_refuse() -> None:
+    """Before the database is known (the settings' own check), a query is refused only when every
+    dialect reads it as more than one statement or as a write; the export checks it again as its
+    database reads it."""
+    postgres_only = "SELECT id, $$;$$ FROM documents"
+    assert SqlSource("sqlite://", table=None, query=postgres_only).statement() is not None
+    with pytest.raises(CorpusError, match="holds 2 SQL statements"):
+        SqlSource("sqlite://", table=None, query=postgres_only).statement("sqlite")
+    with pytest.raises(CorpusError, match="holds 3 SQL statements"):
+        SqlSource("sqlite://", table=None, query="SELECT id, text FROM documents; DELETE FROM documents; COMMIT").statement()
+
+
+class _UnsupportedDialect(SQLiteDialect_pysqlite):
+    """SQLite's driver under another dialect's name, standing for a database the export cannot make read-only."""
+
+    name = "tp_unsupported"
+    supports_statement_cache = True
+
+
+def test_an_unsupported_dialect_is_refused_before_connecting(sqlite_source: Path, monkeypatch) -> None:
+    sa.dialects.registry.register("tp_unsupported", __name__, "_UnsupportedDialect")
+    _no_connection(monkeypatch)
+    message = load_error(SqlSource(f"tp_unsupported:///{sqlite_source}"))
+    assert message == (
+        f"documents export from tp_unsupported:///{sqlite_source}: the database dialect 'tp_unsupported' is "
+        "not supported: the export runs in a read-only transaction, which it can open on sqlite, postgresql and "
+        "mysql/mariadb only"
+    )
+
+
+def test_mysql_and_mariadb_exports_start_read_only() -> None:
+    """No MySQL server here: the statements the export sends, and how it reads the server's refusal."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.sql: list[str] = []
+
+        def exec_driver_sql(self, sql: str) -> None:
+            self.sql.append(sql)
+
+    for dialect in ("mysql", "mariadb"):
+        recorder = Recorder()
+        assert read_only_sql.begin_read_only(recorder, dialect)
+        assert recorder.sql == ["SET SESSION TRANSACTION READ ONLY", "START TRANSACTION READ ONLY"]
+    refused = Exception(1792, "Cannot execute statement in a READ ONLY transaction.")
+    assert read_only_sql.write_refused(sa.exc.OperationalError("DELETE FROM t", {}, refused))
+    assert not read_only_sql.write_refused(sa.exc.OperationalError("SELEC", {}, Exception(1064, "syntax error")))
+
+
+# --- ids out of range, invisible texts, identical texts ------------------------------------------
+
+
+def test_ids_outside_int64_are_reported_as_out_of_range(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(1, "a"), ("9223372036854775808", "b"), ("-9223372036854775809", "c")], columns="id, text TEXT")
+    message = load_error(SqlSource(sqlite_url(path)))
+    assert message == (
+        f"documents export from sqlite:///{path}: 2 id(s) are outside the 64-bit integer range "
+        "(-9223372036854775808 to 9223372036854775807): 9223372036854775808, -9223372036854775809"
+    )
+    with pytest.raises(CorpusError, match=r"1 id\(s\) are outside the 64-bit integer range .*: 100000000000000000000$"):
+        Corpus.from_rows([(Decimal("1e20"), "x"), (2, "y")])
+    # An id that is no integer at all keeps its message, and comes first.
+    with pytest.raises(CorpusError, match=r"ids must be integers; got 'x'$"):
+        Corpus.from_rows([("x", "a"), (2**63, "b")])
+
+
+def test_texts_of_invisible_characters_only_count_as_blank(tmp_path: Path) -> None:
+    rows = [(1, "fine"), (2, "\u200b"), (3, " \u200c\u200d\t"), (4, "\u2060\ufeff"), (5, "\u00ad"), (6, "  "),
+            (7, "\u200bword\u200b"), (8, "\u3164\ufe0f\u180e")]
+    message = load_error(SqlSource(sqlite_url(make_db(tmp_path, rows))))
+    assert message.endswith(
+        ": 6 text(s) are empty or whitespace, ids: 2, 3, 4, 5, 6, 8; ids 2, 3, 4, 5, 8 hold only invisible characters "
+        "(zero-width spaces and joiners, soft hyphens, byte-order marks and other format characters), which count as whitespace"
+    )
+    assert "; id 3 holds only invisible characters (" in load_error(SqlSource(sqlite_url(make_db(tmp_path / "one", [(1, "a"), (3, "\ufeff")]))))
+    assert corpus_module.is_blank("") and corpus_module.is_blank("\u202f\u2028") and not corpus_module.is_blank("\u200ba")
+
+
+def test_identical_texts_are_refused(tmp_path: Path) -> None:
+    path = make_db(tmp_path, [(i, "the same text") for i in range(200, 0, -1)])
+    message = load_error(SqlSource(sqlite_url(path)))
+    assert message == (
+        f"documents export from sqlite:///{path}: all 200 texts are identical ('the same text'); clustering needs texts that differ"
+    )
+    assert "identical ('" + "x" * 60 + "…')" in str(pytest.raises(CorpusError, Corpus.from_rows, [(1, "x" * 99), (2, "x" * 99)]).value)
+    # One text, or texts that differ in a single character, are a corpus.
+    assert Corpus.from_rows([(1, "only")]).texts == ["only"]
+    assert Corpus.from_rows([(1, "same"), (2, "same"), (3, "Same")]).texts == ["same", "same", "Same"]
