@@ -345,10 +345,15 @@ def _run_command(args: argparse.Namespace) -> None:
 
         print(f"UMAP and NNDescent compiled (or found in numba's cache) in {numba_cache.warm():.0f} s")
         return
-    Settings.load()  # every setting checked before anything runs
+    from topic_pipeline.definitions import build_resources
+
+    resources = build_resources(Settings.load())  # every setting checked before anything runs
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
     home = Path(os.environ["DAGSTER_HOME"])
     check_writable(home, "Dagster instance (DAGSTER_HOME)")
+    check_writable(resources["settings"].paths.root, "data directory (TOPIC_PIPELINE_DATA_DIR)")
+    # An MLflow server that does not answer is found now, not minutes later at the first trial.
+    resources["mlflow"].check_reachable(resources["settings"].paths)
     log = None if args.verbose else home / "logs" / f"topic-pipeline-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     started = time.monotonic()
     # A second sweep (or an export, which reads the leaderboard) waits for a sweep that is running.

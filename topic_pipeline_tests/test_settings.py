@@ -3,8 +3,10 @@ variable, the value and what is expected; nothing runs and nothing is written.""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,41 @@ def test_sweep_and_export_refuse_a_data_directory_they_cannot_write(tmp_path):
         lines = (done.stdout + done.stderr).strip().splitlines()
         assert len(lines) == 1 and "the data directory (TOPIC_PIPELINE_DATA_DIR) /sys/topic_pipeline_data cannot be written" in lines[0], lines
     assert blocker.read_text() == "kept"
+
+
+def _as_an_unprivileged_user(command: list[str]) -> list[str]:
+    """Root writes through permission bits: run as nobody to meet a read-only folder as a user does."""
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command] if os.geteuid() == 0 else command
+
+
+def test_the_leaderboard_reads_a_read_only_data_directory_and_a_sweep_there_says_why_it_cannot_run():
+    # Not pytest's tmp_path: its parent folder is private to root, and the commands run as nobody.
+    tmp_path = Path(tempfile.mkdtemp(prefix="tp-read-only-"))
+    data = tmp_path / "data"
+    (data / "leaderboard").mkdir(parents=True)
+    (data / "leaderboard" / "leaderboard.csv").write_text("rank,trial,status,ari\n1,nn15_nc5_md0__m__mcs10_eps0,ok,0.8125\n")
+    (data / ".topic-pipeline-sweep.lock").write_text("")  # a finished sweep leaves its lock file
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    for folder in (tmp_path, data, data / "leaderboard"):
+        folder.chmod(0o555)
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith(("TOPIC_PIPELINE_", "MLFLOW_"))},
+                   "DAGSTER_HOME": str(home), "TOPIC_PIPELINE_DATA_DIR": str(data)}
+    cli = str(Path(sys.executable).parent / "topic-pipeline")
+    try:
+        shown = subprocess.run(_as_an_unprivileged_user([cli, "leaderboard"]), env=environment, cwd="/",
+                               capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+        assert "nn15_nc5_md0__m__mcs10_eps0" in shown.stdout and "0.8125" in shown.stdout
+        refused = subprocess.run(_as_an_unprivileged_user([cli, "sweep"]), env=environment, cwd="/",
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
+        lines = (refused.stdout + refused.stderr).strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            f"topic-pipeline sweep: the data directory (TOPIC_PIPELINE_DATA_DIR) {data} cannot be written (Permission denied"
+        ), lines
+    finally:
+        for folder in (tmp_path, data, data / "leaderboard"):
+            folder.chmod(0o755)
+        shutil.rmtree(tmp_path)

@@ -9,6 +9,8 @@ import datetime as dt
 
 import dagster as dg
 
+from topic_pipeline.integrations.mlflow_tracking import TrackingUnavailableError
+
 from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_inputs_job, search_job, trials_job
 from topic_pipeline.defs.planning import plan_sweep
 from topic_pipeline.defs.recovery import recover_interrupted_runs
@@ -63,6 +65,10 @@ def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings
     plan = plan_sweep(context.instance, settings)
     if not plan.runs and not plan.partitions:
         return dg.SkipReason("the current grid is complete on the current inputs")
+    try:  # found now, not when the first trial records itself minutes later
+        mlflow.check_reachable(settings.paths)
+    except TrackingUnavailableError as error:
+        return dg.SkipReason(f"{error}; no run launched")
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(job_name=run.job_name, run_key=run.run_key, tags=run.tags, partition_key=run.partition_key)

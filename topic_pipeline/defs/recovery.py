@@ -38,7 +38,7 @@ from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.processes import identified_process_alive, process_start_time
 from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.storage.files import remove_stale_temporaries
-from topic_pipeline.integrations.mlflow_tracking import MlflowTracker
+from topic_pipeline.integrations.mlflow_tracking import MlflowTracker, TrackingUnavailableError
 
 # Runs that ``topic-pipeline`` executes in its own process carry that process's identity, so a later
 # sweep can tell a run that is still going from one whose process was killed.
@@ -49,6 +49,8 @@ PID_START_TAG = "topic_pipeline/pid_start"
 STEP_EXIT_WAIT_SECONDS = 30.0
 # Set on a stopped trials run once the results it did finish have been recorded as materialisations.
 RESULTS_RECORDED_TAG = "topic_pipeline/results_recorded"
+# Set on a stopped trials run once its MLflow runs are closed and its trials left one live MLflow run each.
+MLFLOW_CHECKED_TAG = "topic_pipeline/mlflow_checked"
 # A temporary file this old cannot belong to a write still in progress (writes take seconds at most).
 STALE_TEMPORARY_SECONDS = 3600
 
@@ -91,9 +93,11 @@ def recover_interrupted_runs(
       trials it did not finish are planned again.
     * A trials run that failed or was cancelled emits no materialisation, yet every trial it finished
       has its result stored (each is saved as it finishes) and is not rerun: each such trial is
-      recorded as a materialisation of its partition, so Dagster shows it. The MLflow runs it left
-      RUNNING (``tracker``) are marked KILLED, and temporary files that writes cut short left in the
-      data directory more than an hour ago are deleted.
+      recorded as a materialisation of its partition, so Dagster shows it. Temporary files that writes
+      cut short left in the data directory more than an hour ago are deleted.
+    * With ``tracker``, the MLflow runs a stopped trials run left RUNNING are marked KILLED, and each
+      trial it recorded keeps one live MLflow run, the one its stored result names (a kill between
+      closing a trial's run and storing its result would otherwise leave the rerun trial two).
     """
     actions: list[str] = []
     for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
@@ -110,17 +114,19 @@ def recover_interrupted_runs(
             )
             actions.append(f"run {run.run_id} ({run.job_name}) marked failed: its process is gone")
     stopped = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
-    runs = [
-        run for run in instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=stopped))
-        if RESULTS_RECORDED_TAG not in run.tags
-    ]
-    if not runs:
+    stopped_runs = instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=stopped))
+    runs = [run for run in stopped_runs if RESULTS_RECORDED_TAG not in run.tags]
+    # Also those whose MLflow runs an earlier pass could not check (MLflow unreachable), and those stopped
+    # before this check existed, once: a kill of those may have left a trial two live MLflow runs.
+    unchecked = [run for run in stopped_runs if MLFLOW_CHECKED_TAG not in run.tags] if tracker is not None else []
+    if not runs and not unchecked:
         return actions
-    removed = remove_stale_temporaries(paths.root, STALE_TEMPORARY_SECONDS)
-    if removed:
-        actions.append(f"{len(removed)} temporary file(s) left by interrupted writes deleted")
-    ordered = instance.get_dynamic_partitions(trial_partitions.name)
     store = ResultStore(paths.results)
+    if runs:
+        removed = remove_stale_temporaries(paths.root, STALE_TEMPORARY_SECONDS)
+        if removed:
+            actions.append(f"{len(removed)} temporary file(s) left by interrupted writes deleted")
+        ordered = instance.get_dynamic_partitions(trial_partitions.name)
     for run in runs:
         keys = run_partition_keys(run, ordered)
         materialised = _materialised_by(instance, run.run_id, keys)
@@ -141,17 +147,38 @@ def recover_interrupted_runs(
         instance.add_run_tags(run.run_id, {RESULTS_RECORDED_TAG: str(recorded)})
         if recorded:
             actions.append(f"run {run.run_id}: {recorded} finished trial(s) recorded as materialisations")
-        if tracker is None:
-            continue
-        # After the tag: an MLflow outage must not make a later pass record the same trials again.
-        try:
+    if unchecked:
+        # After the tag above: an MLflow outage must not make a later pass record the same trials again.
+        actions.extend(_recover_mlflow_runs(instance, tracker, store, unchecked))
+    return actions
+
+
+def _recover_mlflow_runs(
+    instance: dg.DagsterInstance, tracker: MlflowTracker, store: ResultStore, runs: list[dg.DagsterRun]
+) -> list[str]:
+    """Close the MLflow runs that the stopped trials ``runs`` left RUNNING, and give each trial they
+    recorded one live MLflow run (``MlflowTracker.reconcile_trial_runs``: a stop between closing a trial's
+    run and storing its result must not leave the trial two runs once it is rerun). Each run is tagged
+    once done; if MLflow cannot be reached, nothing is and the next pass tries again."""
+    try:
+        # A server that is down would otherwise hold this pass (and the sensor's tick) for minutes of retries.
+        tracker.check_reachable()
+    except TrackingUnavailableError as exc:
+        return [f"{len(runs)} stopped run(s): their MLflow runs could not be checked ({exc}); they are checked at the next sweep"]
+    actions: list[str] = []
+    try:
+        for run in runs:
             closed = tracker.close_abandoned_runs(run.run_id)
-        except Exception as exc:  # noqa: BLE001 - MLflow unreachable: Dagster's side is recovered all the same
-            # The type only: a tracking server's error can quote its address, credentials included.
-            actions.append(f"run {run.run_id}: its MLflow runs could not be checked ({type(exc).__name__}); they stay as they are")
-            continue
-        if closed:
-            actions.append(f"run {run.run_id}: {closed} MLflow run(s) it left RUNNING marked KILLED")
+            if closed:
+                actions.append(f"run {run.run_id}: {closed} MLflow run(s) it left RUNNING marked KILLED")
+        actions.extend(tracker.reconcile_trial_runs(store.load, [run.run_id for run in runs]))
+    except Exception as exc:  # noqa: BLE001 - MLflow failing: Dagster's side is recovered all the same
+        # The type only: a tracking server's error can quote its address, credentials included.
+        actions.append(f"{len(runs)} stopped run(s): their MLflow runs could not be checked ({type(exc).__name__}); "
+                       "they are checked at the next sweep")
+        return actions
+    for run in runs:
+        instance.add_run_tags(run.run_id, {MLFLOW_CHECKED_TAG: "1"})
     return actions
 
 

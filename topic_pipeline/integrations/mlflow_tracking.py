@@ -7,11 +7,13 @@ recorded before the tag existed have none and still count as trials.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.inputs.grid import complete_params
 from topic_pipeline.redaction import mask_url, redact
 from topic_pipeline.storage.results import STATUS_OK, TrialResult
@@ -24,6 +26,10 @@ SUPERSEDED_BY_TAG = "topic_pipeline.superseded_by"
 # An older run of the key still RUNNING this long after it started has lost its recorder (recording
 # opens and closes a run within one call); a younger one may be another process's recording in progress.
 ABANDONED_AFTER_S = 600
+# Set on a trial's run whose result never reached the result store: the recording was stopped (killed)
+# between closing the run and storing the result. The trial counts as not run and is planned again; its
+# next recording supersedes this run (``trial_keys_with_unfinished_runs`` finds it for that).
+RESULT_NOT_STORED_TAG = "topic_pipeline.result_not_stored"
 TRIAL = "trial"
 # MLflow's own tags: the parent a run is nested under, and what the experiment is for (MLflow 3 opens an
 # experiment without it in its GenAI view, which shows traces; ours holds training runs).
@@ -44,11 +50,191 @@ def is_trial_run(tags: Mapping[str, str]) -> bool:
     return tags.get("kind", TRIAL) == TRIAL
 
 
+def _closed_status(result: TrialResult) -> str:
+    return "FINISHED" if result.status == STATUS_OK else "FAILED"
+
+
+def _newest(runs: Sequence[Any]) -> Any:
+    return max(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+
+
 def local_tracking_uri(directory: str | Path) -> str:
     """The embedded default: a SQLite-backed store inside the project's data directory."""
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{directory / 'mlflow.db'}"
+
+
+class TrackingUnavailableError(TopicPipelineError):
+    """The MLflow tracking server cannot be reached, or the tracking store cannot be opened."""
+
+
+# What ``check_reachable`` waits for an answer by default: a server that is up answers in milliseconds.
+REACHABLE_TIMEOUT_S = 5.0
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def check_reachable(
+    tracking_uri: str, timeout_s: float = REACHABLE_TIMEOUT_S, setting: str | None = "MLFLOW_TRACKING_URI",
+    experiment_name: str = "topic_pipeline",
+) -> None:
+    """Raise ``TrackingUnavailableError`` with one line saying why, within about ``timeout_s`` seconds,
+    unless the tracking store of ``tracking_uri`` answers; ``setting`` names where the URI was set
+    (None: it is the local default store).
+
+    MLflow's own client retries a request that fails to connect for minutes (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``
+    7 with exponential back-off, ``MLFLOW_HTTP_REQUEST_TIMEOUT`` 120 s per try, in MLflow 3), so a sweep
+    would find an unreachable server only when it first records a trial. This asks once, without retries:
+    an http(s) server for the experiment by name through MLflow's REST API (with the credentials and TLS
+    settings MLflow would use; any MLflow answer, "no such experiment" included, counts as reachable), a
+    database store for ``SELECT 1``, a file store for a directory it can write. Other stores (Databricks)
+    are not checked. The URI is shown masked, and the reason redacted of the URI's secrets."""
+    scheme = tracking_uri.split(":", 1)[0].split("+", 1)[0].lower() if "://" in tracking_uri else "file"
+    if scheme in ("http", "https"):
+        probe, what = _probe_server, "MLflow tracking server"
+    elif scheme in _DATABASE_SCHEMES:
+        probe, what = _probe_database, "MLflow tracking database"
+    elif scheme == "file":
+        probe, what = _probe_directory, "MLflow tracking directory"
+    else:
+        return
+    outcome: list[str | None] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(_problem(probe, tracking_uri, timeout_s, experiment_name)), daemon=True
+    )
+    worker.start()
+    # Name resolution and some drivers ignore the timeout: the check waits a bounded time all the same.
+    worker.join(timeout_s + 2)
+    problem = outcome[0] if outcome else f"cannot be reached: no answer within {timeout_s:g} s"
+    if problem is None:
+        return
+    if problem.startswith("rejected"):
+        advice = ("check the credentials it is given (in the URI, MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
+                  "or MLFLOW_TRACKING_TOKEN)")
+    elif not setting:
+        advice = "check that the data directory is writable"
+    elif problem.startswith("does not answer"):
+        advice = f"check the address in {setting}"
+    elif scheme in ("sqlite", "file"):
+        advice = f"check the path in {setting} or unset it to use the local store"
+    else:
+        advice = f"start it or unset {setting} to use the local store"
+    shown = mask_url(tracking_uri) if "://" in tracking_uri else tracking_uri
+    where = f" ({setting})" if setting else ""
+    raise TrackingUnavailableError(f"{what} at {shown}{where} {redact(problem, tracking_uri)}; {advice}")
+
+
+def _problem(probe: Callable[[str, float, str], str | None], uri: str, timeout_s: float, experiment: str) -> str | None:
+    """What is wrong with the store, as the rest of a sentence naming it; None if nothing."""
+    verb = "cannot be reached" if probe is _probe_server else "cannot be opened"
+    try:
+        return probe(uri, timeout_s, experiment)
+    except Exception as exc:  # noqa: BLE001 - every failure is a reason the store cannot be used
+        return f"{verb}: {_root_reason(exc, timeout_s)}"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything behind it: causes, contexts and urllib3's ``reason``."""
+    found: list[BaseException] = []
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+    return found
+
+
+def _root_reason(exc: BaseException, timeout_s: float) -> str:
+    """Why a connection failed, in a few words."""
+    import socket
+    import ssl
+
+    causes = _causes(exc)
+    timeouts = ("ConnectTimeout", "ReadTimeout", "ConnectTimeoutError", "ReadTimeoutError", "Timeout")
+    for cause in causes:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+    for cause in causes:
+        if isinstance(cause, socket.gaierror):
+            return f"its host name does not resolve ({cause.strerror or cause})"
+        if isinstance(cause, TimeoutError) or type(cause).__name__ in timeouts:
+            return f"no answer within {timeout_s:g} s"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS failed ({cause.reason or cause})"
+    innermost = causes[-1]
+    lines = str(innermost).strip().splitlines()
+    text = " ".join(lines[0].split())[:300] if lines else ""
+    return f"{type(innermost).__name__}: {text}" if text else type(innermost).__name__
+
+
+def _probe_server(uri: str, timeout_s: float, experiment: str) -> str | None:
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    response = http_request(
+        get_default_host_creds(uri), "/api/2.0/mlflow/experiments/get-by-name", "GET", max_retries=0,
+        backoff_factor=0, backoff_jitter=0, timeout=timeout_s, raise_on_status=False,
+        params={"experiment_name": experiment},
+    )
+    code = response.status_code
+    if code == 200:
+        return None
+    status = f"HTTP {code} {response.reason or ''}".rstrip()
+    if code in (401, 403):
+        return f"rejected the request: {status}"
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    # MLflow answers a missing experiment with 404 and its own error code: the server is there.
+    if isinstance(answer, dict) and answer.get("error_code") == "RESOURCE_DOES_NOT_EXIST":
+        return None
+    if code >= 500:
+        return f"cannot be reached: {status}"
+    return f"does not answer as an MLflow tracking server: {status} for api/2.0/mlflow/experiments/get-by-name"
+
+
+def _probe_database(uri: str, timeout_s: float, experiment: str) -> str | None:
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(uri)
+    backend = url.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend in ("postgresql", "mysql"):
+        connect_args["connect_timeout"] = max(1, int(timeout_s))
+    elif backend == "sqlite":
+        connect_args["timeout"] = timeout_s
+        database = url.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = Path(database).expanduser().resolve().parent
+            if not folder.is_dir():
+                return f"cannot be opened: its folder {folder} does not exist"
+    engine = sa.create_engine(url, connect_args=connect_args, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    finally:
+        engine.dispose()
+    return None
+
+
+def _probe_directory(uri: str, timeout_s: float, experiment: str) -> str | None:
+    import os
+    from urllib.parse import unquote, urlparse
+
+    path = Path(unquote(urlparse(uri).path) if uri.startswith("file:") else uri).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            return f"cannot be opened: {path} is not a directory"
+        return None if os.access(path, os.W_OK | os.X_OK) else f"cannot be opened: {path} is not writable"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+        return None
+    return f"cannot be opened: {path} cannot be created in {parent}"
 
 
 class _RedactingClient:
@@ -84,14 +270,21 @@ class _RedactingClient:
 
 
 class MlflowTracker:
+    """``uri_setting`` names the setting ``tracking_uri`` comes from, for messages (None: the local default)."""
+
     def __init__(self, tracking_uri: str, experiment_name: str, artifact_location: str | None = None,
-                 ui_url: str | None = None):
+                 ui_url: str | None = None, uri_setting: str | None = None):
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.artifact_location = artifact_location
         self.ui_url = ui_url
+        self.uri_setting = uri_setting
         self._client: Any = None
         self._experiment_id: str | None = None
+
+    def check_reachable(self, timeout_s: float = REACHABLE_TIMEOUT_S) -> None:
+        """``check_reachable`` for this tracker's store: raises ``TrackingUnavailableError`` within seconds."""
+        check_reachable(self.tracking_uri, timeout_s, self.uri_setting, self.experiment_name)
 
     @property
     def client(self) -> Any:
@@ -168,14 +361,24 @@ class MlflowTracker:
         """Record a trial as a run of its own, nested under ``parent_run_id`` if given; with ``supersede_older``,
         its key's older runs are superseded (a search per call: callers that know a key was never recorded
         pass False), and so are those of the keys in ``also_supersede`` (the trial's earlier keys)."""
-        from mlflow.entities import Metric, Param, RunTag
-
         parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
         run = self.client.create_run(
             self.experiment_id, run_name=result.key,
             tags={"kind": TRIAL, "trial_key": result.key, "status": result.status, **parent, **tags},
         )
         run_id = run.info.run_id
+        self._log_values(run_id, result)
+        self.client.set_terminated(run_id, status=_closed_status(result))
+        # After the new run is complete: a kill before this point leaves the older run live, never none.
+        if supersede_older:
+            for key in (result.key, *also_supersede):
+                self.supersede_older_runs(key, run_id, run.info.start_time)
+        return run_id
+
+    def _log_values(self, run_id: str, result: TrialResult) -> None:
+        """A trial's parameters, metrics and error on its run."""
+        from mlflow.entities import Metric, Param, RunTag
+
         now = int(time.time() * 1000)
         # Every grid key, those a stored trial omits at their defaults (outlier reduction) included.
         values = complete_params(result.params)
@@ -184,20 +387,18 @@ class MlflowTracker:
         metrics.append(Metric("duration_s", round(float(result.duration_s), 2), now, 0))
         extra_tags = [RunTag("error", result.error[:4000])] if result.error else []
         self.client.log_batch(run_id, metrics=metrics, params=params, tags=extra_tags)
-        self.client.set_terminated(run_id, status="FINISHED" if result.status == STATUS_OK else "FAILED")
-        # After the new run is complete: a kill before this point leaves the older run live, never none.
-        if supersede_older:
-            for key in (result.key, *also_supersede):
-                self.supersede_older_runs(key, run_id, run.info.start_time)
-        return run_id
 
     def trial_keys_with_unfinished_runs(self) -> set[str]:
-        """The trial keys with a live run that did not finish (RUNNING, or KILLED by recovery): a new
-        recording of one of them supersedes it. Two searches per step, whose answers stay short, since
-        superseded runs are deleted."""
+        """The trial keys with a live run that did not finish (RUNNING, or KILLED by recovery) or whose
+        result was not stored (``RESULT_NOT_STORED_TAG``, set by ``reconcile_trial_runs``): a new recording
+        of one of them supersedes it. Three searches per step, whose answers stay short, since superseded
+        runs are deleted."""
         keys: set[str] = set()
-        for status in ("RUNNING", "KILLED"):  # MLflow compares a status with one value at a time
-            runs = self.client.search_runs([self.experiment_id], f"attributes.status = '{status}'", max_results=50_000)
+        # MLflow compares a status with one value at a time.
+        queries = [f"attributes.status = '{status}'" for status in ("RUNNING", "KILLED")]
+        queries.append(f"tags.`{RESULT_NOT_STORED_TAG}` = 'true'")
+        for query in queries:
+            runs = self.client.search_runs([self.experiment_id], query, max_results=50_000)
             keys.update(run.data.tags["trial_key"] for run in runs if "trial_key" in run.data.tags and is_trial_run(run.data.tags))
         return keys
 
@@ -242,6 +443,124 @@ class MlflowTracker:
         for run in abandoned:
             self.client.set_terminated(run.info.run_id, status="KILLED")
         return len(abandoned)
+
+    def reconcile_trial_runs(
+        self, stored: Callable[[str], TrialResult | None], stopped_runs: Collection[str]
+    ) -> list[str]:
+        """After the Dagster runs ``stopped_runs`` stopped half way (killed, crashed), give each trial key
+        they recorded one live trial run: the one its stored result (``stored(key)``) names. Returns a line
+        per kind of change made; none when there was nothing to do (a second call changes nothing).
+
+        A trial is recorded in two steps, its MLflow run closed and then its result stored, and a stop can
+        land between them. What it leaves, and what is done with it (only runs of ``stopped_runs`` are ever
+        changed; a run of a Dagster run still going is only ever kept):
+
+        * a run whose result was never stored: the trial counts as not run and is planned again. The run
+          stays live, tagged ``RESULT_NOT_STORED_TAG``, so that the rerun's recording supersedes it (the
+          key is one of ``trial_keys_with_unfinished_runs``): the key is never left without a run.
+        * such runs next to the run the stored result names (a stop half way through the supersession of
+          the older runs), or next to a later recording (rerun by a run whose stop left the older run live):
+          superseded now, as a rerun supersedes them, by the run the stored result names or else the
+          newest run of a Dagster run that did not stop.
+        * the run the stored result names, superseded (deleted) by a run whose result was then not stored:
+          restored, and the other superseded by it.
+        * a run the stored result names left RUNNING (or marked KILLED by ``close_abandoned_runs``): its
+          result was stored, so it is closed as the result says, its values logged if they are missing.
+
+        Any other run of the stopped runs still RUNNING is marked KILLED first. One search of the
+        experiment's live runs, and a stored result read per key a stopped run recorded.
+        """
+        from mlflow.exceptions import MlflowException
+
+        stopped = set(stopped_runs)
+        if not stopped:
+            return []
+        by_key: dict[str, list[Any]] = {}
+        page_token = None
+        while True:
+            page = self.client.search_runs([self.experiment_id], "", max_results=50_000, page_token=page_token)
+            for run in page:
+                tags = run.data.tags
+                if "trial_key" in tags and is_trial_run(tags):
+                    by_key.setdefault(tags["trial_key"], []).append(run)
+            page_token = page.token
+            if not page_token:
+                break
+        superseded = restored = unstored = closed = 0
+        for key, runs in sorted(by_key.items()):
+            theirs = [run for run in runs if run.data.tags.get("dagster_run_id") in stopped]
+            if not theirs:
+                continue
+            their_ids = {run.info.run_id for run in theirs}
+            result = stored(key)
+            named = result.tags.get("mlflow_run_id") if result is not None else None
+            ids = {run.info.run_id for run in runs}
+            if named in ids:
+                keep = named
+                (kept,) = [run for run in runs if run.info.run_id == named]
+                if kept.info.status in ("RUNNING", "KILLED") and named in their_ids:
+                    # Its result was stored: the run's recording was complete but for closing it.
+                    if not kept.data.metrics:
+                        self._log_values(named, result)
+                    self.client.set_terminated(named, status=_closed_status(result))
+                    closed += 1
+            elif named and self._restore_superseded(named, their_ids):
+                keep = named
+                restored += 1
+            else:
+                others = [run for run in runs if run.info.run_id not in their_ids]
+                keep = _newest(others or theirs).info.run_id
+            for run in theirs:
+                info = run.info
+                if info.run_id == keep:
+                    if info.run_id != named and run.data.tags.get(RESULT_NOT_STORED_TAG) != "true":
+                        if info.status == "RUNNING":
+                            self.client.set_terminated(info.run_id, status="KILLED")
+                        self.client.set_tag(info.run_id, RESULT_NOT_STORED_TAG, "true")
+                        unstored += 1
+                    continue
+                if info.status == "RUNNING":
+                    self.client.set_terminated(info.run_id, status="KILLED")
+                self.client.set_tag(info.run_id, SUPERSEDED_BY_TAG, keep)
+                try:
+                    self.client.delete_run(info.run_id)
+                except MlflowException:  # deleted since the search (another recovery): as intended
+                    pass
+                superseded += 1
+        lines = []
+        if superseded:
+            lines.append(
+                f"{superseded} MLflow trial run(s) that stopped runs left beside their trial's current run "
+                f"superseded (tagged {SUPERSEDED_BY_TAG}, soft-deleted): each trial keeps one live run"
+            )
+        if restored:
+            lines.append(f"{restored} MLflow trial run(s) named by a stored result restored (a run whose result "
+                         "was not stored had superseded them)")
+        if closed:
+            lines.append(f"{closed} MLflow trial run(s) whose result was stored closed as their result says")
+        if unstored:
+            lines.append(
+                f"{unstored} MLflow trial run(s) whose result a stop kept from the result store tagged "
+                f"{RESULT_NOT_STORED_TAG}: each trial is rerun and its new run supersedes the old one"
+            )
+        return lines
+
+    def _restore_superseded(self, run_id: str, superseded_by: set[str]) -> bool:
+        """Restore the deleted trial run ``run_id`` if one of ``superseded_by`` superseded it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":  # purged (mlflow gc), or never in this store
+                return False
+            raise
+        tags = run.data.tags
+        if run.info.lifecycle_stage != "deleted" or not is_trial_run(tags) or tags.get(SUPERSEDED_BY_TAG) not in superseded_by:
+            return False
+        self.client.restore_run(run_id)
+        self.client.delete_tag(run_id, SUPERSEDED_BY_TAG)
+        return True
 
     def log_topics(self, run_id: str, topics: list[TopicSummary]) -> None:
         """A trial's topics (words, size, representative documents) as ``topics.json`` on its run."""

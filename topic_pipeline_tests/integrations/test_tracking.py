@@ -4,8 +4,10 @@ import time
 
 import pytest
 
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, TrialResult
-from topic_pipeline.integrations.mlflow_tracking import ABANDONED_AFTER_S, SUPERSEDED_BY_TAG, MlflowTracker, local_tracking_uri
+from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, ResultStore, TrialResult
+from topic_pipeline.integrations.mlflow_tracking import (
+    ABANDONED_AFTER_S, RESULT_NOT_STORED_TAG, SUPERSEDED_BY_TAG, MlflowTracker, local_tracking_uri,
+)
 
 
 @pytest.fixture
@@ -144,3 +146,146 @@ def test_a_trial_recorded_again_supersedes_the_runs_of_its_earlier_key(tracker):
     current = tracker.log_trial(_result("current_key"), {"dagster_run_id": "run-2"}, also_supersede=["legacy_form_key"])
     assert tracker.client.get_run(legacy).data.tags[SUPERSEDED_BY_TAG] == current
     assert _live_runs(tracker, "legacy_form_key") == [] and len(_live_runs(tracker, "current_key")) == 1
+
+
+# A stop (SIGKILL, SIGTERM, a failed write) can land between closing a trial's MLflow run and storing its
+# result (trials.record). ``_record`` is that recording as the trials step does it, stopped or not.
+
+
+def _record(tracker, store, key, dagster_run_id, stop_before_storing=False, ari=0.5):
+    unfinished = tracker.trial_keys_with_unfinished_runs()
+    result = _result(key, ari=ari)
+    run_id = tracker.log_trial(result, {"dagster_run_id": dagster_run_id},
+                               supersede_older=key in unfinished or store.path(key).exists())
+    if not stop_before_storing:
+        result.tags = {"mlflow_run_id": run_id, "dagster_run_id": dagster_run_id}
+        store.save(result)
+    return run_id
+
+
+def _live_trial_runs(tracker):
+    runs = tracker.client.search_runs([tracker.experiment_id], "", max_results=1000)
+    by_key: dict[str, list[str]] = {}
+    for run in runs:
+        if run.data.tags.get("kind") == "trial":
+            by_key.setdefault(run.data.tags["trial_key"], []).append(run.info.run_id)
+    return by_key
+
+
+def _snapshot(tracker):
+    from mlflow.entities import ViewType
+
+    runs = tracker.client.search_runs([tracker.experiment_id], "", run_view_type=ViewType.ALL, max_results=1000)
+    return sorted((r.info.run_id, r.info.lifecycle_stage, r.info.status, sorted(r.data.tags.items()),
+                   sorted(r.data.metrics.items())) for r in runs)
+
+
+def test_a_kill_between_closing_a_trials_run_and_storing_its_result_leaves_one_run_after_the_resume(tracker, tmp_path):
+    store = ResultStore(tmp_path / "results")
+    finished = _record(tracker, store, "trial_a", "killed")  # done before the kill
+    orphan = _record(tracker, store, "trial_b", "killed", stop_before_storing=True)  # the kill lands here
+
+    # The next sweep's recovery, before it plans: trial_b has no stored result, so it is rerun.
+    lines = tracker.reconcile_trial_runs(store.load, ["killed"])
+    assert lines == [f"1 MLflow trial run(s) whose result a stop kept from the result store tagged {RESULT_NOT_STORED_TAG}: "
+                     "each trial is rerun and its new run supersedes the old one"]
+    assert _live_trial_runs(tracker) == {"trial_a": [finished], "trial_b": [orphan]}  # never none
+    assert tracker.client.get_run(orphan).data.tags[RESULT_NOT_STORED_TAG] == "true"
+
+    # The resumed sweep reruns trial_b: its new run supersedes the one whose result was not stored.
+    rerun = _record(tracker, store, "trial_b", "resumed")
+    assert _live_trial_runs(tracker) == {"trial_a": [finished], "trial_b": [rerun]}
+    assert store.load("trial_b").tags["mlflow_run_id"] == rerun
+    old = tracker.client.get_run(orphan)
+    assert old.info.lifecycle_stage == "deleted" and old.data.tags[SUPERSEDED_BY_TAG] == rerun
+
+    # The sweep after it changes nothing.
+    before = _snapshot(tracker)
+    assert tracker.reconcile_trial_runs(store.load, ["killed"]) == []
+    assert _snapshot(tracker) == before
+
+
+def test_duplicate_trial_runs_left_by_a_kill_keep_the_one_the_stored_result_names(tracker, tmp_path):
+    store = ResultStore(tmp_path / "results")
+    keys = [f"trial_{index}" for index in range(4)]
+    for key in keys:
+        _record(tracker, store, key, "killed")
+    # What the kill left before this fix, and a resume without it: the trial logged, not stored, then logged
+    # again (a first recording for the planner: no supersession) and stored.
+    orphan = tracker.log_trial(_result("trial_x", ari=0.3), {"dagster_run_id": "killed"}, supersede_older=False)
+    rerun = tracker.log_trial(_result("trial_x", ari=0.3), {"dagster_run_id": "resumed"}, supersede_older=False)
+    result = _result("trial_x", ari=0.3)
+    result.tags = {"mlflow_run_id": rerun, "dagster_run_id": "resumed"}
+    store.save(result)
+    assert len(_live_trial_runs(tracker)["trial_x"]) == 2
+
+    lines = tracker.reconcile_trial_runs(store.load, ["killed"])
+
+    assert lines == [f"1 MLflow trial run(s) that stopped runs left beside their trial's current run superseded "
+                     f"(tagged {SUPERSEDED_BY_TAG}, soft-deleted): each trial keeps one live run"]
+    live = _live_trial_runs(tracker)
+    assert sorted(live) == sorted([*keys, "trial_x"]) and all(len(ids) == 1 for ids in live.values())
+    assert live["trial_x"] == [store.load("trial_x").tags["mlflow_run_id"]] == [rerun]
+    for key in keys:
+        assert live[key] == [store.load(key).tags["mlflow_run_id"]]
+    superseded = tracker.client.get_run(orphan)
+    assert superseded.info.lifecycle_stage == "deleted" and superseded.data.tags[SUPERSEDED_BY_TAG] == rerun
+
+    before = _snapshot(tracker)
+    assert tracker.reconcile_trial_runs(store.load, ["killed"]) == []
+    assert _snapshot(tracker) == before
+
+
+def test_a_kill_mid_supersession_keeps_the_run_the_stored_result_names(tracker, tmp_path):
+    store = ResultStore(tmp_path / "results")
+    # trial_a: a backfill reran it and was killed after closing its new run, before superseding the old one.
+    stored_a = _record(tracker, store, "trial_a", "sweep-1")
+    newer_a = tracker.log_trial(_result("trial_a"), {"dagster_run_id": "killed"}, supersede_older=False)
+    # trial_b: killed after superseding the old run, before storing: the stored result names a deleted run.
+    stored_b = _record(tracker, store, "trial_b", "sweep-1")
+    newer_b = _record(tracker, store, "trial_b", "killed", stop_before_storing=True)
+    assert tracker.client.get_run(stored_b).info.lifecycle_stage == "deleted"
+
+    lines = tracker.reconcile_trial_runs(store.load, ["killed"])
+
+    assert len(lines) == 2 and "1 MLflow trial run(s) named by a stored result restored" in lines[1]
+    assert _live_trial_runs(tracker) == {"trial_a": [stored_a], "trial_b": [stored_b]}
+    for newer, stored in ((newer_a, stored_a), (newer_b, stored_b)):
+        run = tracker.client.get_run(newer)
+        assert run.info.lifecycle_stage == "deleted" and run.data.tags[SUPERSEDED_BY_TAG] == stored
+    assert SUPERSEDED_BY_TAG not in tracker.client.get_run(stored_b).data.tags
+    before = _snapshot(tracker)
+    assert tracker.reconcile_trial_runs(store.load, ["killed"]) == []
+    assert _snapshot(tracker) == before
+
+
+def test_a_stored_result_whose_run_was_left_open_closes_it_and_runs_of_live_dagster_runs_are_left_alone(tracker, tmp_path):
+    store = ResultStore(tmp_path / "results")
+    client = tracker.client
+    # Result stored, run never closed (the opposite order; its values were never logged either).
+    open_run = client.create_run(tracker.experiment_id, tags={"kind": "trial", "trial_key": "trial_a",
+                                                              "dagster_run_id": "killed"}).info.run_id
+    result = _result("trial_a", ari=0.7)
+    result.tags = {"mlflow_run_id": open_run, "dagster_run_id": "killed"}
+    store.save(result)
+    # Marked KILLED by the recovery of its Dagster run first, as recover_interrupted_runs does.
+    assert tracker.close_abandoned_runs("killed") == 1
+    # Another Dagster run, still going, is recording trial_b (open a moment ago) and has recorded trial_c.
+    in_progress = client.create_run(tracker.experiment_id, tags={"kind": "trial", "trial_key": "trial_b",
+                                                                 "dagster_run_id": "running"}).info.run_id
+    done_c = _record(tracker, store, "trial_c", "running", stop_before_storing=True)
+    # ... and a stopped run left trial_b a run whose result was not stored.
+    orphan_b = tracker.log_trial(_result("trial_b"), {"dagster_run_id": "killed"}, supersede_older=False)
+
+    lines = tracker.reconcile_trial_runs(store.load, ["killed"])
+
+    assert "1 MLflow trial run(s) whose result was stored closed as their result says" in lines
+    closed = client.get_run(open_run)
+    assert closed.info.status == "FINISHED" and closed.data.metrics["ari"] == 0.7
+    # trial_b: the stopped run's run is superseded by the live Dagster run's recording, which is untouched.
+    assert _live_trial_runs(tracker) == {"trial_a": [open_run], "trial_b": [in_progress], "trial_c": [done_c]}
+    assert client.get_run(orphan_b).data.tags[SUPERSEDED_BY_TAG] == in_progress
+    assert client.get_run(in_progress).info.status == "RUNNING"
+    before = _snapshot(tracker)
+    assert tracker.reconcile_trial_runs(store.load, ["killed"]) == []
+    assert _snapshot(tracker) == before
