@@ -148,7 +148,7 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
     plans: list[PlannedRun] = []
     for set_key, values in manifest["embedding_sets"].items():
         cache_key = cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language)
-        if cache.path(cache_key).exists():
+        if cache.ready(cache_key):
             ready_sets.add(set_key)
         else:
             plans.append(PlannedRun("embeddings_job", f"embeddings:{set_key}:{corpus_hash}", partition_key=set_key))

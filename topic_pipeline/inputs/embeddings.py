@@ -123,6 +123,10 @@ class EmbeddingCache:
     def path(self, key: str) -> Path:
         return self._arrays.path(key)
 
+    def ready(self, key: str) -> bool:
+        """Whether the entry exists and is intact (a damaged one is recomputed by the next embeddings run)."""
+        return self.path(key).exists() and not self._arrays.damaged(key)
+
     def load(self, key: str, n_documents: int) -> np.ndarray | None:
         """The cached array, or None when absent or unusable (an unusable entry is logged and ignored)."""
 

@@ -11,7 +11,9 @@ the embedding model). ``tuning.json`` beside it records what BERTopic's config.j
 
 Exports are written to a temporary folder next to the target and moved into place, so a failed
 export leaves any earlier one intact. Only an earlier export is ever replaced: a target folder that
-holds anything else is refused and left as it is (``storage.replace_folder``).
+holds anything else, or a file the earlier export wrote whose content has changed since (a user's edit
+of ``tuning.json``, say: the folder's marker records each file's sha256), is refused and left as it is
+(``storage.replace_folder``).
 """
 
 from __future__ import annotations
@@ -143,7 +145,8 @@ def _is_unmarked_earlier_export(folder: Path) -> bool:
 def save_export(model: Any, target: Path, serialization: str, pointer: str, record: dict[str, Any]) -> ExportedModel:
     """Save into a temporary sibling of ``target``, then move it into place.
 
-    ``target`` may be new, empty or an earlier export; any other folder is refused untouched.
+    ``target`` may be new, empty or an earlier export with no file added or changed since; any other
+    folder is refused untouched.
     """
     if serialization not in SERIALIZATIONS:
         raise ExportError(f"unknown serialization '{serialization}'; choose one of {', '.join(SERIALIZATIONS)}")
@@ -161,7 +164,10 @@ def save_export(model: Any, target: Path, serialization: str, pointer: str, reco
             model_path = staging / MODEL_FOLDER
             model.save(str(model_path), serialization=serialization, save_ctfidf=True, save_embedding_model=pointer)
         write_json(staging / RECORD_FILE, {**record, "serialization": serialization, "embedding_model_pointer": pointer})
-        replace_folder(staging, target, "export", _is_unmarked_earlier_export)
+        replace_folder(
+            staging, target, "export", _is_unmarked_earlier_export,
+            another_folder="choose another --target-dir (launch config target_dir)",
+        )
     except FolderNotOursError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise ExportError(f"export target {exc}") from None

@@ -1,6 +1,8 @@
 """A content-addressed, multi-process safe cache of numpy arrays on disk.
 
-Each entry is one ``.npz`` file (no pickle: loaded with ``allow_pickle=False``) written atomically.
+Each entry is one ``.npz`` file (no pickle: loaded with ``allow_pickle=False``) written atomically, with a
+checksum (``files.save_arrays``): a truncated or garbled entry reads as damaged (``store.FileStore``) and is
+recomputed, as is one its caller's check rejects.
 A per-entry lock file makes concurrent requests for the same entry compute it once: the first
 process computes while the others wait on the lock, then read the entry.
 """
@@ -14,10 +16,11 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
+from topic_pipeline.storage.files import read_arrays, save_arrays
 from topic_pipeline.storage.store import FileStore
 
 Arrays = dict[str, np.ndarray]
@@ -63,19 +66,10 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _read_arrays(path: Path) -> Arrays:
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
-
-
-def _write_arrays(stream: BinaryIO, arrays: Arrays) -> None:
-    np.savez(stream, **arrays)
-
-
 class ArrayCache:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-        self._entries = FileStore(self.directory, ".npz", _read_arrays, _write_arrays, "cache entry", "recomputing it")
+        self._entries = FileStore(self.directory, ".npz", read_arrays, save_arrays, "cache entry", "recomputing it")
 
     def path(self, key: str) -> Path:
         return self._entries.path(key)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import tokenize
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -60,12 +62,18 @@ def remove_stale_temporaries(root: Path, older_than_seconds: float) -> list[Path
     return removed
 
 
-# A folder this project wrote holds this file: what wrote it and every file it held when written.
+# A folder this project wrote holds this file: what wrote it, every file it held when written and each
+# file's sha256 (a link's: of the path it points to).
 OWNERSHIP_MARKER = ".topic-pipeline-folder.json"
 
 
 class FolderNotOursError(TopicPipelineError):
-    """A folder would be replaced that this project did not write, or that someone has added to since."""
+    """A folder would be replaced that this project did not write, or that someone has added to or changed
+    since; ``changed`` names the files it wrote whose content is no longer what it wrote."""
+
+    def __init__(self, message: str, changed: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.changed = changed
 
 
 def _entries(folder: Path) -> list[str]:
@@ -73,35 +81,89 @@ def _entries(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() or not p.is_dir())
 
 
-def _marked_as_ours(folder: Path, kind: str) -> bool:
+def _content_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    if path.is_symlink():
+        digest.update(b"link:" + os.fsencode(os.readlink(path)))
+        return digest.hexdigest()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _marker(folder: Path, kind: str) -> dict | None:
+    """The folder's ownership marker, if it is one for ``kind``."""
     try:
         marker = json.loads((folder / OWNERSHIP_MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return None
     if not isinstance(marker, dict) or marker.get("kind") != kind or not isinstance(marker.get("files"), list):
-        return False
-    return set(_entries(folder)) <= {*marker["files"], OWNERSHIP_MARKER}
+        return None
+    return marker
 
 
-def replace_folder(staging: Path, target: Path, kind: str, is_unmarked_earlier: Callable[[Path], bool] | None = None) -> None:
+def _changed_since_written(folder: Path, marker: dict) -> list[str]:
+    """The files the marker lists a digest for whose content differs now (a marker written before digests
+    were recorded lists none: only its list of files is checked)."""
+    digests = marker.get("sha256")
+    if not isinstance(digests, dict):
+        return []
+    changed = []
+    for name in _entries(folder):
+        expected = digests.get(name)
+        if name == OWNERSHIP_MARKER or expected is None:
+            continue
+        try:
+            if _content_digest(folder / name) != expected:
+                changed.append(name)
+        except OSError:
+            changed.append(name)  # unreadable now: not what was written, as far as anyone can tell
+    return changed
+
+
+def _changed_files_message(target: Path, kind: str, changed: list[str], another_folder: str | None) -> str:
+    one = len(changed) == 1
+    files, them = ("a file", "it") if one else (f"{len(changed)} files", "them")
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    remove = f"remove the changed {'file' if one else 'files'} yourself"
+    what_to_do = f"{another_folder}, or {remove}" if another_folder else f"{remove} (move {them} elsewhere to keep {them})"
+    return f"'{target}' holds {files} changed since topic_pipeline's {kind} wrote {them}: {shown}; nothing in it was touched: {what_to_do}"
+
+
+def replace_folder(
+    staging: Path, target: Path, kind: str, is_unmarked_earlier: Callable[[Path], bool] | None = None,
+    another_folder: str | None = None,
+) -> None:
     """Move the complete folder ``staging`` (a sibling of ``target``) to ``target``, marked as ours.
 
     ``target`` may be absent, an empty folder, or a folder this project wrote as ``kind`` with nothing
-    added since (or one ``is_unmarked_earlier`` recognises, for folders written before the marker
+    added or changed since (or one ``is_unmarked_earlier`` recognises, for folders written before the marker
     existed). Anything else is refused with ``FolderNotOursError`` and left untouched: a replacement
-    must never delete what the project did not write.
+    must never delete what the project did not write, nor a user's edit of what it did (the refusal names
+    the changed files and says what to do: remove them, or ``another_folder`` where the caller can choose one).
     """
-    write_json(staging / OWNERSHIP_MARKER, {"written_by": "topic_pipeline", "kind": kind, "files": _entries(staging)})
+    files = _entries(staging)
+    write_json(
+        staging / OWNERSHIP_MARKER,
+        {"written_by": "topic_pipeline", "kind": kind, "files": files,
+         "sha256": {name: _content_digest(staging / name) for name in files}},
+    )
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise FolderNotOursError(f"'{target}' exists and is not a folder; nothing was changed: choose a new or empty folder")
     previous = None
     if target.exists() and any(target.iterdir()):
-        if not (_marked_as_ours(target, kind) or (is_unmarked_earlier is not None and is_unmarked_earlier(target))):
+        marker = _marker(target, kind)
+        ours = marker is not None and set(_entries(target)) <= {*marker["files"], OWNERSHIP_MARKER}
+        if not (ours or (is_unmarked_earlier is not None and is_unmarked_earlier(target))):
             raise FolderNotOursError(
                 f"'{target}' is not empty and is not an earlier {kind} of topic_pipeline (no {OWNERSHIP_MARKER} "
                 "listing its files, or files were added since); nothing in it was touched: "
                 "choose a new or empty folder"
             )
+        changed = _changed_since_written(target, marker) if ours else []
+        if changed:
+            raise FolderNotOursError(_changed_files_message(target, kind, changed, another_folder), changed=tuple(changed))
         previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.previous.", suffix=TEMPORARY_SUFFIX, dir=target.parent))
         os.replace(target, previous)
     try:
@@ -162,9 +224,103 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+# Every array file the project writes (``.npy``, ``.npz``) ends with this mark, the sha256 (hex) of every byte
+# before it and a newline. numpy reads exactly the bytes a ``.npy`` header announces, and zipfile finds an
+# archive's end record before trailing bytes, so the file stays what ``np.load`` reads; ``read_array`` and
+# ``read_arrays`` check the digest first, so damage anywhere in the file (cut short, garbled bytes in a
+# header or the data) reads as damage, never as an array. A file without the mark (written before the
+# checksum existed) gets numpy's and zipfile's own checks only (an ``.npz`` member's CRC-32 among them).
+ARRAY_CHECKSUM_MARK = b"\ntopic_pipeline-sha256:"
+_ARRAY_TRAILER_LENGTH = len(ARRAY_CHECKSUM_MARK) + 64 + 1  # the mark, the hex digest, a newline
+
+
+class _Hashing:
+    """A write-only, unseekable stream that hashes what goes through it: numpy then writes an array through
+    ``write`` rather than straight to the file descriptor, and zipfile writes an archive front to back."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.stream.write(data)
+
+    def read(self, *_: Any) -> bytes:  # np.savez takes an object with ``read`` for a file, never calls it
+        raise OSError("write-only stream")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close_with_checksum(self) -> None:
+        self.stream.write(ARRAY_CHECKSUM_MARK + self.digest.hexdigest().encode() + b"\n")
+
+
+def _checksummed_length(stream: BinaryIO, size: int) -> int | None:
+    """The length of the content before a checksum trailer, None when the file has none; ``ValueError`` when
+    the content does not match it."""
+    if size < _ARRAY_TRAILER_LENGTH:
+        return None
+    stream.seek(size - _ARRAY_TRAILER_LENGTH)
+    trailer = stream.read(_ARRAY_TRAILER_LENGTH)
+    if not (trailer.startswith(ARRAY_CHECKSUM_MARK) and trailer.endswith(b"\n")):
+        return None
+    length = size - _ARRAY_TRAILER_LENGTH
+    stream.seek(0)
+    digest = hashlib.sha256()
+    remaining = length
+    while remaining:
+        chunk = stream.read(min(remaining, 1 << 20))
+        if not chunk:
+            raise ValueError("the file changed while it was read")
+        digest.update(chunk)
+        remaining -= len(chunk)
+    if digest.hexdigest().encode() != trailer[len(ARRAY_CHECKSUM_MARK) : -1]:
+        raise ValueError("its bytes do not match the sha256 written with them: changed or damaged since")
+    return length
+
+
 def save_array(stream: BinaryIO, array: np.ndarray) -> None:
-    np.save(stream, np.ascontiguousarray(array), allow_pickle=False)
+    hashing = _Hashing(stream)
+    np.save(hashing, np.ascontiguousarray(array), allow_pickle=False)
+    hashing.close_with_checksum()
 
 
 def read_array(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    """The array in a ``.npy`` file, never unpickled; ``ValueError`` if the file is damaged: not matching its
+    checksum, cut short, or holding bytes after the array that are not its checksum."""
+    with open(path, "rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        length = _checksummed_length(stream, size)
+        stream.seek(0)
+        try:
+            array = np.lib.format.read_array(stream, allow_pickle=False)
+        except (SyntaxError, tokenize.TokenError) as exc:  # a garbled header, as numpy parses it
+            raise ValueError(f"its header cannot be parsed ({exc})") from None
+        end = stream.tell()
+    if end != (size if length is None else length):
+        raise ValueError(f"{size - end} byte(s) after the array are not its checksum (the file was cut short or changed)")
+    return array
+
+
+def save_arrays(stream: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """Named arrays as one ``.npz`` archive (uncompressed, no pickle), with a checksum as ``save_array``."""
+    hashing = _Hashing(stream)
+    np.savez(hashing, **arrays)
+    hashing.close_with_checksum()
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` archive, never unpickled, each member read to its end (so its CRC-32 is
+    checked too); ``ValueError`` (or zipfile's ``BadZipFile``) if the file is damaged."""
+    with open(path, "rb") as stream:
+        _checksummed_length(stream, os.fstat(stream.fileno()).st_size)
+        stream.seek(0)
+        try:
+            loaded = np.load(stream, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError("holds a single array, not an .npz archive")
+            with loaded as archive:
+                return {name: archive[name] for name in archive.files}
+        except (SyntaxError, tokenize.TokenError) as exc:  # a member's garbled header
+            raise ValueError(f"a member's header cannot be parsed ({exc})") from None

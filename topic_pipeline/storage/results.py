@@ -5,6 +5,9 @@ output through an IO manager. A row carries the fingerprint of the inputs it was
 row with another fingerprint is stale (the corpus, labels or settings changed) and counts as missing.
 A trial's labels (one topic per document, ``.npy``) are written before its row, so a current row's
 labels are those of the same computation; the leaderboard summarises its leaders' topics from them.
+A scored row whose labels file is damaged (cut short, garbled: ``files.read_array`` checks its checksum)
+is not current either: the trial counts as not run, so the sweep reruns it and rewrites both. A row
+without a labels file (one stored before labels were) stays current.
 """
 
 from __future__ import annotations
@@ -85,7 +88,8 @@ class ResultStore:
             self.directory, ".json", _read_result, _write_result, "trial result", "the trial counts as not run"
         )
         self._labels = FileStore(
-            self.directory, ".labels.npy", read_array, save_array, "trial labels", "that trial's topics are not shown"
+            self.directory, ".labels.npy", read_array, save_array, "trial labels",
+            "the trial counts as not run (its topics are not shown until it is rerun)",
         )
 
     def path(self, key: str) -> Path:
@@ -107,27 +111,33 @@ class ResultStore:
                 return None
             return f"has shape {labels.shape} and dtype {labels.dtype}, expected ({n_documents},) int32"
 
-        return self._labels.load(key, problem)
+        return self._labels.load(key, problem, if_rejected="that trial's topics are not shown")
 
     def load(self, key: str) -> TrialResult | None:
         return self._rows.load(key)
 
     def copy(self, key: str, new_key: str, tags: dict[str, str] | None = None) -> bool:
         """The result of ``key`` stored again under ``new_key``, with ``tags`` added (labels first, as ``save``
-        writes them); False when there is no readable row to copy."""
+        writes them); False when there is no readable row to copy, or its labels are damaged (a copy without
+        them would count as run: without the copy, the trial runs again)."""
         result = self.load(key)
         if result is None:
             return False
         labels = self._labels.load(key)
+        if labels is None and result.status == STATUS_OK and self._labels.path(key).exists():
+            return False
         self.save(dataclasses.replace(result, key=new_key, tags={**result.tags, **(tags or {})}), labels)
         return True
 
     def current(self, key: str, fingerprint: str, params: dict[str, Any]) -> TrialResult | None:
-        """The stored result if it was computed from these inputs and exactly these parameters.
+        """The stored result if it was computed from these inputs and exactly these parameters, and, for a
+        scored trial, its labels file is not damaged (a damaged one is logged; the trial counts as not run).
 
         Parameters are compared, not only the key: two models may share a short name.
         """
         result = self.load(key)
         if result is None or result.fingerprint != fingerprint or result.params != dict(params):
+            return None
+        if result.status == STATUS_OK and self._labels.damaged(key):
             return None
         return result

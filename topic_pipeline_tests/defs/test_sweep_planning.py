@@ -7,6 +7,7 @@ import json
 import sqlite3
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from topic_pipeline._compat import dagster as dagster_compat
@@ -19,7 +20,7 @@ from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.inputs.grid import EmbeddingSet
-from topic_pipeline.storage.files import read_json
+from topic_pipeline.storage.files import read_json, save_array
 
 
 def _register_inputs(tmp_path, grid: dict):
@@ -37,6 +38,13 @@ def _register_inputs(tmp_path, grid: dict):
     with dg.instance_for_test() as instance:
         assert dg.materialize([documents, ground_truth, param_grid], instance=instance, resources=resources).success
         yield instance, settings, resources
+
+
+def _cache_embeddings(path) -> None:
+    """An intact embeddings entry (the planner checks that the file is one, not only that it exists)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as stream:
+        save_array(stream, np.zeros((30, 4), dtype=np.float32))
 
 
 @pytest.fixture
@@ -75,8 +83,7 @@ def test_the_command_line_path_adds_the_partitions_before_the_runs_that_target_t
     corpus_hash = instance.get_latest_materialization_event(dg.AssetKey("documents")).asset_materialization.metadata["content_hash"].value
     cache = EmbeddingCache(settings.paths.embeddings)
     path = cache.path(cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
+    _cache_embeddings(path)
 
     planned = plan_sweep(instance, settings)
     [trials_run] = planned.runs
@@ -136,7 +143,7 @@ def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(
         cache = EmbeddingCache(paths.embeddings)
         cache_path = cache.path(cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language))
         cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cache_path.touch()  # the trials would be runnable: only their results keep them from running
+        _cache_embeddings(cache_path)  # the trials would be runnable: only their results keep them from running
         trials = [TrialParams.from_dict(params) for params in manifest["trials"].values()]
         _store_in_the_first_form(paths, trials, _inputs_fingerprint(instance, settings))
 

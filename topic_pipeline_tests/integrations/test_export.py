@@ -187,6 +187,46 @@ def test_export_replaces_only_an_earlier_export_of_its_own(fitted):
     assert a_file.read_text() == "keep me"
 
 
+def test_an_export_whose_files_were_edited_is_refused_and_the_edits_kept(fitted):
+    """A file the export wrote and the user changed since is treated as the user's: the next export into the
+    folder is refused, naming it, and changes nothing; an unchanged folder is re-exported as before."""
+    root, _, _, _, model = fitted
+    target = root / "edited"
+    save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "first"})
+    save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "second"})  # unchanged: replaced
+    assert json.loads((target / RECORD_FILE).read_text())["trial_key"] == "second"
+
+    edited = b'{\n  "trial_key": "second",\n  "note": "my own comments, keep them"\n}\n'
+    (target / RECORD_FILE).write_bytes(edited)
+    before = _snapshot(target)
+    with pytest.raises(ExportError) as refused:
+        save_export(model, target, "pytorch", DEFAULT_EMBEDDING_MODEL, {"trial_key": "third"})
+    message = str(refused.value)
+    assert message == (
+        f"export target '{target}' holds a file changed since topic_pipeline's export wrote it: tuning.json; nothing in "
+        "it was touched: choose another --target-dir (launch config target_dir), or remove the changed file yourself"
+    )
+    assert "\n" not in message
+    assert (target / RECORD_FILE).read_bytes() == edited  # byte for byte
+    assert _snapshot(target) == before
+    assert not [p for p in root.iterdir() if p.name.startswith(".edited.")]  # no staging folder left
+
+    # Two edited files, one inside the model folder: both named.
+    config = target / "model" / "config.json"
+    config.write_bytes(config.read_bytes().replace(b"{", b"{ ", 1))
+    with pytest.raises(ExportError, match=r"holds 2 files changed since topic_pipeline's export wrote them: "
+                                          r"model/config\.json, tuning\.json; .*remove the changed files yourself"):
+        save_export(model, target, "pytorch", DEFAULT_EMBEDDING_MODEL, {"trial_key": "third"})
+    assert (target / RECORD_FILE).read_bytes() == edited
+
+    # Once the user has moved the edited files away, the folder holds only what the export wrote: replaced.
+    (target / RECORD_FILE).rename(root / "my-tuning.json")
+    config.unlink()
+    save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "third"})
+    assert json.loads((target / RECORD_FILE).read_text())["trial_key"] == "third"
+    assert (root / "my-tuning.json").read_bytes() == edited
+
+
 def test_an_export_written_before_the_ownership_marker_is_still_replaced(fitted):
     root, _, _, _, model = fitted
     target = root / "unmarked"
