@@ -367,23 +367,23 @@ def _run_command(args: argparse.Namespace) -> None:
                 _export(instance, args)
                 return
             run_sweep(instance)
-        outcomes = sweep_outcomes()
-        if outcomes is not None and outcomes.all_failed:
-            raise SystemExit(f"Sweep failed after {time.monotonic() - started:.0f} s: {outcomes.failure_line()}. "
-                             "Each trial's error is in the leaderboard's 'error' column.")
-        print(f"Sweep finished in {time.monotonic() - started:.0f} s.\n")
-        print_leaderboard()
+        finish_sweep(time.monotonic() - started)
 
 
-def sweep_outcomes():
-    """How the current leaderboard's trials ended (None before the first leaderboard)."""
+def finish_sweep(seconds: float) -> None:
+    """Print the leaderboard of a sweep that ran; exit non-zero, saying why, when every trial failed."""
     import pandas as pd
 
     from topic_pipeline.scoring.leaderboard import trial_outcomes
     from topic_pipeline.storage.paths import DataPaths
 
     path = DataPaths().leaderboard / "leaderboard.csv"
-    return trial_outcomes(pd.read_csv(path)) if path.exists() else None
+    outcomes = trial_outcomes(pd.read_csv(path)) if path.exists() else None
+    if outcomes is not None and outcomes.all_failed:
+        raise SystemExit(f"Sweep failed after {seconds:.0f} s: {outcomes.failure_line()}. "
+                         f"Each trial's error is in {path}, column 'error'.")
+    print(f"Sweep finished in {seconds:.0f} s.\n")
+    print_leaderboard()
 
 
 def _export(instance: dg.DagsterInstance, args: argparse.Namespace) -> None:

@@ -65,3 +65,30 @@ def test_progress_files_of_gone_command_lines_are_removed(tmp_path):
         path.write_text("{}")
     remove_stale_progress_files(tmp_path)
     assert not stale.exists() and alive.exists() and other_host.exists() and other.exists()
+
+
+def test_a_sweep_in_which_every_trial_failed_exits_non_zero_with_the_first_error_and_its_count(tmp_path, monkeypatch):
+    """Real sweeps where every trial fails are now mostly refused before they start (settings, grid checks),
+    so the end of the command is checked on the leaderboard such a sweep writes."""
+    import pytest
+
+    from topic_pipeline.cli import finish_sweep
+
+    monkeypatch.setenv("TOPIC_PIPELINE_DATA_DIR", str(tmp_path))
+    board = tmp_path / "leaderboard" / "leaderboard.csv"
+    board.parent.mkdir(parents=True)
+    board.write_text("rank,trial,status,ari,error\n"
+                     ",a,failed,,ValueError: k must be less than n\n"
+                     ",b,failed,,ValueError: k must be less than n\n"
+                     ",c,failed,,MemoryError: cannot allocate\n")
+    with pytest.raises(SystemExit) as stopped:
+        finish_sweep(12.0)
+    assert str(stopped.value) == (
+        "Sweep failed after 12 s: all 3 trials that ran failed; 2 of them with: ValueError: k must be less than n. "
+        f"Each trial's error is in {board}, column 'error'."
+    )
+    board.write_text("rank,trial,status,ari,error\n1,a,ok,0.5,\n,b,failed,,ValueError: k must be less than n\n")
+    shown = io.StringIO()
+    with redirect_stdout(shown):
+        finish_sweep(12.0)
+    assert shown.getvalue().startswith("Sweep finished in 12 s.")
