@@ -10,7 +10,6 @@ RUN pip install torch==2.13.0 && pip install -e ".[k8s]"
 # UMAP's and NNDescent's numba code compiled into the image once, not in each container (numba uses
 # it where the CPU matches the build machine's and compiles afresh elsewhere).
 RUN topic-pipeline compile
-COPY workspace.yaml ./
 COPY deploy ./deploy
 COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml
 ENV DAGSTER_HOME=/opt/dagster/dagster_home TOPIC_PIPELINE_DATA_DIR=/data

@@ -48,11 +48,11 @@ def free_loopback_port() -> int:
 
 
 @contextlib.contextmanager
-def service_process(command: list[str], log_path: Path, env: dict[str, str]):
+def service_process(command: list[str], log_path: Path, env: dict[str, str], cwd: Path | None = None):
     """A server started in its own process group, output to ``log_path``. Leaving the block stops the
     whole group (SIGTERM, then SIGKILL), so that the processes it started (runs, code servers) go too."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield process
     finally:

@@ -16,11 +16,12 @@ from topic_pipeline.defs.planning import contiguous_ranges
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_dagster_definitions_validate_through_the_workspace(tmp_path):
+def test_dagster_definitions_validate_through_the_project_declaration(tmp_path):
     # Its own instance folder: the test must not depend on (or touch) the user's .dagster_home.
     environment = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", str(ROOT / "workspace.yaml")],
+        # No workspace file: the code location is declared once, in pyproject.toml's [tool.dg].
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=environment,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -2,7 +2,7 @@
 
 dagster-webserver and dagster-daemon run as real processes on loopback, over a persistent instance
 configured by the repository's dagster.yaml (queued run coordinator) and the repository's
-workspace.yaml. The trial partitions are backfilled with the GraphQL mutation the UI's "Materialize"
+pyproject.toml's [tool.dg]. The trial partitions are backfilled with the GraphQL mutation the UI's "Materialize"
 dialog sends, the daemon submits and runs the backfill, the sweep sensor (started from the UI) ranks
 the trials, and a headless Chromium renders the asset graph page.
 
@@ -167,12 +167,12 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
     port = free_loopback_port()
     webserver = Webserver(port, [tiny_project / "webserver.log", tiny_project / "daemon.log"])
     sensor_selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": "sweep_sensor"}
-    workspace = str(REPOSITORY_ROOT / "workspace.yaml")
     started = time.monotonic()
 
     with contextlib.ExitStack() as services, dg.DagsterInstance.get() as instance:
         webserver_process = services.enter_context(service_process(
-            [str(VENV_BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace], webserver.logs[0], env
+            [str(VENV_BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)], webserver.logs[0], env,
+            cwd=REPOSITORY_ROOT,  # where pyproject.toml declares the code location ([tool.dg])
         ))
         # While the webserver starts: the inputs and the embeddings, on the same persistent instance.
         definitions = defs()
@@ -216,7 +216,8 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         backfill_id = launched["backfillId"]
 
-        services.enter_context(service_process([str(VENV_BIN / "dagster-daemon"), "run", "-w", workspace], webserver.logs[1], env))
+        services.enter_context(service_process([str(VENV_BIN / "dagster-daemon"), "run"], webserver.logs[1], env,
+                                                       cwd=REPOSITORY_ROOT))
 
         def backfill_runs_done() -> list[dict]:
             runs = webserver.graphql(RUNS_WITH_TAG, key="dagster/backfill", value=backfill_id)["runsOrError"]["results"]
