@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from topic_pipeline.errors import GridError
-from topic_pipeline.inputs.grid import (
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.domain.trials import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_GRID,
     GRID_KEYS,
     OUTLIER_STRATEGIES,
     EmbeddingSet,
-    ParamGrid,
     TrialParams,
     model_slug,
 )
@@ -613,26 +613,22 @@ HUGE_GRID = {
 }
 
 
-def test_a_huge_grid_is_refused_from_its_list_lengths_quickly_and_without_expanding(tmp_path: Path) -> None:
-    import time
+def test_a_huge_grid_is_refused_from_its_list_lengths_without_expanding(tmp_path: Path) -> None:
     import tracemalloc
 
     from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS
 
     path = write_grid(tmp_path, json.dumps(HUGE_GRID))
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         grid = ParamGrid.from_file(path)
         assert grid.trial_count == 10**8
         with pytest.raises(GridError) as info:
             grid.trials(max_trials=DEFAULT_MAX_GRID_TRIALS, where=f"grid file '{path}'")
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 1.0, elapsed
-    assert peak < 1_000_000, peak  # bytes: nothing was expanded
+    assert peak < 1_000_000, peak  # bytes: nothing was expanded (a wall-clock bound would only add flakiness)
     message = str(info.value)
     assert message.startswith(f"grid file '{path}': 100,000,000 combinations, more than the limit of {DEFAULT_MAX_GRID_TRIALS:,} trials")
     assert "TOPIC_PIPELINE_MAX_GRID_TRIALS raises it" in message
