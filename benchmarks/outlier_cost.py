@@ -28,12 +28,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--docs", type=int, default=3000)
     args = parser.parse_args(argv)
 
+    from topic_pipeline.domain.trials import OUTLIER_STRATEGIES, VECTORIZER_STRATEGIES
     from topic_pipeline.engine.clustering import TreeClusterer, renumber_by_frequency
     from topic_pipeline.engine.outliers import Clustering, reduce_outliers, vectorizer_params
     from topic_pipeline.engine.reduction import ReductionSpec, cached_reduction
     from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
     from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
-    from topic_pipeline.inputs.grid import OUTLIER_STRATEGIES, VECTORIZER_STRATEGIES, ParamGrid
+    from topic_pipeline.inputs.grid import ParamGrid
     from topic_pipeline.storage.array_cache import ArrayCache
 
     workdir = Path(tempfile.mkdtemp(prefix="topic-pipeline-outlier-cost-"))

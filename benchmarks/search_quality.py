@@ -47,12 +47,13 @@ def _run(args, workdir: Path) -> None:
     from topic_pipeline.inputs.corpus import Corpus
     from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
     from topic_pipeline.engine.fast import EmbeddingSource, WorkerPool
-    from topic_pipeline.inputs.grid import DEFAULT_GRID, ParamGrid, TrialParams
+    from topic_pipeline.inputs.grid import ParamGrid
+    from topic_pipeline.domain.trials import DEFAULT_GRID, TrialParams
     from topic_pipeline.inputs.ground_truth import GroundTruth
     from topic_pipeline.scoring.confidence import trust_summary
     from topic_pipeline.scoring.holdout import split_labels
     from topic_pipeline.scoring.leaderboard import build_leaderboard, stability_markdown
-    from topic_pipeline.storage.results import inputs_fingerprint
+    from topic_pipeline.domain.results import inputs_fingerprint
     from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
     from topic_pipeline.search.coarse_to_fine import SearchSpec, exhaustive_grid, run_search
     from topic_pipeline.engine.sweep import LabelledSample, run_trials
@@ -160,7 +161,7 @@ def _report_outlier_round(state, scores: dict) -> None:
     best variant, and the best search score before the round against after it."""
     import dataclasses
 
-    from topic_pipeline.inputs.grid import TrialParams
+    from topic_pipeline.domain.trials import TrialParams
 
     rounds = [r for r in state.rounds if r.kind == "outliers"]
     if not rounds:

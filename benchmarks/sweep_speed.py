@@ -107,7 +107,7 @@ def _init_common_worker(embeddings_path: str, texts: list[str], positions: np.nd
 
 def _common_trial(params_dict: dict) -> tuple[str, dict[str, float] | None, str | None]:
     """What a script does per combination: a full BERTopic fit, then the score."""
-    from topic_pipeline.inputs.grid import TrialParams
+    from topic_pipeline.domain.trials import TrialParams
     from topic_pipeline.scoring.metrics import score
     from topic_pipeline.engine.reference import run_reference_trial
 

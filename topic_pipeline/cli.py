@@ -341,9 +341,9 @@ def _run_command(args: argparse.Namespace) -> None:
         print_leaderboard(while_sweeping_elsewhere=True)
         return
     if args.command == "compile":
-        from topic_pipeline._compat import numba as numba_cache
+        from topic_pipeline.engine.warmup import warm
 
-        print(f"UMAP and NNDescent compiled (or found in numba's cache) in {numba_cache.warm():.0f} s")
+        print(f"UMAP and NNDescent compiled (or found in numba's cache) in {warm():.0f} s")
         return
     from topic_pipeline.definitions import build_resources
 

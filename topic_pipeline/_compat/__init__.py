@@ -1,7 +1,9 @@
-"""The only place that touches private names of third-party libraries (numba, umap-learn, hdbscan,
-joblib, Dagster), one module per library. Each states the versions it was written for and checks them;
-on any other version it falls back to the public path or refuses with a clear message, never silently
-different labels.
+"""The only place the library touches private names of third-party libraries, one module per library.
+
+``dagster``, ``hdbscan``, ``joblib``, ``numba`` and ``umap`` each state the versions they were written for and
+check them with the helpers here; on any other version each falls back to the public path or refuses with a
+clear message, never silently different labels. Only the Dagster layer imports ``_compat.dagster`` (the
+import-linter contracts in pyproject.toml say so): the library knows nothing of Dagster.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from importlib import metadata
+
+__all__ = ["UnsupportedVersion", "check", "installed_versions", "mismatches", "refusal"]
 
 _log = logging.getLogger(__name__)
 # Modules that have already said, in this process, that they take their fallback.

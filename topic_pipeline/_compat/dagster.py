@@ -1,7 +1,9 @@
-"""Dagster internals the pipeline needs, in one place. Written for Dagster 1.13.27 (the version pinned in
-pyproject.toml). On another version a one-line warning says so at import, and each function checks that
-the internal it uses is still there and as expected, and refuses with a clear message if not: there is
-no public path to fall back to."""
+"""Dagster internals the pipeline needs, in one place. Only the Dagster layer (``defs``, ``cli``) imports it,
+and it checks versions with ``_compat``'s helpers as the other compatibility modules do.
+
+Written for Dagster 1.13.27 (the version pinned in pyproject.toml). On another version a one-line warning
+says so at import, and each function checks that the internal it uses is still there and as expected, and
+refuses with a clear message if not: there is no public path to fall back to."""
 
 from __future__ import annotations
 

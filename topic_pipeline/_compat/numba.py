@@ -24,6 +24,8 @@ Written for numba 0.68.1 (its ``FunctionCache._index_key``, ``CPUDispatcher._cac
 ``parallel._iget_num_threads``) and for the dispatchers of umap-learn 0.5.12 and pynndescent 0.7.0 that
 it gives the cache or rebuilds (``SUPPORTED``). On any other version ``enable`` leaves everything as
 numba and umap have it (each process compiles: a slower first fit, the same results) and says so once.
+
+Compiling the kernels ahead of a sweep (``topic-pipeline compile``) is the engine's: ``engine.warmup``.
 """
 
 from __future__ import annotations
@@ -202,29 +204,3 @@ def enable() -> bool:
         return False
     _enabled = True
     return True
-
-
-def warm() -> float:
-    """Compile (or load) every kernel a sweep uses, on small synthetic data; returns the seconds taken.
-
-    The kernels' types do not depend on the data's size, so a sweep on any corpus then finds them in
-    the cache: no sweep pays the first compilation. ``make setup`` runs this once.
-    """
-    import time
-
-    import numpy as np
-
-    from topic_pipeline._compat import umap as umap_compat
-    from topic_pipeline.engine.neighbors import SMALL_DATA_LIMIT, descent_graph, exact_graph, prepare
-    from topic_pipeline.engine.reduction import ReductionSpec, fit_reduction
-
-    started = time.perf_counter()
-    enable()
-    rng = np.random.default_rng(0)
-    for n_documents in (SMALL_DATA_LIMIT + 100, 300):  # both of UMAP's neighbour searches
-        data = prepare(rng.normal(size=(n_documents, 8)))
-        graph = None  # where the engine fits plain UMAP, a plain fit compiles what it uses
-        if umap_compat.supported():
-            graph = descent_graph(data, 10, 0) if n_documents >= SMALL_DATA_LIMIT else exact_graph(data, 10, 0)
-        fit_reduction(data, graph, ReductionSpec(10, 2, 0.1, 0))
-    return time.perf_counter() - started

@@ -16,10 +16,10 @@ import pandas as pd
 
 from topic_pipeline.defs.assets.inputs import ground_truth
 from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.domain.results import STATUS_OK
 from topic_pipeline.errors import listing
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.leaderboard import leaderboard_warnings, trial_outcomes
-from topic_pipeline.storage.results import STATUS_OK
 
 # Below this, every labelled document takes part in so large a share of the pairs that each score
 # counts that one document's label can reorder the leaders.

@@ -40,11 +40,12 @@ from topic_pipeline._compat.dagster import run_partition_tags
 from topic_pipeline.defs.assets.trials import TRIALS_PER_RUN, trial_metadata
 from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
 from topic_pipeline.inputs.embeddings import EmbeddingCache
-from topic_pipeline.inputs.grid import EmbeddingSet
+from topic_pipeline.domain.trials import EmbeddingSet
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.storage.migrations import CARRIED_OVER_FROM_TAG
-from topic_pipeline.storage.results import ResultStore, TrialResult, results_digest
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.domain.results import TrialResult, results_digest
 from topic_pipeline.search.coarse_to_fine import SearchState
 from topic_pipeline.storage.files import read_json
 

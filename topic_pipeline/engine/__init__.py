@@ -1,10 +1,38 @@
-"""The sweep engine: every trial's labels, each shared intermediate computed once.
+"""The sweep engine: every trial's labels, each shared intermediate computed once."""
 
-``sweep.run_trials`` is the entry point; ``fast`` runs the worker pool over ``neighbors`` (kNN graphs),
-``reduction`` (UMAP from a shared graph), ``clustering`` (HDBSCAN from a shared tree) and ``work_queue``
-(which reduction a worker takes next); ``reference`` is one plain BERTopic fit per trial, the yardstick
-the fast path's labels are tested equal to. ``bertopic_model`` builds every BERTopic model the package
-fits (reference trial, topic reduction, export, topic words).
+from __future__ import annotations
 
-May import: ``inputs``, ``scoring``, ``storage``, ``_compat``, ``errors``. Never Dagster.
-"""
+import importlib
+from typing import Any
+
+# Each public name, by the module that defines it. A name is imported from its module on first use, so
+# importing one module of the folder does not import the others (a worker process imports the fast path only).
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "sweep": ("ENGINES", "LabelledSample", "ScoredTrial", "labels_metrics", "run_trials", "score_reference_trial"),
+    "fast": ("EmbeddingSource", "SweepEngine", "SweepStats", "TrialLabels", "WorkerPool", "plan_groups", "run_group"),
+    "reference": ("DEFAULT_SEED", "TrialOutcome", "reference_model", "run_reference_trial"),
+    "progress": ("SweepProgress",),
+    "warmup": ("warm",),
+    "reduction": ("ReductionSpec", "cached_reduction", "fit_reduction", "knn_cache_key", "reduction_cache_key"),
+    "neighbors": ("SMALL_DATA_LIMIT", "KnnGraph", "descent_graph", "exact_graph", "prepare"),
+    "clustering": ("TreeClusterer", "hdbscan_model", "renumber_by_frequency", "topic_model_from_clusters"),
+    "outliers": ("Clustering", "reduce_outliers", "vectorizer_params"),
+    "work_queue": ("LayoutQueue", "layout_cost"),
+}
+# Not here: ``bertopic_model.bertopic_model``, whose name is its module's (``from topic_pipeline.engine import
+# bertopic_model`` gives the module).
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = [name for names in _EXPORTS.values() for name in names]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.scoring.topic_words import count_vectorizer
 
 

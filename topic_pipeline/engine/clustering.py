@@ -13,21 +13,16 @@ from typing import Any
 import numpy as np
 
 from topic_pipeline._compat import hdbscan as hdbscan_compat
+from topic_pipeline.domain.trials import hdbscan_settings
 
 
 def hdbscan_model(min_cluster_size: int, min_samples: int | None, epsilon: float, prediction_data: bool = False) -> Any:
-    """The (unfitted) HDBSCAN the reference trial builds. ``prediction_data`` (soft clustering, for the
-    "probabilities" outlier reduction) does not change the labels."""
+    """The (unfitted) HDBSCAN of a trial with these values, as the reference trial builds it
+    (``domain.trials.hdbscan_settings``). ``prediction_data`` (soft clustering, for the "probabilities"
+    outlier reduction) does not change the labels."""
     from hdbscan import HDBSCAN
 
-    return HDBSCAN(
-        min_cluster_size=min_cluster_size,
-        min_samples=min_samples,
-        cluster_selection_epsilon=epsilon,
-        metric="euclidean",
-        cluster_selection_method="eom",
-        prediction_data=prediction_data,
-    )
+    return HDBSCAN(**hdbscan_settings(min_cluster_size, min_samples, epsilon), prediction_data=prediction_data)
 
 
 class TreeClusterer:

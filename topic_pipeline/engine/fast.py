@@ -36,10 +36,11 @@ from topic_pipeline._compat import numba as numba_cache
 from topic_pipeline._compat import umap as umap_compat
 from topic_pipeline.storage.array_cache import ArrayCache
 from topic_pipeline.errors import error_text
-from topic_pipeline.inputs.grid import VECTORIZER_STRATEGIES, TrialParams
+from topic_pipeline.domain.trials import VECTORIZER_STRATEGIES, TrialParams
 from topic_pipeline.engine.neighbors import is_small
 from topic_pipeline.processes import exit_with_parent
 from topic_pipeline.engine.reduction import ReductionSpec, knn_cache_key
+from topic_pipeline.engine.warmup import warm_up_layout
 from topic_pipeline.engine.work_queue import LayoutQueue, layout_cost
 
 # The exact (small-data) neighbour graph is computed at least this wide, so grids with different
@@ -201,15 +202,6 @@ def build_graphs(tasks: tuple[GroupTask, ...]) -> int:
         data = prepare(np.load(task.source.path, allow_pickle=False))
         neighbour_graph(ArrayCache(task.cache_dir), task.source.cache_key, data, task.n_neighbors, task.largest_k, task.seed)
     return len(tasks)
-
-
-def warm_up_layout() -> None:
-    """Load (or, the first time on a machine, compile) UMAP's layout code while another worker builds
-    the graphs."""
-    from umap import UMAP
-
-    data = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
-    UMAP(n_neighbors=5, n_components=2, metric="cosine", random_state=0, n_epochs=5).fit(data)
 
 
 def _clustering_of(params: TrialParams) -> ClusteringSpec:

@@ -22,9 +22,9 @@ import dataclasses
 import numpy as np
 
 from topic_pipeline._compat import umap as umap_compat
+from topic_pipeline.domain.trials import UMAP_METRIC
 
 SMALL_DATA_LIMIT = 4096
-METRIC = "cosine"
 
 
 def prepare(embeddings: np.ndarray) -> np.ndarray:
@@ -75,7 +75,7 @@ def exact_graph(data: np.ndarray, k: int, seed: int) -> KnnGraph:
     from sklearn.metrics import pairwise_distances
     from umap.utils import fast_knn_indices
 
-    settings = umap_compat.search_settings(data, k, METRIC, seed)
+    settings = umap_compat.search_settings(data, k, UMAP_METRIC, seed)
     distances = pairwise_distances(data, metric=settings.distance_func, **settings.metric_kwds)
     distances[distances >= settings.disconnection_distance] = np.inf
     indices = fast_knn_indices(distances, k)
@@ -89,12 +89,12 @@ def descent_graph(data: np.ndarray, k: int, seed: int) -> KnnGraph:
     from sklearn.utils import check_random_state
     from umap.umap_ import nearest_neighbors
 
-    settings = umap_compat.search_settings(data, k, METRIC, seed)
+    settings = umap_compat.search_settings(data, k, UMAP_METRIC, seed)
     random_state = check_random_state(seed)
     indices, distances, _ = nearest_neighbors(
         data,
         k,
-        METRIC,
+        UMAP_METRIC,
         settings.metric_kwds,
         settings.angular_rp_forest,
         random_state,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from topic_pipeline.inputs.grid import DEFAULT_GRID, OUTLIER_STRATEGIES, TrialParams
+from topic_pipeline.domain.trials import DEFAULT_GRID, OUTLIER_STRATEGIES, TrialParams
 
 # reduce_outliers' "distributions" calls approximate_distribution with its defaults.
 WINDOW, STRIDE, BATCH_SIZE = 4, 1, 1000

@@ -7,12 +7,15 @@ is a plain UMAP fit, as BERTopic's own (slower, same reduction).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
 from topic_pipeline._compat import umap as umap_compat
-from topic_pipeline.storage.array_cache import REDUCTION_LIBRARIES, ArrayCache, cache_key
-from topic_pipeline.engine.neighbors import METRIC, KnnGraph, descent_graph, exact_graph, is_small, prepare
+from topic_pipeline.storage.array_cache import ArrayCache
+from topic_pipeline.domain.versions import REDUCTION_LIBRARIES, cache_key
+from topic_pipeline.domain.trials import UMAP_METRIC, umap_settings
+from topic_pipeline.engine.neighbors import KnnGraph, descent_graph, exact_graph, is_small, prepare
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,19 +25,23 @@ class ReductionSpec:
     min_dist: float
     seed: int
 
+    def umap_settings(self) -> dict[str, Any]:
+        """The keyword arguments of this reduction's ``umap.UMAP`` (``domain.trials.umap_settings``)."""
+        return umap_settings(self.n_neighbors, self.n_components, self.min_dist, self.seed)
+
 
 def knn_cache_key(embeddings_key: str, n_documents: int, n_neighbors: int, largest_k: int, seed: int) -> str:
     """Small data: one exact graph at the largest k (seed-free); large data: one graph per k and seed."""
     if is_small(n_documents):
-        identity = {"embeddings": embeddings_key, "k": largest_k, "metric": METRIC}
+        identity = {"embeddings": embeddings_key, "k": largest_k, "metric": UMAP_METRIC}
     else:
-        identity = {"embeddings": embeddings_key, "k": n_neighbors, "seed": seed, "metric": METRIC}
+        identity = {"embeddings": embeddings_key, "k": n_neighbors, "seed": seed, "metric": UMAP_METRIC}
     return cache_key("knn", identity, REDUCTION_LIBRARIES)
 
 
 def reduction_cache_key(embeddings_key: str, spec: ReductionSpec) -> str:
     """The embeddings key stands for the corpus, model and embedding libraries."""
-    identity = {"embeddings": embeddings_key, **dataclasses.asdict(spec), "metric": METRIC}
+    identity = {"embeddings": embeddings_key, **dataclasses.asdict(spec), "metric": UMAP_METRIC}
     return cache_key("umap", identity, REDUCTION_LIBRARIES)
 
 
@@ -65,18 +72,11 @@ def fit_reduction(data: np.ndarray, graph: KnnGraph | None, spec: ReductionSpec)
 
     from umap import UMAP
 
-    if graph is None:
-        search: dict = {"random_state": spec.seed}
-    else:
+    settings = spec.umap_settings()
+    if graph is not None:
         indices, distances = graph.for_umap(min(spec.n_neighbors, data.shape[0] - 1))
-        search = {"random_state": graph.random_state(spec.seed), "precomputed_knn": (indices, distances, None)}
-    model = UMAP(
-        n_neighbors=spec.n_neighbors,
-        n_components=spec.n_components,
-        min_dist=spec.min_dist,
-        metric=METRIC,
-        **search,
-    )
+        settings.update(random_state=graph.random_state(spec.seed), precomputed_knn=(indices, distances, None))
+    model = UMAP(**settings)
     with warnings.catch_warnings():
         # Expected here: a seeded UMAP runs single-threaded, and a precomputed graph has no search index
         # (the sweep never calls transform).

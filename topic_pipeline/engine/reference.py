@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.engine.bertopic_model import bertopic_model
-from topic_pipeline.inputs.grid import TrialParams
 from topic_pipeline.scoring.topic_words import TOP_WORDS, TopicSummary, count_vectorizer
 
 DEFAULT_SEED = 42
@@ -28,26 +28,15 @@ class TrialOutcome:
 def reference_model(params: TrialParams, seed: int, stopwords_language: str) -> Any:
     """The trial's UMAP and HDBSCAN in the shared BERTopic model. ``seed`` is the configured base seed; a
     stability replicate offsets it (``TrialParams.umap_seed``)."""
+    from hdbscan import HDBSCAN
     from umap import UMAP
 
-    from topic_pipeline.engine.clustering import hdbscan_model
-
-    umap_model = UMAP(
-        n_neighbors=params.umap_n_neighbors,
-        n_components=params.umap_n_components,
-        min_dist=params.umap_min_dist,
-        metric="cosine",
-        random_state=params.umap_seed(seed),
-    )
     # The "probabilities" strategy reads HDBSCAN's soft clustering, as BERTopic's documentation sets it up.
     probabilities = params.outlier_reduction == "probabilities"
     return bertopic_model(
         params,
-        umap_model=umap_model,
-        hdbscan_model=hdbscan_model(
-            params.hdbscan_min_cluster_size, params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon,
-            prediction_data=probabilities,
-        ),
+        umap_model=UMAP(**params.umap_settings(seed)),
+        hdbscan_model=HDBSCAN(**params.hdbscan_settings(), prediction_data=probabilities),
         stopwords_language=stopwords_language,
         nr_topics=params.bertopic_nr_topics,
         calculate_probabilities=probabilities,

@@ -16,9 +16,9 @@ import numpy as np
 
 from topic_pipeline.engine.fast import EmbeddingSource, SweepEngine, SweepStats, TrialLabels, WorkerPool
 from topic_pipeline.errors import error_text
-from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.scoring.holdout import score_parts
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, TrialResult
+from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK, TrialResult
 from topic_pipeline.engine.reference import run_reference_trial
 
 ENGINES = ("fast", "reference")

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from topic_pipeline.storage.array_cache import EMBEDDING_LIBRARIES, cache_key, package_version
+from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+from topic_pipeline.domain.versions import EMBEDDING_LIBRARIES, cache_key, package_version
 from topic_pipeline.errors import EmbeddingModelError, MissingEmbeddingsError
-from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
 from topic_pipeline.storage.files import read_array, read_json, read_user_text, save_array, write_json
 from topic_pipeline.storage.store import FileStore
 

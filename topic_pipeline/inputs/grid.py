@@ -1,9 +1,8 @@
-"""The hyperparameter grid: parsing, validation, expansion and stable trial keys.
+"""The hyperparameter grid: parsing, validation and expansion.
 
 A grid is JSON whose keys are the names in ``GRID_KEYS``; each holds a list of values. Missing keys
 take BERTopic's defaults (``DEFAULT_GRID``). The grid expands to the cross product of its lists; each
-combination is a ``TrialParams`` with a readable key derived only from its values, so the same
-combination always gets the same key and editing the grid only adds keys.
+combination is a ``TrialParams`` (``domain.trials``, with the rules of its stable key).
 """
 
 from __future__ import annotations
@@ -14,56 +13,18 @@ import hashlib
 import itertools
 import json
 import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from topic_pipeline.domain.trials import DEFAULT_GRID, GRID_KEYS, OUTLIER_STRATEGIES, TrialParams
 from topic_pipeline.errors import GridError
 from topic_pipeline.storage.files import DuplicateKeyError, read_user_text, reject_duplicate_keys
-
-DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
-# BERTopic 0.17's own defaults, so an omitted key means "what BERTopic would do".
-DEFAULT_GRID: dict[str, list[Any]] = {
-    "umap_n_neighbors": [15],
-    "umap_n_components": [5],
-    "umap_min_dist": [0.0],
-    "hdbscan_min_cluster_size": [10],
-    "hdbscan_min_samples": [None],
-    "hdbscan_cluster_selection_epsilon": [0.0],
-    "nr_topics": ["none"],
-    "n_gram_max": [1],
-    "embedding_model": [DEFAULT_EMBEDDING_MODEL],
-    "remove_stopwords": [False],
-    # What BERTopic users do after clustering: reduce_outliers(strategy, threshold), then update_topics.
-    "outlier_reduction": ["none"],
-    "outlier_threshold": [0.0],
-}
-GRID_KEYS = tuple(DEFAULT_GRID)
-
-# BERTopic 0.17's reduce_outliers strategies. Every threshold lies in [0, 1]: "probabilities" compares it
-# with HDBSCAN's soft-cluster membership (0 to 1); the others with cosine similarities. Those of
-# c-TF-IDF vectors and of topic distributions are never negative; those of embeddings can be, but
-# reduce_outliers then assigns an outlier only if its similarities above the threshold sum to more
-# than 0, so a negative threshold means "by the sign of a sum", not "least similarity": refused.
-OUTLIER_STRATEGIES = ("distributions", "probabilities", "c-tf-idf", "embeddings")
-# Strategies whose labels depend on the trial's vectorizer (its n-gram range): they compare
-# c-TF-IDF vectors, so for them trials differing only in n_gram_max do not share labels.
-VECTORIZER_STRATEGIES = ("distributions", "c-tf-idf")
-# How a strategy shows in a trial key (``o<tag><threshold>``, e.g. ``oemb0.25``): short, so the HDBSCAN
-# values before it stay in view.
-OUTLIER_KEY_TAGS = {"distributions": "dist", "probabilities": "prob", "c-tf-idf": "ctfidf", "embeddings": "emb"}
-# Grid keys a trial's stored parameters omit at their defaults: trials of grids from before they existed
-# keep their stored parameters, hence their results.
-OMITTED_AT_DEFAULT = ("outlier_reduction", "outlier_threshold")
 
 # Each trial of a grid becomes a Dagster partition with a parameters file, and expanding the grid holds
 # every combination in memory: a grid larger than this is refused before anything is expanded.
 DEFAULT_MAX_GRID_TRIALS = 5_000
 MAX_GRID_TRIALS_SETTING = "TOPIC_PIPELINE_MAX_GRID_TRIALS"
-
-_KEY_SAFE = re.compile(r"[^a-z0-9.]+")
 
 
 def _is_int(value: Any) -> bool:
@@ -73,167 +34,6 @@ def _is_int(value: Any) -> bool:
 def _is_number(value: Any) -> bool:
     # json.loads accepts NaN and Infinity; neither is a usable hyperparameter (NaN is not even equal to itself).
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _format_number(value: float | int) -> str:
-    """Short and exact: ``%g`` where it round-trips (so existing keys never change), else ``repr``.
-
-    ``+ 0`` turns -0.0 into 0.0 (an equal value must get the same key) and the exponent's '+' is dropped
-    to keep keys within ``[a-z0-9._-]``.
-    """
-    value = value + 0
-    text = format(value, "g")
-    if float(text) != value:
-        text = repr(float(value))
-    return text.replace("e+", "e")
-
-
-def n_gram_max_changes_labels(outlier_reduction: str) -> bool:
-    """Whether ``n_gram_max`` changes which topic a document gets, not only its topic's words: under an outlier
-    strategy that compares c-TF-IDF vectors (``VECTORIZER_STRATEGIES``)."""
-    return outlier_reduction in VECTORIZER_STRATEGIES
-
-
-def model_slug(model_name: str) -> str:
-    """A partition-key-safe short name for a model: the last path part, lower-cased."""
-    tail = model_name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1].lower()
-    slug = _KEY_SAFE.sub("-", tail)
-    slug = re.sub(r"\.{2,}", ".", slug).strip("-.")
-    return slug or "model"
-
-
-@dataclasses.dataclass(frozen=True)
-class EmbeddingSet:
-    """What determines a set of embeddings: the model and whether stop words are stripped first."""
-
-    embedding_model: str
-    remove_stopwords: bool
-
-    @property
-    def key(self) -> str:
-        suffix = "-nostop" if self.remove_stopwords else ""
-        return f"{model_slug(self.embedding_model)}{suffix}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrialParams:
-    """One combination of the grid."""
-
-    umap_n_neighbors: int
-    umap_n_components: int
-    umap_min_dist: float
-    hdbscan_min_cluster_size: int
-    hdbscan_min_samples: int | None
-    hdbscan_cluster_selection_epsilon: float
-    nr_topics: str | int
-    n_gram_max: int
-    embedding_model: str
-    remove_stopwords: bool
-    # At their defaults absent from the key and from the stored parameters, so every key and stored
-    # result from before these two existed stays current.
-    outlier_reduction: str = "none"
-    outlier_threshold: float = 0.0  # ignored (kept 0.0) for "none"
-    # Not a grid key: the search's stability round re-runs a configuration with UMAP seed
-    # ``settings.umap_seed + seed_replicate``. 0 is the configured seed and leaves the key unchanged.
-    seed_replicate: int = 0
-
-    def __post_init__(self) -> None:
-        # Without a strategy the threshold means nothing: one trial, one key, whatever threshold was given.
-        if self.outlier_reduction == "none" and self.outlier_threshold != 0.0:
-            object.__setattr__(self, "outlier_threshold", 0.0)
-
-    @property
-    def embedding_set(self) -> EmbeddingSet:
-        return EmbeddingSet(self.embedding_model, self.remove_stopwords)
-
-    def umap_seed(self, base_seed: int) -> int:
-        return base_seed + self.seed_replicate
-
-    @property
-    def configuration(self) -> TrialParams:
-        """The configuration this trial replicates: the same parameters at the configured seed."""
-        return dataclasses.replace(self, seed_replicate=0)
-
-    @property
-    def key(self) -> str:
-        """Readable and stable: ``<UMAP>__<embedding set>__<HDBSCAN>[_<the rest>]``.
-
-        The Dagster UI shortens a long partition key in its middle, so the values that tell a sweep's
-        trials apart sit at the two ends: UMAP's first, HDBSCAN's last, the embedding set (most often one
-        for the whole sweep) between them. HDBSCAN's ``min_samples``, ``nr_topics``, ``n_gram_max`` and
-        outlier reduction appear only when not at their defaults, then the seed replicate. Uses only
-        ``[a-z0-9._-]``, so it is a valid Dagster partition key and a safe file name.
-        """
-        umap, min_cluster_size, min_samples, epsilon = self._key_values()
-        parts = [min_cluster_size]
-        if self.hdbscan_min_samples is not None:
-            parts.append(min_samples)
-        parts.append(epsilon)
-        if self.nr_topics != "none":
-            parts.append(f"nt{self.nr_topics}")
-        if self.n_gram_max != 1:
-            parts.append(f"ng{self.n_gram_max}")
-        if self.outlier_reduction != "none":
-            parts.append(f"o{OUTLIER_KEY_TAGS[self.outlier_reduction]}{_format_number(self.outlier_threshold)}")
-        if self.seed_replicate:
-            parts.append(f"r{self.seed_replicate}")
-        return f"{'_'.join(umap)}__{self.embedding_set.key}__{'_'.join(parts)}"
-
-    def _key_values(self) -> tuple[list[str], str, str, str]:
-        """The UMAP values, min_cluster_size, min_samples and epsilon as both forms of keys write them."""
-        min_samples = "none" if self.hdbscan_min_samples is None else str(self.hdbscan_min_samples)
-        return (
-            [f"nn{self.umap_n_neighbors}", f"nc{self.umap_n_components}", f"md{_format_number(self.umap_min_dist)}"],
-            f"mcs{self.hdbscan_min_cluster_size}",
-            f"ms{min_samples}",
-            f"eps{_format_number(self.hdbscan_cluster_selection_epsilon)}",
-        )
-
-    @property
-    def legacy_key(self) -> str:
-        """The key's first form, the embedding set first and every value after it, before ``key`` moved the
-        values to the ends. Stored results, search states and user-given keys of that form are carried over
-        through it (``storage.migrations``)."""
-        umap, min_cluster_size, min_samples, epsilon = self._key_values()
-        parts = [*umap, min_cluster_size, min_samples, epsilon, f"nt{self.nr_topics}", f"ng{self.n_gram_max}"]
-        if self.outlier_reduction != "none":
-            parts += [f"or{self.outlier_reduction}", f"ot{_format_number(self.outlier_threshold)}"]
-        if self.seed_replicate:
-            parts.append(f"r{self.seed_replicate}")
-        return f"{self.embedding_set.key}__{'_'.join(parts)}"
-
-    @property
-    def labelling_n_gram_max(self) -> int | None:
-        """``n_gram_max`` where it changes which topic a document gets, else None (it changes only topic
-        words): an outlier strategy of ``VECTORIZER_STRATEGIES`` compares c-TF-IDF vectors."""
-        return self.n_gram_max if n_gram_max_changes_labels(self.outlier_reduction) else None
-
-    @property
-    def bertopic_nr_topics(self) -> str | int | None:
-        return None if self.nr_topics == "none" else self.nr_topics
-
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        # Omitted at their defaults, so results stored before these existed stay current.
-        if not self.seed_replicate:
-            del values["seed_replicate"]
-        if self.outlier_reduction == "none":
-            del values["outlier_reduction"], values["outlier_threshold"]
-        return values
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrialParams:
-        values = complete_params(values)
-        return cls(**{name: values[name] for name in GRID_KEYS}, seed_replicate=int(values.get("seed_replicate", 0)))
-
-
-def complete_params(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored trial's parameters with the keys ``TrialParams.to_dict`` omits at their defaults filled in:
-    for tables and trackers that show every parameter."""
-    return {**{name: DEFAULT_GRID[name][0] for name in OMITTED_AT_DEFAULT}, **values}
 
 
 def check_grid_values(key: str, values: list[Any], where: str) -> list[Any]:

@@ -32,7 +32,7 @@ import numpy as np
 from topic_pipeline._compat import installed_versions
 from topic_pipeline.engine.fast import EmbeddingSource, plan_groups, run_group
 from topic_pipeline.errors import TopicPipelineError
-from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, TrialParams
+from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, TrialParams
 from topic_pipeline.storage.files import OWNERSHIP_MARKER, TEMPORARY_SUFFIX, FolderNotOursError, replace_folder, write_json
 from topic_pipeline.engine.bertopic_model import bertopic_model
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from topic_pipeline.domain.results import STATUS_OK, TrialResult
+from topic_pipeline.domain.trials import complete_params
 from topic_pipeline.errors import TopicPipelineError
-from topic_pipeline.inputs.grid import complete_params
 from topic_pipeline.redaction import mask_url, redact
-from topic_pipeline.storage.results import STATUS_OK, TrialResult
 from topic_pipeline.scoring.topic_words import TopicSummary
 
 # Set on a trial's older run when its key is recorded again, naming the run that replaced it. The older

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from topic_pipeline.domain.results import STATUS_OK
 from topic_pipeline.scoring.holdout import HELDOUT_PREFIX, HoldoutSplit
 from topic_pipeline.scoring.leaderboard import tie_break_order
 from topic_pipeline.scoring.metrics import OUTLIER, adjusted_rand, score
-from topic_pipeline.storage.results import STATUS_OK
 
 CONFIDENCE = 0.95
 REPLICATES = 1000

@@ -4,7 +4,7 @@ A search scores many configurations against the same labels and keeps the best: 
 optimistic by construction (it was chosen because it scored high on these labels). Labels that no
 decision ever reads give an estimate free of that selection. The split is stratified by class and
 seeded, so it is the same for every trial of a sweep and for a rerun; its fraction and seed are part
-of the inputs fingerprint (``storage.results.inputs_fingerprint``).
+of the inputs fingerprint (``domain.results.inputs_fingerprint``).
 
 Metric names: the plain names (``ari``, ...) are the selection part, the only part ranking and the
 search read; ``heldout_<name>`` the held-out part; ``all_<name>`` every labelled document. Without a

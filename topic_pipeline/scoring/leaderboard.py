@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from topic_pipeline.inputs.grid import GRID_KEYS, TrialParams, complete_params, n_gram_max_changes_labels
+from topic_pipeline.domain.results import STATUS_FAILED, STATUS_MISSING, STATUS_OK, TrialResult
+from topic_pipeline.domain.trials import GRID_KEYS, TrialParams, complete_params, n_gram_max_changes_labels
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.holdout import ALL_PREFIX, HELDOUT_PREFIX, part_names
 from topic_pipeline.scoring.metrics import METRIC_NAMES, REPORTED_NAMES
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_MISSING, STATUS_OK, TrialResult
 from topic_pipeline.storage.files import read_json, write_json
 
 if TYPE_CHECKING:

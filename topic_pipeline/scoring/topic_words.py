@@ -9,22 +9,24 @@ and cleaned as BERTopic cleans them, counted by ``count_vectorizer``, weighted b
 (``class_tfidf``). They are computed here without importing BERTopic, whose import (torch and
 sentence-transformers with it) would cost the leaderboard step more than the words themselves; a test
 holds them equal to the exported model's ``get_topic`` (words of equal score may come in another order).
-Representative documents are the three closest to the topic's embedding centroid.
+A topic left without any word (its documents in another script than Latin, emoji, punctuation or stop
+words only) is named by ``topic_word_warnings``, never silently empty. Representative documents are the three closest to the topic's embedding centroid.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 
 from topic_pipeline.inputs.embeddings import stop_words
-from topic_pipeline.inputs.grid import TrialParams
-from topic_pipeline.storage.results import ResultStore, TrialResult
+from topic_pipeline.domain.trials import TrialParams
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.domain.results import TrialResult
 
 TOP_WORDS = 10
 REPRESENTATIVE_DOCS = 3
@@ -165,6 +167,28 @@ def leader_topics(
         params = TrialParams.from_dict(result.params)
         topics[result.key] = summariser.summarise(labels, embeddings_of(params), params, stopwords_language)
     return topics
+
+
+def topic_word_warnings(topics: Mapping[str, Sequence[TopicSummary]], limit: int = 5) -> list[str]:
+    """One warning per trial whose topics (outliers aside) include some without a single topic word, naming
+    them (at most ``limit``) with their sizes: the leaderboard's warnings, since no word is silently
+    missing. Such a topic's documents hold nothing ``count_vectorizer`` counts."""
+    warnings = []
+    for trial, summaries in topics.items():
+        empty = [summary for summary in summaries if summary.topic != -1 and not summary.top_words]
+        if not empty:
+            continue
+        named = ", ".join(
+            f"{summary.topic} ({summary.size} document{'' if summary.size == 1 else 's'})" for summary in empty[:limit]
+        )
+        more = f" and {len(empty) - limit} more" if len(empty) > limit else ""
+        subject, verb, whose = ("topic", "has", "its") if len(empty) == 1 else ("topics", "have", "their")
+        warnings.append(
+            f"trial '{trial}': {subject} {named}{more} {verb} no topic words: {whose} documents hold no token the "
+            "vectorizer keeps: BERTopic's English cleaning leaves ASCII letters and digits only (text in other "
+            "scripts and emoji go), and single letters or digits and stop words are not counted"
+        )
+    return warnings
 
 
 def topics_markdown(topics: list[TopicSummary], limit: int = 15) -> str:

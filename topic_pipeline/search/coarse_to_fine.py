@@ -36,8 +36,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, TrialParams
 from topic_pipeline.errors import GridError
-from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, ParamGrid, TrialParams, check_grid_values, parse_grid_json
+from topic_pipeline.inputs.grid import ParamGrid, check_grid_values, parse_grid_json
 from topic_pipeline.storage.files import read_json, read_user_text, write_json
 from topic_pipeline.storage.migrations import current_keys
 

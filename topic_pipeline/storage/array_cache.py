@@ -4,19 +4,16 @@ Each entry is one ``.npz`` file (no pickle: loaded with ``allow_pickle=False``) 
 checksum (``files.save_arrays``): a truncated or garbled entry reads as damaged (``store.FileStore``) and is
 recomputed, as is one its caller's check rejects.
 A per-entry lock file makes concurrent requests for the same entry compute it once: the first
-process computes while the others wait on the lock, then read the entry.
+process computes while the others wait on the lock, then read the entry. Keys are ``domain.versions.cache_key``'s.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -24,35 +21,6 @@ from topic_pipeline.storage.files import read_arrays, save_arrays
 from topic_pipeline.storage.store import FileStore
 
 Arrays = dict[str, np.ndarray]
-
-
-# Packages whose version can change the numbers an entry holds; a new version means new keys (recomputed).
-# Embeddings: the tokenizer and the forward pass. Reductions: UMAP's layout and spectral initialisation
-# (numpy's RandomState, scipy's eigensolver), its kernels as numba compiles them (fastmath), and for
-# large corpora the NNDescent graph. Trial results: all of these plus HDBSCAN, BERTopic's topic
-# reduction and scikit-learn (expected mutual information in the metrics, the vectorizer).
-EMBEDDING_LIBRARIES = ("sentence-transformers", "transformers", "torch")
-REDUCTION_LIBRARIES = ("umap-learn", "pynndescent", "numba", "numpy", "scipy")
-TRIAL_LIBRARIES = (*EMBEDDING_LIBRARIES, *REDUCTION_LIBRARIES, "hdbscan", "bertopic", "scikit-learn")
-
-
-def package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
-
-
-def cache_key(namespace: str, identity: Mapping[str, Any], libraries: Iterable[str] = ()) -> str:
-    """``<namespace>-<digest>``: the digest covers ``identity`` and the versions of ``libraries``.
-
-    The one place cache keys are derived: every cached content (embeddings, neighbour graphs, UMAP
-    reductions) and the trial results' inputs fingerprint are keyed through it.
-    """
-    versions = {name: package_version(name) for name in libraries}
-    content = {**dict(identity), **({"libraries": versions} if versions else {})}
-    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    return f"{namespace}-{digest}"
 
 
 @contextmanager

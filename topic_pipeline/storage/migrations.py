@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.storage.results import ResultStore
 
 

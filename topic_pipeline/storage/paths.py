@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from topic_pipeline.inputs.grid import EmbeddingSet, TrialParams
+from topic_pipeline.domain.trials import EmbeddingSet, TrialParams
 from topic_pipeline.storage.files import read_json, write_json
 from topic_pipeline.storage.migrations import carry_over_legacy_results
 from topic_pipeline.storage.results import ResultStore

@@ -16,11 +16,11 @@ from topic_pipeline.defs.checks import FAILED_SHARE_WARN, MIN_LABELLED_DOCUMENTS
 from topic_pipeline.defs.resources.database import DocumentsDatabase
 from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
 from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK, TrialResult
 from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.leaderboard import build_leaderboard
 from topic_pipeline.scoring.metrics import METRIC_NAMES
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, TrialResult
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 # Two classes of ten documents each: a sample the checks accept.

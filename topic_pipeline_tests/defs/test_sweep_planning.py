@@ -18,8 +18,8 @@ from topic_pipeline.defs.resources.database import DocumentsDatabase
 from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.domain.trials import EmbeddingSet
 from topic_pipeline.inputs.embeddings import EmbeddingCache
-from topic_pipeline.inputs.grid import EmbeddingSet
 from topic_pipeline.storage.files import read_json, save_array
 
 
@@ -117,8 +117,9 @@ def _store_in_the_first_form(paths, trials, fingerprint) -> None:
     """What the first form of keys left behind (TrialParams.legacy_key): each trial's parameters and result."""
     import numpy as np
 
+    from topic_pipeline.domain.results import STATUS_OK, TrialResult
     from topic_pipeline.storage.files import write_json
-    from topic_pipeline.storage.results import STATUS_OK, ResultStore, TrialResult
+    from topic_pipeline.storage.results import ResultStore
 
     store = ResultStore(paths.results)
     for number, trial in enumerate(trials):
@@ -132,7 +133,7 @@ def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(
     """A data directory of the key's first form: its results are carried over to the current keys, the new
     partitions are recorded as materialised with where their result came from, and nothing reruns."""
     from topic_pipeline.defs.planning import add_partitions
-    from topic_pipeline.inputs.grid import TrialParams
+    from topic_pipeline.domain.trials import TrialParams
     from topic_pipeline.storage.results import ResultStore
 
     for instance, settings, resources in _register_inputs(tmp_path, {"hdbscan_min_cluster_size": [2, 3, 4]}):
@@ -186,7 +187,7 @@ def test_a_search_round_run_under_the_first_form_of_keys_closes_after_the_upgrad
     """The upgrade lands while a search round's trials run under the old keys: search_refinement reads the
     state with the current keys, carries the round's results over and closes it."""
     from topic_pipeline.defs.assets.search import search_refinement
-    from topic_pipeline.inputs.grid import TrialParams
+    from topic_pipeline.domain.trials import TrialParams
     from topic_pipeline.search.coarse_to_fine import SearchState
     from topic_pipeline.storage.files import write_json
 

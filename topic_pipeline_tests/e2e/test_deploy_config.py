@@ -188,7 +188,7 @@ def test_commands_are_the_project_entry_points(compose) -> None:
         assert location["grpc_server"]["host"] == "code-server"
         assert str(location["grpc_server"]["port"]) == code_server[code_server.index("-p") + 1]
         project = tomllib.loads((REPO / "pyproject.toml").read_text())
-        assert location["grpc_server"]["location_name"] == project["tool"]["dagster"]["code_location_name"]
+        assert location["grpc_server"]["location_name"] == project["tool"]["dg"]["project"]["code_location_name"]
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "COPY deploy ./deploy" in dockerfile
     assert "COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml" in dockerfile

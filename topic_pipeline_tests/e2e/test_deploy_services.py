@@ -30,9 +30,9 @@ import pytest
 from conftest import require_service
 from deploy_files import REPO, load_compose
 from topic_pipeline.cli import run_sweep
+from topic_pipeline.domain.results import STATUS_OK
 from topic_pipeline.integrations.mlflow_tracking import METRIC_DECIMALS
 from topic_pipeline.storage.paths import DataPaths
-from topic_pipeline.storage.results import STATUS_OK
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 

@@ -16,7 +16,7 @@ from topic_pipeline.cli import run_sweep
 from topic_pipeline.definitions import build_resources
 from topic_pipeline.defs.automation import sweep_sensor
 from topic_pipeline.defs.planning import plan_next_runs
-from topic_pipeline.inputs.grid import GRID_KEYS
+from topic_pipeline.domain.trials import GRID_KEYS
 from topic_pipeline.storage.paths import DataPaths
 
 pytestmark = pytest.mark.slow

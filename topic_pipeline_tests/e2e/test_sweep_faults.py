@@ -38,7 +38,7 @@ from conftest import postgres_test_database
 
 from topic_pipeline.inputs.corpus import SqlSource, load_corpus
 from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
-from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.inputs.demo_corpus import generate_demo_corpus

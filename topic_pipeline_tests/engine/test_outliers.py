@@ -11,9 +11,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from topic_pipeline.domain.trials import OUTLIER_STRATEGIES
 from topic_pipeline.engine.fast import EmbeddingSource, SweepEngine
 from topic_pipeline.engine.reference import reference_model, run_reference_trial
-from topic_pipeline.inputs.grid import OUTLIER_STRATEGIES, ParamGrid
+from topic_pipeline.inputs.grid import ParamGrid
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from topic_pipeline.inputs.grid import ParamGrid
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK
+from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK
 from topic_pipeline.engine.sweep import LabelledSample, score_reference_trial
 from topic_pipeline.engine.reference import run_reference_trial
 

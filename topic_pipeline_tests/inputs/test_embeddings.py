@@ -6,7 +6,7 @@ import pytest
 from topic_pipeline.inputs import embeddings as embeddings_module
 from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus, load_model, strip_stop_words, stop_words
 from topic_pipeline.errors import EmbeddingModelError, MissingEmbeddingsError
-from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
 
 TEXTS = [
     "Central bank raises interest rates again",

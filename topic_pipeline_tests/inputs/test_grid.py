@@ -12,8 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from topic_pipeline.errors import GridError
-from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.domain.trials import (
     DEFAULT_EMBEDDING_MODEL,
     DEFAULT_GRID,
@@ -23,6 +21,8 @@ from topic_pipeline.domain.trials import (
     TrialParams,
     model_slug,
 )
+from topic_pipeline.errors import GridError
+from topic_pipeline.inputs.grid import ParamGrid
 
 KEY_CHARS = re.compile(r"^[a-z0-9._-]+$")
 FORBIDDEN_IN_KEY = ("...", "|", ",", "[", "]", "/")

@@ -19,10 +19,11 @@ from topic_pipeline.integrations.export import (
     trial_labels,
 )
 from topic_pipeline.defs.assets.topic_model import export_warnings
-from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, ParamGrid
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.leaderboard import build_leaderboard
-from topic_pipeline.storage.results import STATUS_OK, TrialResult
+from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
 from topic_pipeline.storage.files import OWNERSHIP_MARKER
 

@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK, TrialResult
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.engine.reduction import ReductionSpec, reduction_cache_key
-from topic_pipeline.inputs.grid import ParamGrid, TrialParams
+from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.integrations import report as report_package
 from topic_pipeline.integrations.report import (
     REPORT_FILE,
@@ -31,7 +33,6 @@ from topic_pipeline.scoring.metrics import METRIC_NAMES
 from topic_pipeline.scoring.topic_words import TopicSummary
 from topic_pipeline.storage.array_cache import ArrayCache
 from topic_pipeline.storage.files import OWNERSHIP_MARKER, FolderNotOursError
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, TrialResult
 
 FP = "f" * 16
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -4,7 +4,8 @@ import time
 
 import pytest
 
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, ResultStore, TrialResult
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK, TrialResult
 from topic_pipeline.integrations.mlflow_tracking import (
     ABANDONED_AFTER_S, RESULT_NOT_STORED_TAG, SUPERSEDED_BY_TAG, MlflowTracker, local_tracking_uri,
 )

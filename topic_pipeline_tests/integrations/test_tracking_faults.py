@@ -15,11 +15,12 @@ import pytest
 from conftest import free_loopback_port, service_process
 from topic_pipeline.defs.recovery import MLFLOW_CHECKED_TAG, RESULTS_RECORDED_TAG, recover_interrupted_runs
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
+from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.integrations.mlflow_tracking import (
     RESULT_NOT_STORED_TAG, SUPERSEDED_BY_TAG, MlflowTracker, TrackingUnavailableError, check_reachable, local_tracking_uri,
 )
 from topic_pipeline.storage.paths import DataPaths
-from topic_pipeline.storage.results import STATUS_OK, ResultStore, TrialResult
+from topic_pipeline.storage.results import ResultStore
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from topic_pipeline.domain.results import STATUS_OK, TrialResult, inputs_fingerprint
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.engine.sweep import LabelledSample, labels_metrics
-from topic_pipeline.inputs.grid import ParamGrid, TrialParams
+from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.confidence import (
     CI_HIGH,
@@ -30,7 +32,6 @@ from topic_pipeline.scoring.holdout import MIN_PER_CLASS_AND_SIDE, HoldoutSplit,
 from topic_pipeline.scoring.leaderboard import build_leaderboard
 from topic_pipeline.scoring.metrics import METRIC_NAMES, score
 from topic_pipeline.search.coarse_to_fine import SearchSpec, advance, start_search
-from topic_pipeline.storage.results import STATUS_OK, TrialResult, inputs_fingerprint
 
 
 def labels_of_sizes(*sizes: int, start: int = 1000) -> GroundTruth:

@@ -14,11 +14,11 @@ from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.scoring.leaderboard import leaderboard_warnings, read_leaderboard_warnings, write_leaderboard_warnings
 from topic_pipeline.scoring.metrics import METRIC_NAMES, REPORTED_NAMES
-from topic_pipeline.storage.results import (
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.domain.results import (
     STATUS_FAILED,
     STATUS_MISSING,
     STATUS_OK,
-    ResultStore,
     TrialResult,
     inputs_fingerprint,
     results_digest,
@@ -204,7 +204,7 @@ def test_inputs_fingerprint_changes_with_each_input() -> None:
     # changes nothing, and results recorded then stay current.
     assert fingerprint("corpus", "labels", 42, "english", holdout_fraction=0) == fingerprint(
         "corpus", "labels", 42, "english", holdout_fraction=0, holdout_seed=7)
-    from topic_pipeline.storage.array_cache import TRIAL_LIBRARIES, cache_key
+    from topic_pipeline.domain.versions import TRIAL_LIBRARIES, cache_key
 
     before_the_split = cache_key("inputs", {"corpus": "corpus", "ground_truth": "labels", "seed": 42, "stopwords": "english"},
                                  TRIAL_LIBRARIES)

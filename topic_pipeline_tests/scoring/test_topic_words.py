@@ -138,3 +138,61 @@ def test_topic_words_leave_out_stop_words_even_when_the_embeddings_keep_them():
         summaries = TopicSummariser(texts).summarise(labels, embeddings, params, "english")
         words = {word for summary in summaries for word in summary.top_words}
         assert {"river", "market", "morning"} <= words and not words & {"the", "to", "in"}, (remove_stopwords, words)
+
+
+# --- topics without a word: other scripts than Latin, emoji, punctuation, stop words only -----------------------------------
+
+MANY_SCRIPTS = {  # made-up texts, one topic each
+    "chinese": ["今天下雨了，我们在家做饭", "妈妈做的饭很好吃", "我们一起做饭吧", "下雨天在家做饭最舒服", "晚饭吃面条和饺子",
+                "他做饭的时候听音乐"],
+    "japanese": ["電車が駅に着きました", "新しい電車のチケットを買いました", "駅のホームで電車を待っています", "電車はとても速いです",
+                 "朝の電車は混んでいます", "チケットは駅で買えます"],
+    "russian": ["Погода сегодня хорошая, идём гулять", "Хорошая погода для прогулки в парке", "В парке сегодня тепло",
+                "Гулять в парке приятно", "Сегодня в парке много людей", "Погода тёплая, парк полон"],
+    "emoji": ["🎉🎉 🥳", "🎂🎉", "🎉 🎈🎈", "👍🏽🎉", "❤️🎂 🇯🇵", "🥳🎈"],
+    "punctuation": ["!!! ???", "... 1 2 3", "- 4 + 5 = 9 -", "*** #", "(?) !", "1, 2; 3."],
+    "stop_words": ["the and of it", "it is what it is", "and the", "of the", "to be or not to be", "as it is"],
+    "english": ["The river flooded the market town", "Market stalls by the river were flooded", "Flood water reached the market",
+                "The river rose over the town bridge", "Town market closed after the flood", "River levels fell in town"],
+}
+
+
+@pytest.fixture(scope="module")
+def many_scripts():
+    texts = [text for texts in MANY_SCRIPTS.values() for text in texts]
+    labels = np.repeat(np.arange(len(MANY_SCRIPTS)), [len(texts) for texts in MANY_SCRIPTS.values()])
+    embeddings = np.random.default_rng(5).normal(size=(len(texts), 8))
+    return texts, labels, embeddings
+
+
+def trial(n_gram_max: int = 1):
+    return ParamGrid.from_mapping({"umap_n_neighbors": [15], "n_gram_max": [n_gram_max]}).trials()[0]
+
+
+def test_a_topic_without_words_gets_a_warning_naming_it(many_scripts):
+    """Topics left without a word (Chinese, Japanese, Russian and emoji, which BERTopic's English cleaning
+    drops; punctuation and single digits; stop words only) are named, with their sizes, in one warning per
+    trial; topics with words and the outliers are not."""
+    from topic_pipeline.scoring.topic_words import TopicSummary, topic_word_warnings
+
+    texts, labels, embeddings = many_scripts
+    summaries = TopicSummariser(texts).summarise(labels, embeddings, trial(), "english")
+    assert topic_word_warnings({"trial-a": summaries}) == [
+        (
+            "trial 'trial-a': topics 0 (6 documents), 1 (6 documents), 2 (6 documents), 3 (6 documents), 4 (6 documents) and 1 more have no topic words: their documents hold "
+            "no token the vectorizer keeps: BERTopic's English cleaning leaves ASCII letters and digits only (text in other "
+            "scripts and emoji go), and single letters or digits and stop words are not counted"
+        )
+    ]
+    one = [TopicSummary(-1, 9, [], []), TopicSummary(0, 40, ["river"], []), TopicSummary(3, 41, [], [])]
+    assert topic_word_warnings({"trial-b": one, "trial-c": one[:2]}) == [
+        (
+            "trial 'trial-b': topic 3 (41 documents) has no topic words: its documents hold no token the "
+            "vectorizer keeps: BERTopic's English cleaning leaves ASCII letters and digits only (text in other "
+            "scripts and emoji go), and single letters or digits and stop words are not counted"
+        )
+    ]
+    many = [TopicSummary(t, 1, [], []) for t in range(8)]
+    assert topic_word_warnings({"trial-d": many}, limit=2)[0].startswith(
+        "trial 'trial-d': topics 0 (1 document), 1 (1 document) and 6 more have no topic words"
+    )

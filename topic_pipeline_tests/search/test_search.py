@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from topic_pipeline.errors import GridError
-from topic_pipeline.inputs.grid import ParamGrid, TrialParams
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.scoring.leaderboard import build_leaderboard, stability_markdown
-from topic_pipeline.storage.results import STATUS_OK, TrialResult
+from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.search.coarse_to_fine import (
     ROUND_BROAD,
     OUTLIER_VARIANTS,

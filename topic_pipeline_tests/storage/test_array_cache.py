@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from topic_pipeline.storage.array_cache import ArrayCache, cache_key
+from topic_pipeline.domain.versions import cache_key
+from topic_pipeline.storage.array_cache import ArrayCache
 
 
 def _compute_slowly(directory: str, log: str, barrier) -> float:
@@ -74,9 +75,9 @@ def test_cache_key_covers_every_identity_field():
 
 def _all_keys() -> dict[str, str]:
     from topic_pipeline.inputs.embeddings import EmbeddingCache
-    from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+    from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
     from topic_pipeline.engine.reduction import ReductionSpec, knn_cache_key, reduction_cache_key
-    from topic_pipeline.storage.results import inputs_fingerprint
+    from topic_pipeline.domain.results import inputs_fingerprint
 
     return {
         "embeddings": EmbeddingCache("unused").key(EmbeddingSet(DEFAULT_EMBEDDING_MODEL, False), "corpus", "english"),
@@ -101,11 +102,11 @@ def _all_keys() -> dict[str, str]:
     ],
 )
 def test_a_new_library_version_changes_exactly_the_keys_it_can_change(monkeypatch, library, changed):
-    import topic_pipeline.storage.array_cache as array_cache
+    import topic_pipeline.domain.versions as versions
 
     before = _all_keys()
-    real = array_cache.package_version
-    monkeypatch.setattr(array_cache, "package_version", lambda name: "9.9.9" if name == library else real(name))
+    real = versions.package_version
+    monkeypatch.setattr(versions, "package_version", lambda name: "9.9.9" if name == library else real(name))
     after = _all_keys()
     assert {name for name in before if before[name] != after[name]} == changed
 
@@ -113,8 +114,8 @@ def test_a_new_library_version_changes_exactly_the_keys_it_can_change(monkeypatc
 def test_embedding_keys_follow_the_model_content(tmp_path, monkeypatch):
     """(Corpus, model name and stop words in the key: test_embeddings.)"""
     import topic_pipeline.inputs.embeddings as embeddings
+    from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
     from topic_pipeline.inputs.embeddings import EmbeddingCache
-    from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
 
     key = EmbeddingCache(tmp_path).key
     folder = tmp_path / "my-model"

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK, TrialResult
 from topic_pipeline.storage import store as store_module
 from topic_pipeline.storage.array_cache import ArrayCache
 from topic_pipeline.storage.files import ARRAY_CHECKSUM_MARK, read_array, read_arrays, save_array, save_arrays
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK, ResultStore, TrialResult
+from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.storage.store import FileStore
 
 TRAILER = len(ARRAY_CHECKSUM_MARK) + 65
@@ -233,8 +234,8 @@ def test_the_planner_reruns_exactly_the_trial_whose_labels_are_damaged(tmp_path,
     from topic_pipeline.defs.resources.database import DocumentsDatabase
     from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
     from topic_pipeline.defs.resources.settings import PipelineSettings
+    from topic_pipeline.domain.trials import EmbeddingSet
     from topic_pipeline.inputs.embeddings import EmbeddingCache
-    from topic_pipeline.inputs.grid import EmbeddingSet
     from topic_pipeline.storage.files import read_json
 
     database = tmp_path / "source.db"
@@ -345,10 +346,10 @@ def test_a_damaged_graph_or_reduction_is_recomputed_and_the_others_untouched(tmp
 
 @pytest.mark.parametrize("how", DAMAGE)
 def test_a_damaged_embedding_entry_is_recomputed_and_the_others_untouched(tmp_path, caplog, monkeypatch, how):
+    from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
     from topic_pipeline.errors import MissingEmbeddingsError
     from topic_pipeline.inputs import embeddings as embeddings_module
     from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
-    from topic_pipeline.inputs.grid import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
 
     encoded = []
 

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 import topic_pipeline.storage.files as storage
+from topic_pipeline.domain.results import TrialResult
 from topic_pipeline.storage.array_cache import ArrayCache
-from topic_pipeline.storage.results import ResultStore, TrialResult
+from topic_pipeline.storage.results import ResultStore
 
 FREE_BYTES = 16 * 1024
 

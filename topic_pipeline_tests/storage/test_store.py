@@ -5,10 +5,11 @@ import logging
 
 import numpy as np
 
+from topic_pipeline.domain.results import TrialResult
 from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.storage.array_cache import ArrayCache
 from topic_pipeline.storage.files import read_array, save_array
-from topic_pipeline.storage.results import ResultStore, TrialResult
+from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.storage.store import FileStore
 
 

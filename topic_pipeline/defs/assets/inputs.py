@@ -6,7 +6,7 @@ import pandas as pd
 
 from topic_pipeline.inputs.corpus import Corpus, load_corpus
 from topic_pipeline.redaction import mask_url
-from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.errors import listing
 from topic_pipeline.inputs.ground_truth import GroundTruth, LabelCoverage
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG, DocumentsDatabase

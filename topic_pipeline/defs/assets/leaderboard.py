@@ -11,7 +11,7 @@ from topic_pipeline.defs.assets.inputs import param_grid
 from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.defs.assets.trials import grid_trials
 from topic_pipeline.defs.checks import leaderboard_check_results, leaderboard_check_specs
-from topic_pipeline.inputs.grid import GRID_KEYS, TrialParams
+from topic_pipeline.domain.trials import GRID_KEYS, TrialParams
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.confidence import add_intervals, trust_markdown, trust_summary
 from topic_pipeline.scoring.leaderboard import (
@@ -23,7 +23,8 @@ from topic_pipeline.scoring.leaderboard import (
 )
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
-from topic_pipeline.storage.results import STATUS_OK, ResultStore, results_digest
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.domain.results import STATUS_OK, results_digest
 from topic_pipeline.storage.files import read_json, write_atomically
 from topic_pipeline.storage.paths import sweep_id
 from topic_pipeline.errors import GridError, error_text

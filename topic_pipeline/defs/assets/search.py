@@ -7,10 +7,11 @@ import pandas as pd
 
 from topic_pipeline.inputs.corpus import Corpus
 from topic_pipeline.defs.assets.leaderboard import leaderboard
-from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.defs.resources.settings import PipelineSettings
-from topic_pipeline.storage.results import STATUS_OK, ResultStore
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.domain.results import STATUS_OK
 from topic_pipeline.search.coarse_to_fine import SearchState, advance
 from topic_pipeline.storage.files import read_json
 from topic_pipeline.storage.migrations import carried_over_message, carry_over_legacy_results

@@ -23,7 +23,8 @@ from topic_pipeline.scoring.confidence import exported_trust, trust_summary
 from topic_pipeline.scoring.leaderboard import best_sound_trial, has_no_topic, sample_warnings, trial_problem
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
-from topic_pipeline.storage.results import STATUS_OK, ResultStore
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.domain.results import STATUS_OK
 from topic_pipeline.storage.files import read_json
 
 
@@ -133,11 +134,8 @@ def topic_model(
     record = {
         "trial_key": trial_key,
         "params": params.to_dict(),
-        "umap": {"n_neighbors": params.umap_n_neighbors, "n_components": params.umap_n_components,
-                 "min_dist": params.umap_min_dist, "metric": "cosine", "random_state": params.umap_seed(settings.umap_seed)},
-        "hdbscan": {"min_cluster_size": params.hdbscan_min_cluster_size, "min_samples": params.hdbscan_min_samples,
-                    "cluster_selection_epsilon": params.hdbscan_cluster_selection_epsilon, "metric": "euclidean",
-                    "cluster_selection_method": "eom"},
+        "umap": params.umap_settings(settings.umap_seed),
+        "hdbscan": params.hdbscan_settings(),
         # Its stop words are the language's whatever remove_stopwords (what was embedded) says.
         "vectorizer": {"ngram_range": [1, params.n_gram_max], "stop_words": settings.stopwords_language},
         # BERTopic.reduce_outliers(docs, topics, strategy=..., threshold=...) after the fit; "none": not called.

@@ -20,7 +20,8 @@ from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.processes import exit_with_parent, process_identity
 from topic_pipeline.storage.migrations import CARRIED_OVER_FROM_TAG
-from topic_pipeline.storage.results import STATUS_OK, ResultStore, TrialResult
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.storage.files import read_json
 from topic_pipeline.storage.paths import sweep_id
 from topic_pipeline.engine.sweep import LabelledSample, ScoredTrial, run_trials

@@ -9,7 +9,7 @@ import dagster as dg
 from topic_pipeline.inputs.embeddings import EmbeddingSettings
 from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS
 from topic_pipeline.storage.paths import DataPaths
-from topic_pipeline.storage.results import inputs_fingerprint
+from topic_pipeline.domain.results import inputs_fingerprint
 from topic_pipeline.inputs.ground_truth import DEFAULT_MIN_FOUND_SHARE, GroundTruth
 from topic_pipeline.scoring.holdout import DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_SEED, HoldoutSplit, split_labels
 from topic_pipeline.inputs.demo_data import ensure_demo_data

@@ -7,7 +7,7 @@ of another. ``build_topic_map`` (and ``cached_trial_reduction``, ``classes_of``)
 
 Plots, each drawn twice from the same numbers (``panels``): with plotly for the page (hover names
 the trial; zoom), with matplotlib for the images (``static``). Neither library is imported until a
-report is written. May import what ``integrations`` may; never Dagster.
+report is written.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from topic_pipeline.domain.results import STATUS_FAILED, STATUS_MISSING, STATUS_OK
 from topic_pipeline.integrations.report import page, panels, style
 from topic_pipeline.integrations.report.page import Section
 from topic_pipeline.integrations.report.topic_map import (
@@ -33,7 +34,6 @@ from topic_pipeline.integrations.report.topic_map import (
 )
 from topic_pipeline.scoring.topic_words import TopicSummary
 from topic_pipeline.storage.files import TEMPORARY_SUFFIX, replace_folder, write_atomically
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_MISSING, STATUS_OK
 
 __all__ = [
     "MAX_DOCUMENTS",

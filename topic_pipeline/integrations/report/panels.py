@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from topic_pipeline.inputs.grid import GRID_KEYS, model_slug
+from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK
+from topic_pipeline.domain.trials import GRID_KEYS, model_slug
 from topic_pipeline.integrations.report import style
 from topic_pipeline.integrations.report.topic_map import TopicMap
 from topic_pipeline.scoring.topic_words import TopicSummary
-from topic_pipeline.storage.results import STATUS_FAILED, STATUS_OK
 
 HELDOUT_PREFIX = "heldout_"  # the held-out scores' column prefix (scoring.holdout), read if present
 TOP_CONFIGURATIONS = 10

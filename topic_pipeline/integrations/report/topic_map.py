@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from topic_pipeline.inputs.grid import TrialParams
+from topic_pipeline.domain.trials import TrialParams, umap_settings
 
 # Documents drawn at most: a scatter of more neither reads better nor renders quickly in a browser.
 MAX_DOCUMENTS = 20_000
@@ -82,7 +82,7 @@ def _umap_2d(embeddings: np.ndarray, seed: int) -> np.ndarray:
     n_neighbors = min(15, len(embeddings) - 1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        model = UMAP(n_neighbors=n_neighbors, n_components=2, min_dist=0.1, metric="cosine", random_state=seed)
+        model = UMAP(**umap_settings(n_neighbors, 2, 0.1, seed))
         return np.nan_to_num(model.fit_transform(np.asarray(embeddings, dtype=np.float32)))
 
 
