@@ -9,9 +9,9 @@ import dagster as dg
 from topic_pipeline.inputs.embeddings import EmbeddingSettings
 from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS
 from topic_pipeline.storage.paths import DataPaths
-from topic_pipeline.domain.results import inputs_fingerprint
 from topic_pipeline.inputs.ground_truth import DEFAULT_MIN_FOUND_SHARE, GroundTruth
-from topic_pipeline.scoring.holdout import DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_SEED, HoldoutSplit, split_labels
+from topic_pipeline.scoring.holdout import DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_SEED, HoldoutSplit
+from topic_pipeline.workflow import SweepConfig
 from topic_pipeline.inputs.demo_data import ensure_demo_data
 from topic_pipeline.engine.reference import DEFAULT_SEED
 
@@ -57,17 +57,20 @@ class PipelineSettings(dg.ConfigurableResource):
         """None means no grid was given: the default search runs."""
         return Path(self.grid_path) if self.grid_path else None
 
-    def inputs_fingerprint(self, corpus_hash: str, labels_hash: str) -> str:
-        """What every trial result depends on besides its parameters: the one place the planner and the
-        assets derive it, so they always agree on which results are current."""
-        return inputs_fingerprint(
-            corpus_hash, labels_hash, self.umap_seed, self.stopwords_language,
-            holdout_fraction=self.holdout_fraction, holdout_seed=self.holdout_seed,
+    def sweep_config(self) -> SweepConfig:
+        """These settings as the library's sweep stages take them."""
+        return SweepConfig(
+            paths=self.paths, rank_by=self.rank_by, rank_by_stability=self.rank_by_stability, umap_seed=self.umap_seed,
+            stopwords_language=self.stopwords_language, holdout_fraction=self.holdout_fraction,
+            holdout_seed=self.holdout_seed, engine=self.engine, workers=self.workers,
+            ground_truth_file=self.ground_truth_file(),
         )
 
+    def inputs_fingerprint(self, corpus_hash: str, labels_hash: str) -> str:
+        return self.sweep_config().inputs_fingerprint(corpus_hash, labels_hash)
+
     def holdout_split(self, labels: GroundTruth) -> HoldoutSplit:
-        """The labelled sample's selection and held-out parts: the one place every asset takes them from."""
-        return split_labels(labels, self.holdout_fraction, self.holdout_seed)
+        return self.sweep_config().holdout_split(labels)
 
     def embedding_settings(self) -> EmbeddingSettings:
         return EmbeddingSettings(
