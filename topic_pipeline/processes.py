@@ -176,12 +176,16 @@ def exit_with_parent() -> None:
 
 
 def process_start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (tells a reused pid apart); None if it is gone."""
+    """When the process started (tells a reused pid apart), as text; None if it is gone or a zombie."""
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:  # it has exited
+            return None
+        return f"{process.create_time():.2f}"
+    except psutil.Error:
         return None
-    return None if fields[0] in ("Z", "X") else fields[19]  # a zombie has exited
 
 
 def process_identity() -> str:
