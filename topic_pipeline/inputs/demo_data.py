@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
 from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
-from topic_pipeline.storage.files import TEMPORARY_SUFFIX, write_json
+from topic_pipeline.storage.files import staging_file, write_json
 
 DEMO_DOCUMENTS = 1500
 DEMO_TOPICS = 10
@@ -27,9 +25,7 @@ def ensure_demo_data(directory: Path) -> tuple[Path, Path]:
     corpus = generate_demo_corpus(n_docs=DEMO_DOCUMENTS, n_topics=DEMO_TOPICS)
     directory.mkdir(parents=True, exist_ok=True)
     # Built beside the target and renamed into place: two processes creating it at once never share a file.
-    handle, name = tempfile.mkstemp(dir=directory, prefix=".corpus.db.", suffix=TEMPORARY_SUFFIX)
-    os.close(handle)
-    building = Path(name)
+    building = staging_file(directory / "corpus.db")
     with sqlite3.connect(building) as connection:
         connection.execute("CREATE TABLE documents (id INTEGER PRIMARY KEY, text TEXT NOT NULL, topic TEXT NOT NULL)")
         connection.executemany(

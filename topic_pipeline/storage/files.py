@@ -21,6 +21,29 @@ from topic_pipeline.errors import TopicPipelineError
 TEMPORARY_SUFFIX = ".topic-pipeline.tmp"
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def staging_folder(target: Path) -> Path:
+    """A new hidden folder beside ``target`` to build its next version in, with the permissions an ordinary
+    ``mkdir`` gives (``mkdtemp`` makes it private to its owner, and renamed into place it would stay so)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent))
+    staging.chmod(0o777 & ~_umask())
+    return staging
+
+
+def staging_file(target: Path) -> Path:
+    """A new empty hidden file beside ``target`` to build its next version in, with the permissions an
+    ordinary file gets (see ``staging_folder``)."""
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX)
+    os.fchmod(handle, 0o666 & ~_umask())
+    os.close(handle)
+    return Path(name)
+
+
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Write through a temporary file in the same folder, then rename it over ``path``.
 
@@ -30,6 +53,8 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
+        # mkstemp makes the file private to its owner; what we write for people follows the umask, like any file.
+        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "wb") as stream:
             write(stream)
             stream.flush()

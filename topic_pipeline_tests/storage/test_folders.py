@@ -86,3 +86,23 @@ def test_a_folder_marked_before_digests_were_recorded_is_replaced_as_before(tmp_
     (target / "tuning.json").write_bytes(b'{"edited": true}')
     _write(target, {"tuning.json": b"{}"}, kind="export")
     assert (target / "tuning.json").read_bytes() == b"{}"
+
+
+def test_written_files_and_folders_follow_the_umask(tmp_path):
+    """A colleague, a web server or an MLflow server running as another user can read what we write."""
+    import os
+    import stat
+
+    from topic_pipeline.storage.files import staging_folder, write_atomically
+
+    previous = os.umask(0o022)
+    try:
+        write_atomically(tmp_path / "leaderboard.csv", lambda stream: stream.write(b"rank\n"))
+        folder = staging_folder(tmp_path / "report")
+        assert stat.S_IMODE((tmp_path / "leaderboard.csv").stat().st_mode) == 0o644
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+        os.umask(0o077)
+        write_atomically(tmp_path / "private.csv", lambda stream: stream.write(b"rank\n"))
+        assert stat.S_IMODE((tmp_path / "private.csv").stat().st_mode) == 0o600
+    finally:
+        os.umask(previous)
