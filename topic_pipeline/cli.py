@@ -161,7 +161,9 @@ class TrialsProgress:
             from tqdm import tqdm
 
             description = "trials" if progress.round is None else f"round {progress.round}"
-            self._bar = tqdm(total=progress.total, desc=f"  {description}", unit="trial", file=sys.stdout, dynamic_ncols=True)
+            # Trials already done when the bar first shows (a resumed batch) are its start, not its speed.
+            self._bar = tqdm(total=progress.total, initial=progress.done, desc=f"  {description}", unit="trial",
+                             file=sys.stdout, dynamic_ncols=True)
         self._bar.update(progress.done - self._bar.n)
         self._bar.set_postfix_str(progress.best_text() + (f", {progress.failed} failed" if progress.failed else ""))
 
@@ -217,12 +219,14 @@ def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], 
         remove_stale_progress_files(logs)
         progress_file = progress_file_of(logs, os.getpid())
         with TrialsProgress(progress_file):
-            _execute_job(instance, job_name, {**tags, PROGRESS_FILE_TAG: str(progress_file)}, run_config)
+            outcome = _execute_job(instance, job_name, {**tags, PROGRESS_FILE_TAG: str(progress_file)}, run_config)
     else:
-        _execute_job(instance, job_name, tags, run_config)
+        outcome = _execute_job(instance, job_name, tags, run_config)
+    print(outcome, flush=True)  # after the progress bar is closed, never glued onto it
 
 
-def _execute_job(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None) -> None:
+def _execute_job(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None) -> str:
+    """Execute the run; the line saying it succeeded, or ``SystemExit`` with its failed steps' errors."""
     # Our definitions read the environment when they are built, and Dagster keeps the last one built in
     # the process: a run executed here must see the settings of now, not of an earlier run.
     forget_job_definitions()
@@ -242,7 +246,7 @@ def _execute_job(instance: dg.DagsterInstance, job_name: str, tags: dict[str, st
     if not success:
         raise SystemExit(f"{job_name} failed (run {run_id}):\n" + "\n".join(errors[-3:]))
     partitions = tags.get("dagster/partition", "") + " ".join(v for k, v in tags.items() if "range" in k)
-    print(f"  {job_name} {partitions}: ok", flush=True)
+    return f"  {job_name} {partitions}: ok"
 
 
 def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 log file. The end-to-end sweep (e2e/test_sweep_faults.py) checks both on a real run."""
 
 import io
+import time
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -33,6 +34,26 @@ def test_interactive_progress_draws_a_bar(tmp_path):
             progress.add("a", 0.5)
             progress.save(path)
     assert "round 3" in shown.getvalue() and "1/4" in shown.getvalue() and "best ari 0.500 (a)" in shown.getvalue()
+
+
+def test_a_resumed_batch_shows_no_rate_for_the_trials_it_started_with(tmp_path):
+    """Trials already done when the bar first shows are where it starts, not work done in no time."""
+    import re
+
+    path = tmp_path / "progress.json"
+    shown = io.StringIO()
+    with redirect_stdout(shown):
+        with TrialsProgress(path, interactive=True):
+            progress = SweepProgress(total=50, rank_by="ari")
+            for key in range(40):
+                progress.add(str(key), 0.5)
+            progress.save(path)
+            time.sleep(1.2)  # the bar's first look, then one more trial
+            progress.add("40", 0.5)
+            progress.save(path)
+    assert "41/50" in shown.getvalue()
+    rates = [float(rate) for rate in re.findall(r"([0-9.]+)trial/s", shown.getvalue())]
+    assert all(rate < 1000 for rate in rates), shown.getvalue()
 
 
 def test_dagster_output_goes_to_the_log_file_with_child_processes_and_standard_error_comes_back(tmp_path):
