@@ -73,6 +73,7 @@ def test_mlflow_run_links_carry_no_credentials(tmp_path):
     tracker = MlflowTracker(local_tracking_uri(tmp_path), "links", ui_url="https://robot:t0kenValue@mlflow.example")
     link = tracker.run_url("0123")
     assert "t0kenValue" not in link and link.startswith("https://robot:***@mlflow.example/#/experiments/")
+    assert link.endswith("/runs/0123?workflowType=machine_learning")  # opens on the Runs view, not the GenAI one
 
 
 def test_a_driver_connection_string_in_the_query_is_hidden():

@@ -36,6 +36,8 @@ TRIAL = "trial"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+# The query that makes MLflow 3.17's UI open a run on the model-training Runs view; the experiment tag alone does not.
+RUNS_VIEW_QUERY = "workflowType=machine_learning"
 # MLflow's UI has no setting for how many digits a metric shows (mlflow/mlflow#17150) and prints what was
 # logged, 16 digits included. Logged values are rounded to this many decimals, finer than any difference
 # a labelled sample can resolve; the exact values stay in the result store and the leaderboard CSV.
@@ -315,12 +317,14 @@ class MlflowTracker:
         return self._experiment_id
 
     def run_url(self, run_id: str) -> str | None:
+        """The run's page in the MLflow UI, opening on the Runs view (``RUNS_VIEW_QUERY``); None without a UI."""
         base = self.ui_url or (self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else None)
         # A link is stored in Dagster's metadata: never with the credentials a tracking URI may hold.
         base = mask_url(base) if base else None
         if not base:
             return None
-        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        # MLflow 3 opens an experiment in its GenAI view unless the link asks for the model-training one.
+        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}?{RUNS_VIEW_QUERY}"
 
     def _start_run(self, run_name: str, tags: Mapping[str, str]) -> str:
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
@@ -583,10 +587,9 @@ class MlflowTracker:
 
     def log_leaderboard(
         self, sweep_run_id: str, csv_path: Path, markdown: str, best: Mapping[str, Any], tags: Mapping[str, str],
-        report: Sequence[Path] = (),
     ) -> None:
         """The leaderboard on its sweep's run: the best trial's metrics (one step per leaderboard, so their
-        history shows the sweep converge), the CSV, the Markdown summary and the ``report``'s files."""
+        history shows the sweep converge), the CSV and the Markdown summary."""
         from mlflow.entities import Metric, RunTag
 
         step = len(self.client.get_metric_history(sweep_run_id, "leaderboards"))
@@ -599,5 +602,9 @@ class MlflowTracker:
         self.client.log_batch(sweep_run_id, metrics=metrics, tags=run_tags)
         self.client.log_artifact(sweep_run_id, str(csv_path))
         self.client.log_text(sweep_run_id, markdown, "leaderboard.md")
-        for path in report:
-            self.client.log_artifact(sweep_run_id, str(path), artifact_path="report")
+
+    def log_report(self, sweep_run_id: str, files: Sequence[Path], artifact_path: str = "report") -> None:
+        """The sweep report's files (its page and images) on the sweep's run, under ``artifact_path``: those of
+        an earlier report of the same names are replaced."""
+        for path in files:
+            self.client.log_artifact(sweep_run_id, str(path), artifact_path=artifact_path)
