@@ -34,9 +34,28 @@ def resolve_model_location(model_name: str) -> str:
 
 
 def choose_device(requested: str = "auto") -> str:
-    if requested != "auto":
-        return requested
+    """The torch device to encode on: ``auto`` picks cuda, then mps, then cpu; a named one must be present
+    (an absent one is refused here, in one line, rather than blamed later on loading the model)."""
     import torch
+
+    if requested == "cpu":
+        return requested
+    if requested.startswith("cuda"):
+        index = int(requested.partition(":")[2] or 0)
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if index >= count:
+            raise EmbeddingModelError(
+                f"TOPIC_PIPELINE_EMBEDDING_DEVICE='{requested}': "
+                + (f"this machine has {count} CUDA device(s)" if count else "no CUDA device is available here")
+                + "; use auto or cpu"
+            )
+        return requested
+    if requested == "mps":
+        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+            raise EmbeddingModelError(
+                f"TOPIC_PIPELINE_EMBEDDING_DEVICE='{requested}': no Apple MPS device is available here; use auto or cpu"
+            )
+        return requested
 
     if torch.cuda.is_available():
         return "cuda"

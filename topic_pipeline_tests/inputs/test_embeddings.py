@@ -107,3 +107,20 @@ def test_model_that_cannot_be_loaded_offline():
         load_model("no-such-org/no-such-model", "cpu", local_files_only=True)
     assert "no-such-org/no-such-model" in str(error.value)
     assert "offline" in str(error.value)
+
+
+def test_a_device_that_is_not_here_is_refused_by_name_not_blamed_on_loading_the_model():
+    import torch
+
+    from topic_pipeline.errors import EmbeddingModelError
+    from topic_pipeline.inputs.embeddings import choose_device
+
+    assert choose_device("cpu") == "cpu"
+    assert choose_device("auto") in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():  # this machine, and CI's: no GPU
+        with pytest.raises(EmbeddingModelError, match=r"^TOPIC_PIPELINE_EMBEDDING_DEVICE='cuda:1': no CUDA device is "
+                                                       r"available here; use auto or cpu$"):
+            choose_device("cuda:1")
+    else:  # a GPU machine: an index past its devices
+        with pytest.raises(EmbeddingModelError, match="CUDA device"):
+            choose_device(f"cuda:{torch.cuda.device_count()}")
