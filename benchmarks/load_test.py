@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
 
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="topic-pipeline-load-"))).resolve()
     (workdir / "dagster_home").mkdir(parents=True, exist_ok=True)
-    project_config = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    project_config = Path(__file__).resolve().parents[1] / "deploy" / "local" / "dagster.yaml"
     if project_config.exists():
         shutil.copy(project_config, workdir / "dagster_home" / "dagster.yaml")
     (workdir / "grid.json").write_text(json.dumps(LOAD_GRID))

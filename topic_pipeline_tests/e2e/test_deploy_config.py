@@ -233,7 +233,7 @@ def test_compose_instance_config(compose, tmp_path, monkeypatch) -> None:
 def test_every_instance_file_enables_run_monitoring(tmp_path, monkeypatch) -> None:
     # Runs a launcher started are watched by the daemon; topic_pipeline.defs.recovery covers only the runs
     # the command line executes in its own process (see its docstring).
-    for path in (REPO / "dagster.yaml", DEPLOY / "dagster.yaml", DEPLOY / "k8s" / "dagster.yaml"):
+    for path in (DEPLOY / "local" / "dagster.yaml", DEPLOY / "dagster.yaml", DEPLOY / "k8s" / "dagster.yaml"):
         config = instance_config(path, tmp_path, monkeypatch)
         assert config["run_monitoring"]["enabled"] is True, path
         assert config["run_monitoring"]["start_timeout_seconds"] > 0, path

@@ -1,7 +1,7 @@
 """Operating the pipeline through the Dagster UI, as a team member would.
 
 dagster-webserver and dagster-daemon run as real processes on loopback, over a persistent instance
-configured by the repository's dagster.yaml (queued run coordinator) and the repository's
+configured by the repository's deploy/local/dagster.yaml (queued run coordinator) and the repository's
 pyproject.toml's [tool.dg]. The trial partitions are backfilled with the GraphQL mutation the UI's "Materialize"
 dialog sends, the daemon submits and runs the backfill, the sweep sensor (started from the UI) ranks
 the trials, and a headless Chromium renders the asset graph page.
@@ -144,8 +144,8 @@ def _answers(url: str) -> bool:
 
 
 def _write_instance_config(dagster_home: Path) -> None:
-    """The repository's dagster.yaml, with the newsletter prompt off so that it does not cover the screenshot."""
-    config = yaml.safe_load((REPOSITORY_ROOT / "dagster.yaml").read_text())
+    """The local instance's deploy/local/dagster.yaml, with the newsletter prompt off so that it does not cover the screenshot."""
+    config = yaml.safe_load((REPOSITORY_ROOT / "deploy" / "local" / "dagster.yaml").read_text())
     config["nux"] = {"enabled": False}
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
