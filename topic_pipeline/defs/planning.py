@@ -39,15 +39,13 @@ import dagster as dg
 from topic_pipeline._compat.dagster import run_partition_tags
 from topic_pipeline.defs.assets.trials import TRIALS_PER_RUN, trial_metadata
 from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
-from topic_pipeline.inputs.embeddings import EmbeddingCache
-from topic_pipeline.domain.trials import EmbeddingSet
-from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.defs.resources.settings import PipelineSettings
-from topic_pipeline.storage.migrations import CARRIED_OVER_FROM_TAG
-from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.domain.results import TrialResult, results_digest
-from topic_pipeline.search.coarse_to_fine import SearchState
 from topic_pipeline.storage.files import read_json
+from topic_pipeline.storage.migrations import CARRIED_OVER_FROM_TAG
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.workflow.search_round import search_continues
+from topic_pipeline.workflow.trials import GridStatus, grid_status
 
 # Checked when this module loads: a Dagster that renamed them is refused before any run is planned.
 PARTITION_TAG, PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG = run_partition_tags()
@@ -124,15 +122,11 @@ def _keys_in_flight(instance: dg.DagsterInstance, ordered_keys: list[str]) -> se
     return busy
 
 
-def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> SweepPlan:
-    """What the sweep needs next; reads the instance and the data directory, changes neither."""
-    paths = settings.paths
-    corpus_hash = _latest_hash(instance, "documents")
-    labels_hash = _latest_hash(instance, "ground_truth")
-    if corpus_hash is None or labels_hash is None or not paths.current_grid.exists():
-        return SweepPlan([], [])
-    manifest = read_json(paths.current_grid)
-    # Existing partitions are kept, whatever the grid: earlier sweeps' trials stay browsable.
+def _new_partitions(
+    instance: dg.DagsterInstance, manifest: dict
+) -> tuple[list[dg.AddDynamicPartitionsRequest], list[str], list[str]]:
+    """The requests adding the grid's new embedding sets and trials, the trial partitions Dagster holds and
+    the new trial keys. Existing partitions are kept, whatever the grid: earlier sweeps' trials stay browsable."""
     known_sets = set(instance.get_dynamic_partitions(embedding_set_partitions.name))
     known_trials = instance.get_dynamic_partitions(trial_partitions.name)
     registered = set(known_trials)
@@ -143,49 +137,60 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
         for definition, keys in ((embedding_set_partitions, new_sets), (trial_partitions, new_trials))
         if keys
     ]
+    return partitions, known_trials, new_trials
 
-    cache = EmbeddingCache(paths.embeddings)
-    ready_sets: set[str] = set()
-    plans: list[PlannedRun] = []
-    for set_key, values in manifest["embedding_sets"].items():
-        cache_key = cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language)
-        if cache.ready(cache_key):
-            ready_sets.add(set_key)
-        else:
-            plans.append(PlannedRun("embeddings_job", f"embeddings:{set_key}:{corpus_hash}", partition_key=set_key))
 
-    fingerprint = settings.inputs_fingerprint(corpus_hash, labels_hash)
-    store = ResultStore(paths.results)
-    results = {key: store.current(key, fingerprint, params) for key, params in manifest["trials"].items()}
-    pending = {key for key, result in results.items() if result is None}
+def _trials_runs(ordered: list[str], runnable: set[str], fingerprint: str) -> list[PlannedRun]:
+    """One run per contiguous range of the runnable trials in the partition order."""
+    return [
+        PlannedRun(
+            "trials_job",
+            f"trials:{fingerprint}:{start}:{end}",
+            tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end},
+        )
+        for start, end in contiguous_ranges(ordered, runnable, TRIALS_PER_RUN)
+    ]
+
+
+def _closing_run(instance: dg.DagsterInstance, paths: DataPaths, status: GridStatus) -> PlannedRun | None:
+    """Once every trial has a current result: the leaderboard, unless it ranks exactly these results; then,
+    for a search that goes on, the run that closes its round and proposes the next."""
+    digest = results_digest(status.manifest["grid_fingerprint"], status.fingerprint, status.results)
+    latest = instance.get_latest_materialization_event(dg.AssetKey("leaderboard"))
+    ranked = latest.asset_materialization.metadata.get("results_digest") if latest and latest.asset_materialization else None
+    if ranked is None or ranked.value != digest:
+        return PlannedRun("leaderboard_job", f"leaderboard:{digest}")
+    if search_continues(paths, status.manifest, status.fingerprint):
+        # The leaderboard ranks the whole round: time to close it and propose the next.
+        return PlannedRun("search_job", f"search:{digest}")
+    return None
+
+
+def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> SweepPlan:
+    """What the sweep needs next; reads the instance and the data directory, changes neither."""
+    paths = settings.paths
+    corpus_hash = _latest_hash(instance, "documents")
+    labels_hash = _latest_hash(instance, "ground_truth")
+    if corpus_hash is None or labels_hash is None or not paths.current_grid.exists():
+        return SweepPlan([], [])
+    manifest = read_json(paths.current_grid)
+    partitions, known_trials, new_trials = _new_partitions(instance, manifest)
+    status = grid_status(settings.sweep_config(), manifest, corpus_hash, labels_hash)
+    plans = [
+        PlannedRun("embeddings_job", f"embeddings:{set_key}:{corpus_hash}", partition_key=set_key)
+        for set_key in status.unready_sets
+    ]
     # The order Dagster will hold once the new keys are added (appended, in the request's order).
     ordered = [*known_trials, *new_trials]
     in_flight = _keys_in_flight(instance, ordered)
-    runnable = {
-        key for key in pending - in_flight
-        if EmbeddingSet(manifest["trials"][key]["embedding_model"], manifest["trials"][key]["remove_stopwords"]).key in ready_sets
-    }
     asset_events = [
-        _materialisation_of_stored_result(key, results[key])
-        for key in new_trials if results[key] is not None and key not in in_flight
+        _materialisation_of_stored_result(key, status.results[key])
+        for key in new_trials if status.results[key] is not None and key not in in_flight
     ]
-    for start, end in contiguous_ranges(ordered, runnable, TRIALS_PER_RUN):
-        plans.append(
-            PlannedRun(
-                "trials_job",
-                f"trials:{fingerprint}:{start}:{end}",
-                tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end},
-            )
-        )
-    if not pending and not plans:
-        digest = results_digest(manifest["grid_fingerprint"], fingerprint, results)
-        latest = instance.get_latest_materialization_event(dg.AssetKey("leaderboard"))
-        ranked = latest.asset_materialization.metadata.get("results_digest") if latest and latest.asset_materialization else None
-        if ranked is None or ranked.value != digest:
-            plans.append(PlannedRun("leaderboard_job", f"leaderboard:{digest}"))
-        elif _search_continues(paths, manifest, fingerprint):
-            # The leaderboard ranks the whole round: time to close it and propose the next.
-            plans.append(PlannedRun("search_job", f"search:{digest}"))
+    plans += _trials_runs(ordered, status.runnable(in_flight), status.fingerprint)
+    if not status.pending and not plans:
+        closing = _closing_run(instance, paths, status)
+        plans += [closing] if closing else []
     return SweepPlan(partitions, plans, asset_events)
 
 
@@ -216,8 +221,3 @@ def plan_next_runs(instance: dg.DagsterInstance, settings: PipelineSettings) -> 
     for event in plan.asset_events:
         instance.report_runless_asset_event(event)
     return plan.runs
-
-
-def _search_continues(paths: DataPaths, manifest: dict, fingerprint: str) -> bool:
-    state = SearchState.load(paths.search_state) if manifest["grid"].get("search") == "auto" else None
-    return state is not None and not state.finished and state.inputs_fingerprint == fingerprint

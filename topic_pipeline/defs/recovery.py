@@ -27,18 +27,18 @@ from __future__ import annotations
 import os
 import socket
 import time
-from pathlib import Path
 
 import dagster as dg
 
 from topic_pipeline.defs.assets.trials import STEP_PROCESS_TAG, trial_metadata
 from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.defs.planning import IN_FLIGHT, run_partition_keys
-from topic_pipeline.storage.paths import DataPaths
-from topic_pipeline.processes import identified_process_alive, process_start_time
-from topic_pipeline.storage.results import ResultStore
-from topic_pipeline.storage.files import remove_stale_temporaries
 from topic_pipeline.integrations.mlflow_tracking import MlflowTracker, TrackingUnavailableError
+from topic_pipeline.processes import identified_process_alive, process_start_time
+from topic_pipeline.storage.files import remove_stale_temporaries
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.workflow.trials import trials_finished_by
 
 # Runs that ``topic-pipeline`` executes in its own process carry that process's identity, so a later
 # sweep can tell a run that is still going from one whose process was killed.
@@ -99,20 +99,7 @@ def recover_interrupted_runs(
       trial it recorded keeps one live MLflow run, the one its stored result names (a kill between
       closing a trial's run and storing its result would otherwise leave the rerun trial two).
     """
-    actions: list[str] = []
-    for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
-        if _process_is_gone(run):
-            # Its trials stay in flight, so nothing plans them a second time beside it.
-            if _step_still_running(run):
-                actions.append(
-                    f"run {run.run_id} ({run.job_name}): its process is gone but its step process "
-                    f"({run.tags[STEP_PROCESS_TAG]}) still runs; its trials are left to it"
-                )
-                continue
-            instance.report_run_failed(
-                run, f"the process that executed this run (pid {run.tags[PID_TAG]}) is gone: it was killed or crashed"
-            )
-            actions.append(f"run {run.run_id} ({run.job_name}) marked failed: its process is gone")
+    actions = _fail_runs_whose_process_is_gone(instance)
     stopped = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
     stopped_runs = instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=stopped))
     runs = [run for run in stopped_runs if RESULTS_RECORDED_TAG not in run.tags]
@@ -123,18 +110,47 @@ def recover_interrupted_runs(
         return actions
     store = ResultStore(paths.results)
     if runs:
-        removed = remove_stale_temporaries(paths.root, STALE_TEMPORARY_SECONDS)
-        if removed:
-            actions.append(f"{len(removed)} temporary file(s) left by interrupted writes deleted")
-        ordered = instance.get_dynamic_partitions(trial_partitions.name)
+        actions.extend(_record_finished_trials(instance, paths, store, runs))
+    if unchecked:
+        # After the tags of the above: an MLflow outage must not make a later pass record the same trials again.
+        actions.extend(_recover_mlflow_runs(instance, tracker, store, unchecked))
+    return actions
+
+
+def _fail_runs_whose_process_is_gone(instance: dg.DagsterInstance) -> list[str]:
+    """Report failed the runs in flight whose executing process is gone, unless their trials step still runs."""
+    actions: list[str] = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
+        if not _process_is_gone(run):
+            continue
+        # Its trials stay in flight, so nothing plans them a second time beside it.
+        if _step_still_running(run):
+            actions.append(
+                f"run {run.run_id} ({run.job_name}): its process is gone but its step process "
+                f"({run.tags[STEP_PROCESS_TAG]}) still runs; its trials are left to it"
+            )
+            continue
+        instance.report_run_failed(
+            run, f"the process that executed this run (pid {run.tags[PID_TAG]}) is gone: it was killed or crashed"
+        )
+        actions.append(f"run {run.run_id} ({run.job_name}) marked failed: its process is gone")
+    return actions
+
+
+def _record_finished_trials(
+    instance: dg.DagsterInstance, paths: DataPaths, store: ResultStore, runs: list[dg.DagsterRun]
+) -> list[str]:
+    """Delete the stale temporary files of cut-short writes, then record each trial the stopped ``runs``
+    finished as a materialisation of its partition (unless the asset index has it); each run is tagged once done."""
+    actions: list[str] = []
+    removed = remove_stale_temporaries(paths.root, STALE_TEMPORARY_SECONDS)
+    if removed:
+        actions.append(f"{len(removed)} temporary file(s) left by interrupted writes deleted")
+    ordered = instance.get_dynamic_partitions(trial_partitions.name)
     for run in runs:
         keys = run_partition_keys(run, ordered)
-        materialised = _materialised_by(instance, run.run_id, keys)
-        recorded = 0
-        for key in keys:
-            result = store.load(key)
-            if result is None or result.tags.get("dagster_run_id") != run.run_id or key in materialised:
-                continue
+        finished = trials_finished_by(store, run.run_id, keys, _materialised_by(instance, run.run_id, keys))
+        for key, result in finished.items():
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(
                     asset_key="grid_trials",
@@ -143,13 +159,9 @@ def recover_interrupted_runs(
                     metadata={**trial_metadata(result), "dagster_run_id": run.run_id},
                 )
             )
-            recorded += 1
-        instance.add_run_tags(run.run_id, {RESULTS_RECORDED_TAG: str(recorded)})
-        if recorded:
-            actions.append(f"run {run.run_id}: {recorded} finished trial(s) recorded as materialisations")
-    if unchecked:
-        # After the tag above: an MLflow outage must not make a later pass record the same trials again.
-        actions.extend(_recover_mlflow_runs(instance, tracker, store, unchecked))
+        instance.add_run_tags(run.run_id, {RESULTS_RECORDED_TAG: str(len(finished))})
+        if finished:
+            actions.append(f"run {run.run_id}: {len(finished)} finished trial(s) recorded as materialisations")
     return actions
 
 

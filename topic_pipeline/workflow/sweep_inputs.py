@@ -4,6 +4,7 @@ held-out split, the fingerprint that ties stored results to them, the result sto
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,13 @@ class SweepInputs:
     split: HoldoutSplit
     fingerprint: str
     store: ResultStore
-    manifest: dict[str, Any]  # the current grid (empty before the first one is expanded)
+
+    @functools.cached_property
+    def manifest(self) -> dict[str, Any]:
+        """The current grid (empty before the first one is expanded), read when first used: the stage that
+        writes it (``make_grid_current``) never reads the old one."""
+        current = self.paths.current_grid
+        return read_json(current) if current.exists() else {}
 
     @classmethod
     def load(cls, config: SweepConfig, documents: pd.DataFrame, ground_truth: Mapping[str, Any]) -> SweepInputs:
@@ -72,7 +79,6 @@ class SweepInputs:
             split=config.holdout_split(labels),
             fingerprint=config.inputs_fingerprint(corpus.content_hash, labels.content_hash),
             store=ResultStore(paths.results),
-            manifest=read_json(paths.current_grid) if paths.current_grid.exists() else {},
         )
 
     @property

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from topic_pipeline.defs.assets.trials import SweepAbandoned, as_they_finish
+from topic_pipeline.workflow.trials import SweepAbandoned, as_they_finish
 from topic_pipeline.engine.fast import SweepStats
 
 

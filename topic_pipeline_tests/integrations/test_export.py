@@ -18,7 +18,7 @@ from topic_pipeline.integrations.export import (
     save_export,
     trial_labels,
 )
-from topic_pipeline.defs.assets.topic_model import export_warnings
+from topic_pipeline.workflow.export import export_warnings
 from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL
 from topic_pipeline.inputs.ground_truth import GroundTruth

@@ -4,15 +4,14 @@
 import dagster as dg
 import pandas as pd
 
-from topic_pipeline.inputs.corpus import Corpus, load_corpus
-from topic_pipeline.redaction import mask_url
-from topic_pipeline.domain.trials import TrialParams
-from topic_pipeline.errors import listing
-from topic_pipeline.inputs.ground_truth import GroundTruth, LabelCoverage
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG, DocumentsDatabase
 from topic_pipeline.defs.resources.settings import PipelineSettings
-from topic_pipeline.storage.migrations import carried_over_message
-from topic_pipeline.search.coarse_to_fine import SearchSpec, SearchState, read_sweep_definition, search_identity, start_search
+from topic_pipeline.errors import listing
+from topic_pipeline.inputs.corpus import Corpus, load_corpus
+from topic_pipeline.inputs.ground_truth import GroundTruth, LabelCoverage
+from topic_pipeline.redaction import mask_url
+from topic_pipeline.workflow.grid import make_grid_current
+from topic_pipeline.workflow.sweep_inputs import SweepInputs
 
 GROUP = "inputs"
 
@@ -129,42 +128,26 @@ def param_grid(
     earlier (partitions added during a run cannot be materialised in it), and the sensor's tick
     records what it added.
     """
-    path = settings.grid_file()
-    where = f"grid file '{path}'" if path else "the default search"
-    definition = read_sweep_definition(path)
-    paths = settings.paths
-    metadata: dict[str, object] = {}
-    if isinstance(definition, SearchSpec):
-        labels = GroundTruth.from_mapping(ground_truth)
-        fingerprint = settings.inputs_fingerprint(Corpus.from_frame(documents).content_hash, labels.content_hash)
-        state = SearchState.load(paths.search_state)
-        if state is None or state.identity != search_identity(definition, len(documents), fingerprint):
-            state = start_search(definition, len(documents), fingerprint)
-            state.save(paths.search_state)
-            context.log.info("search started: broad round of %d trials for %d documents", len(state.trials), len(documents))
-        trials = [TrialParams.from_dict(params) for params in state.trials.values()]
-        manifest, new, carried = paths.write_current_grid(where, definition.to_dict(), trials, state.round_of())
-        metadata.update({"search_rounds": len(state.rounds), "search_finished": state.finished})
-    else:
-        definition.validate_for_corpus(len(documents), where=where)
-        trials = definition.trials(max_trials=settings.max_grid_trials, where=where)
-        manifest, new, carried = paths.write_current_grid(where, definition.to_dict(), trials)
-    context.log.info("%s: %d trials, %d new", where, len(manifest["trials"]), new)
-    if carried:
-        context.log.info(carried_over_message(carried))
-        metadata["results_carried_over"] = len(carried)
+    inputs = SweepInputs.load(settings.sweep_config(), documents, ground_truth)
+    grid = make_grid_current(inputs, settings.grid_file(), settings.max_grid_trials, log=context.log)
+    manifest = grid.manifest
+    extra: dict[str, object] = {}
+    if grid.search_rounds is not None:
+        extra.update({"search_rounds": grid.search_rounds, "search_finished": grid.search_finished})
+    if grid.carried:
+        extra["results_carried_over"] = len(grid.carried)
     # No value for the IO manager: the manifest's one copy is the file every consumer reads (a search's
     # later rounds rewrite it, so a stored value would go stale).
     return dg.MaterializeResult(
         data_version=dg.DataVersion(manifest["grid_fingerprint"]),
         metadata={
             "grid_fingerprint": manifest["grid_fingerprint"],
-            "manifest": dg.MetadataValue.path(str(paths.current_grid)),
-            "path": where,
+            "manifest": dg.MetadataValue.path(str(inputs.paths.current_grid)),
+            "path": grid.where,
             "trials": len(manifest["trials"]),
-            "new_trial_keys": new,
+            "new_trial_keys": grid.new,
             "embedding_sets": dg.MetadataValue.json(sorted(manifest["embedding_sets"])),
-            "grid": dg.MetadataValue.json(definition.to_dict()),
-            **metadata,
+            "grid": dg.MetadataValue.json(grid.definition),
+            **extra,
         },
     )
