@@ -121,6 +121,16 @@ def _common_trial(params_dict: dict) -> tuple[str, dict[str, float] | None, str 
     return params.key, metrics, None
 
 
+def _step_seconds(instance) -> dict[str, float]:
+    """Seconds each step of the sweep's runs took (the trials, the leaderboard, the report...), summed over runs."""
+    totals: dict[str, float] = {}
+    for record in instance.get_run_records():
+        for stats in instance.get_run_step_stats(record.dagster_run.run_id):
+            if stats.start_time and stats.end_time:
+                totals[stats.step_key] = totals.get(stats.step_key, 0.0) + stats.end_time - stats.start_time
+    return totals
+
+
 def common_approach(embeddings_path: Path, texts: list[str], positions, classes, trials, workers: int):
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_common_worker,
@@ -219,6 +229,7 @@ def _run(args, workdir: Path, grid: dict) -> None:
             execute_plans(instance)
             pipeline_seconds = time.perf_counter() - t0
         pipeline_peak = memory.peak_bytes
+        step_seconds = _step_seconds(instance)
     from topic_pipeline.definitions import build_resources
 
     fingerprint = build_resources()["settings"].inputs_fingerprint(corpus.content_hash, labels.content_hash)
@@ -247,6 +258,7 @@ def _run(args, workdir: Path, grid: dict) -> None:
                     mismatches.append(f"{trial.key}: {name} common {metrics[name]:.6f} pipeline {theirs:.6f}")
 
     print()
+    print("(b)'s steps, summed over its runs: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in step_seconds.items()))
     print(f"{'':58s} {'wall s':>9s} {'trials/min':>11s} {'peak RSS':>10s}")
     for name, seconds, peak in rows:
         print(f"{name:58s} {seconds:9.1f} {len(trials) / seconds * 60:11.1f} {peak / 2**30:8.2f} GiB")

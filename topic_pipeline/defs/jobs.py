@@ -19,11 +19,14 @@ trials_job = dg.define_asset_job(
     "trials_job", selection=["grid_trials"], partitions_def=trial_partitions,
     description="Run a range of grid trials in one process.",
 )
-# Its one step (the leaderboard evaluates its own checks) in the run's own process: a spawned subprocess
-# would only add start-up time. The command line forks it from its preloaded server instead (cli.py).
+# Two steps, the leaderboard (which evaluates its own checks) then the report, in the run's own process: a
+# spawned subprocess each would only add start-up time. The command line forks them from its preloaded
+# server instead (cli.py). The report is a step of its own, so the ranking never waits on plots and a
+# report that cannot be written never costs the leaderboard; in the same run, so every leaderboard the
+# sensor or the command line launches has its report.
 leaderboard_job = dg.define_asset_job(
-    "leaderboard_job", selection=["leaderboard"], executor_def=dg.multi_or_in_process_executor,
-    config={"execution": {"config": {"in_process": {}}}}, description="Rank the trials.",
+    "leaderboard_job", selection=["leaderboard", "sweep_report"], executor_def=dg.multi_or_in_process_executor,
+    config={"execution": {"config": {"in_process": {}}}}, description="Rank the trials, then write the sweep report.",
 )
 
 export_job = dg.define_asset_job(

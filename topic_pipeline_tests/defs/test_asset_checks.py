@@ -208,3 +208,114 @@ def test_embeddings_check_fails_on_non_finite_values_or_a_wrong_shape_and_blocks
     assert result.description == "2 document(s) with a NaN or infinite value"
     result = embeddings_check(good, 6)
     assert not result.passed and "shape [5, 3], expected [6, width]" in result.description
+
+
+# --- the leaderboard and its report: the library's results mapped onto Dagster ------------------------
+
+
+class _RecordingTracker:
+    """Stands in for ``MlflowTracking.tracker``'s ``MlflowTracker``: no MLflow store needed."""
+
+    def __init__(self):
+        self.logged: list[str] = []
+
+    def log_topics(self, run_id, topics):
+        self.logged.append(f"topics {run_id}")
+
+    def sweep_run(self, sweep_id, search_round=None):
+        return "sweep-run"
+
+    def log_leaderboard(self, run_id, csv_path, markdown, best, tags):
+        self.logged.append(f"leaderboard {run_id}")
+
+    def log_report(self, run_id, files):
+        self.logged.append(f"report {run_id}")
+
+    def run_url(self, run_id):
+        return None
+
+
+def _stored_sweep(tmp_path: Path, monkeypatch) -> tuple[dict, _RecordingTracker]:
+    """Three scored trials of one embedding set in a data directory, the inputs' values where the IO manager
+    keeps them, and the resources to rank them."""
+    import numpy as np
+
+    from topic_pipeline.defs.resources.mlflow import MlflowTracking
+    from topic_pipeline.inputs.embeddings import EmbeddingCache
+    from topic_pipeline.integrations.report import topic_map
+    from topic_pipeline.storage.results import ResultStore
+    from topic_pipeline.workflow import SweepInputs
+
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps(SOUND_LABELS))
+    settings = PipelineSettings(data_dir=str(tmp_path / "data"), ground_truth_path=str(path))
+    paths = settings.paths
+    frame = pd.DataFrame({"id": range(1, 41), "text": [f"{'apple fruit' if i <= 20 else 'engine motor'} {i}" for i in range(1, 41)]})
+    paths.assets.mkdir(parents=True)
+    frame.to_parquet(paths.assets / "documents.parquet", index=False)
+    (paths.assets / "ground_truth.json").write_text(json.dumps(SOUND_LABELS))
+    grid = {"hdbscan_min_cluster_size": [2, 3, 4]}
+    trials = ParamGrid.from_mapping(grid).trials()
+    paths.write_current_grid("grid.json", grid, trials)
+    inputs = SweepInputs.load(settings.sweep_config(), frame, SOUND_LABELS)
+    for index, trial in enumerate(trials):
+        metrics = {name: 0.9 - index / 10 for name in METRIC_NAMES}
+        metrics.update(outlier_fraction=0.0, topic_count=2.0, labelled_documents=14.0)
+        result = TrialResult(trial.key, trial.to_dict(), inputs.fingerprint, STATUS_OK, metrics=metrics)
+        ResultStore(paths.results).save(result, labels=np.repeat([0, 1], 20).astype(np.int32))
+    cache = EmbeddingCache(paths.embeddings)
+    key = cache.key(trials[0].embedding_set, inputs.corpus.content_hash, settings.stopwords_language)
+    cache.store(key, np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32), {})
+    tracker = _RecordingTracker()
+    monkeypatch.setattr(MlflowTracking, "tracker", lambda self, paths: tracker)
+    monkeypatch.setattr(topic_map, "_umap_2d", lambda embeddings, seed: np.asarray(embeddings, dtype=np.float64)[:, :2])
+    # Only the two ranked assets run: the database the documents would come from is never opened.
+    resources = {"settings": settings, "mlflow": MlflowTracking(), "io_manager": ParquetJsonIOManager(data_dir=settings.data_dir),
+                 "database": DocumentsDatabase(url=f"sqlite:///{tmp_path / 'absent.db'}")}
+    return resources, tracker
+
+
+def _rank_and_report(resources: dict) -> dg.ExecuteInJobResult:
+    from topic_pipeline.defs.assets.inputs import param_grid
+    from topic_pipeline.defs.assets.leaderboard import leaderboard
+    from topic_pipeline.defs.assets.report import sweep_report
+    from topic_pipeline.defs.assets.trials import grid_trials
+
+    return dg.materialize(
+        [documents, ground_truth, param_grid, grid_trials, leaderboard, sweep_report],
+        selection=[leaderboard, sweep_report], resources=resources,
+    )
+
+
+def test_the_leaderboard_and_its_report_materialise_as_two_assets(tmp_path, monkeypatch):
+    resources, tracker = _stored_sweep(tmp_path, monkeypatch)
+    result = _rank_and_report(resources)
+    assert result.success
+    shown = result.asset_materializations_for_node("leaderboard")[0].metadata
+    assert {"leaderboard", "summary", "csv", "best_trial", "best_ari", "scored", "failed", "missing", "rank_by",
+            "rank_by_stability", "grid_fingerprint", "inputs_fingerprint", "results_digest", "mlflow_run_id", "warnings",
+            "heldout_documents", "expected_ari"} <= set(shown)
+    assert "report" not in shown and shown["scored"].value == 3 and shown["mlflow_run_id"].value == "sweep-run"
+    assert "**Topics of the best trial**" in shown["summary"].value
+    assert set(evaluations(result)) == {"trials_succeeded", "leader_is_sound"}
+    report = result.asset_materializations_for_node("sweep_report")[0].metadata
+    assert Path(report["report"].value) == Path(resources["settings"].data_dir) / "leaderboard" / "report" / "report.html"
+    assert Path(report["report"].value).is_file() and report["images"].value > 0 and report["problems"].value == "none"
+    assert report["map_documents"].value == 40 and report["trial_shown"].value == shown["best_trial"].value
+    # The report's files go to the leaderboard's run, after it.
+    assert tracker.logged[-2:] == ["leaderboard sweep-run", "report sweep-run"]
+
+
+def test_a_report_that_cannot_be_written_leaves_the_leaderboard_and_its_run_successful(tmp_path, monkeypatch):
+    from topic_pipeline.defs.assets import report as report_asset
+
+    resources, _ = _stored_sweep(tmp_path, monkeypatch)
+
+    def broken(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(report_asset, "write_sweep_report", broken)
+    result = _rank_and_report(resources)
+    assert result.success and result.asset_materializations_for_node("leaderboard")
+    report = result.asset_materializations_for_node("sweep_report")[0].metadata
+    assert report["report"].value == "none (see the run's log)" and "No space left on device" in report["problems"].value

@@ -33,7 +33,11 @@ def test_asset_graph_and_automation():
     graph = definitions.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {"documents", "ground_truth", "param_grid", "embeddings", "grid_trials", "leaderboard",
-                    "search_refinement", "topic_model", "hub_model"}
+                    "sweep_report", "search_refinement", "topic_model", "hub_model"}
+    # The report is downstream of the leaderboard, and in the leaderboard's job: every ranking has its report.
+    assert "leaderboard" in {p.to_user_string() for p in graph.get(dg.AssetKey("sweep_report")).parent_keys}
+    assert definitions.resolve_job_def("leaderboard_job").asset_layer.selected_asset_keys == {
+        dg.AssetKey("leaderboard"), dg.AssetKey("sweep_report")}
     # The search's refinement is downstream of the leaderboard: lineage shows why a round's trials exist.
     assert {p.to_user_string() for p in graph.get(dg.AssetKey("search_refinement")).parent_keys} >= {"leaderboard"}
     # Nothing pushes to the Hub unasked: no schedule or sensor targets a job that selects hub_model.

@@ -104,9 +104,15 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
         (sweep_run,) = [run for run in runs if run.data.tags.get("kind") == "sweep"]
         assert {item.path for item in client.list_artifacts(sweep_run.info.run_id)} >= {"leaderboard.csv", "leaderboard.md"}
         assert sweep_run.data.tags["best_trial"] == frame["trial"][0]
-        # The report (HTML page and its plots' images) is beside the CSV, linked from the metadata, and on the
-        # sweep's run.
-        report = Path(shown["report"].value)
+        # The report (HTML page and its plots' images) is an asset of its own, written in the leaderboard's run:
+        # beside the CSV, linked from its metadata, and on the sweep's run.
+        assert "report" not in shown
+        drawn = instance.get_latest_materialization_event(dg.AssetKey("sweep_report"))
+        assert drawn.run_id == instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).run_id
+        drawn = drawn.asset_materialization.metadata
+        assert drawn["problems"].value == "none" and drawn["trial_shown"].value == frame["trial"][0]
+        assert drawn["map_documents"].value == drawn["total_documents"].value == 200
+        report = Path(drawn["report"].value)
         assert report == paths.leaderboard / "report" / "report.html" and report.is_file()
         images = sorted(path.name for path in report.parent.glob("*.png"))
         assert images, "the report wrote no images"

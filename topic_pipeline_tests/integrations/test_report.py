@@ -18,6 +18,7 @@ from topic_pipeline.engine.reduction import ReductionSpec, reduction_cache_key
 from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.integrations import report as report_package
 from topic_pipeline.integrations.report import (
+    MAX_DOCUMENTS,
     REPORT_FILE,
     TopicMap,
     build_topic_map,
@@ -351,6 +352,51 @@ def test_the_cached_reduction_is_read_never_computed(tmp_path: Path) -> None:
     assert np.array_equal(cached_trial_reduction(tmp_path, "emb-key", params, 42, 10), reduction)
     assert cached_trial_reduction(tmp_path, "emb-key", params, 42, 11) is None  # another corpus size
     assert cached_trial_reduction(tmp_path, "emb-key", params, 41, 10) is None  # another seed
+
+
+def test_a_corpus_above_the_threshold_is_drawn_as_a_sample_of_the_threshold_size() -> None:
+    n = MAX_DOCUMENTS + 500
+    classes = [("c" if i % 100 == 0 else None) for i in range(n)]
+    reduction = np.random.default_rng(0).normal(size=(n, 2)).astype(np.float32)
+    topic_map = build_topic_map("t", np.arange(n) % 7, classes, reduction=reduction)
+    assert len(topic_map.topics) == MAX_DOCUMENTS == len(topic_map.coordinates) and topic_map.total_documents == n
+    assert sum(c is not None for c in topic_map.classes) == len(range(0, n, 100))  # every labelled one
+    assert f"a sample of {MAX_DOCUMENTS:,} of {n:,} documents drawn" in topic_map.method
+
+
+def test_a_layout_fitted_on_the_embeddings_is_cached_and_reused(tmp_path: Path, monkeypatch) -> None:
+    from topic_pipeline.integrations.report import topic_map as topic_map_module
+
+    fits: list[int] = []
+
+    def fake_umap(embeddings, seed):
+        fits.append(seed)
+        return np.asarray(embeddings, dtype=np.float64)[:, :2] * seed
+
+    monkeypatch.setattr(topic_map_module, "_umap_2d", fake_umap)
+    embeddings = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
+    loads: list[int] = []
+
+    def load() -> np.ndarray:
+        loads.append(1)
+        return embeddings
+
+    def draw(trial: str, seed: int = 42, key: str = "emb-key", cache: Path | None = tmp_path, **options):
+        return build_topic_map(trial, np.arange(50) % 3, [None] * 50, embeddings=load, seed=seed, layout_cache=cache,
+                               embeddings_key=key, **options)
+
+    first = draw("a")
+    assert not first.layout_cached and fits == [42] and "kept in the cache" in first.method
+    # Another trial of the same embedding set draws the same documents: the layout is read, the embeddings
+    # never loaded.
+    second = draw("b")
+    assert second.layout_cached and np.array_equal(second.coordinates, first.coordinates) and fits == [42] and loads == [1]
+    # Another seed, another embedding set, another sample or no cache: fitted again.
+    draw("a", seed=7)
+    draw("a", key="other-key")
+    draw("a", max_documents=20)
+    draw("a", cache=None)
+    assert fits == [42, 7, 42, 42, 42]
 
 
 @pytest.mark.slow

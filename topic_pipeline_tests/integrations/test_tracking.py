@@ -124,6 +124,11 @@ def test_a_sweep_is_one_parent_run_with_its_rounds_and_trials_nested(tracker, tm
     assert run.data.tags["best_trial"] == "trial_a" and run.data.tags["kind"] == "sweep"
     assert [m.value for m in tracker.client.get_metric_history(sweep, "best_ari")] == [0.5, 0.7]
     assert {item.path for item in tracker.client.list_artifacts(sweep)} == {"leaderboard.csv", "leaderboard.md"}
+    # The report (its own step, after the leaderboard) goes on the same run, its files under report/.
+    (tmp_path / "report.html").write_text("<html></html>")
+    (tmp_path / "convergence.png").write_bytes(b"\x89PNG")
+    tracker.log_report(sweep, [tmp_path / "report.html", tmp_path / "convergence.png"])
+    assert {item.path for item in tracker.client.list_artifacts(sweep, "report")} == {"report/report.html", "report/convergence.png"}
 
 
 def test_an_experiment_made_by_an_earlier_version_is_marked_for_training_runs(tmp_path):

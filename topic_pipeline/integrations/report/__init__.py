@@ -1,9 +1,9 @@
 """The sweep report: one self-contained HTML page and a PNG image of each of its plots.
 
-``write_report`` takes plain data the leaderboard step already holds (the leaderboard frame, the
-trials' finishing times, the chosen trial's topics and a ``TopicMap`` of its documents) and replaces
-one folder with the report, whole: a reader never sees the page of one leaderboard beside the images
-of another. ``build_topic_map`` (and ``cached_trial_reduction``, ``classes_of``) make the map's data.
+``write_report`` takes plain data (the leaderboard frame, the trials' finishing times, the chosen
+trial's topics and a ``TopicMap`` of its documents) and replaces one folder with the report, whole: a
+reader never sees the page of one leaderboard beside the images of another. ``build_topic_map`` (and
+``cached_trial_reduction``, ``classes_of``) make the map's data; a layout it fits is cached.
 
 Plots, each drawn twice from the same numbers (``panels``): with plotly for the page (hover names
 the trial; zoom), with matplotlib for the images (``static``). Neither library is imported until a
@@ -129,7 +129,7 @@ def _draw(
     problems: list[str],
 ) -> None:
     """Draw one plot both ways. A plot that fails is reported, not raised: the rest of the report, and
-    the leaderboard step that writes it, are worth more than one picture."""
+    the sweep it describes, are worth more than one picture."""
     from topic_pipeline.integrations.report import static as static_images
 
     try:

@@ -4,26 +4,33 @@ HDBSCAN clustered the trial's UMAP reduction, so that reduction is the most hone
 topics: with two components it is drawn as it is; with more, its first two principal components
 are drawn (a linear view of what HDBSCAN saw, which may overlap topics that are apart in the other
 dimensions). Without the reduction (the reference engine caches none), a 2-component UMAP of the
-embeddings is fitted for the picture alone. The figure caption says which (``TopicMap.method``).
+embeddings is fitted for the map. The figure caption says which (``TopicMap.method``).
 
 Big corpora are sampled (``MAX_DOCUMENTS``): every labelled document first, since the class panel
-compares exactly those, then others drawn with a fixed seed, so a rerun draws the same map.
+compares exactly those, then others drawn with a fixed seed, so a rerun draws the same map; the caption
+says how many of how many are drawn. A UMAP fitted for the map is kept in the data directory's cache
+(``layout_cache_key``: the embeddings key, the drawn documents and the seed), so the next report on the
+same embedding set and sample reads it instead of fitting it again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from topic_pipeline.domain.trials import TrialParams, umap_settings
+from topic_pipeline.domain.versions import REDUCTION_LIBRARIES, cache_key
 
 # Documents drawn at most: a scatter of more neither reads better nor renders quickly in a browser.
 MAX_DOCUMENTS = 20_000
 # UMAP refuses fewer points than this; below it the map falls back to principal components.
 _UMAP_MIN_DOCUMENTS = 10
+# The 2-D UMAP fitted for a map when the trial's own reduction is not cached.
+_MAP_UMAP = {"n_neighbors": 15, "n_components": 2, "min_dist": 0.1, "metric": "cosine"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +43,7 @@ class TopicMap:
     classes: tuple[str | None, ...]  # the labelled sample's class, None for an unlabelled document
     method: str  # how the coordinates were made, for the caption
     total_documents: int  # in the corpus, before sampling
+    layout_cached: bool = False  # the coordinates were a UMAP fitted for an earlier map, read from the cache
 
     def __post_init__(self) -> None:
         n = len(self.topics)
@@ -79,10 +87,10 @@ def _umap_2d(embeddings: np.ndarray, seed: int) -> np.ndarray:
 
     from umap import UMAP
 
-    n_neighbors = min(15, len(embeddings) - 1)
+    n_neighbors = min(_MAP_UMAP["n_neighbors"], len(embeddings) - 1)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        model = UMAP(**umap_settings(n_neighbors, 2, 0.1, seed))
+        model = UMAP(**umap_settings(n_neighbors, _MAP_UMAP["n_components"], _MAP_UMAP["min_dist"], seed))
         return np.nan_to_num(model.fit_transform(np.asarray(embeddings, dtype=np.float32)))
 
 
@@ -102,12 +110,57 @@ def coordinates_2d(
     if embeddings is None:
         raise ValueError("a topic map needs the trial's UMAP reduction or the embeddings")
     if len(embeddings) < _UMAP_MIN_DOCUMENTS:
-        return _principal_components(embeddings), "the first two principal components of the embeddings (too few documents for UMAP)"
+        return _principal_components(embeddings), _embeddings_method(len(embeddings), seed)
+    return _umap_2d(embeddings, seed), _embeddings_method(len(embeddings), seed)
+
+
+def _embeddings_method(n: int, seed: int) -> str:
+    if n < _UMAP_MIN_DOCUMENTS:
+        return "the first two principal components of the embeddings (too few documents for UMAP)"
     return (
-        _umap_2d(embeddings, seed),
-        f"a 2-component UMAP (cosine, min_dist 0.1, seed {seed}) of the embeddings, fitted for this picture only: "
-        "the trial's own reduction was not in the cache",
+        f"a 2-component UMAP (cosine, min_dist 0.1, seed {seed}) of the embeddings, fitted for the map (and kept in "
+        "the cache for the next report on these embeddings): the trial's own reduction was not in the cache"
     )
+
+
+def layout_cache_key(embeddings_key: str, chosen: np.ndarray, n_documents: int, seed: int) -> str:
+    """The cache key of a map's 2-D layout of the embeddings: the embedding set on this corpus (its cache
+    key), which of its ``n_documents`` are drawn, the seed and the UMAP settings and libraries."""
+    drawn = hashlib.sha256(np.asarray(chosen, dtype=np.int64).tobytes()).hexdigest()
+    identity = {"embeddings": embeddings_key, "documents": n_documents, "drawn": drawn, "seed": seed, **_MAP_UMAP}
+    return cache_key("map2d", identity, REDUCTION_LIBRARIES)
+
+
+def embeddings_layout(
+    embeddings: np.ndarray | Callable[[], np.ndarray],
+    chosen: np.ndarray,
+    n_documents: int,
+    seed: int,
+    cache_dir: str | Path | None = None,
+    embeddings_key: str | None = None,
+) -> tuple[np.ndarray, str, bool]:
+    """(len(chosen), 2) coordinates of the ``chosen`` rows of the embeddings, how they were made, and whether
+    they were read from the cache. ``embeddings`` (all ``n_documents`` rows) may be a function that loads
+    them: it is called only when the layout is not cached. Without ``cache_dir`` and ``embeddings_key``
+    nothing is cached."""
+
+    def compute() -> dict[str, np.ndarray]:
+        rows = np.asarray(embeddings() if callable(embeddings) else embeddings)
+        if len(rows) != n_documents:
+            raise ValueError(f"{len(rows)} embeddings for {n_documents} documents")
+        return {"coordinates": coordinates_2d(None, rows[chosen], seed)[0]}
+
+    method = _embeddings_method(len(chosen), seed)
+    if cache_dir is None or embeddings_key is None:
+        return compute()["coordinates"], method, False
+    from topic_pipeline.storage.array_cache import ArrayCache
+
+    arrays, cached = ArrayCache(cache_dir).get_or_compute(
+        layout_cache_key(embeddings_key, chosen, n_documents, seed),
+        compute,
+        lambda found: found.get("coordinates") is not None and found["coordinates"].shape == (len(chosen), 2),
+    )
+    return np.asarray(arrays["coordinates"], dtype=np.float64), method, cached
 
 
 def build_topic_map(
@@ -116,24 +169,34 @@ def build_topic_map(
     classes: Sequence[str | None],
     *,
     reduction: np.ndarray | None = None,
-    embeddings: np.ndarray | None = None,
+    embeddings: np.ndarray | Callable[[], np.ndarray] | None = None,
     max_documents: int = MAX_DOCUMENTS,
     seed: int = 42,
+    layout_cache: str | Path | None = None,
+    embeddings_key: str | None = None,
 ) -> TopicMap:
     """The map of one trial: ``topics`` (its labels, one per document), ``classes`` (the labelled sample's
     class per document, None where unlabelled) and either its UMAP ``reduction`` or the ``embeddings``
-    (all of the corpus, in the same order). At most ``max_documents`` are drawn, labelled ones first."""
+    (all of the corpus, in the same order; or a function that loads them, called only if needed). At most
+    ``max_documents`` are drawn, labelled ones first. Given ``layout_cache`` (a directory: the data
+    directory's ``DataPaths.reductions``) and ``embeddings_key`` (the embedding cache key), a layout fitted
+    on the embeddings is cached there and read back by the next map of the same embeddings and sample."""
     topics = np.asarray(topics)
     if len(classes) != len(topics):
         raise ValueError(f"{len(topics)} topic labels but {len(classes)} classes")
     chosen = sample_documents(classes, max_documents, seed)
-    coordinates, method = coordinates_2d(
-        None if reduction is None else np.asarray(reduction)[chosen],
-        None if embeddings is None else np.asarray(embeddings)[chosen],
-        seed,
-    )
+    cached = False
+    if reduction is not None:
+        coordinates, method = coordinates_2d(np.asarray(reduction)[chosen], None, seed)
+    elif embeddings is not None:
+        coordinates, method, cached = embeddings_layout(embeddings, chosen, len(topics), seed, layout_cache, embeddings_key)
+    else:
+        raise ValueError("a topic map needs the trial's UMAP reduction or the embeddings")
     if len(chosen) < len(topics):
-        method += f"; {len(chosen):,} of {len(topics):,} documents drawn (every labelled one first, the rest at random)"
+        method += (
+            f"; a sample of {len(chosen):,} of {len(topics):,} documents drawn (every labelled one first, the rest "
+            f"at random, seed {seed})"
+        )
     return TopicMap(
         trial=trial,
         coordinates=coordinates,
@@ -141,6 +204,7 @@ def build_topic_map(
         classes=tuple(classes[i] for i in chosen),
         method=method,
         total_documents=len(topics),
+        layout_cached=cached,
     )
 
 

@@ -1,0 +1,48 @@
+"""The sweep report: the report stage (``workflow.report``) mapped onto Dagster, downstream of the leaderboard."""
+
+import dagster as dg
+import pandas as pd
+
+from topic_pipeline.defs.resources.mlflow import MlflowTracking
+from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.errors import error_text
+from topic_pipeline.workflow.report import write_sweep_report
+from topic_pipeline.workflow.sweep_inputs import SweepInputs
+
+
+@dg.asset(group_name="sweep", kinds={"html", "mlflow"})
+def sweep_report(
+    context: dg.AssetExecutionContext,
+    leaderboard: pd.DataFrame,
+    documents: pd.DataFrame,
+    ground_truth: dict,
+    settings: PipelineSettings,
+    mlflow: MlflowTracking,
+) -> dg.MaterializeResult:
+    """The HTML report of the latest leaderboard (convergence, parameter effects, the clustering heatmap, the
+    top configurations and the best trial's topic map) with a PNG of each plot, in
+    ``<data dir>/leaderboard/report/`` and on the sweep's MLflow run.
+
+    A display aid, never a reason to fail a sweep: what cannot be drawn or written is a warning in the
+    run's log and in this asset's metadata, and the asset still succeeds.
+    """
+    try:
+        inputs = SweepInputs.load(settings.sweep_config(), documents, ground_truth)
+        report = write_sweep_report(inputs, leaderboard, mlflow.tracker(settings.paths))
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        context.log.warning(f"no report written: {error_text(error)}")
+        return dg.MaterializeResult(metadata={"report": "none (see the run's log)", "problems": error_text(error)})
+    for problem in report.problems:
+        context.log.warning(f"report: {problem}")
+    metadata = {
+        "report": dg.MetadataValue.path(str(report.files.html)),
+        "images": len(report.files.images),
+        "trial_shown": report.chosen or "none",
+        "map_documents": report.map_documents,
+        "total_documents": report.total_documents,
+        "map_layout": report.map_layout,
+        "problems": dg.MetadataValue.text("\n".join(report.problems) if report.problems else "none"),
+    }
+    if report.mlflow_run_url:
+        metadata["mlflow_run"] = dg.MetadataValue.url(report.mlflow_run_url)
+    return dg.MaterializeResult(metadata=metadata)
