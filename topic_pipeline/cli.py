@@ -49,11 +49,16 @@ def search_job() -> dg.JobDefinition:
     return _job("search_job")
 
 
+def report_job() -> dg.JobDefinition:
+    return _job("report_job")
+
+
 def export_job() -> dg.JobDefinition:
     return _job("export_job")
 
 
-_JOBS = {fn.__name__: fn for fn in (refresh_inputs_job, embeddings_job, trials_job, leaderboard_job, search_job, export_job)}
+_JOBS = {fn.__name__: fn for fn in (refresh_inputs_job, embeddings_job, trials_job, leaderboard_job, report_job, search_job,
+                                    export_job)}
 
 
 def _root_cause(error) -> str:
@@ -103,8 +108,8 @@ def _start_method(job_name: str) -> dict:
     method = {"forkserver": {"preload_modules": STEP_PRELOAD}}
     if job_name in {"embeddings_job", "trials_job"}:
         return {"execution": {"config": {"start_method": method}}}
-    # The leaderboard's one step (its checks are evaluated inside it) forked from the server, which has
-    # MLflow and scikit-learn imported: in this process it would import them first.
+    # The leaderboard's and the report's steps (the leaderboard evaluates its checks inside its own) forked
+    # from the server, which has MLflow and scikit-learn imported: in this process they would import them first.
     if job_name == "leaderboard_job":
         return {"execution": {"config": {"multiprocess": {"start_method": method}}}}
     return {}

@@ -11,7 +11,7 @@ import dagster as dg
 
 from topic_pipeline.integrations.mlflow_tracking import TrackingUnavailableError
 
-from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_inputs_job, search_job, trials_job
+from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_inputs_job, report_job, search_job, trials_job
 from topic_pipeline.defs.planning import plan_sweep
 from topic_pipeline.defs.recovery import recover_interrupted_runs
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG
@@ -51,7 +51,7 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
 
 
 @dg.sensor(
-    jobs=[embeddings_job, trials_job, leaderboard_job, search_job],
+    jobs=[embeddings_job, trials_job, leaderboard_job, report_job, search_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )

@@ -29,6 +29,12 @@ leaderboard_job = dg.define_asset_job(
     config={"execution": {"config": {"in_process": {}}}}, description="Rank the trials, then write the sweep report.",
 )
 
+# The report alone: for a leaderboard whose run stopped before its report was written.
+report_job = dg.define_asset_job(
+    "report_job", selection=["sweep_report"], executor_def=dg.in_process_executor,
+    description="Write the sweep report of the current leaderboard.",
+)
+
 export_job = dg.define_asset_job(
     "export_job", selection=["topic_model"], executor_def=dg.in_process_executor,
     description="Export the leaderboard's first trial (or the trial_key given in the launch config) as a BERTopic model.",

@@ -152,6 +152,13 @@ def _trials_runs(ordered: list[str], runnable: set[str], fingerprint: str) -> li
     ]
 
 
+def _in_flight(instance: dg.DagsterInstance, job_name: str) -> bool:
+    """Whether a run of ``job_name`` is queued or running."""
+    statuses = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED]
+    return bool(instance.get_run_ids(dg.RunsFilter(job_name=job_name, statuses=statuses), limit=1))
+
+
 def _closing_run(instance: dg.DagsterInstance, paths: DataPaths, status: GridStatus) -> PlannedRun | None:
     """Once every trial has a current result: the leaderboard, unless it ranks exactly these results; then,
     for a search that goes on, the run that closes its round and proposes the next."""
@@ -160,6 +167,10 @@ def _closing_run(instance: dg.DagsterInstance, paths: DataPaths, status: GridSta
     ranked = latest.asset_materialization.metadata.get("results_digest") if latest and latest.asset_materialization else None
     if ranked is None or ranked.value != digest:
         return PlannedRun("leaderboard_job", f"leaderboard:{digest}")
+    report = instance.get_latest_materialization_event(dg.AssetKey("sweep_report"))
+    if (report is None or report.timestamp < latest.timestamp) and not _in_flight(instance, "leaderboard_job"):
+        # The run that ranked stopped before its report: the report alone.
+        return PlannedRun("report_job", f"report:{latest.timestamp}")
     if search_continues(paths, status.manifest, status.fingerprint):
         # The leaderboard ranks the whole round: time to close it and propose the next.
         return PlannedRun("search_job", f"search:{digest}")

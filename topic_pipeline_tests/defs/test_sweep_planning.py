@@ -211,3 +211,21 @@ def test_a_search_round_run_under_the_first_form_of_keys_closes_after_the_upgrad
         closed = SearchState.load(paths.search_state)
         assert closed.rounds[0].best_key == trials[-1].key  # the highest score, under its current key
         assert len(closed.rounds) == 2 and all(key in closed.trials for key in closed.rounds[1].trial_keys)
+
+
+def test_a_leaderboard_without_its_report_gets_the_report_alone(tmp_path):
+    """A run that ranked but stopped before writing its report: the planner asks for the report, once."""
+    from topic_pipeline.defs.planning import _closing_run
+    from topic_pipeline.domain.results import results_digest
+    from topic_pipeline.storage.paths import DataPaths
+    from topic_pipeline.workflow.trials import GridStatus
+
+    manifest = {"grid_fingerprint": "g", "grid": {}, "trials": {}}
+    status = GridStatus(manifest=manifest, fingerprint="f", ready_sets=set(), unready_sets=[], results={})
+    digest = results_digest("g", "f", {})
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization("leaderboard", metadata={"results_digest": digest}))
+        planned = _closing_run(instance, DataPaths(tmp_path), status)
+        assert planned is not None and planned.job_name == "report_job"
+        instance.report_runless_asset_event(dg.AssetMaterialization("sweep_report"))
+        assert _closing_run(instance, DataPaths(tmp_path), status) is None
