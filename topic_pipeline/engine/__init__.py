@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from topic_pipeline.lazy_exports import lazy_exports
 
 # Each public name, by the module that defines it. A name is imported from its module on first use, so
 # importing one module of the folder does not import the others (a worker process imports the fast path only).
@@ -21,18 +20,4 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 }
 # Not here: ``bertopic_model.bertopic_model``, whose name is its module's (``from topic_pipeline.engine import
 # bertopic_model`` gives the module).
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = [name for names in _EXPORTS.values() for name in names]
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
