@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 THRESHOLDS = [0.0, 0.1, 0.2, 0.3, 0.5]
 
 
@@ -40,8 +38,13 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="topic-pipeline-outlier-cost-"))
     texts = list(generate_demo_corpus(n_docs=args.docs, n_topics=12).texts)
     (params,) = ParamGrid.from_mapping({}).trials()
-    embedded = embed_corpus(texts, f"demo-{args.docs}", params.embedding_set, EmbeddingCache(workdir / "embeddings"),
-                            EmbeddingSettings(local_files_only=True))
+    embedded = embed_corpus(
+        texts,
+        f"demo-{args.docs}",
+        params.embedding_set,
+        EmbeddingCache(workdir / "embeddings"),
+        EmbeddingSettings(local_files_only=True),
+    )
     embeddings = embedded.embeddings
     spec = ReductionSpec(params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist, 42)
 
@@ -57,22 +60,37 @@ def main(argv: list[str] | None = None) -> None:
     )
     clusterer = TreeClusterer(reduction)
     clusters, hdbscan_seconds = timed(
-        lambda: clusterer.labels(params.hdbscan_min_cluster_size, params.hdbscan_min_samples,
-                                 params.hdbscan_cluster_selection_epsilon)
+        lambda: clusterer.labels(
+            params.hdbscan_min_cluster_size, params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon
+        )
     )
     labels = renumber_by_frequency(clusters)
 
     def clustering():
         # A fresh one per call: the models it fits for the c-TF-IDF strategies are kept in it.
-        return Clustering(clusters, labels, embeddings, texts, clusterer.data, params.hdbscan_min_cluster_size,
-                          params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon, "none")
+        return Clustering(
+            clusters,
+            labels,
+            embeddings,
+            texts,
+            clusterer.data,
+            params.hdbscan_min_cluster_size,
+            params.hdbscan_min_samples,
+            params.hdbscan_cluster_selection_epsilon,
+            "none",
+        )
+
     vectorizer = vectorizer_params(params.n_gram_max)
 
-    print(f"{len(texts)} documents, {int(labels.max()) + 1} topics, {int((labels == -1).sum())} outliers "
-          f"({(labels == -1).mean():.1%})")
+    print(
+        f"{len(texts)} documents, {int(labels.max()) + 1} topics, {int((labels == -1).sum())} outliers "
+        f"({(labels == -1).mean():.1%})"
+    )
     print(f"UMAP reduction {umap_seconds:.2f} s, HDBSCAN labels (tree built) {hdbscan_seconds:.3f} s")
-    print(f"{'strategy':15s} {'1 threshold s':>14s} {f'{len(THRESHOLDS)} thresholds s':>15s} {'per further s':>14s} "
-          f"{'outliers left at ' + '/'.join(f'{t:g}' for t in THRESHOLDS)}")
+    print(
+        f"{'strategy':15s} {'1 threshold s':>14s} {f'{len(THRESHOLDS)} thresholds s':>15s} {'per further s':>14s} "
+        f"{'outliers left at ' + '/'.join(f'{t:g}' for t in THRESHOLDS)}"
+    )
     for strategy in OUTLIER_STRATEGIES:
         needs = vectorizer if strategy in VECTORIZER_STRATEGIES else None
         reduce_outliers(clustering(), strategy, [0.0], needs)  # warm-up

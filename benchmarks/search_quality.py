@@ -30,13 +30,16 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="make benchmark-search ARGS=...", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="make benchmark-search ARGS=...", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=3000)
     parser.add_argument("--topics", type=int, default=12)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-exhaustive", action="store_true", help="run only (b) and (c)")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the benchmark's files here (default: a temp dir)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep the benchmark's files here (default: a temp dir)"
+    )
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="topic-pipeline-search-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -44,19 +47,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _run(args, workdir: Path) -> None:
-    from topic_pipeline.inputs.corpus import Corpus
-    from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
-    from topic_pipeline.engine.fast import EmbeddingSource, WorkerPool
-    from topic_pipeline.inputs.grid import ParamGrid
+    from topic_pipeline.domain.results import inputs_fingerprint
     from topic_pipeline.domain.trials import DEFAULT_GRID, TrialParams
+    from topic_pipeline.engine.fast import EmbeddingSource, WorkerPool
+    from topic_pipeline.engine.sweep import LabelledSample, run_trials
+    from topic_pipeline.inputs.corpus import Corpus
+    from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
+    from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
+    from topic_pipeline.inputs.grid import ParamGrid
     from topic_pipeline.inputs.ground_truth import GroundTruth
     from topic_pipeline.scoring.confidence import trust_summary
     from topic_pipeline.scoring.holdout import split_labels
     from topic_pipeline.scoring.leaderboard import build_leaderboard, stability_markdown
-    from topic_pipeline.domain.results import inputs_fingerprint
-    from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
     from topic_pipeline.search.coarse_to_fine import SearchSpec, exhaustive_grid, run_search
-    from topic_pipeline.engine.sweep import LabelledSample, run_trials
 
     print(f"workdir: {workdir}")
     sample = generate_demo_corpus(n_docs=args.docs, n_topics=args.topics)
@@ -65,8 +68,14 @@ def _run(args, workdir: Path) -> None:
     positions, classes = labels.aligned(corpus.ids)
     split = split_labels(labels)
     labelled = LabelledSample(positions, classes, split.mask(corpus.ids[positions]))
-    fingerprint = inputs_fingerprint(corpus.content_hash, labels.content_hash, 42, "english",
-                                     holdout_fraction=split.fraction, holdout_seed=split.seed)
+    fingerprint = inputs_fingerprint(
+        corpus.content_hash,
+        labels.content_hash,
+        42,
+        "english",
+        holdout_fraction=split.fraction,
+        holdout_seed=split.seed,
+    )
     spec = SearchSpec()
     print(f"corpus: {len(corpus)} documents, {labels.n_clusters} labelled topics, {split.describe()}")
     if split.warning:
@@ -75,7 +84,9 @@ def _run(args, workdir: Path) -> None:
     embedding_set = TrialParams.from_dict({k: v[0] for k, v in DEFAULT_GRID.items()}).embedding_set
     cache = EmbeddingCache(workdir / "embeddings")
     started = time.perf_counter()
-    embedded = embed_corpus(corpus.texts, corpus.content_hash, embedding_set, cache, EmbeddingSettings(local_files_only=True))
+    embedded = embed_corpus(
+        corpus.texts, corpus.content_hash, embedding_set, cache, EmbeddingSettings(local_files_only=True)
+    )
     print(f"embeddings: {embedded.embeddings.shape} in {time.perf_counter() - started:.1f}s")
     sources = {embedding_set.key: EmbeddingSource(str(cache.path(embedded.cache_key)), embedded.cache_key, len(corpus))}
 
@@ -88,8 +99,20 @@ def _run(args, workdir: Path) -> None:
                 results[scored.result.key] = scored.result
                 scores[scored.result.key] = scored.result.metrics.get("ari") if scored.result.status == "ok" else None
 
-            run_trials([(t.key, t) for t in trials], sources, corpus.texts, labelled, fingerprint, 42, "english",
-                       cache_dir, collect, engine=engine, workers=args.workers, pool=pool)
+            run_trials(
+                [(t.key, t) for t in trials],
+                sources,
+                corpus.texts,
+                labelled,
+                fingerprint,
+                42,
+                "english",
+                cache_dir,
+                collect,
+                engine=engine,
+                workers=args.workers,
+                pool=pool,
+            )
             execute.results.update(results)
             return scores
 
@@ -102,15 +125,19 @@ def _run(args, workdir: Path) -> None:
     run_defaults = executor(workdir / "cache-defaults", engine="reference")
     started = time.perf_counter()
     default_score = run_defaults(defaults)[defaults[0].key]
-    rows.append(("(c) BERTopic defaults (one plain fit)", 1, time.perf_counter() - started, default_score, defaults[0].key))
+    rows.append(
+        ("(c) BERTopic defaults (one plain fit)", 1, time.perf_counter() - started, default_score, defaults[0].key)
+    )
 
     # (b) the default search: its rounds share one warm worker pool, as in one process they can.
     started, wall_started = time.perf_counter(), time.time()
 
     def report(state) -> None:
         finished = [r for r in state.rounds if r.finished_at is not None][-1]
-        print(f"  round {finished.number} ({finished.kind}, {len(finished.trial_keys)} trials) done at "
-              f"{time.perf_counter() - started:.0f}s, best ARI so far {finished.best_score}")
+        print(
+            f"  round {finished.number} ({finished.kind}, {len(finished.trial_keys)} trials) done at "
+            f"{time.perf_counter() - started:.0f}s, best ARI so far {finished.best_score}"
+        )
 
     with WorkerPool(args.workers) as pool:
         run_searched = executor(workdir / "cache-search", pool=pool)
@@ -119,10 +146,26 @@ def _run(args, workdir: Path) -> None:
     search_phase = [k for r in state.rounds if r.kind != "stability" for k in r.trial_keys]
     search_phase_seconds = max(r.finished_at for r in state.rounds if r.kind != "stability") - wall_started
     best_key = max((k for k in search_phase if scores.get(k) is not None), key=lambda k: scores[k])
-    rows.insert(0, (f"(b) default search, {len(state.rounds)} rounds incl. stability", len(state.trials), search_seconds,
-                    scores[best_key], best_key))
-    rows.insert(1, ("    of which the search rounds (no stability)", len(search_phase), search_phase_seconds,
-                    scores[best_key], best_key))
+    rows.insert(
+        0,
+        (
+            f"(b) default search, {len(state.rounds)} rounds incl. stability",
+            len(state.trials),
+            search_seconds,
+            scores[best_key],
+            best_key,
+        ),
+    )
+    rows.insert(
+        1,
+        (
+            "    of which the search rounds (no stability)",
+            len(search_phase),
+            search_phase_seconds,
+            scores[best_key],
+            best_key,
+        ),
+    )
     print(f"search stopped: {state.stop_reason}")
     _report_outlier_round(state, scores)
 
@@ -133,7 +176,9 @@ def _run(args, workdir: Path) -> None:
             exhaustive_scores = executor(workdir / "cache-exhaustive", pool=pool)(exhaustive)
         seconds = time.perf_counter() - started
         best = max((k for k, v in exhaustive_scores.items() if v is not None), key=lambda k: exhaustive_scores[k])
-        rows.insert(0, ("(a) exhaustive grid over the search space", len(exhaustive), seconds, exhaustive_scores[best], best))
+        rows.insert(
+            0, ("(a) exhaustive grid over the search space", len(exhaustive), seconds, exhaustive_scores[best], best)
+        )
 
     print()
     print(f"{'':52s} {'trials':>7s} {'wall s':>8s} {'best ARI':>9s}  best trial")
@@ -141,19 +186,25 @@ def _run(args, workdir: Path) -> None:
         print(f"{name:52s} {count:7d} {seconds:8.1f} {best_score:9.4f}  {key}")
     if not args.skip_exhaustive:
         exhaustive_seconds, exhaustive_best = rows[0][2], rows[0][3]
-        print(f"\n(b) time / (a) time: {search_seconds / exhaustive_seconds:.3f} (search rounds only: "
-              f"{search_phase_seconds / exhaustive_seconds:.3f}); (a) best ARI - (b) best ARI: "
-              f"{exhaustive_best - scores[best_key]:+.4f}")
+        print(
+            f"\n(b) time / (a) time: {search_seconds / exhaustive_seconds:.3f} (search rounds only: "
+            f"{search_phase_seconds / exhaustive_seconds:.3f}); (a) best ARI - (b) best ARI: "
+            f"{exhaustive_best - scores[best_key]:+.4f}"
+        )
     frame = build_leaderboard(state.trials, run_searched.results, rank_by="ari", rounds=state.round_of())
     print("\nstability of the top configurations (5 UMAP seeds):")
     print(stability_markdown(frame, "ari"))
     trust = trust_summary(frame, "ari", split)
     if trust and trust["heldout_score"] is not None:
         top = run_searched.results[best_key].metrics
-        print(f"\nwinner's curse, (b): top trial {best_key}: selection ARI {top['ari']:.4f}, held-out ARI "
-              f"{top['heldout_ari']:.4f} ({top['ari'] - top['heldout_ari']:+.4f})")
-        print(f"recommended configuration {trust['recommended_configuration']} ({trust['seeds']} seed(s)): selection ARI "
-              f"{trust['selection_score']:.4f}, held-out ARI {trust['heldout_score']:.4f} ({trust['gap']:+.4f})")
+        print(
+            f"\nwinner's curse, (b): top trial {best_key}: selection ARI {top['ari']:.4f}, held-out ARI "
+            f"{top['heldout_ari']:.4f} ({top['ari'] - top['heldout_ari']:+.4f})"
+        )
+        print(
+            f"recommended configuration {trust['recommended_configuration']} ({trust['seeds']} seed(s)): selection ARI "
+            f"{trust['selection_score']:.4f}, held-out ARI {trust['heldout_score']:.4f} ({trust['gap']:+.4f})"
+        )
 
 
 def _report_outlier_round(state, scores: dict) -> None:
@@ -176,16 +227,25 @@ def _report_outlier_round(state, scores: dict) -> None:
     print(f"outlier reduction (round {rounds[0].number}, {len(rounds[0].trial_keys)} trials):")
     for base, tried in variants.items():
         score, params = max(tried, key=lambda item: item[0])
-        print(f"  {base}: ARI {scores[base]:.4f} without, {score:.4f} with {params.outlier_reduction} at "
-              f"{params.outlier_threshold:g} ({score - scores[base]:+.4f})")
-    before = [scores[k] for r in state.rounds if r.number < rounds[0].number and r.kind != "stability"
-              for k in r.trial_keys if scores.get(k) is not None]
+        print(
+            f"  {base}: ARI {scores[base]:.4f} without, {score:.4f} with {params.outlier_reduction} at "
+            f"{params.outlier_threshold:g} ({score - scores[base]:+.4f})"
+        )
+    before = [
+        scores[k]
+        for r in state.rounds
+        if r.number < rounds[0].number and r.kind != "stability"
+        for k in r.trial_keys
+        if scores.get(k) is not None
+    ]
     after = [score for tried in variants.values() for score, _ in tried]
     if before and after:
         gain = max(after) - max(before)
         verdict = "helped" if gain > 0 else "did not help"
-        print(f"  outlier reduction {verdict}: best ARI {max(before):.4f} before the round, {max(before + after):.4f} "
-              f"after ({gain:+.4f})")
+        print(
+            f"  outlier reduction {verdict}: best ARI {max(before):.4f} before the round, {max(before + after):.4f} "
+            f"after ({gain:+.4f})"
+        )
 
 
 if __name__ == "__main__":

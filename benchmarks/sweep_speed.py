@@ -18,6 +18,7 @@ and the peak memory (resident set, summed over the whole process tree).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -58,10 +59,8 @@ class TreeMemorySampler:
     def _children(pid: int) -> list[int]:
         found = []
         for task in Path(f"/proc/{pid}/task").glob("*"):
-            try:
+            with contextlib.suppress(OSError):
                 found += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
         return found
 
     @staticmethod
@@ -102,22 +101,26 @@ _worker_state: dict[str, object] = {}
 
 
 def _init_common_worker(embeddings_path: str, texts: list[str], positions: np.ndarray, classes: np.ndarray) -> None:
-    _worker_state.update(embeddings=np.load(embeddings_path, allow_pickle=False), texts=texts, positions=positions, classes=classes)
+    _worker_state.update(
+        embeddings=np.load(embeddings_path, allow_pickle=False), texts=texts, positions=positions, classes=classes
+    )
 
 
 def _common_trial(params_dict: dict) -> tuple[str, dict[str, float] | None, str | None]:
     """What a script does per combination: a full BERTopic fit, then the score."""
     from topic_pipeline.domain.trials import TrialParams
-    from topic_pipeline.scoring.metrics import score
     from topic_pipeline.engine.reference import run_reference_trial
+    from topic_pipeline.scoring.metrics import score
 
     params = TrialParams.from_dict(params_dict)
     try:
         outcome = run_reference_trial(_worker_state["embeddings"], _worker_state["texts"], params, seed=42)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return params.key, None, repr(exc)
     labels = outcome.labels
-    metrics = score(_worker_state["classes"], labels[_worker_state["positions"]], topic_count=len(np.unique(labels[labels >= 0])))
+    metrics = score(
+        _worker_state["classes"], labels[_worker_state["positions"]], topic_count=len(np.unique(labels[labels >= 0]))
+    )
     return params.key, metrics, None
 
 
@@ -133,25 +136,32 @@ def _step_seconds(instance) -> dict[str, float]:
 
 def common_approach(embeddings_path: Path, texts: list[str], positions, classes, trials, workers: int):
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_common_worker,
-                             initargs=(str(embeddings_path), texts, positions, classes)) as pool:
-        results = {key: (metrics, error) for key, metrics, error in pool.map(_common_trial, [t.to_dict() for t in trials])}
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_common_worker, initargs=(str(embeddings_path), texts, positions, classes)
+    ) as pool:
+        results = {
+            key: (metrics, error) for key, metrics, error in pool.map(_common_trial, [t.to_dict() for t in trials])
+        }
     return results, time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="make benchmark ARGS=...", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="make benchmark ARGS=...", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=int, default=5000)
     parser.add_argument("--topics", type=int, default=12)
     parser.add_argument("--grid", choices=("issue", "quick"), default="issue")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-baseline", action="store_true", help="time only the pipeline's sweep (for scale runs)")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the benchmark's files here (default: a temp dir)")
     parser.add_argument(
-        "--cold-compile-cache", action="store_true",
+        "--workdir", type=Path, default=None, help="keep the benchmark's files here (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--cold-compile-cache",
+        action="store_true",
         help="start (a) and (b) from an empty numba cache, as the first sweep after installing does "
-             "(default: numba's cache as earlier runs on this machine left it)",
+        "(default: numba's cache as earlier runs on this machine left it)",
     )
     args = parser.parse_args(argv)
 
@@ -172,11 +182,11 @@ def _run(args, workdir: Path, grid: dict) -> None:
     import dagster as dg
 
     from topic_pipeline.inputs.corpus import Corpus
+    from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
     from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
     from topic_pipeline.inputs.grid import ParamGrid
     from topic_pipeline.inputs.ground_truth import GroundTruth
     from topic_pipeline.storage.results import ResultStore
-    from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
 
     print(f"workdir: {workdir}")
     sample = generate_demo_corpus(n_docs=args.docs, n_topics=args.topics)
@@ -188,28 +198,39 @@ def _run(args, workdir: Path, grid: dict) -> None:
     connection.close()
     (workdir / "ground_truth.json").write_text(json.dumps(sample.ground_truth()))
     (workdir / "grid.json").write_text(json.dumps(grid))
-    os.environ.update({
-        "TOPIC_PIPELINE_DATA_DIR": str(workdir / "data"),
-        "TOPIC_PIPELINE_DATABASE_URL": f"sqlite:///{database}",
-        "TOPIC_PIPELINE_GROUND_TRUTH": str(workdir / "ground_truth.json"),
-        "TOPIC_PIPELINE_GRID": str(workdir / "grid.json"),
-        "TOPIC_PIPELINE_WORKERS": str(args.workers),
-        "HF_HUB_OFFLINE": "1",
-    })
+    os.environ.update(
+        {
+            "TOPIC_PIPELINE_DATA_DIR": str(workdir / "data"),
+            "TOPIC_PIPELINE_DATABASE_URL": f"sqlite:///{database}",
+            "TOPIC_PIPELINE_GROUND_TRUTH": str(workdir / "ground_truth.json"),
+            "TOPIC_PIPELINE_GRID": str(workdir / "grid.json"),
+            "TOPIC_PIPELINE_WORKERS": str(args.workers),
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
     corpus = Corpus(np.asarray(sample.ids, dtype=np.int64), list(sample.texts))
     labels = GroundTruth.from_mapping(sample.ground_truth())
     positions, classes = labels.aligned(corpus.ids)
     trials = ParamGrid.from_mapping(grid).trials()
-    print(f"corpus: {len(corpus)} documents, {labels.n_clusters} labelled topics, {len(labels.cluster_of)} labelled; grid: {len(trials)} trials")
+    print(
+        f"corpus: {len(corpus)} documents, {labels.n_clusters} labelled topics, {len(labels.cluster_of)} labelled; grid: {len(trials)} trials"
+    )
 
     # Embeddings first, outside both clocks, into the cache the pipeline itself reads.
     from topic_pipeline.storage.paths import DataPaths
 
     paths = DataPaths(workdir / "data")
     t0 = time.perf_counter()
-    embedded = embed_corpus(corpus.texts, corpus.content_hash, trials[0].embedding_set, EmbeddingCache(paths.embeddings),
-                            EmbeddingSettings(local_files_only=True))
-    print(f"embeddings: {embedded.embeddings.shape} in {time.perf_counter() - t0:.1f}s ({'cached' if embedded.from_cache else embedded.device})")
+    embedded = embed_corpus(
+        corpus.texts,
+        corpus.content_hash,
+        trials[0].embedding_set,
+        EmbeddingCache(paths.embeddings),
+        EmbeddingSettings(local_files_only=True),
+    )
+    print(
+        f"embeddings: {embedded.embeddings.shape} in {time.perf_counter() - t0:.1f}s ({'cached' if embedded.from_cache else embedded.device})"
+    )
     embeddings_path = EmbeddingCache(paths.embeddings).path(embedded.cache_key)
 
     # (b) the pipeline, as users launch it.
@@ -241,14 +262,18 @@ def _run(args, workdir: Path, grid: dict) -> None:
     mismatches: list[str] = []
     if not args.skip_baseline:
         with TreeMemorySampler() as memory:
-            common, common_seconds = common_approach(embeddings_path, corpus.texts, positions, classes, trials, args.workers)
+            common, common_seconds = common_approach(
+                embeddings_path, corpus.texts, positions, classes, trials, args.workers
+            )
         rows.insert(0, ("(a) common approach (BERTopic per trial, process pool)", common_seconds, memory.peak_bytes))
         for trial in trials:
             metrics, error = common[trial.key]
             ours = pipeline[trial.key]
             if metrics is None or ours is None or ours.status != "ok":
                 if (metrics is None) != (ours is None or ours.status != "ok"):
-                    mismatches.append(f"{trial.key}: common {'failed: ' + str(error) if metrics is None else 'ok'}, pipeline {ours.status if ours else 'missing'}")
+                    mismatches.append(
+                        f"{trial.key}: common {'failed: ' + str(error) if metrics is None else 'ok'}, pipeline {ours.status if ours else 'missing'}"
+                    )
                 continue
             for name in COMPARED_METRICS:
                 # (a) scores every labelled document; with a held-out split the pipeline's plain names cover
@@ -258,14 +283,19 @@ def _run(args, workdir: Path, grid: dict) -> None:
                     mismatches.append(f"{trial.key}: {name} common {metrics[name]:.6f} pipeline {theirs:.6f}")
 
     print()
-    print("(b)'s steps, summed over its runs: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in step_seconds.items()))
+    print(
+        "(b)'s steps, summed over its runs: "
+        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in step_seconds.items())
+    )
     print(f"{'':58s} {'wall s':>9s} {'trials/min':>11s} {'peak RSS':>10s}")
     for name, seconds, peak in rows:
         print(f"{name:58s} {seconds:9.1f} {len(trials) / seconds * 60:11.1f} {peak / 2**30:8.2f} GiB")
     if not args.skip_baseline:
         print(f"\nspeed-up (a)/(b): {rows[0][1] / rows[1][1]:.1f}x")
         disagreeing = {line.split(":")[0] for line in mismatches}
-        print(f"metrics agree on {len(trials) - len(disagreeing)}/{len(trials)} trials" + ("" if not mismatches else ":"))
+        print(
+            f"metrics agree on {len(trials) - len(disagreeing)}/{len(trials)} trials" + ("" if not mismatches else ":")
+        )
         for line in mismatches[:20]:
             print("  MISMATCH", line)
     if failed:

@@ -21,6 +21,7 @@ It exits once the group is empty: with the command's status, or 128 + the signal
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -72,10 +73,8 @@ def _group_is_empty(group: int) -> bool:
 
 
 def _signal_group(group: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signum)
-    except ProcessLookupError:
-        pass
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import dagster as dg
 
-
 from topic_pipeline._compat.dagster import forget_job_definitions
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.processes import Stopped, call_in_thread, check_writable, exclusive_sweep, stopped_on_signal
@@ -57,8 +56,10 @@ def export_job() -> dg.JobDefinition:
     return _job("export_job")
 
 
-_JOBS = {fn.__name__: fn for fn in (refresh_inputs_job, embeddings_job, trials_job, leaderboard_job, report_job, search_job,
-                                    export_job)}
+_JOBS = {
+    fn.__name__: fn
+    for fn in (refresh_inputs_job, embeddings_job, trials_job, leaderboard_job, report_job, search_job, export_job)
+}
 
 
 def _root_cause(error) -> str:
@@ -167,8 +168,14 @@ class TrialsProgress:
 
             description = "trials" if progress.round is None else f"round {progress.round}"
             # Trials already done when the bar first shows (a resumed batch) are its start, not its speed.
-            self._bar = tqdm(total=progress.total, initial=progress.done, desc=f"  {description}", unit="trial",
-                             file=sys.stdout, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=progress.total,
+                initial=progress.done,
+                desc=f"  {description}",
+                unit="trial",
+                file=sys.stdout,
+                dynamic_ncols=True,
+            )
         self._bar.update(progress.done - self._bar.n)
         self._bar.set_postfix_str(progress.best_text() + (f", {progress.failed} failed" if progress.failed else ""))
 
@@ -256,9 +263,9 @@ def _execute_job(instance: dg.DagsterInstance, job_name: str, tags: dict[str, st
 
 def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) -> None:
     """Execute what the sweep sensor would launch (only ``jobs`` if given), until nothing is left."""
+    from topic_pipeline.definitions import build_resources
     from topic_pipeline.defs.planning import plan_next_runs
     from topic_pipeline.defs.recovery import recover_interrupted_runs
-    from topic_pipeline.definitions import build_resources
     from topic_pipeline.settings import Settings
 
     resources = build_resources(Settings.load())
@@ -283,10 +290,10 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
     """Print the top of the leaderboard; ``while_sweeping_elsewhere`` adds a note when a sweep is running."""
     import pandas as pd
 
-    from topic_pipeline.storage.paths import DataPaths
+    from topic_pipeline.processes import running_sweep
     from topic_pipeline.scoring.confidence import trust_lines
     from topic_pipeline.scoring.leaderboard import read_leaderboard_trust, read_leaderboard_warnings
-    from topic_pipeline.processes import running_sweep
+    from topic_pipeline.storage.paths import DataPaths
 
     paths = DataPaths()
     path = paths.leaderboard / "leaderboard.csv"
@@ -296,8 +303,18 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
             "Run `topic-pipeline sweep` (`make demo` on the embedded sample) first."
         )
     frame = pd.read_csv(path)
-    columns = ["rank", "trial", "status", "ari", "heldout_ari", "ami", "f1_macro", "outlier_fraction", "topic_count",
-               "seed_averaged"]
+    columns = [
+        "rank",
+        "trial",
+        "status",
+        "ari",
+        "heldout_ari",
+        "ami",
+        "f1_macro",
+        "outlier_fraction",
+        "topic_count",
+        "seed_averaged",
+    ]
     with pd.option_context("display.width", 200, "display.max_colwidth", 70):
         print(frame[[c for c in columns if c in frame]].head(limit).to_string(index=False))
     trust = trust_lines(read_leaderboard_trust(paths))
@@ -316,8 +333,10 @@ def _sweep_places() -> dict[str, Path]:
     """What two sweeps must not share: the Dagster instance and the data directory."""
     from topic_pipeline.storage.paths import DataPaths
 
-    return {"Dagster instance (DAGSTER_HOME)": Path(os.environ["DAGSTER_HOME"]),
-            "data directory (TOPIC_PIPELINE_DATA_DIR)": DataPaths().root}
+    return {
+        "Dagster instance (DAGSTER_HOME)": Path(os.environ["DAGSTER_HOME"]),
+        "data directory (TOPIC_PIPELINE_DATA_DIR)": DataPaths().root,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -330,8 +349,12 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("--serialization", default="safetensors", choices=("safetensors", "pytorch", "pickle"))
     export.add_argument("--target-dir", default="", help="default: <data dir>/models/<trial key>")
     for command in (sweep, export):
-        command.add_argument("--verbose", action="store_true", help="show Dagster's event log here instead of in a log file")
-    commands.add_parser("compile", help="compile UMAP's and NNDescent's numba code into the cache (make setup does it once)")
+        command.add_argument(
+            "--verbose", action="store_true", help="show Dagster's event log here instead of in a log file"
+        )
+    commands.add_parser(
+        "compile", help="compile UMAP's and NNDescent's numba code into the cache (make setup does it once)"
+    )
     args = parser.parse_args(argv)
     try:
         # SIGTERM or Ctrl-C stops this command and everything it started, wherever they are.
@@ -389,8 +412,10 @@ def finish_sweep(seconds: float) -> None:
     path = DataPaths().leaderboard / "leaderboard.csv"
     outcomes = trial_outcomes(pd.read_csv(path)) if path.exists() else None
     if outcomes is not None and outcomes.all_failed:
-        raise SystemExit(f"Sweep failed after {seconds:.0f} s: {outcomes.failure_line()}. "
-                         f"Each trial's error is in {path}, column 'error'.")
+        raise SystemExit(
+            f"Sweep failed after {seconds:.0f} s: {outcomes.failure_line()}. "
+            f"Each trial's error is in {path}, column 'error'."
+        )
     print(f"Sweep finished in {seconds:.0f} s.\n")
     print_leaderboard()
 
@@ -405,7 +430,9 @@ def _export(instance: dg.DagsterInstance, args: argparse.Namespace) -> None:
     _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": config}}})
     event = instance.get_latest_materialization_event(dg.AssetKey("topic_model"))
     metadata = event.asset_materialization.metadata
-    print(f"exported {metadata['trial'].value} ({args.serialization}, {metadata['size_bytes'].value} bytes): {metadata['path'].value}")
+    print(
+        f"exported {metadata['trial'].value} ({args.serialization}, {metadata['size_bytes'].value} bytes): {metadata['path'].value}"
+    )
     if metadata["warnings"].value != "none":
         print(f"WARNING: {metadata['warnings'].value}")
 

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.defs.resources.database import DocumentsDatabase
 from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.settings import Settings
 from topic_pipeline.storage.files import read_user_text
-
 
 # Data versions on outputs are a beta API in Dagster 1.13; they are what makes staleness follow content hashes.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)

@@ -143,7 +143,7 @@ def call_in_thread(function: Callable[[], T]) -> T:
     def target() -> None:
         try:
             outcome["value"] = function()
-        except BaseException as error:  # noqa: BLE001 - raised again in the caller's thread
+        except BaseException as error:
             outcome["error"] = error
 
     worker = threading.Thread(target=target, name="run", daemon=True)
@@ -214,7 +214,9 @@ def _holder(lock: Path) -> str:
 
 
 @contextlib.contextmanager
-def exclusive_sweep(places: dict[str, Path], wait_seconds: float | None = None, poll_seconds: float = 1.0) -> Iterator[None]:
+def exclusive_sweep(
+    places: dict[str, Path], wait_seconds: float | None = None, poll_seconds: float = 1.0
+) -> Iterator[None]:
     """Hold the sweep lock of every place (what -> folder), waiting for another sweep that holds one.
 
     The locks are ``flock``s: the kernel releases them when their holder exits, killed or not, so a
@@ -229,7 +231,7 @@ def exclusive_sweep(places: dict[str, Path], wait_seconds: float | None = None, 
     with contextlib.ExitStack() as held:
         for folder, what in sorted(folders.items(), key=lambda item: str(item[0])):
             lock = folder / SWEEP_LOCK_FILE
-            stream = held.enter_context(open(lock, "a+", encoding="utf-8"))  # noqa: SIM115 - closed by the stack
+            stream = held.enter_context(open(lock, "a+", encoding="utf-8"))
             deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
             announced = False
             while True:
@@ -238,8 +240,12 @@ def exclusive_sweep(places: dict[str, Path], wait_seconds: float | None = None, 
                     break
                 except BlockingIOError:
                     if not announced:
-                        print(f"Another sweep is running on this {what} ({folder}): {_holder(lock)}. "
-                              "Waiting for it to finish (Ctrl-C to stop waiting).", file=sys.stderr, flush=True)
+                        print(
+                            f"Another sweep is running on this {what} ({folder}): {_holder(lock)}. "
+                            "Waiting for it to finish (Ctrl-C to stop waiting).",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         announced = True
                     if deadline is not None and time.monotonic() > deadline:
                         raise TimeoutError(f"another sweep still holds {lock} ({_holder(lock)})") from None
@@ -248,8 +254,15 @@ def exclusive_sweep(places: dict[str, Path], wait_seconds: float | None = None, 
                 print(f"The other sweep on this {what} has finished; going on.", file=sys.stderr, flush=True)
             stream.seek(0)
             stream.truncate()
-            stream.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                     "started": dt.datetime.now().astimezone().isoformat(timespec="seconds")}))
+            stream.write(
+                json.dumps(
+                    {
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                    }
+                )
+            )
             stream.flush()
         yield
 

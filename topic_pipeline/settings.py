@@ -46,63 +46,109 @@ class Settings(BaseSettings):
     """The pipeline's settings. Empty variables count as unset (their default applies)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TOPIC_PIPELINE_", case_sensitive=True, env_ignore_empty=True, extra="ignore", frozen=True,
+        env_prefix="TOPIC_PIPELINE_",
+        case_sensitive=True,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
         populate_by_name=True,
     )
 
     # Where things are.
-    data_dir: Path = Field(Path("data"), description="caches, results, leaderboard, local MLflow store and demo data "
-                           "(layout: [configuration.md](configuration.md#the-data-directory))")
-    database_url: SecretStr = Field(SecretStr(""), description="SQLAlchemy URL of the source database "
-                                    "(`postgresql+psycopg2://…`); empty: the demo SQLite database. Only ever read")
+    data_dir: Path = Field(
+        Path("data"),
+        description="caches, results, leaderboard, local MLflow store and demo data "
+        "(layout: [configuration.md](configuration.md#the-data-directory))",
+    )
+    database_url: SecretStr = Field(
+        SecretStr(""),
+        description="SQLAlchemy URL of the source database "
+        "(`postgresql+psycopg2://…`); empty: the demo SQLite database. Only ever read",
+    )
     documents_table: str = Field("documents", description="table to export (a validated identifier, quoted)")
-    documents_query: str = Field("", description="one SELECT returning id and text, instead of a table; run in a "
-                                 "read-only transaction")
+    documents_query: str = Field(
+        "", description="one SELECT returning id and text, instead of a table; run in a read-only transaction"
+    )
     id_column: str = Field("id", description="id column")
     text_column: str = Field("text", description="text column; several (`title,body`) are joined with a blank line")
     date_column: str = Field("", description="publication-time column the export window filters on")
-    window_days: int = Field(0, ge=0, description="export the texts published in the N days before the run "
-                             "(the schedule's tick); 0: no window")
-    window_start: str = Field("", description="fixed window start: an ISO date or date-time, included (UTC unless "
-                              "an offset is given)")
+    window_days: int = Field(
+        0,
+        ge=0,
+        description="export the texts published in the N days before the run (the schedule's tick); 0: no window",
+    )
+    window_start: str = Field(
+        "", description="fixed window start: an ISO date or date-time, included (UTC unless an offset is given)"
+    )
     window_end: str = Field("", description="fixed window end: an ISO date or date-time, excluded")
-    ground_truth: Path | None = Field(None, description="the labelled sample, JSON `{\"<cluster id>\": [text ids]}`; "
-                                      "unset: the demo labels")
-    min_labels_found: float = Field(0.9, ge=0.0, le=1.0, description="share of the labelled ids the export must "
-                                    "hold; the others are left out of scoring (`1`: refuse any missing id)")
-    grid: Path | None = Field(None, description="grid JSON: an explicit grid or `{\"search\": \"auto\", …}`; "
-                              "unset: the default search")
-    max_grid_trials: int = Field(5_000, ge=1, description="most combinations a grid file may have; a larger grid is "
-                                 "refused before it is expanded")
+    ground_truth: Path | None = Field(
+        None, description='the labelled sample, JSON `{"<cluster id>": [text ids]}`; unset: the demo labels'
+    )
+    min_labels_found: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="share of the labelled ids the export must "
+        "hold; the others are left out of scoring (`1`: refuse any missing id)",
+    )
+    grid: Path | None = Field(
+        None, description='grid JSON: an explicit grid or `{"search": "auto", …}`; unset: the default search'
+    )
+    max_grid_trials: int = Field(
+        5_000,
+        ge=1,
+        description="most combinations a grid file may have; a larger grid is refused before it is expanded",
+    )
     # How trials are run and ranked.
-    rank_by: str = Field("ari", description="ranking metric: " + ", ".join(f"`{name}`" for name in METRIC_NAMES)
-                         + " (ties broken by the others, in this order)")
-    rank_by_stability: bool = Field(False, description="rank configurations run with several UMAP seeds by mean − "
-                                    "one std of the ranking metric first")
+    rank_by: str = Field(
+        "ari",
+        description="ranking metric: "
+        + ", ".join(f"`{name}`" for name in METRIC_NAMES)
+        + " (ties broken by the others, in this order)",
+    )
+    rank_by_stability: bool = Field(
+        False,
+        description="rank configurations run with several UMAP seeds by mean − one std of the ranking metric first",
+    )
     umap_seed: int = Field(42, ge=0, le=SEED_MAX, description="UMAP `random_state`")
-    holdout_fraction: float = Field(0.3, ge=0.0, lt=1.0, description="share of each class's labelled documents held "
-                                    "out from ranking and search (0: none)")
+    holdout_fraction: float = Field(
+        0.3,
+        ge=0.0,
+        lt=1.0,
+        description="share of each class's labelled documents held out from ranking and search (0: none)",
+    )
     holdout_seed: int = Field(42, ge=0, le=SEED_MAX, description="seed that picks the held-out documents")
-    stopwords_language: str = Field("english", description="`english`, or the path of a file with one stop word "
-                                    "per line")
-    engine: Literal["fast", "reference"] = Field("fast", description="`fast` (shared caches, worker pool) or "
-                                                 "`reference` (one plain BERTopic fit per trial)")
+    stopwords_language: str = Field(
+        "english", description="`english`, or the path of a file with one stop word per line"
+    )
+    engine: Literal["fast", "reference"] = Field(
+        "fast", description="`fast` (shared caches, worker pool) or `reference` (one plain BERTopic fit per trial)"
+    )
     workers: int = Field(0, ge=0, description="worker processes of the fast engine; 0: one per CPU core")
-    embedding_device: str = Field("auto", description="`auto` (cuda, then mps, then cpu), `cpu`, `cuda`, `cuda:N` "
-                                  "or `mps`")
+    embedding_device: str = Field(
+        "auto", description="`auto` (cuda, then mps, then cpu), `cpu`, `cuda`, `cuda:N` or `mps`"
+    )
     embedding_batch_size: int = Field(64, ge=1, description="encode batch size")
-    hf_hub_offline: bool = Field(False, validation_alias="HF_HUB_OFFLINE", description="load only local or cached "
-                                 "models (the Makefile sets 1)")
-    hf_token: SecretStr = Field(SecretStr(""), validation_alias="HF_TOKEN", description="Hugging Face token for the "
-                                "`hub_model` push (never logged)")
+    hf_hub_offline: bool = Field(
+        False, validation_alias="HF_HUB_OFFLINE", description="load only local or cached models (the Makefile sets 1)"
+    )
+    hf_token: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="HF_TOKEN",
+        description="Hugging Face token for the `hub_model` push (never logged)",
+    )
     # Tracking and execution.
-    mlflow_tracking_uri: SecretStr = Field(SecretStr(""), validation_alias="MLFLOW_TRACKING_URI", description="MLflow "
-                                           "tracking URI; empty: a SQLite store under the data directory")
+    mlflow_tracking_uri: SecretStr = Field(
+        SecretStr(""),
+        validation_alias="MLFLOW_TRACKING_URI",
+        description="MLflow tracking URI; empty: a SQLite store under the data directory",
+    )
     experiment: str = Field("topic_pipeline", min_length=1, description="MLflow experiment (one per pipeline)")
     mlflow_ui_url: str = Field("http://127.0.0.1:5000", description="base URL of the MLflow UI, for the trial links")
     executor: Literal["multiprocess", "k8s"] = Field("multiprocess", description="`k8s`: every step a Kubernetes Job")
-    k8s_executor_config: Path | None = Field(None, description="with `k8s`: the executor's YAML "
-                                             "(`deploy/k8s/executor.yaml`)")
+    k8s_executor_config: Path | None = Field(
+        None, description="with `k8s`: the executor's YAML (`deploy/k8s/executor.yaml`)"
+    )
 
     @field_validator("ground_truth", "grid", "k8s_executor_config")
     @classmethod
@@ -124,8 +170,10 @@ class Settings(BaseSettings):
     def _stopwords(cls, language: str) -> str:
         if language.lower() == "english" or Path(language).is_file():
             return language
-        raise ValueError("expected 'english' or the path of a file with one stop word per line "
-                         "(no such file; only English is built in)")
+        raise ValueError(
+            "expected 'english' or the path of a file with one stop word per line "
+            "(no such file; only English is built in)"
+        )
 
     @field_validator("rank_by")
     @classmethod
@@ -155,19 +203,25 @@ class Settings(BaseSettings):
             try:
                 dt.datetime.fromisoformat(value.strip())
             except ValueError:
-                raise ValueError("expected an ISO 8601 date or date-time (2024-05-01 or 2024-05-01T06:00:00+00:00)") from None
+                raise ValueError(
+                    "expected an ISO 8601 date or date-time (2024-05-01 or 2024-05-01T06:00:00+00:00)"
+                ) from None
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.executor == "k8s" and self.k8s_executor_config is None:
-            raise ValueError("TOPIC_PIPELINE_EXECUTOR=k8s needs TOPIC_PIPELINE_K8S_EXECUTOR_CONFIG, the path of the "
-                             "executor's YAML file (deploy/k8s/executor.yaml)")
+            raise ValueError(
+                "TOPIC_PIPELINE_EXECUTOR=k8s needs TOPIC_PIPELINE_K8S_EXECUTOR_CONFIG, the path of the "
+                "executor's YAML file (deploy/k8s/executor.yaml)"
+            )
         try:  # the export's identifiers, window and query, checked without connecting
             self.sql_source("sqlite://").statement()
         except TopicPipelineError as exc:
-            raise ValueError(f"documents export (TOPIC_PIPELINE_DOCUMENTS_TABLE or _QUERY, _ID_COLUMN, _TEXT_COLUMN, "
-                             f"_DATE_COLUMN, _WINDOW_*): {exc}") from None
+            raise ValueError(
+                f"documents export (TOPIC_PIPELINE_DOCUMENTS_TABLE or _QUERY, _ID_COLUMN, _TEXT_COLUMN, "
+                f"_DATE_COLUMN, _WINDOW_*): {exc}"
+            ) from None
         return self
 
     def sql_source(self, url: str, window_reference: dt.datetime | str | None = None):
@@ -230,7 +284,9 @@ def _explain(error: ValidationError, values: dict[str, str]) -> list[str]:
 def _range(field) -> str:
     """A numeric setting's bounds in words: "at least 0 and at most 4294967295"."""
     words = {"ge": "at least {}", "gt": "above {}", "le": "at most {}", "lt": "below {}"}
-    bounds = [words[kind].format(getattr(rule, kind)) for rule in field.metadata for kind in words if hasattr(rule, kind)]
+    bounds = [
+        words[kind].format(getattr(rule, kind)) for rule in field.metadata for kind in words if hasattr(rule, kind)
+    ]
     return " and ".join(bounds)
 
 

@@ -17,6 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REQUIRE_SERVICES = os.environ.get("TOPIC_PIPELINE_REQUIRE_SERVICES") == "1"
 
+
 def require_service(reason: str) -> None:
     """Skip a test whose service is absent, unless CI demands every service (then fail)."""
     if REQUIRE_SERVICES:
@@ -31,7 +32,7 @@ def postgres_test_database():
         import psycopg2
 
         connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=5)
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means the service is absent
+    except Exception as exc:
         require_service(f"PostgreSQL not reachable at 127.0.0.1:5432: {type(exc).__name__}: {str(exc).strip()}")
     connection.autocommit = True
     return connection
@@ -52,7 +53,9 @@ def service_process(command: list[str], log_path: Path, env: dict[str, str], cwd
     """A server started in its own process group, output to ``log_path``. Leaving the block stops the
     whole group (SIGTERM, then SIGKILL), so that the processes it started (runs, code servers) go too."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         yield process
     finally:

@@ -41,8 +41,12 @@ def _strings(node: Any):
 
 def referenced_variables(document: Any) -> set[str]:
     """Names of the variables a parsed compose document interpolates (comments never count)."""
-    return {match.group(2) or match.group(3) for text in _strings(document) for match in _VARIABLE.finditer(text)
-            if not match.group(1)}
+    return {
+        match.group(2) or match.group(3)
+        for text in _strings(document)
+        for match in _VARIABLE.finditer(text)
+        if not match.group(1)
+    }
 
 
 def interpolate(node: Any, environment: dict[str, str]) -> Any:

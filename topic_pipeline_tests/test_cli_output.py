@@ -2,24 +2,23 @@
 log file. The end-to-end sweep (e2e/test_sweep_faults.py) checks both on a real run."""
 
 import io
-import time
 import subprocess
 import sys
+import time
 from contextlib import redirect_stdout
 
-from topic_pipeline.cli import TrialsProgress, dagster_output_to
+from topic_pipeline.cli import TrialsProgress
 from topic_pipeline.engine.progress import SweepProgress
 
 
 def test_non_interactive_progress_prints_plain_lines_and_removes_its_file(tmp_path):
     path = tmp_path / "progress.json"
     shown = io.StringIO()
-    with redirect_stdout(shown):
-        with TrialsProgress(path, interactive=False):
-            progress = SweepProgress(total=2, rank_by="ari")
-            progress.add("a", 0.5)
-            progress.add("b", 0.75)
-            progress.save(path)
+    with redirect_stdout(shown), TrialsProgress(path, interactive=False):
+        progress = SweepProgress(total=2, rank_by="ari")
+        progress.add("a", 0.5)
+        progress.add("b", 0.75)
+        progress.save(path)
     assert shown.getvalue().splitlines()[-1].startswith("  trials 2/2, ")
     assert shown.getvalue().rstrip().endswith("best ari 0.750 (b)")
     assert not path.exists()
@@ -28,11 +27,10 @@ def test_non_interactive_progress_prints_plain_lines_and_removes_its_file(tmp_pa
 def test_interactive_progress_draws_a_bar(tmp_path):
     path = tmp_path / "progress.json"
     shown = io.StringIO()
-    with redirect_stdout(shown):
-        with TrialsProgress(path, interactive=True):
-            progress = SweepProgress(total=4, rank_by="ari", round=3)
-            progress.add("a", 0.5)
-            progress.save(path)
+    with redirect_stdout(shown), TrialsProgress(path, interactive=True):
+        progress = SweepProgress(total=4, rank_by="ari", round=3)
+        progress.add("a", 0.5)
+        progress.save(path)
     assert "round 3" in shown.getvalue() and "1/4" in shown.getvalue() and "best ari 0.500 (a)" in shown.getvalue()
 
 
@@ -42,15 +40,14 @@ def test_a_resumed_batch_shows_no_rate_for_the_trials_it_started_with(tmp_path):
 
     path = tmp_path / "progress.json"
     shown = io.StringIO()
-    with redirect_stdout(shown):
-        with TrialsProgress(path, interactive=True):
-            progress = SweepProgress(total=50, rank_by="ari")
-            for key in range(40):
-                progress.add(str(key), 0.5)
-            progress.save(path)
-            time.sleep(1.2)  # the bar's first look, then one more trial
-            progress.add("40", 0.5)
-            progress.save(path)
+    with redirect_stdout(shown), TrialsProgress(path, interactive=True):
+        progress = SweepProgress(total=50, rank_by="ari")
+        for key in range(40):
+            progress.add(str(key), 0.5)
+        progress.save(path)
+        time.sleep(1.2)  # the bar's first look, then one more trial
+        progress.add("40", 0.5)
+        progress.save(path)
     assert "41/50" in shown.getvalue()
     rates = [float(rate) for rate in re.findall(r"([0-9.]+)trial/s", shown.getvalue())]
     assert all(rate < 1000 for rate in rates), shown.getvalue()
@@ -98,10 +95,12 @@ def test_a_sweep_in_which_every_trial_failed_exits_non_zero_with_the_first_error
     monkeypatch.setenv("TOPIC_PIPELINE_DATA_DIR", str(tmp_path))
     board = tmp_path / "leaderboard" / "leaderboard.csv"
     board.parent.mkdir(parents=True)
-    board.write_text("rank,trial,status,ari,error\n"
-                     ",a,failed,,ValueError: k must be less than n\n"
-                     ",b,failed,,ValueError: k must be less than n\n"
-                     ",c,failed,,MemoryError: cannot allocate\n")
+    board.write_text(
+        "rank,trial,status,ari,error\n"
+        ",a,failed,,ValueError: k must be less than n\n"
+        ",b,failed,,ValueError: k must be less than n\n"
+        ",c,failed,,MemoryError: cannot allocate\n"
+    )
     with pytest.raises(SystemExit) as stopped:
         finish_sweep(12.0)
     assert str(stopped.value) == (

@@ -28,7 +28,10 @@ def test_every_import_contract_is_kept():
         pytest.fail("import-linter is not installed: pip install -e '.[dev]'")
     done = subprocess.run(
         [sys.executable, "-c", LINT_IMPORTS, "--no-cache"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, f"lint-imports failed:\n{done.stdout}\n{done.stderr}"
     assert "0 broken" in done.stdout, done.stdout

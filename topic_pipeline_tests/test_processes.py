@@ -51,7 +51,9 @@ def test_a_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         assert identified_process_alive(identity) is True
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
-        assert _wait_until(lambda: not identified_process_alive(identity), 10), f"{method}: the child outlived its parent"
+        assert _wait_until(lambda: not identified_process_alive(identity), 10), (
+            f"{method}: the child outlived its parent"
+        )
 
 
 def test_the_process_identity_tells_a_running_process_from_a_gone_one() -> None:

@@ -2,22 +2,42 @@
 
 import pytest
 
-from topic_pipeline.inputs.corpus import SqlSource, _driver_message, load_corpus
 from topic_pipeline.errors import DatabaseUnavailableError
+from topic_pipeline.inputs.corpus import SqlSource, _driver_message, load_corpus
 from topic_pipeline.redaction import mask_url, redact
 
 # Each URL form that carries a secret, with the secret and how the URL is shown.
 URL_FORMS = {
-    "password": ("postgresql+psycopg2://alice:s3cretPW@127.0.0.1:1/corpus", "s3cretPW",
-                 "postgresql+psycopg2://alice:***@127.0.0.1:1/corpus"),
-    "percent-encoded password": ("postgresql+psycopg2://bob:p%40ssW0rd@127.0.0.1:1/db", "p@ssW0rd", "postgresql+psycopg2://bob:***@127.0.0.1:1/db"),
-    "query password": ("postgresql+psycopg2://alice@127.0.0.1:1/corpus?password=qu3ryPW&sslmode=disable", "qu3ryPW",
-                       "postgresql+psycopg2://alice@127.0.0.1:1/corpus?password=***&sslmode=disable"),
-    "query ssl key password": ("postgresql+psycopg2://alice@127.0.0.1:1/corpus?sslpassword=k3yPW", "k3yPW",
-                               "postgresql+psycopg2://alice@127.0.0.1:1/corpus?sslpassword=***"),
-    "token": ("https://tracker.example/?access_token=t0kenValue", "t0kenValue", "https://tracker.example/?access_token=***"),
-    "unencoded @ in the password": ("postgresql+psycopg2://alice:head@tail9Secret@127.0.0.1:1/corpus", "tail9Secret",
-                                    "postgresql+psycopg2://alice:***@127.0.0.1:1/corpus"),
+    "password": (
+        "postgresql+psycopg2://alice:s3cretPW@127.0.0.1:1/corpus",
+        "s3cretPW",
+        "postgresql+psycopg2://alice:***@127.0.0.1:1/corpus",
+    ),
+    "percent-encoded password": (
+        "postgresql+psycopg2://bob:p%40ssW0rd@127.0.0.1:1/db",
+        "p@ssW0rd",
+        "postgresql+psycopg2://bob:***@127.0.0.1:1/db",
+    ),
+    "query password": (
+        "postgresql+psycopg2://alice@127.0.0.1:1/corpus?password=qu3ryPW&sslmode=disable",
+        "qu3ryPW",
+        "postgresql+psycopg2://alice@127.0.0.1:1/corpus?password=***&sslmode=disable",
+    ),
+    "query ssl key password": (
+        "postgresql+psycopg2://alice@127.0.0.1:1/corpus?sslpassword=k3yPW",
+        "k3yPW",
+        "postgresql+psycopg2://alice@127.0.0.1:1/corpus?sslpassword=***",
+    ),
+    "token": (
+        "https://tracker.example/?access_token=t0kenValue",
+        "t0kenValue",
+        "https://tracker.example/?access_token=***",
+    ),
+    "unencoded @ in the password": (
+        "postgresql+psycopg2://alice:head@tail9Secret@127.0.0.1:1/corpus",
+        "tail9Secret",
+        "postgresql+psycopg2://alice:***@127.0.0.1:1/corpus",
+    ),
 }
 
 
@@ -32,7 +52,10 @@ def test_every_url_form_is_shown_without_its_secret(form):
 def test_plain_urls_are_shown_as_they_are_and_unparsable_ones_not_at_all():
     assert mask_url("postgresql://bob@h/db") == "postgresql://bob@h/db"
     assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
-    assert mask_url("postgresql://h/db?sslmode=require&application_name=tp") == "postgresql://h/db?application_name=tp&sslmode=require"
+    assert (
+        mask_url("postgresql://h/db?sslmode=require&application_name=tp")
+        == "postgresql://h/db?application_name=tp&sslmode=require"
+    )
     assert mask_url("not a url :// at all hunter22") == "<unparsable URL>"
 
 
@@ -58,7 +81,9 @@ def test_a_database_that_cannot_be_reached_names_it_without_the_secret(form):
         assert "cannot reach the database at" in message and "127.0.0.1:1" in message
 
 
-@pytest.mark.parametrize("url", ["postgresql://alice:p@ss:w0rd@db.example:5432/corpus", "nosuchdialect://alice:hunter22@db/x"])
+@pytest.mark.parametrize(
+    "url", ["postgresql://alice:p@ss:w0rd@db.example:5432/corpus", "nosuchdialect://alice:hunter22@db/x"]
+)
 def test_an_unparsable_url_is_refused_without_quoting_it(url):
     with pytest.raises(DatabaseUnavailableError, match="invalid database URL") as raised:
         load_corpus(SqlSource(url))

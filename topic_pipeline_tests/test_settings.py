@@ -52,10 +52,15 @@ def test_a_bad_value_is_refused_in_one_line_naming_variable_value_and_expectatio
 
 
 def test_every_bad_setting_is_named_at_once():
-    message = str(pytest.raises(SettingsError, Settings.load, {"TOPIC_PIPELINE_WORKERS": "-1",
-                                                                "TOPIC_PIPELINE_UMAP_SEED": "x"}).value)
-    assert sorted(line.split("=")[0] for line in message.splitlines()) == ["TOPIC_PIPELINE_UMAP_SEED",
-                                                                           "TOPIC_PIPELINE_WORKERS"]
+    message = str(
+        pytest.raises(
+            SettingsError, Settings.load, {"TOPIC_PIPELINE_WORKERS": "-1", "TOPIC_PIPELINE_UMAP_SEED": "x"}
+        ).value
+    )
+    assert sorted(line.split("=")[0] for line in message.splitlines()) == [
+        "TOPIC_PIPELINE_UMAP_SEED",
+        "TOPIC_PIPELINE_WORKERS",
+    ]
 
 
 def test_checks_across_settings_name_their_variables(tmp_path):
@@ -64,16 +69,36 @@ def test_checks_across_settings_name_their_variables(tmp_path):
     with pytest.raises(SettingsError, match=r"TOPIC_PIPELINE_DOCUMENTS_TABLE.*table 'a; DROP TABLE b' is not a valid"):
         Settings.load({"TOPIC_PIPELINE_DOCUMENTS_TABLE": "a; DROP TABLE b"})
     with pytest.raises(SettingsError, match="window_start 2024-02-01.* is not before window_end"):
-        Settings.load({"TOPIC_PIPELINE_WINDOW_START": "2024-02-01", "TOPIC_PIPELINE_WINDOW_END": "2024-01-01",
-                       "TOPIC_PIPELINE_DATE_COLUMN": "published"})
+        Settings.load(
+            {
+                "TOPIC_PIPELINE_WINDOW_START": "2024-02-01",
+                "TOPIC_PIPELINE_WINDOW_END": "2024-01-01",
+                "TOPIC_PIPELINE_DATE_COLUMN": "published",
+            }
+        )
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    with pytest.raises(SettingsError, match=f"TOPIC_PIPELINE_DATA_DIR='{a_file}/data': {a_file} is a file, not a folder"):
+    with pytest.raises(
+        SettingsError, match=f"TOPIC_PIPELINE_DATA_DIR='{a_file}/data': {a_file} is a file, not a folder"
+    ):
         Settings.load({"TOPIC_PIPELINE_DATA_DIR": str(a_file / "data")})
 
 
-@pytest.mark.parametrize(("spelling", "value"), [("1", True), ("true", True), ("True", True), ("YES", True), ("on", True),
-                                                 ("0", False), ("false", False), ("False", False), ("no", False), ("off", False)])
+@pytest.mark.parametrize(
+    ("spelling", "value"),
+    [
+        ("1", True),
+        ("true", True),
+        ("True", True),
+        ("YES", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("False", False),
+        ("no", False),
+        ("off", False),
+    ],
+)
 def test_booleans_take_the_usual_spellings(spelling, value):
     assert Settings.load({"TOPIC_PIPELINE_RANK_BY_STABILITY": spelling}).rank_by_stability is value
 
@@ -88,8 +113,12 @@ def test_empty_variables_take_the_defaults_and_a_stop_word_file_is_accepted(tmp_
 def test_a_secret_is_never_shown_in_a_message():
     # A SecretStr never fails its own check; the export (which masks it) reports a bad URL. Shown here:
     # the settings object itself does not print it.
-    settings = Settings.load({"TOPIC_PIPELINE_DATABASE_URL": "postgresql://alice:hunter2@db/corpus",
-                              "MLFLOW_TRACKING_URI": "https://bob:tok3n@mlflow"})
+    settings = Settings.load(
+        {
+            "TOPIC_PIPELINE_DATABASE_URL": "postgresql://alice:hunter2@db/corpus",
+            "MLFLOW_TRACKING_URI": "https://bob:tok3n@mlflow",
+        }
+    )
     assert "hunter2" not in repr(settings) and "tok3n" not in repr(settings)
     # Variables outside the TOPIC_PIPELINE_ prefix are read too.
     assert settings.mlflow_tracking_uri.get_secret_value() == "https://bob:tok3n@mlflow"
@@ -113,32 +142,44 @@ def _cli(args: list[str], environment: dict[str, str], cwd: Path) -> subprocess.
 
 @pytest.mark.parametrize("command", [["sweep"], ["export"]])
 def test_the_command_line_stops_on_a_bad_setting_in_one_line_and_writes_nothing(tmp_path, command):
-    environment = {**{k: v for k, v in os.environ.items() if not k.startswith(("TOPIC_PIPELINE_", "MLFLOW_"))},
-                   "DAGSTER_HOME": str(tmp_path / "home"), "TOPIC_PIPELINE_DATA_DIR": str(tmp_path / "data"),
-                   "TOPIC_PIPELINE_UMAP_SEED": "-1"}
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TOPIC_PIPELINE_", "MLFLOW_"))},
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "TOPIC_PIPELINE_DATA_DIR": str(tmp_path / "data"),
+        "TOPIC_PIPELINE_UMAP_SEED": "-1",
+    }
     done = _cli(command, environment, tmp_path)
     assert done.returncode != 0
     output = (done.stdout + done.stderr).strip()
-    assert output == f"topic-pipeline {command[0]}: TOPIC_PIPELINE_UMAP_SEED='-1': must be at least 0 and at most 4294967295"
+    assert (
+        output
+        == f"topic-pipeline {command[0]}: TOPIC_PIPELINE_UMAP_SEED='-1': must be at least 0 and at most 4294967295"
+    )
     assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
 def test_sweep_and_export_refuse_a_data_directory_they_cannot_write(tmp_path):
-    environment = {**{k: v for k, v in os.environ.items() if not k.startswith(("TOPIC_PIPELINE_", "MLFLOW_"))},
-                   "DAGSTER_HOME": str(tmp_path / "home")}
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TOPIC_PIPELINE_", "MLFLOW_"))},
+        "DAGSTER_HOME": str(tmp_path / "home"),
+    }
     blocker = tmp_path / "a_file"
     blocker.write_text("kept")
     # A data directory whose path runs through a file: refused with the settings.
     done = _cli(["sweep"], {**environment, "TOPIC_PIPELINE_DATA_DIR": str(blocker / "data")}, tmp_path)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert (done.stdout + done.stderr).strip() == (
-        f"topic-pipeline sweep: TOPIC_PIPELINE_DATA_DIR='{blocker}/data': {blocker} is a file, not a folder")
+        f"topic-pipeline sweep: TOPIC_PIPELINE_DATA_DIR='{blocker}/data': {blocker} is a file, not a folder"
+    )
     # A folder this process cannot write (/sys refuses new folders to every user, root included).
     for command in (["sweep"], ["export"]):
         done = _cli(command, {**environment, "TOPIC_PIPELINE_DATA_DIR": "/sys/topic_pipeline_data"}, tmp_path)
         assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
         lines = (done.stdout + done.stderr).strip().splitlines()
-        assert len(lines) == 1 and "the data directory (TOPIC_PIPELINE_DATA_DIR) /sys/topic_pipeline_data cannot be written" in lines[0], lines
+        assert (
+            len(lines) == 1
+            and "the data directory (TOPIC_PIPELINE_DATA_DIR) /sys/topic_pipeline_data cannot be written" in lines[0]
+        ), lines
     assert blocker.read_text() == "kept"
 
 
@@ -152,23 +193,40 @@ def test_the_leaderboard_reads_a_read_only_data_directory_and_a_sweep_there_says
     tmp_path = Path(tempfile.mkdtemp(prefix="tp-read-only-"))
     data = tmp_path / "data"
     (data / "leaderboard").mkdir(parents=True)
-    (data / "leaderboard" / "leaderboard.csv").write_text("rank,trial,status,ari\n1,nn15_nc5_md0__m__mcs10_eps0,ok,0.8125\n")
+    (data / "leaderboard" / "leaderboard.csv").write_text(
+        "rank,trial,status,ari\n1,nn15_nc5_md0__m__mcs10_eps0,ok,0.8125\n"
+    )
     (data / ".topic-pipeline-sweep.lock").write_text("")  # a finished sweep leaves its lock file
     home = tmp_path / "home"
     home.mkdir()
     home.chmod(0o777)
     for folder in (tmp_path, data, data / "leaderboard"):
         folder.chmod(0o555)
-    environment = {**{k: v for k, v in os.environ.items() if not k.startswith(("TOPIC_PIPELINE_", "MLFLOW_"))},
-                   "DAGSTER_HOME": str(home), "TOPIC_PIPELINE_DATA_DIR": str(data)}
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TOPIC_PIPELINE_", "MLFLOW_"))},
+        "DAGSTER_HOME": str(home),
+        "TOPIC_PIPELINE_DATA_DIR": str(data),
+    }
     cli = str(Path(sys.executable).parent / "topic-pipeline")
     try:
-        shown = subprocess.run(_as_an_unprivileged_user([cli, "leaderboard"]), env=environment, cwd="/",
-                               capture_output=True, text=True, timeout=120)
+        shown = subprocess.run(
+            _as_an_unprivileged_user([cli, "leaderboard"]),
+            env=environment,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert shown.returncode == 0, shown.stderr
         assert "nn15_nc5_md0__m__mcs10_eps0" in shown.stdout and "0.8125" in shown.stdout
-        refused = subprocess.run(_as_an_unprivileged_user([cli, "sweep"]), env=environment, cwd="/",
-                                 capture_output=True, text=True, timeout=120)
+        refused = subprocess.run(
+            _as_an_unprivileged_user([cli, "sweep"]),
+            env=environment,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
         lines = (refused.stdout + refused.stderr).strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(

@@ -62,6 +62,6 @@ def run_partition_tags() -> tuple[str, str, str]:
         )
     except ImportError:
         raise _refuse("its partition and partition-range run tags") from None
-    if (PARTITION_NAME_TAG, ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG) != tags:
+    if tags != (PARTITION_NAME_TAG, ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG):
         raise _refuse(f"the run tags {', '.join(tags)}")
     return tags

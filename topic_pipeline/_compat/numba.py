@@ -150,9 +150,14 @@ def _rebind_thread_count(module, names: list[str], get_num_threads) -> None:
     for name in names:
         original = getattr(module, name)
         function = original.py_func
-        rebuilt = types.FunctionType(function.__code__, rebound_globals, function.__name__, function.__defaults__,
-                                     function.__closure__)
-        rebuilt.__qualname__, rebuilt.__module__, rebuilt.__doc__ = function.__qualname__, function.__module__, function.__doc__
+        rebuilt = types.FunctionType(
+            function.__code__, rebound_globals, function.__name__, function.__defaults__, function.__closure__
+        )
+        rebuilt.__qualname__, rebuilt.__module__, rebuilt.__doc__ = (
+            function.__qualname__,
+            function.__module__,
+            function.__doc__,
+        )
         rebuilt.__kwdefaults__ = function.__kwdefaults__
         rebound = type(original)(rebuilt, locals=original.locals, targetoptions=dict(original.targetoptions))
         rebound_globals[name] = rebound
@@ -183,8 +188,11 @@ def enable() -> bool:
             if module is None or not name.startswith(CACHED_MODULE_PREFIXES):
                 continue
             uncached = {
-                attribute: value for attribute, value in vars(module).items()
-                if isinstance(value, CPUDispatcher) and isinstance(value._cache, NullCache) and not value.overloads
+                attribute: value
+                for attribute, value in vars(module).items()
+                if isinstance(value, CPUDispatcher)
+                and isinstance(value._cache, NullCache)
+                and not value.overloads
                 # Only the module's own functions: an imported one is handled (once) in its module.
                 and value.py_func.__module__ == name
             }

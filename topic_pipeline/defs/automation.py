@@ -4,19 +4,24 @@
 fires every Monday (``0 6 * * 1``) and skips the weeks whose ISO week number is odd.
 """
 
-
 import datetime as dt
 
 import dagster as dg
 
-from topic_pipeline.integrations.mlflow_tracking import TrackingUnavailableError
-
-from topic_pipeline.defs.jobs import embeddings_job, leaderboard_job, refresh_inputs_job, report_job, search_job, trials_job
+from topic_pipeline.defs.jobs import (
+    embeddings_job,
+    leaderboard_job,
+    refresh_inputs_job,
+    report_job,
+    search_job,
+    trials_job,
+)
 from topic_pipeline.defs.planning import plan_sweep
 from topic_pipeline.defs.recovery import recover_interrupted_runs
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.integrations.mlflow_tracking import TrackingUnavailableError
 
 BIWEEKLY_CRON = "0 6 * * 1"
 

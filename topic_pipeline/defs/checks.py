@@ -85,7 +85,13 @@ def _trials_succeeded(frame: pd.DataFrame) -> dg.AssetCheckResult:
     scored, failed, missing, common = outcomes.scored, outcomes.failed, outcomes.missing, outcomes.common_error
     ran = scored + failed
     share = failed / ran if ran else 0.0
-    metadata = {"trials": len(frame), "scored": scored, "failed": failed, "missing": missing, "failed_share": round(share, 4)}
+    metadata = {
+        "trials": len(frame),
+        "scored": scored,
+        "failed": failed,
+        "missing": missing,
+        "failed_share": round(share, 4),
+    }
     if common:
         metadata["most_common_error"] = dg.MetadataValue.text(common)
     if not scored:
@@ -121,10 +127,14 @@ def _trials_succeeded(frame: pd.DataFrame) -> dg.AssetCheckResult:
 def _leader_is_sound(frame: pd.DataFrame, labels: GroundTruth, settings: PipelineSettings) -> dg.AssetCheckResult:
     if not (frame["status"] == STATUS_OK).any():
         return dg.AssetCheckResult(
-            check_name="leader_is_sound", passed=False, severity=dg.AssetCheckSeverity.WARN,
+            check_name="leader_is_sound",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
             description="No trial is ranked, so there is no leader to judge (see trials_succeeded).",
         )
-    warnings = leaderboard_warnings(frame, settings.rank_by, labels, where=f"ground truth file '{settings.ground_truth_file()}'")
+    warnings = leaderboard_warnings(
+        frame, settings.rank_by, labels, where=f"ground truth file '{settings.ground_truth_file()}'"
+    )
     leader = str(frame.loc[frame["status"] == STATUS_OK, "trial"].iloc[0])
     return dg.AssetCheckResult(
         check_name="leader_is_sound",
@@ -158,6 +168,8 @@ def leaderboard_check_specs() -> list[dg.AssetCheckSpec]:
     ]
 
 
-def leaderboard_check_results(frame: pd.DataFrame, labels: GroundTruth, settings: PipelineSettings) -> list[dg.AssetCheckResult]:
+def leaderboard_check_results(
+    frame: pd.DataFrame, labels: GroundTruth, settings: PipelineSettings
+) -> list[dg.AssetCheckResult]:
     """The results of ``leaderboard_check_specs`` for a leaderboard ``frame``."""
     return [_trials_succeeded(frame), _leader_is_sound(frame, labels, settings)]

@@ -154,8 +154,12 @@ def _trials_runs(ordered: list[str], runnable: set[str], fingerprint: str) -> li
 
 def _in_flight(instance: dg.DagsterInstance, job_name: str) -> bool:
     """Whether a run of ``job_name`` is queued or running."""
-    statuses = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED]
+    statuses = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+    ]
     return bool(instance.get_run_ids(dg.RunsFilter(job_name=job_name, statuses=statuses), limit=1))
 
 
@@ -164,7 +168,9 @@ def _closing_run(instance: dg.DagsterInstance, paths: DataPaths, status: GridSta
     for a search that goes on, the run that closes its round and proposes the next."""
     digest = results_digest(status.manifest["grid_fingerprint"], status.fingerprint, status.results)
     latest = instance.get_latest_materialization_event(dg.AssetKey("leaderboard"))
-    ranked = latest.asset_materialization.metadata.get("results_digest") if latest and latest.asset_materialization else None
+    ranked = (
+        latest.asset_materialization.metadata.get("results_digest") if latest and latest.asset_materialization else None
+    )
     if ranked is None or ranked.value != digest:
         return PlannedRun("leaderboard_job", f"leaderboard:{digest}")
     report = instance.get_latest_materialization_event(dg.AssetKey("sweep_report"))
@@ -196,7 +202,8 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
     in_flight = _keys_in_flight(instance, ordered)
     asset_events = [
         _materialisation_of_stored_result(key, status.results[key])
-        for key in new_trials if status.results[key] is not None and key not in in_flight
+        for key in new_trials
+        if status.results[key] is not None and key not in in_flight
     ]
     plans += _trials_runs(ordered, status.runnable(in_flight), status.fingerprint)
     if not status.pending and not plans:
@@ -209,7 +216,9 @@ def _materialisation_of_stored_result(key: str, result: TrialResult) -> dg.Asset
     legacy = result.tags.get(CARRIED_OVER_FROM_TAG)
     origin = f"carried over from '{legacy}' (the first form of trial keys)" if legacy else "already stored"
     return dg.AssetMaterialization(
-        asset_key="grid_trials", partition=key, metadata={**trial_metadata(result), "carried_over_from": legacy or ""},
+        asset_key="grid_trials",
+        partition=key,
+        metadata={**trial_metadata(result), "carried_over_from": legacy or ""},
         description=f"Trial {key}: its result was {origin}; not rerun.",
     )
 

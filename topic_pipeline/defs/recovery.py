@@ -176,7 +176,9 @@ def _recover_mlflow_runs(
         # A server that is down would otherwise hold this pass (and the sensor's tick) for minutes of retries.
         tracker.check_reachable()
     except TrackingUnavailableError as exc:
-        return [f"{len(runs)} stopped run(s): their MLflow runs could not be checked ({exc}); they are checked at the next sweep"]
+        return [
+            f"{len(runs)} stopped run(s): their MLflow runs could not be checked ({exc}); they are checked at the next sweep"
+        ]
     actions: list[str] = []
     try:
         for run in runs:
@@ -184,10 +186,12 @@ def _recover_mlflow_runs(
             if closed:
                 actions.append(f"run {run.run_id}: {closed} MLflow run(s) it left RUNNING marked KILLED")
         actions.extend(tracker.reconcile_trial_runs(store.load, [run.run_id for run in runs]))
-    except Exception as exc:  # noqa: BLE001 - MLflow failing: Dagster's side is recovered all the same
+    except Exception as exc:
         # The type only: a tracking server's error can quote its address, credentials included.
-        actions.append(f"{len(runs)} stopped run(s): their MLflow runs could not be checked ({type(exc).__name__}); "
-                       "they are checked at the next sweep")
+        actions.append(
+            f"{len(runs)} stopped run(s): their MLflow runs could not be checked ({type(exc).__name__}); "
+            "they are checked at the next sweep"
+        )
         return actions
     for run in runs:
         instance.add_run_tags(run.run_id, {MLFLOW_CHECKED_TAG: "1"})
@@ -204,7 +208,9 @@ def _materialised_by(instance: dg.DagsterInstance, run_id: str, keys: list[str])
     cursor = None
     while keys:
         page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("grid_trials"), asset_partitions=keys), limit=1000, cursor=cursor
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("grid_trials"), asset_partitions=keys),
+            limit=1000,
+            cursor=cursor,
         )
         found.update(record.partition_key for record in page.records if record.run_id == run_id)
         if not page.has_more:

@@ -16,7 +16,13 @@ STATUS_MISSING = "missing"
 
 
 def inputs_fingerprint(
-    corpus_hash: str, ground_truth_hash: str, seed: int, stopwords_language: str, *, holdout_fraction: float, holdout_seed: int
+    corpus_hash: str,
+    ground_truth_hash: str,
+    seed: int,
+    stopwords_language: str,
+    *,
+    holdout_fraction: float,
+    holdout_seed: int,
 ) -> str:
     """What every trial result depends on besides its own parameters, library versions included
     (upgrading one of ``TRIAL_LIBRARIES`` reruns the grid rather than mixing old and new results).
@@ -28,7 +34,7 @@ def inputs_fingerprint(
     return cache_key("inputs", identity, TRIAL_LIBRARIES)
 
 
-def results_digest(grid_fingerprint: str, fingerprint: str, results: dict[str, "TrialResult | None"]) -> str:
+def results_digest(grid_fingerprint: str, fingerprint: str, results: dict[str, TrialResult | None]) -> str:
     """Identifies one state of a grid's results: the leaderboard is current while this is unchanged."""
     state = sorted((key, result.finished_at if result else None) for key, result in results.items())
     return hashlib.sha256(json.dumps([grid_fingerprint, fingerprint, state]).encode()).hexdigest()[:16]

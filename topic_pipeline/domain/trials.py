@@ -166,11 +166,15 @@ class TrialParams:
     def umap_settings(self, base_seed: int) -> dict[str, Any]:
         """The keyword arguments of this trial's ``umap.UMAP``; ``base_seed`` is the configured seed, which a
         stability replicate offsets (``umap_seed``)."""
-        return umap_settings(self.umap_n_neighbors, self.umap_n_components, self.umap_min_dist, self.umap_seed(base_seed))
+        return umap_settings(
+            self.umap_n_neighbors, self.umap_n_components, self.umap_min_dist, self.umap_seed(base_seed)
+        )
 
     def hdbscan_settings(self) -> dict[str, Any]:
         """The keyword arguments of this trial's ``hdbscan.HDBSCAN`` that decide its clusters."""
-        return hdbscan_settings(self.hdbscan_min_cluster_size, self.hdbscan_min_samples, self.hdbscan_cluster_selection_epsilon)
+        return hdbscan_settings(
+            self.hdbscan_min_cluster_size, self.hdbscan_min_samples, self.hdbscan_cluster_selection_epsilon
+        )
 
     @property
     def configuration(self) -> TrialParams:

@@ -25,8 +25,8 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +34,14 @@ import numpy as np
 from topic_pipeline._compat import joblib as joblib_compat
 from topic_pipeline._compat import numba as numba_cache
 from topic_pipeline._compat import umap as umap_compat
-from topic_pipeline.storage.array_cache import ArrayCache
-from topic_pipeline.errors import error_text
 from topic_pipeline.domain.trials import VECTORIZER_STRATEGIES, TrialParams
 from topic_pipeline.engine.neighbors import is_small
-from topic_pipeline.processes import exit_with_parent
 from topic_pipeline.engine.reduction import ReductionSpec, knn_cache_key
 from topic_pipeline.engine.warmup import warm_up_layout
 from topic_pipeline.engine.work_queue import LayoutQueue, layout_cost
+from topic_pipeline.errors import error_text
+from topic_pipeline.processes import exit_with_parent
+from topic_pipeline.storage.array_cache import ArrayCache
 
 # The exact (small-data) neighbour graph is computed at least this wide, so grids with different
 # largest n_neighbors share one graph.
@@ -128,7 +128,6 @@ class SweepStats:
     seconds: float = 0.0
 
 
-
 def run_group(task: GroupTask) -> GroupOutcome:
     """One worker task: the reduction (cached), then every clustering on it, then its outlier variants."""
     from topic_pipeline.engine.clustering import TreeClusterer, renumber_by_frequency, topic_model_from_clusters
@@ -142,7 +141,7 @@ def run_group(task: GroupTask) -> GroupOutcome:
     cache = ArrayCache(task.cache_dir)
     try:
         reduction, cached = cached_reduction(cache, task.source.cache_key, embeddings, spec, task.largest_k)
-    except Exception as exc:  # noqa: BLE001 - a failed reduction fails its trials, not the sweep
+    except Exception as exc:
         error = error_text(exc)
         return GroupOutcome({}, {c: error for c in task.clusterings}, False, 0, time.perf_counter() - started)
     clusterer = TreeClusterer(reduction)
@@ -164,7 +163,7 @@ def run_group(task: GroupTask) -> GroupOutcome:
             else:
                 model = topic_model_from_clusters(clusters, texts or [], embeddings, nr_topics)
                 plain = np.asarray(model.topics_, dtype=np.int64)
-        except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the group
+        except Exception as exc:
             errors.update({clustering: error_text(exc) for clustering in bases[base]})
             continue
         variants: dict[tuple, list[ClusteringSpec]] = {}
@@ -173,21 +172,24 @@ def run_group(task: GroupTask) -> GroupOutcome:
                 labels[clustering] = plain
             else:
                 variants.setdefault((clustering.outlier_reduction, clustering.n_gram_max), []).append(clustering)
-        inputs = Clustering(clusters, plain, embeddings, texts, clusterer.data, min_cluster_size, min_samples, epsilon,
-                            nr_topics, model)
+        inputs = Clustering(
+            clusters, plain, embeddings, texts, clusterer.data, min_cluster_size, min_samples, epsilon, nr_topics, model
+        )
         for (strategy, n_gram_max), specs in variants.items():
             variant_started = time.perf_counter()
             try:
                 vectorizer = None if n_gram_max is None else vectorizer_params(n_gram_max)
-                reduced = reduce_outliers(inputs, strategy, sorted({c.outlier_threshold for c in specs}), vectorizer,
-                                          task.stopwords_language)
+                reduced = reduce_outliers(
+                    inputs, strategy, sorted({c.outlier_threshold for c in specs}), vectorizer, task.stopwords_language
+                )
                 labels.update({clustering: reduced[clustering.outlier_threshold] for clustering in specs})
                 outlier_variants += len(specs)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.update({clustering: error_text(exc) for clustering in specs})
             outlier_seconds += time.perf_counter() - variant_started
-    return GroupOutcome(labels, errors, cached, clusterer.trees_built, time.perf_counter() - started,
-                        outlier_variants, outlier_seconds)
+    return GroupOutcome(
+        labels, errors, cached, clusterer.trees_built, time.perf_counter() - started, outlier_variants, outlier_seconds
+    )
 
 
 def build_graphs(tasks: tuple[GroupTask, ...]) -> int:
@@ -200,7 +202,9 @@ def build_graphs(tasks: tuple[GroupTask, ...]) -> int:
         return 0
     for task in tasks:
         data = prepare(np.load(task.source.path, allow_pickle=False))
-        neighbour_graph(ArrayCache(task.cache_dir), task.source.cache_key, data, task.n_neighbors, task.largest_k, task.seed)
+        neighbour_graph(
+            ArrayCache(task.cache_dir), task.source.cache_key, data, task.n_neighbors, task.largest_k, task.seed
+        )
     return len(tasks)
 
 
@@ -233,7 +237,10 @@ def plan_groups(
     grouped: dict[tuple, dict[ClusteringSpec, list[str]]] = {}
     for key, params in trials:
         group = (
-            params.embedding_set.key, params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist,
+            params.embedding_set.key,
+            params.umap_n_neighbors,
+            params.umap_n_components,
+            params.umap_min_dist,
             params.umap_seed(seed),
         )
         grouped.setdefault(group, {}).setdefault(_clustering_of(params), []).append(key)
@@ -285,7 +292,11 @@ class SweepEngine:
     """Runs trials through the shared caches with a pool of long-lived worker processes."""
 
     def __init__(
-        self, cache_dir: str | Path, seed: int = 42, workers: int | None = None, pool: WorkerPool | None = None,
+        self,
+        cache_dir: str | Path,
+        seed: int = 42,
+        workers: int | None = None,
+        pool: WorkerPool | None = None,
         stopwords_language: str = "english",
     ):
         self.cache_dir = Path(cache_dir)

@@ -93,7 +93,7 @@ def reduce_outliers(
 
 
 def _by_similarity(similarity: np.ndarray, thresholds: Sequence[float]) -> dict[float, np.ndarray]:
-    """"c-tf-idf" and "embeddings": similarities below the threshold count as 0, and an outlier goes to its
+    """ "c-tf-idf" and "embeddings": similarities below the threshold count as 0, and an outlier goes to its
     most similar topic if its similarities then sum above 0. Thresholds are >= 0 (the grid refuses others),
     so every value left is >= 0 and "sums above 0" is "any value above 0"."""
     assigned = {}
@@ -104,13 +104,13 @@ def _by_similarity(similarity: np.ndarray, thresholds: Sequence[float]) -> dict[
 
 
 def _by_probability(memberships: np.ndarray, thresholds: Sequence[float]) -> dict[float, np.ndarray]:
-    """"probabilities": an outlier goes to its most probable topic if that probability reaches the threshold."""
+    """ "probabilities": an outlier goes to its most probable topic if that probability reaches the threshold."""
     best, topic = memberships.max(axis=1), memberships.argmax(axis=1)
     return {threshold: np.where(best >= threshold, topic, -1) for threshold in thresholds}
 
 
 def _by_distribution(model: Any, documents: list[str], thresholds: Sequence[float]) -> dict[float, np.ndarray]:
-    """"distributions": ``approximate_distribution(min_similarity=threshold)`` with its defaults, then the
+    """ "distributions": ``approximate_distribution(min_similarity=threshold)`` with its defaults, then the
     outlier goes to the topic of largest share if it has any. The threshold applies to each token window's
     similarities before they are summed per document, so the windows' similarities are computed once per
     batch of documents (BERTopic's batches) and every threshold is applied to them."""
@@ -128,10 +128,16 @@ def _by_distribution(model: Any, documents: list[str], thresholds: Sequence[floa
             if len(tokens) < WINDOW:
                 windows = [tokens]
             else:
-                windows = [tokens[i : i + WINDOW] for i in range(0, len(tokens), STRIDE) if len(tokens[i : i + WINDOW]) == WINDOW]
+                windows = [
+                    tokens[i : i + WINDOW]
+                    for i in range(0, len(tokens), STRIDE)
+                    if len(tokens[i : i + WINDOW]) == WINDOW
+                ]
             sentences.extend(" ".join(window) for window in windows)
             bounds.append(bounds[-1] + len(windows))
-        similarity = cosine_similarity(model.ctfidf_model.transform(model.vectorizer_model.transform(sentences)), topic_vectors)
+        similarity = cosine_similarity(
+            model.ctfidf_model.transform(model.vectorizer_model.transform(sentences)), topic_vectors
+        )
         for threshold in thresholds:
             kept = similarity.copy()
             kept[kept < threshold] = 0
@@ -205,7 +211,11 @@ def _vectorizer_model(clustering: Clustering, vectorizer: TrialParams | None, st
     key = None if vectorizer is None else vectorizer.n_gram_max
     if key not in clustering.vectorizer_models:
         clustering.vectorizer_models[key] = topic_model_from_clusters(
-            clustering.clusters, clustering.texts, clustering.embeddings, clustering.nr_topics, vectorizer,
+            clustering.clusters,
+            clustering.texts,
+            clustering.embeddings,
+            clustering.nr_topics,
+            vectorizer,
             stopwords_language,
         )
     return clustering.vectorizer_models[key]

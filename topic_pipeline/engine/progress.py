@@ -54,7 +54,11 @@ class SweepProgress:
         return 60.0 * (self.total - self.done) / rate
 
     def best_text(self) -> str:
-        return "no score yet" if self.best_score is None else f"best {self.rank_by} {self.best_score:.3f} ({self.best_key})"
+        return (
+            "no score yet"
+            if self.best_score is None
+            else f"best {self.rank_by} {self.best_score:.3f} ({self.best_key})"
+        )
 
     def describe(self, now: float | None = None) -> str:
         """One line: ``round 2: trials 40/180 (1 failed), 45.1/min, best ari 0.712 (key), about 3 min left``."""

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from topic_pipeline._compat import umap as umap_compat
-from topic_pipeline.storage.array_cache import ArrayCache
-from topic_pipeline.domain.versions import REDUCTION_LIBRARIES, cache_key
 from topic_pipeline.domain.trials import UMAP_METRIC, umap_settings
+from topic_pipeline.domain.versions import REDUCTION_LIBRARIES, cache_key
 from topic_pipeline.engine.neighbors import KnnGraph, descent_graph, exact_graph, is_small, prepare
+from topic_pipeline.storage.array_cache import ArrayCache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,11 @@ def neighbour_graph(
         return graph.to_arrays()
 
     def valid(arrays: dict[str, np.ndarray]) -> bool:
-        return arrays.get("indices") is not None and arrays["indices"].shape == (n, k) and arrays["distances"].shape == (n, k)
+        return (
+            arrays.get("indices") is not None
+            and arrays["indices"].shape == (n, k)
+            and arrays["distances"].shape == (n, k)
+        )
 
     arrays, _ = cache.get_or_compute(knn_cache_key(embeddings_key, n, n_neighbors, largest_k, seed), compute, valid)
     return KnnGraph.from_arrays(arrays)

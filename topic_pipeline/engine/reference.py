@@ -73,9 +73,15 @@ def run_reference_trial(
     # BERTopic refuses to reduce where there are no outliers ("No outliers to reduce"): nothing to do.
     if params.outlier_reduction != "none" and (labels == -1).any():
         reduced = topic_model.reduce_outliers(
-            texts, labels.tolist(), strategy=params.outlier_reduction, threshold=params.outlier_threshold,
-            embeddings=embeddings, probabilities=topic_model.probabilities_,
+            texts,
+            labels.tolist(),
+            strategy=params.outlier_reduction,
+            threshold=params.outlier_threshold,
+            embeddings=embeddings,
+            probabilities=topic_model.probabilities_,
         )
         labels = np.asarray(reduced, dtype=np.int64)
-        topic_model.update_topics(texts, topics=labels.tolist(), vectorizer_model=count_vectorizer(params, stopwords_language))
+        topic_model.update_topics(
+            texts, topics=labels.tolist(), vectorizer_model=count_vectorizer(params, stopwords_language)
+        )
     return TrialOutcome(labels=labels, topics=summarise_topics(topic_model, labels))

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from topic_pipeline.engine.fast import EmbeddingSource, SweepEngine, SweepStats, TrialLabels, WorkerPool
-from topic_pipeline.errors import error_text
-from topic_pipeline.domain.trials import TrialParams
-from topic_pipeline.scoring.holdout import score_parts
 from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK, TrialResult
+from topic_pipeline.domain.trials import TrialParams
+from topic_pipeline.engine.fast import EmbeddingSource, SweepEngine, SweepStats, TrialLabels, WorkerPool
 from topic_pipeline.engine.reference import run_reference_trial
+from topic_pipeline.errors import error_text
+from topic_pipeline.scoring.holdout import score_parts
 
 ENGINES = ("fast", "reference")
 
@@ -37,18 +37,29 @@ class ScoredTrial:
     labels: np.ndarray | None  # each document's topic (-1: outlier); None for a failed trial
 
 
-
 def labels_metrics(labels: np.ndarray, sample: LabelledSample) -> dict[str, float]:
     topic_count = int(len(np.unique(labels[labels >= 0])))
     return score_parts(sample.classes, labels[sample.positions], sample.heldout, topic_count)
 
 
-def scored_result(key: str, params: TrialParams, metrics: dict[str, float], fingerprint: str, seconds: float) -> TrialResult:
-    return TrialResult(key, params.to_dict(), fingerprint, STATUS_OK, metrics=dict(metrics), duration_s=seconds, finished_at=time.time())
+def scored_result(
+    key: str, params: TrialParams, metrics: dict[str, float], fingerprint: str, seconds: float
+) -> TrialResult:
+    return TrialResult(
+        key,
+        params.to_dict(),
+        fingerprint,
+        STATUS_OK,
+        metrics=dict(metrics),
+        duration_s=seconds,
+        finished_at=time.time(),
+    )
 
 
 def failed_result(key: str, params: TrialParams, fingerprint: str, error: str, seconds: float) -> TrialResult:
-    return TrialResult(key, params.to_dict(), fingerprint, STATUS_FAILED, error=error, duration_s=seconds, finished_at=time.time())
+    return TrialResult(
+        key, params.to_dict(), fingerprint, STATUS_FAILED, error=error, duration_s=seconds, finished_at=time.time()
+    )
 
 
 def score_reference_trial(
@@ -67,8 +78,10 @@ def score_reference_trial(
         outcome = run_reference_trial(embeddings, texts, params, seed=seed, stopwords_language=stopwords_language)
         metrics = labels_metrics(outcome.labels, sample)
         result = scored_result(key, params, metrics, fingerprint, time.perf_counter() - started)
-    except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the sweep
-        return ScoredTrial(failed_result(key, params, fingerprint, error_text(exc), time.perf_counter() - started), None)
+    except Exception as exc:
+        return ScoredTrial(
+            failed_result(key, params, fingerprint, error_text(exc), time.perf_counter() - started), None
+        )
     return ScoredTrial(result, outcome.labels)
 
 
@@ -100,7 +113,11 @@ def run_trials(
             set_key = params.embedding_set.key
             if set_key not in loaded:
                 loaded[set_key] = np.load(sources[set_key].path, allow_pickle=False)
-            on_result(score_reference_trial(key, params, loaded[set_key], texts, sample, fingerprint, seed, stopwords_language))
+            on_result(
+                score_reference_trial(
+                    key, params, loaded[set_key], texts, sample, fingerprint, seed, stopwords_language
+                )
+            )
         return SweepStats(trials=len(trials), workers=1, seconds=time.perf_counter() - started)
 
     params_of = dict(trials)
@@ -116,11 +133,15 @@ def run_trials(
     def deliver(trial: TrialLabels) -> None:
         params = params_of[trial.key]
         if trial.labels is None:
-            on_result(ScoredTrial(failed_result(trial.key, params, fingerprint, trial.error or "unknown error", trial.seconds), None))
+            on_result(
+                ScoredTrial(
+                    failed_result(trial.key, params, fingerprint, trial.error or "unknown error", trial.seconds), None
+                )
+            )
             return
         try:
             result = scored_result(trial.key, params, metrics_of(trial.labels), fingerprint, trial.seconds)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             on_result(ScoredTrial(failed_result(trial.key, params, fingerprint, error_text(exc), trial.seconds), None))
             return
         on_result(ScoredTrial(result, trial.labels))

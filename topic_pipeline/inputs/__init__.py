@@ -11,7 +11,12 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "ground_truth": ("DEFAULT_MIN_FOUND_SHARE", "MIN_FOUND_SHARE_SETTING", "GroundTruth", "LabelCoverage"),
     "grid": ("DEFAULT_MAX_GRID_TRIALS", "MAX_GRID_TRIALS_SETTING", "ParamGrid", "check_grid_values", "parse_grid_json"),
     "embeddings": (
-        "EmbeddingCache", "EmbeddingSettings", "embed_corpus", "load_model", "resolve_model_location", "stop_words",
+        "EmbeddingCache",
+        "EmbeddingSettings",
+        "embed_corpus",
+        "load_model",
+        "resolve_model_location",
+        "stop_words",
         "strip_stop_words",
     ),
     "demo_corpus": ("DemoCorpus", "generate_demo_corpus"),

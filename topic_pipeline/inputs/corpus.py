@@ -26,7 +26,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from topic_pipeline.errors import CorpusError, DatabaseUnavailableError, listing
-from topic_pipeline.inputs.read_only_sql import QUERY_SETTING, READ_ONLY_DIALECTS, begin_read_only, checked_query, write_refused
+from topic_pipeline.inputs.read_only_sql import (
+    QUERY_SETTING,
+    READ_ONLY_DIALECTS,
+    begin_read_only,
+    checked_query,
+    write_refused,
+)
 from topic_pipeline.redaction import UNPARSABLE, mask_url, redact, unencoded_at_in_password
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -49,9 +55,10 @@ def _driver_message(message: str, url: str) -> str:
 def _check_identifier(name: str, what: str) -> str:
     parts = name.split(".")
     if len(parts) > 2 or not all(_IDENTIFIER.match(part) for part in parts):
-        raise CorpusError(f"{what} '{name}' is not a valid SQL identifier (letters, digits and _; optionally schema.table)")
+        raise CorpusError(
+            f"{what} '{name}' is not a valid SQL identifier (letters, digits and _; optionally schema.table)"
+        )
     return name
-
 
 
 def _parse_moment(value: str, setting: str) -> dt.datetime:
@@ -62,7 +69,7 @@ def _parse_moment(value: str, setting: str) -> dt.datetime:
         raise CorpusError(
             f"{setting} '{value}' is not an ISO 8601 date or date-time (e.g. 2024-05-01 or 2024-05-01T06:00:00+00:00)"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +98,9 @@ class DateWindow:
         return f"[{show(self.start)}, {show(self.end)})"
 
     @classmethod
-    def from_settings(cls, start: str = "", end: str = "", days: int = 0, reference: dt.datetime | str | None = None) -> DateWindow:
+    def from_settings(
+        cls, start: str = "", end: str = "", days: int = 0, reference: dt.datetime | str | None = None
+    ) -> DateWindow:
         """``start``/``end`` are ISO dates; ``days`` > 0 means the ``days`` before ``end``, or before
         ``reference`` (the run's time; now if not given) when ``end`` is empty."""
         if days < 0:
@@ -101,14 +110,16 @@ class DateWindow:
         if not days:
             return cls(start_moment, end_moment)
         if start_moment is not None:
-            raise CorpusError("set window_start or window_days, not both: window_days counts back from window_end or the run's time")
+            raise CorpusError(
+                "set window_start or window_days, not both: window_days counts back from window_end or the run's time"
+            )
         if end_moment is None:
             if isinstance(reference, str):
                 end_moment = _parse_moment(reference, "the run's window reference time")
             elif reference is not None:
-                end_moment = reference if reference.tzinfo else reference.replace(tzinfo=dt.timezone.utc)
+                end_moment = reference if reference.tzinfo else reference.replace(tzinfo=dt.UTC)
             else:
-                end_moment = dt.datetime.now(dt.timezone.utc)
+                end_moment = dt.datetime.now(dt.UTC)
         return cls(end_moment - dt.timedelta(days=days), end_moment)
 
 
@@ -206,7 +217,9 @@ _INVISIBLE_OTHERS = frozenset(
 
 def is_blank(text: str) -> bool:
     """True when ``text`` shows nothing: empty, whitespace, or invisible characters only."""
-    return all(ch.isspace() or ch in _INVISIBLE_OTHERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in text)
+    return all(
+        ch.isspace() or ch in _INVISIBLE_OTHERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in text
+    )
 
 
 def as_text(value: Any) -> str | None:
@@ -356,7 +369,9 @@ class Corpus:
             raise CorpusError(f"{where}: {len(duplicated)} id(s) occur more than once: {listing(duplicated.tolist())}")
         if len(texts) > 1 and all(text == texts[0] for text in texts):
             shown = texts[0] if len(texts[0]) <= 60 else texts[0][:60] + "…"
-            raise CorpusError(f"{where}: all {len(texts)} texts are identical ({shown!r}); clustering needs texts that differ")
+            raise CorpusError(
+                f"{where}: all {len(texts)} texts are identical ({shown!r}); clustering needs texts that differ"
+            )
         order = np.argsort(id_array, kind="stable")
         notes = ()
         if ids_from_text:
@@ -367,12 +382,15 @@ class Corpus:
         return cls(id_array[order], [texts[i] for i in order], notes)
 
 
-
 def _refusal_message(where: str, exc: sa.exc.DBAPIError, source: SqlSource) -> str:
     return (
         f"{where}: the query tried to write to the source database, which refused it because the export is "
         f"read-only ({_driver_message(str(exc.orig), source.url)}); nothing was written"
-        + (f": {QUERY_SETTING} must be a query that only reads (a SELECT returning id and text)" if source.query else "")
+        + (
+            f": {QUERY_SETTING} must be a query that only reads (a SELECT returning id and text)"
+            if source.query
+            else ""
+        )
     )
 
 
@@ -399,7 +417,9 @@ def load_corpus(source: SqlSource) -> Corpus:
     try:
         engine = sa.create_engine(source.url)
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
-        raise DatabaseUnavailableError(f"invalid database URL {shown}: {_driver_message(str(exc), source.url)}") from None
+        raise DatabaseUnavailableError(
+            f"invalid database URL {shown}: {_driver_message(str(exc), source.url)}"
+        ) from None
     rows: list[tuple[Any, Any]] = []
     try:
         dialect = engine.dialect.name
@@ -426,7 +446,9 @@ def load_corpus(source: SqlSource) -> Corpus:
                         "nothing was read"
                     ) from None
                 if not read_only:
-                    raise CorpusError(f"{where}: the database did not confirm the export's read-only transaction; nothing was read")
+                    raise CorpusError(
+                        f"{where}: the database did not confirm the export's read-only transaction; nothing was read"
+                    )
                 try:
                     # yield_per: a server-side cursor read FETCH_CHUNK_ROWS rows at a time.
                     result = connection.execution_options(yield_per=FETCH_CHUNK_ROWS).execute(statement)
@@ -441,14 +463,18 @@ def load_corpus(source: SqlSource) -> Corpus:
                         else f"{where}: the query failed ({_driver_message(str(exc.orig), source.url)})"
                     ) from None
                 if len(result.keys()) < 2:
-                    raise CorpusError(f"{where}: the query must return an id and a text column, got {list(result.keys())}")
+                    raise CorpusError(
+                        f"{where}: the query must return an id and a text column, got {list(result.keys())}"
+                    )
                 try:
                     while chunk := result.fetchmany(FETCH_CHUNK_ROWS):
                         rows.extend((row[0], source.text_of(row)) for row in chunk)
                 except sa.exc.DBAPIError as exc:
                     if write_refused(exc):  # e.g. a function the query calls, run as rows are fetched
                         raise CorpusError(_refusal_message(where, exc, source)) from None
-                    raise CorpusError(f"{where}: reading rows failed ({_driver_message(str(exc.orig), source.url)})") from None
+                    raise CorpusError(
+                        f"{where}: reading rows failed ({_driver_message(str(exc.orig), source.url)})"
+                    ) from None
             finally:
                 # Never a commit: whatever happened, the transaction ends in a rollback.
                 with contextlib.suppress(sa.exc.DBAPIError):

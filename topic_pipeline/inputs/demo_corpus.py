@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -49,6 +49,7 @@ __all__ = ["DemoCorpus", "generate_demo_corpus", "TOPIC_NAMES", "MAX_TOPICS"]
 #   {Y} {Z} {W}  further topic-specific lists
 # Shared slots: see ``_SHARED_SLOTS`` below ({P} place, {N} number, ...).
 # ---------------------------------------------------------------------------
+
 
 def _load_vocabulary() -> dict:
     with open(Path(__file__).parent / "demo" / "vocabulary.json", encoding="utf-8") as stream:
@@ -71,7 +72,7 @@ _WEIGHTS: tuple[float, ...] = tuple(_VOCABULARY["weights"])
 _BORROWABLE_SLOTS = ("A", "O", "X")
 
 # Probabilities controlling overlap and noise.
-_P_BORROW = 0.18        # headline borrows one A/O/X value from a related topic
+_P_BORROW = 0.18  # headline borrows one A/O/X value from a related topic
 _P_NOISE_PREFIX = 0.10  # "Update: ..."
 _P_NOISE_SUFFIX = 0.20  # "..., officials say"
 _P_NOISE_ADVERB = 0.12  # "Utility giant quietly raises ..."
@@ -80,11 +81,36 @@ _MIN_WORDS, _MAX_WORDS = 6, 16
 
 
 # Shared vocabulary: places, dates and the generic, topic-free newsroom filler used as noise.
-(_PLACES, _WEEKDAYS, _MONTHS, _ORDINALS, _CLUB_SUFFIXES, _EVENT_SUFFIXES, _SCORES, _ADJECTIVES, _REFORMS, _MOVES,
- _NOISE_PREFIXES, _NOISE_SUFFIXES, _NOISE_ADVERBS) = (
-    tuple(_VOCABULARY[name]) for name in (
-        "places", "weekdays", "months", "ordinals", "club_suffixes", "event_suffixes", "scores", "adjectives",
-        "reforms", "moves", "noise_prefixes", "noise_suffixes", "noise_adverbs",
+(
+    _PLACES,
+    _WEEKDAYS,
+    _MONTHS,
+    _ORDINALS,
+    _CLUB_SUFFIXES,
+    _EVENT_SUFFIXES,
+    _SCORES,
+    _ADJECTIVES,
+    _REFORMS,
+    _MOVES,
+    _NOISE_PREFIXES,
+    _NOISE_SUFFIXES,
+    _NOISE_ADVERBS,
+) = (
+    tuple(_VOCABULARY[name])
+    for name in (
+        "places",
+        "weekdays",
+        "months",
+        "ordinals",
+        "club_suffixes",
+        "event_suffixes",
+        "scores",
+        "adjectives",
+        "reforms",
+        "moves",
+        "noise_prefixes",
+        "noise_suffixes",
+        "noise_adverbs",
     )
 )
 
@@ -152,9 +178,7 @@ class DemoCorpus:
     texts: list[str]
     topics: list[str]
 
-    def ground_truth(
-        self, labelled_fraction: float = 0.6, seed: int = 7
-    ) -> dict[str, list[int]]:
+    def ground_truth(self, labelled_fraction: float = 0.6, seed: int = 7) -> dict[str, list[int]]:
         """A labelled sample in the project's seed format: {"<cluster id>": [text ids]}, cluster ids are
         strings "0".."k-1" (sorted by topic name), each list sorted ascending; a deterministic random subset
         of ids (labelled_fraction of the corpus, stratified per topic) -- documents outside it stay unlabelled."""
@@ -181,9 +205,7 @@ class DemoCorpus:
         return len(self.ids)
 
 
-def generate_demo_corpus(
-    n_docs: int = 1500, n_topics: int = 10, seed: int = 20261122
-) -> DemoCorpus:
+def generate_demo_corpus(n_docs: int = 1500, n_topics: int = 10, seed: int = 20261122) -> DemoCorpus:
     """Generate a deterministic synthetic headline corpus.
 
     ``n_topics`` topics (3..MAX_TOPICS) are taken from :data:`TOPIC_NAMES` in
@@ -280,7 +302,7 @@ def _headline(rng: np.random.Generator, topic: str) -> str:
         borrow_slot = _pick(rng, candidates)
         borrow_vocab = _TOPICS[_pick(rng, _RELATED[topic])]
 
-    def repl(match: "re.Match[str]") -> str:
+    def repl(match: re.Match[str]) -> str:
         slot = match.group(1)
         if slot == borrow_slot:
             value = _pick(rng, borrow_vocab[slot])
@@ -297,9 +319,7 @@ def _headline(rng: np.random.Generator, topic: str) -> str:
 
     text = _SLOT_RE.sub(repl, template)
     # Subject-verb agreement for plural actors: the word right after the actor.
-    text = re.sub(
-        _PLURAL_MARK + r" (\S+)", lambda m: " " + _pluralise_verb(m.group(1)), text
-    )
+    text = re.sub(_PLURAL_MARK + r" (\S+)", lambda m: " " + _pluralise_verb(m.group(1)), text)
     text = text.replace(_PLURAL_MARK, "")
     text = _capitalise(text)
 

@@ -35,6 +35,3 @@ def ensure_demo_data(directory: Path) -> tuple[Path, Path]:
     building.replace(database)
     write_json(ground_truth, corpus.ground_truth())
     return database, ground_truth
-
-
-

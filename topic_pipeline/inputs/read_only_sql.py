@@ -31,20 +31,100 @@ _EXPECTED_QUERY = "expected exactly one query (a SELECT returning id and text)"
 READ_ONLY_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 _SQL_SPACE = " \t\n\r\f\v"
 _QUERY_WORDS = frozenset({"SELECT", "VALUES", "TABLE"})
-_WRITE_WORDS = frozenset({
-    "INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE", "UPSERT", "TRUNCATE", "CREATE", "DROP", "ALTER", "RENAME",
-    "COMMENT", "GRANT", "REVOKE", "REASSIGN", "SECURITY", "COPY", "LOAD", "IMPORT", "CALL", "DO", "EXEC", "EXECUTE",
-    "ATTACH", "DETACH", "VACUUM", "REINDEX", "CLUSTER", "REFRESH", "ANALYZE", "ANALYSE", "OPTIMIZE", "REPAIR",
-    "PURGE", "INSTALL", "UNINSTALL", "HANDLER", "NOTIFY", "BINLOG", "CHANGE", "CLONE",
-})
-_CONTROL_WORDS = frozenset({
-    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "XA", "SET", "RESET", "PRAGMA",
-    "DISCARD", "USE", "PREPARE", "DEALLOCATE", "DECLARE", "FETCH", "MOVE", "CLOSE", "LISTEN", "UNLISTEN", "LOCK", "UNLOCK",
-})
-_OTHER_STATEMENT_WORDS = frozenset({
-    "EXPLAIN", "SHOW", "DESCRIBE", "DESC", "HELP", "CHECK", "CHECKSUM", "GET", "SIGNAL", "RESIGNAL", "CHECKPOINT", "FLUSH",
-    "CACHE", "KILL", "SHUTDOWN", "RESTART", "STOP",
-})
+_WRITE_WORDS = frozenset(
+    {
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "MERGE",
+        "REPLACE",
+        "UPSERT",
+        "TRUNCATE",
+        "CREATE",
+        "DROP",
+        "ALTER",
+        "RENAME",
+        "COMMENT",
+        "GRANT",
+        "REVOKE",
+        "REASSIGN",
+        "SECURITY",
+        "COPY",
+        "LOAD",
+        "IMPORT",
+        "CALL",
+        "DO",
+        "EXEC",
+        "EXECUTE",
+        "ATTACH",
+        "DETACH",
+        "VACUUM",
+        "REINDEX",
+        "CLUSTER",
+        "REFRESH",
+        "ANALYZE",
+        "ANALYSE",
+        "OPTIMIZE",
+        "REPAIR",
+        "PURGE",
+        "INSTALL",
+        "UNINSTALL",
+        "HANDLER",
+        "NOTIFY",
+        "BINLOG",
+        "CHANGE",
+        "CLONE",
+    }
+)
+_CONTROL_WORDS = frozenset(
+    {
+        "BEGIN",
+        "START",
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        "ABORT",
+        "SAVEPOINT",
+        "RELEASE",
+        "XA",
+        "SET",
+        "RESET",
+        "PRAGMA",
+        "DISCARD",
+        "USE",
+        "PREPARE",
+        "DEALLOCATE",
+        "DECLARE",
+        "FETCH",
+        "MOVE",
+        "CLOSE",
+        "LISTEN",
+        "UNLISTEN",
+        "LOCK",
+        "UNLOCK",
+    }
+)
+_OTHER_STATEMENT_WORDS = frozenset(
+    {
+        "EXPLAIN",
+        "SHOW",
+        "DESCRIBE",
+        "DESC",
+        "HELP",
+        "CHECK",
+        "CHECKSUM",
+        "GET",
+        "SIGNAL",
+        "RESIGNAL",
+        "CHECKPOINT",
+        "FLUSH",
+        "CACHE",
+        "KILL",
+        "SHUTDOWN",
+        "RESTART",
+        "STOP",
+    }
+)
 # The statement a WITH clause leads to, and the data-modifying statements PostgreSQL allows inside one.
 _WITH_MAIN_WORDS = _QUERY_WORDS | {"INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE"}
 _NESTED_WRITE_WORDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE"})
@@ -66,15 +146,24 @@ def _sql_lexers(dialect: str | None) -> list[_SqlLexer]:
     """Every reading of ``dialect`` (of every supported dialect when None), the server's default first."""
     if dialect == "postgresql":
         # standard_conforming_strings on (the default since 9.1), then off. Line comments end at \r or \n.
-        return [_SqlLexer("postgresql", backslash_strings=b, nested_comments=True, comment_ends_at_cr=True) for b in (False, True)]
+        return [
+            _SqlLexer("postgresql", backslash_strings=b, nested_comments=True, comment_ends_at_cr=True)
+            for b in (False, True)
+        ]
     if dialect == "sqlite":
         return [_SqlLexer("sqlite")]
     if dialect in ("mysql", "mariadb"):
         # Backslash escapes (unless NO_BACKSLASH_ESCAPES), "..." strings (unless ANSI_QUOTES); how line and
         # nested comments end, and whether special comments run, are read both ways where unsure.
         return [
-            _SqlLexer("mysql", backslash_strings=b, double_quoted_strings=d, nested_comments=n, comment_ends_at_cr=r,
-                      special_comments_are_code=s)
+            _SqlLexer(
+                "mysql",
+                backslash_strings=b,
+                double_quoted_strings=d,
+                nested_comments=n,
+                comment_ends_at_cr=r,
+                special_comments_are_code=s,
+            )
             for b, d, s, n, r in itertools.product((True, False), repeat=5)
         ]
     return [lexer for name in ("postgresql", "sqlite", "mysql") for lexer in _sql_lexers(name)]
@@ -137,9 +226,9 @@ def _sql_tokens(sql: str, lexer: _SqlLexer) -> list[tuple[str, str, int, int]]:
         start = i
         if ch in _SQL_SPACE:
             i += 1
-        elif (ch == "-" and after == "-" and (not mysql or i + 2 >= n or sql[i + 2] in _SQL_SPACE or ord(sql[i + 2]) < 32)) or (
-            ch == "#" and mysql
-        ):
+        elif (
+            ch == "-" and after == "-" and (not mysql or i + 2 >= n or sql[i + 2] in _SQL_SPACE or ord(sql[i + 2]) < 32)
+        ) or (ch == "#" and mysql):
             # MySQL takes -- as a comment only before a space or a control character: 1--1 is 1 - (-1).
             while i < n and sql[i] not in line_ends:
                 i += 1
@@ -283,7 +372,11 @@ def _read_query(sql: str, lexer: _SqlLexer) -> _QueryReading:
             statements[-1].append(token)
     found = [statement for statement in statements if statement]
     if len(found) != 1:
-        what = "no SQL statement (only whitespace, comments or semicolons)" if not found else f"{len(found)} SQL statements"
+        what = (
+            "no SQL statement (only whitespace, comments or semicolons)"
+            if not found
+            else f"{len(found)} SQL statements"
+        )
         return _QueryReading(len(found), f"{QUERY_SETTING} holds {what}; {_EXPECTED_QUERY}", sql)
     (statement,) = found
     # The statement runs without the semicolon after it (and whatever comment follows).

@@ -30,16 +30,30 @@ from typing import Any
 import numpy as np
 
 from topic_pipeline._compat import installed_versions
+from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, TrialParams
+from topic_pipeline.engine.bertopic_model import bertopic_model
 from topic_pipeline.engine.fast import EmbeddingSource, plan_groups, run_group
 from topic_pipeline.errors import TopicPipelineError
-from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, TrialParams
-from topic_pipeline.storage.files import OWNERSHIP_MARKER, TEMPORARY_SUFFIX, FolderNotOursError, replace_folder, write_json
-from topic_pipeline.engine.bertopic_model import bertopic_model
+from topic_pipeline.storage.files import (
+    OWNERSHIP_MARKER,
+    TEMPORARY_SUFFIX,
+    FolderNotOursError,
+    replace_folder,
+    write_json,
+)
 
 SERIALIZATIONS = ("safetensors", "pytorch", "pickle")
 MODEL_FOLDER = "model"
 RECORD_FILE = "tuning.json"
-RECORDED_PACKAGES = ("bertopic", "sentence-transformers", "umap-learn", "hdbscan", "scikit-learn", "numpy", "topic_pipeline")
+RECORDED_PACKAGES = (
+    "bertopic",
+    "sentence-transformers",
+    "umap-learn",
+    "hdbscan",
+    "scikit-learn",
+    "numpy",
+    "topic_pipeline",
+)
 
 
 class ExportError(TopicPipelineError):
@@ -70,7 +84,11 @@ def embedding_model_pointer(model_name: str) -> str:
 
 
 def trial_labels(
-    params: TrialParams, source: EmbeddingSource, texts: list[str], seed: int, cache_dir: Path,
+    params: TrialParams,
+    source: EmbeddingSource,
+    texts: list[str],
+    seed: int,
+    cache_dir: Path,
     stopwords_language: str = "english",
 ) -> np.ndarray:
     """The trial's labels, computed exactly as in the sweep (cached reduction, same HDBSCAN calls, the same
@@ -86,7 +104,11 @@ def trial_labels(
 
 
 def build_topic_model(
-    texts: list[str], embeddings: np.ndarray, labels: np.ndarray, params: TrialParams, stopwords_language: str,
+    texts: list[str],
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    params: TrialParams,
+    stopwords_language: str,
     embedding_model: Any = None,
 ) -> Any:
     """A BERTopic model whose topics are ``labels``: clustering replaced by the given labels."""
@@ -122,8 +144,13 @@ class ExportedModel:
 # not turn re-exporting a trial into a refusal.
 _UNMARKED_EXPORT_ENTRIES = {MODEL_FOLDER, f"{MODEL_FOLDER}.pickle", RECORD_FILE}
 _BERTOPIC_SAVED_FILES = {
-    "config.json", "topics.json", "topic_embeddings.safetensors", "topic_embeddings.bin",
-    "ctfidf.safetensors", "ctfidf.bin", "ctfidf_config.json",
+    "config.json",
+    "topics.json",
+    "topic_embeddings.safetensors",
+    "topic_embeddings.bin",
+    "ctfidf.safetensors",
+    "ctfidf.bin",
+    "ctfidf_config.json",
 }
 
 
@@ -163,9 +190,14 @@ def save_export(model: Any, target: Path, serialization: str, pointer: str, reco
         else:
             model_path = staging / MODEL_FOLDER
             model.save(str(model_path), serialization=serialization, save_ctfidf=True, save_embedding_model=pointer)
-        write_json(staging / RECORD_FILE, {**record, "serialization": serialization, "embedding_model_pointer": pointer})
+        write_json(
+            staging / RECORD_FILE, {**record, "serialization": serialization, "embedding_model_pointer": pointer}
+        )
         replace_folder(
-            staging, target, "export", _is_unmarked_earlier_export,
+            staging,
+            target,
+            "export",
+            _is_unmarked_earlier_export,
             another_folder="choose another --target-dir (launch config target_dir)",
         )
     except FolderNotOursError as exc:
@@ -192,7 +224,10 @@ def push_to_hub(folder: Path, repo_id: str, private: bool, token: str | None) ->
         api.create_repo(repo_id=repo_id, private=private, exist_ok=True)
         # The ownership marker concerns this machine's folder only.
         api.upload_folder(
-            folder_path=str(folder), repo_id=repo_id, commit_message="topic_pipeline export", ignore_patterns=[OWNERSHIP_MARKER]
+            folder_path=str(folder),
+            repo_id=repo_id,
+            commit_message="topic_pipeline export",
+            ignore_patterns=[OWNERSHIP_MARKER],
         )
     except (HfHubHTTPError, OSError, ValueError) as exc:
         message = str(exc).replace(token, "***").splitlines()[0] if str(exc) else type(exc).__name__

@@ -7,6 +7,7 @@ recorded before the tag existed have none and still count as trials.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -77,7 +78,9 @@ _DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
 def check_reachable(
-    tracking_uri: str, timeout_s: float = REACHABLE_TIMEOUT_S, setting: str | None = "MLFLOW_TRACKING_URI",
+    tracking_uri: str,
+    timeout_s: float = REACHABLE_TIMEOUT_S,
+    setting: str | None = "MLFLOW_TRACKING_URI",
     experiment_name: str = "topic_pipeline",
 ) -> None:
     """Raise ``TrackingUnavailableError`` with one line saying why, within about ``timeout_s`` seconds,
@@ -111,8 +114,10 @@ def check_reachable(
     if problem is None:
         return
     if problem.startswith("rejected"):
-        advice = ("check the credentials it is given (in the URI, MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
-                  "or MLFLOW_TRACKING_TOKEN)")
+        advice = (
+            "check the credentials it is given (in the URI, MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
+            "or MLFLOW_TRACKING_TOKEN)"
+        )
     elif not setting:
         advice = "check that the data directory is writable"
     elif problem.startswith("does not answer"):
@@ -131,7 +136,7 @@ def _problem(probe: Callable[[str, float, str], str | None], uri: str, timeout_s
     verb = "cannot be reached" if probe is _probe_server else "cannot be opened"
     try:
         return probe(uri, timeout_s, experiment)
-    except Exception as exc:  # noqa: BLE001 - every failure is a reason the store cannot be used
+    except Exception as exc:
         return f"{verb}: {_root_reason(exc, timeout_s)}"
 
 
@@ -176,8 +181,14 @@ def _probe_server(uri: str, timeout_s: float, experiment: str) -> str | None:
     from mlflow.utils.rest_utils import http_request
 
     response = http_request(
-        get_default_host_creds(uri), "/api/2.0/mlflow/experiments/get-by-name", "GET", max_retries=0,
-        backoff_factor=0, backoff_jitter=0, timeout=timeout_s, raise_on_status=False,
+        get_default_host_creds(uri),
+        "/api/2.0/mlflow/experiments/get-by-name",
+        "GET",
+        max_retries=0,
+        backoff_factor=0,
+        backoff_jitter=0,
+        timeout=timeout_s,
+        raise_on_status=False,
         params={"experiment_name": experiment},
     )
     code = response.status_code
@@ -260,7 +271,7 @@ class _RedactingClient:
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return attribute(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - every error is re-raised, redacted
+            except Exception as exc:
                 from mlflow.exceptions import MlflowException
 
                 message = redact(str(exc), self._tracking_uri)
@@ -274,8 +285,14 @@ class _RedactingClient:
 class MlflowTracker:
     """``uri_setting`` names the setting ``tracking_uri`` comes from, for messages (None: the local default)."""
 
-    def __init__(self, tracking_uri: str, experiment_name: str, artifact_location: str | None = None,
-                 ui_url: str | None = None, uri_setting: str | None = None):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_name: str,
+        artifact_location: str | None = None,
+        ui_url: str | None = None,
+        uri_setting: str | None = None,
+    ):
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.artifact_location = artifact_location
@@ -305,7 +322,8 @@ class MlflowTracker:
 
                 try:
                     self._experiment_id = self.client.create_experiment(
-                        self.experiment_name, artifact_location=self.artifact_location,
+                        self.experiment_name,
+                        artifact_location=self.artifact_location,
                         tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
                     )
                 except MlflowException:  # another process created it first
@@ -343,7 +361,9 @@ class MlflowTracker:
         query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
 
         def oldest() -> str | None:
-            runs = self.client.search_runs([self.experiment_id], query, order_by=["attributes.start_time ASC"], max_results=1)
+            runs = self.client.search_runs(
+                [self.experiment_id], query, order_by=["attributes.start_time ASC"], max_results=1
+            )
             return runs[0].info.run_id if runs else None
 
         found = oldest()
@@ -359,7 +379,11 @@ class MlflowTracker:
         return found
 
     def log_trial(
-        self, result: TrialResult, tags: Mapping[str, str], supersede_older: bool = True, parent_run_id: str | None = None,
+        self,
+        result: TrialResult,
+        tags: Mapping[str, str],
+        supersede_older: bool = True,
+        parent_run_id: str | None = None,
         also_supersede: Sequence[str] = (),
     ) -> str:
         """Record a trial as a run of its own, nested under ``parent_run_id`` if given; with ``supersede_older``,
@@ -367,7 +391,8 @@ class MlflowTracker:
         pass False), and so are those of the keys in ``also_supersede`` (the trial's earlier keys)."""
         parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
         run = self.client.create_run(
-            self.experiment_id, run_name=result.key,
+            self.experiment_id,
+            run_name=result.key,
             tags={"kind": TRIAL, "trial_key": result.key, "status": result.status, **parent, **tags},
         )
         run_id = run.info.run_id
@@ -387,7 +412,11 @@ class MlflowTracker:
         # Every grid key, those a stored trial omits at their defaults (outlier reduction) included.
         values = complete_params(result.params)
         params = [Param(name, "none" if value is None else str(value)) for name, value in sorted(values.items())]
-        metrics = [Metric(name, _metric_value(value), now, 0) for name, value in sorted(result.metrics.items()) if value is not None]
+        metrics = [
+            Metric(name, _metric_value(value), now, 0)
+            for name, value in sorted(result.metrics.items())
+            if value is not None
+        ]
         metrics.append(Metric("duration_s", round(float(result.duration_s), 2), now, 0))
         extra_tags = [RunTag("error", result.error[:4000])] if result.error else []
         self.client.log_batch(run_id, metrics=metrics, params=params, tags=extra_tags)
@@ -403,7 +432,11 @@ class MlflowTracker:
         queries.append(f"tags.`{RESULT_NOT_STORED_TAG}` = 'true'")
         for query in queries:
             runs = self.client.search_runs([self.experiment_id], query, max_results=50_000)
-            keys.update(run.data.tags["trial_key"] for run in runs if "trial_key" in run.data.tags and is_trial_run(run.data.tags))
+            keys.update(
+                run.data.tags["trial_key"]
+                for run in runs
+                if "trial_key" in run.data.tags and is_trial_run(run.data.tags)
+            )
         return keys
 
     def supersede_older_runs(self, trial_key: str, run_id: str, start_time: int) -> list[str]:
@@ -526,10 +559,9 @@ class MlflowTracker:
                 if info.status == "RUNNING":
                     self.client.set_terminated(info.run_id, status="KILLED")
                 self.client.set_tag(info.run_id, SUPERSEDED_BY_TAG, keep)
-                try:
+                # Deleted since the search (another recovery): as intended.
+                with contextlib.suppress(MlflowException):
                     self.client.delete_run(info.run_id)
-                except MlflowException:  # deleted since the search (another recovery): as intended
-                    pass
                 superseded += 1
         lines = []
         if superseded:
@@ -538,8 +570,10 @@ class MlflowTracker:
                 f"superseded (tagged {SUPERSEDED_BY_TAG}, soft-deleted): each trial keeps one live run"
             )
         if restored:
-            lines.append(f"{restored} MLflow trial run(s) named by a stored result restored (a run whose result "
-                         "was not stored had superseded them)")
+            lines.append(
+                f"{restored} MLflow trial run(s) named by a stored result restored (a run whose result "
+                "was not stored had superseded them)"
+            )
         if closed:
             lines.append(f"{closed} MLflow trial run(s) whose result was stored closed as their result says")
         if unstored:
@@ -560,7 +594,11 @@ class MlflowTracker:
                 return False
             raise
         tags = run.data.tags
-        if run.info.lifecycle_stage != "deleted" or not is_trial_run(tags) or tags.get(SUPERSEDED_BY_TAG) not in superseded_by:
+        if (
+            run.info.lifecycle_stage != "deleted"
+            or not is_trial_run(tags)
+            or tags.get(SUPERSEDED_BY_TAG) not in superseded_by
+        ):
             return False
         self.client.restore_run(run_id)
         self.client.delete_tag(run_id, SUPERSEDED_BY_TAG)
@@ -570,23 +608,37 @@ class MlflowTracker:
         """A trial's topics (words, size, representative documents) as ``topics.json`` on its run."""
         self.client.log_dict(
             run_id,
-            {"topics": [
-                {"topic": t.topic, "size": t.size, "top_words": t.top_words, "representative_docs": t.representative_docs}
-                for t in topics
-            ]},
+            {
+                "topics": [
+                    {
+                        "topic": t.topic,
+                        "size": t.size,
+                        "top_words": t.top_words,
+                        "representative_docs": t.representative_docs,
+                    }
+                    for t in topics
+                ]
+            },
             "topics.json",
         )
 
     def log_export(self, directory: Path, trial_key: str, trial_run_id: str | None, tags: Mapping[str, str]) -> str:
         """The exported model's files as artifacts of a run linked to the trial's run."""
-        run_id = self._start_run(f"export {trial_key}", {"kind": "export", "trial_key": trial_key,
-                                                          "trial_run_id": trial_run_id or "", **tags})
+        run_id = self._start_run(
+            f"export {trial_key}",
+            {"kind": "export", "trial_key": trial_key, "trial_run_id": trial_run_id or "", **tags},
+        )
         self.client.log_artifacts(run_id, str(directory), artifact_path="model")
         self.client.set_terminated(run_id, status="FINISHED")
         return run_id
 
     def log_leaderboard(
-        self, sweep_run_id: str, csv_path: Path, markdown: str, best: Mapping[str, Any], tags: Mapping[str, str],
+        self,
+        sweep_run_id: str,
+        csv_path: Path,
+        markdown: str,
+        best: Mapping[str, Any],
+        tags: Mapping[str, str],
     ) -> None:
         """The leaderboard on its sweep's run: the best trial's metrics (one step per leaderboard, so their
         history shows the sweep converge), the CSV and the Markdown summary."""
@@ -594,8 +646,11 @@ class MlflowTracker:
 
         step = len(self.client.get_metric_history(sweep_run_id, "leaderboards"))
         now = int(time.time() * 1000)
-        metrics = [Metric(f"best_{name}", _metric_value(value), now, step) for name, value in best.items()
-                   if isinstance(value, (int, float)) and value is not None]
+        metrics = [
+            Metric(f"best_{name}", _metric_value(value), now, step)
+            for name, value in best.items()
+            if isinstance(value, (int, float)) and value is not None
+        ]
         metrics.append(Metric("leaderboards", float(step + 1), now, step))
         # A param cannot change once logged: the best trial of the latest leaderboard is a tag.
         run_tags = [RunTag("best_trial", str(best.get("trial", "none"))), *(RunTag(k, v) for k, v in tags.items())]

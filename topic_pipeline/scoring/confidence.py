@@ -66,11 +66,15 @@ def _resampled_ari(truth: np.ndarray, predicted: np.ndarray, draws: np.ndarray) 
     occurring, cells = np.unique(classes * n_clusters + clusters, return_inverse=True)
     scores = []
     for start in range(0, draws.shape[0], _CHUNK):
-        chunk = draws[start:start + _CHUNK]
-        scores.append(adjusted_rand(
-            _pair_sums(cells, len(occurring), chunk, clustered), _pair_sums(classes, n_classes, chunk),
-            _pair_sums(clusters, n_clusters, chunk, clustered), draws.shape[1],
-        ))
+        chunk = draws[start : start + _CHUNK]
+        scores.append(
+            adjusted_rand(
+                _pair_sums(cells, len(occurring), chunk, clustered),
+                _pair_sums(classes, n_classes, chunk),
+                _pair_sums(clusters, n_clusters, chunk, clustered),
+                draws.shape[1],
+            )
+        )
     return np.concatenate(scores)
 
 
@@ -129,7 +133,9 @@ def add_intervals(
         labels = [labels_of(trial) for trial in scored.loc[rows, "trial"]]
         if any(trial_labels is None for trial_labels in labels):
             continue
-        resampled = np.mean([resampled_metric(classes, trial_labels[positions], draws, rank_by) for trial_labels in labels], axis=0)
+        resampled = np.mean(
+            [resampled_metric(classes, trial_labels[positions], draws, rank_by) for trial_labels in labels], axis=0
+        )
         low, high = percentile_interval(resampled)
         where = (frame["configuration"] == configuration) & ok
         frame.loc[where, CI_LOW], frame.loc[where, CI_HIGH] = low, high
@@ -159,7 +165,11 @@ def trust_summary(frame: pd.DataFrame, rank_by: str, split: HoldoutSplit) -> dic
     configuration = first["configuration"]
     rows = scored[scored["configuration"] == configuration]
     top_configurations = list(dict.fromkeys(scored["configuration"]))[:TOP_CONFIGURATIONS]
-    versus = scored.drop_duplicates("configuration").set_index("configuration")[VERSUS] if VERSUS in scored else pd.Series(dtype=object)
+    versus = (
+        scored.drop_duplicates("configuration").set_index("configuration")[VERSUS]
+        if VERSUS in scored
+        else pd.Series(dtype=object)
+    )
     heldout = f"{HELDOUT_PREFIX}{rank_by}"
     order = tie_break_order(rank_by)
     top_trial = scored.sort_values(order + ["trial"], ascending=[False] * len(order) + [True], kind="mergesort").iloc[0]
@@ -203,8 +213,13 @@ def exported_trust(leaderboard: pd.DataFrame, trial_key: str, rank_by: str, reco
     row = rows.iloc[0] if len(rows) else {}
     configuration = str(row.get("configuration", ""))
     if recommended and configuration == recommended["recommended_configuration"]:
-        return {"configuration": configuration, "is_recommended": True, "expected": recommended["heldout_score"],
-                "ci_low": recommended["ci_low"], "ci_high": recommended["ci_high"]}
+        return {
+            "configuration": configuration,
+            "is_recommended": True,
+            "expected": recommended["heldout_score"],
+            "ci_low": recommended["ci_low"],
+            "ci_high": recommended["ci_high"],
+        }
 
     def number(name: str) -> float | None:
         value = row.get(name)
@@ -214,8 +229,14 @@ def exported_trust(leaderboard: pd.DataFrame, trial_key: str, rank_by: str, reco
     # trial's own held-out score.
     expected = number(ESTIMATE) if number(ESTIMATE) is not None else number(f"{HELDOUT_PREFIX}{rank_by}")
     versus = row.get(VERSUS)
-    return {"configuration": configuration, "is_recommended": False, "expected": expected,
-            "ci_low": number(CI_LOW), "ci_high": number(CI_HIGH), "versus_recommended": versus if isinstance(versus, str) else None}
+    return {
+        "configuration": configuration,
+        "is_recommended": False,
+        "expected": expected,
+        "ci_low": number(CI_LOW),
+        "ci_high": number(CI_HIGH),
+        "versus_recommended": versus if isinstance(versus, str) else None,
+    }
 
 
 def trust_lines(summary: Mapping[str, Any] | None) -> list[str]:
@@ -233,7 +254,9 @@ def trust_lines(summary: Mapping[str, Any] | None) -> list[str]:
         lines.append(f"labelled documents: all {summary['selection_documents']} used for selection, none held out")
     seeds = summary["seeds"]
     over = f"mean over {seeds} UMAP seeds" if seeds > 1 else "one UMAP seed"
-    lines.append(f"recommended configuration: {summary['recommended_configuration']} ({over}); its best trial, exported by default: {summary['recommended_trial']}")
+    lines.append(
+        f"recommended configuration: {summary['recommended_configuration']} ({over}); its best trial, exported by default: {summary['recommended_trial']}"
+    )
     interval = ""
     if summary["ci_low"] is not None:
         interval = f", {summary['confidence']:.0%} interval {summary['ci_low']:.3f} to {summary['ci_high']:.3f} over {summary['interval_over']}"

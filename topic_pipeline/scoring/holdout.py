@@ -85,7 +85,9 @@ def smallest_class_that_splits(fraction: float) -> int:
     return size
 
 
-def split_labels(labels: GroundTruth, fraction: float = DEFAULT_HOLDOUT_FRACTION, seed: int = DEFAULT_HOLDOUT_SEED) -> HoldoutSplit:
+def split_labels(
+    labels: GroundTruth, fraction: float = DEFAULT_HOLDOUT_FRACTION, seed: int = DEFAULT_HOLDOUT_SEED
+) -> HoldoutSplit:
     """Hold out ``fraction`` of each class's labelled documents (rounded), chosen at random with ``seed``.
 
     The same labels, fraction and seed always give the same split. A class that would keep fewer than
@@ -123,7 +125,9 @@ def prefixed(prefix: str, metrics: Mapping[str, float]) -> dict[str, float]:
     return {f"{prefix}{name}": value for name, value in metrics.items() if name not in _SHARED_METRICS}
 
 
-def score_parts(classes: np.ndarray, predicted: np.ndarray, heldout: np.ndarray | None, topic_count: int) -> dict[str, float]:
+def score_parts(
+    classes: np.ndarray, predicted: np.ndarray, heldout: np.ndarray | None, topic_count: int
+) -> dict[str, float]:
     """A trial's metrics on the selection part (plain names), the held-out part (``heldout_``) and all
     labelled documents (``all_``), from one labels array: ``classes`` and ``predicted`` per labelled
     document, ``heldout`` a mask over them (None: no split)."""

@@ -38,8 +38,11 @@ class TrialOutcomes:
 
     def failure_line(self) -> str:
         """One line saying why nothing is ranked, for a sweep in which every trial that ran failed."""
-        return (f"all {self.failed} trials that ran failed; {self.sharing} of them with: {self.common_error}"
-                if self.failed else "no trial has a result yet")
+        return (
+            f"all {self.failed} trials that ran failed; {self.sharing} of them with: {self.common_error}"
+            if self.failed
+            else "no trial has a result yet"
+        )
 
 
 def first_line(text: object, limit: int = 300) -> str:
@@ -118,9 +121,28 @@ def build_leaderboard(
         row.update({name: full[name] for name in GRID_KEYS})
         row["seed_replicate"] = params.get("seed_replicate", 0)
         rows.append(row)
-    stability = [f"{rank_by}_seeds", f"{rank_by}_mean", f"{rank_by}_std", f"{rank_by}_stable", "unstable", "seed_averaged"]
-    columns = ["rank", "trial", "status", *REPORTED_NAMES, *stability, "configuration", "round", "seed_replicate",
-               *GRID_KEYS, *PART_COLUMNS[len(REPORTED_NAMES):], "error", "mlflow_run_id"]
+    stability = [
+        f"{rank_by}_seeds",
+        f"{rank_by}_mean",
+        f"{rank_by}_std",
+        f"{rank_by}_stable",
+        "unstable",
+        "seed_averaged",
+    ]
+    columns = [
+        "rank",
+        "trial",
+        "status",
+        *REPORTED_NAMES,
+        *stability,
+        "configuration",
+        "round",
+        "seed_replicate",
+        *GRID_KEYS,
+        *PART_COLUMNS[len(REPORTED_NAMES) :],
+        "error",
+        "mlflow_run_id",
+    ]
     frame = pd.DataFrame(rows, columns=[c for c in columns if c not in ("rank", *stability)])
     frame["round"] = frame["round"].astype("Int64")
     frame["seed_replicate"] = frame["seed_replicate"].fillna(0).astype(int)
@@ -144,7 +166,9 @@ def build_leaderboard(
     return ranked
 
 
-def to_markdown(frame: pd.DataFrame, limit: int = 20, metrics: Iterable[str] = ("ari", "ami", "nmi", "f1_macro")) -> str:
+def to_markdown(
+    frame: pd.DataFrame, limit: int = 20, metrics: Iterable[str] = ("ari", "ami", "nmi", "f1_macro")
+) -> str:
     """A compact Markdown table (MLflow's copy of the leaderboard): the top ``limit`` rows, then failed and
     missing trials; the search round that proposed each trial when a search did."""
     shown = list(metrics) + ["outlier_fraction", "topic_count"]
@@ -160,7 +184,11 @@ def to_markdown(frame: pd.DataFrame, limit: int = 20, metrics: Iterable[str] = (
         cells.append(row["status"])
         for name in shown:
             value = row[name]
-            cells.append("" if value is None or pd.isna(value) else (f"{int(value)}" if name == "topic_count" else f"{value:.3f}"))
+            cells.append(
+                ""
+                if value is None or pd.isna(value)
+                else (f"{int(value)}" if name == "topic_count" else f"{value:.3f}")
+            )
         lines.append("| " + " | ".join(cells) + " |")
     hidden = int((frame["status"] == STATUS_OK).sum()) - len(ok)
     if hidden > 0:
@@ -261,7 +289,9 @@ def sample_warnings(
     values = scored[rank_by].astype(float)
     # Trials differing only in what changes topic words share one clustering: their tie says nothing.
     clusterings = scored[[*GRID_KEYS, "seed_replicate"]].astype(str)
-    clusterings["n_gram_max"] = clusterings["n_gram_max"].where(scored["outlier_reduction"].map(n_gram_max_changes_labels), "")
+    clusterings["n_gram_max"] = clusterings["n_gram_max"].where(
+        scored["outlier_reduction"].map(n_gram_max_changes_labels), ""
+    )
     if len(clusterings.drop_duplicates()) > 1 and values.max() - values.min() <= TIE_TOLERANCE:
         return [
             f"all {len(scored)} scored trials score {rank_by} {values.iloc[0]:.3f}, trial '{trial}' among them: the "
@@ -272,7 +302,9 @@ def sample_warnings(
     return []
 
 
-def leaderboard_warnings(frame: pd.DataFrame, rank_by: str, labels: GroundTruth, where: str = "the ground truth") -> list[str]:
+def leaderboard_warnings(
+    frame: pd.DataFrame, rank_by: str, labels: GroundTruth, where: str = "the ground truth"
+) -> list[str]:
     """What is wrong with the top of ``frame`` (as built by ``build_leaderboard``), in words a user acts on.
 
     Empty when the first trial is a winner to trust. ``where`` names the labelled sample's file.
@@ -305,7 +337,11 @@ def write_leaderboard_warnings(paths: DataPaths, warnings: list[str], trust: Map
     csv_path = paths.leaderboard / "leaderboard.csv"
     write_json(
         paths.leaderboard / WARNINGS_FILE,
-        {"leaderboard_sha256": _file_digest(csv_path), "warnings": list(warnings), "trust": dict(trust) if trust else None},
+        {
+            "leaderboard_sha256": _file_digest(csv_path),
+            "warnings": list(warnings),
+            "trust": dict(trust) if trust else None,
+        },
     )
 
 

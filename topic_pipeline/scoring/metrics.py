@@ -71,10 +71,16 @@ def adjusted_rand(sum_cells, sum_classes, sum_clusters, n):
     """Adjusted Rand index (Hubert & Arabie) from the pair counts of a contingency table: the sums of
     C(count, 2) over its cells, class sizes and cluster sizes, for ``n`` documents. Scikit-learn's
     conventions for degenerate cases. Elementwise on arrays (the bootstrap scores many tables at once)."""
-    sum_cells, sum_classes, sum_clusters, n = (np.asarray(v, dtype=np.float64) for v in (sum_cells, sum_classes, sum_clusters, n))
+    sum_cells, sum_classes, sum_clusters, n = (
+        np.asarray(v, dtype=np.float64) for v in (sum_cells, sum_classes, sum_clusters, n)
+    )
     total_pairs = n * (n - 1) / 2
-    expected = np.divide(sum_classes * sum_clusters, total_pairs, out=np.zeros(np.broadcast(sum_classes, sum_clusters, total_pairs).shape),
-                         where=total_pairs != 0)
+    expected = np.divide(
+        sum_classes * sum_clusters,
+        total_pairs,
+        out=np.zeros(np.broadcast(sum_classes, sum_clusters, total_pairs).shape),
+        where=total_pairs != 0,
+    )
     maximum = (sum_classes + sum_clusters) / 2
     spread = maximum - expected
     return np.where(spread == 0, 1.0, (sum_cells - expected) / np.where(spread == 0, 1.0, spread))
@@ -104,7 +110,9 @@ def _hungarian_f1(truth: np.ndarray, predicted: np.ndarray) -> tuple[float, floa
     return best_matching(np.ones(len(classes))), best_matching(class_sizes)
 
 
-def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = None, only: str | None = None) -> dict[str, float]:
+def score(
+    truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = None, only: str | None = None
+) -> dict[str, float]:
     """Metrics for the labelled documents: ``truth`` are class ids, ``predicted`` topics (-1 = outlier).
 
     ``topic_count`` is the number of topics over the whole corpus; if not given it is counted on
@@ -114,7 +122,9 @@ def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = No
     truth = np.asarray(truth)
     predicted = np.asarray(predicted, dtype=np.int64)
     if truth.shape != predicted.shape or truth.ndim != 1:
-        raise ValueError(f"truth and predicted must be 1-d and equal in length, got {truth.shape} and {predicted.shape}")
+        raise ValueError(
+            f"truth and predicted must be 1-d and equal in length, got {truth.shape} and {predicted.shape}"
+        )
     n = len(truth)
     if n == 0:
         raise ValueError("no labelled documents to score")
@@ -134,7 +144,13 @@ def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = No
     rows, cols = table.nonzero()
     joint = cells.astype(np.float64) / n
     mutual_information = float(
-        (joint * (np.log(cells.astype(np.float64) * n) - np.log(class_sizes[rows] * cluster_sizes[cols].astype(np.float64)))).sum()
+        (
+            joint
+            * (
+                np.log(cells.astype(np.float64) * n)
+                - np.log(class_sizes[rows] * cluster_sizes[cols].astype(np.float64))
+            )
+        ).sum()
     )
     mutual_information = max(mutual_information, 0.0)
     eps = np.finfo("float64").eps
@@ -161,9 +177,13 @@ def score(truth: np.ndarray, predicted: np.ndarray, topic_count: int | None = No
             ami = numerator / denominator
     homogeneity = mutual_information / class_entropy if class_entropy else 1.0
     completeness = mutual_information / cluster_entropy if cluster_entropy else 1.0
-    v_measure = 0.0 if homogeneity + completeness == 0 else 2 * homogeneity * completeness / (homogeneity + completeness)
+    v_measure = (
+        0.0 if homogeneity + completeness == 0 else 2 * homogeneity * completeness / (homogeneity + completeness)
+    )
 
-    f1_macro, f1_weighted = _hungarian_f1(truth, predicted) if only in (None, "f1_macro", "f1_weighted") else (None, None)
+    f1_macro, f1_weighted = (
+        _hungarian_f1(truth, predicted) if only in (None, "f1_macro", "f1_weighted") else (None, None)
+    )
     metrics = {
         "ari": float(ari),
         "ami": None if ami is None else float(ami),

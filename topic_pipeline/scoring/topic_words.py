@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from topic_pipeline.inputs.embeddings import stop_words
-from topic_pipeline.domain.trials import TrialParams
-from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.domain.results import TrialResult
+from topic_pipeline.domain.trials import TrialParams
+from topic_pipeline.inputs.embeddings import stop_words
+from topic_pipeline.storage.results import ResultStore
 
 TOP_WORDS = 10
 REPRESENTATIVE_DOCS = 3
@@ -89,7 +89,9 @@ def class_tfidf(counts: sparse.spmatrix) -> sparse.csr_matrix:
     return sparse.csr_matrix(frequencies @ sparse.diags(idf))
 
 
-def topic_words(texts: list[str], labels: np.ndarray, params: TrialParams, stopwords_language: str) -> dict[int, list[str]]:
+def topic_words(
+    texts: list[str], labels: np.ndarray, params: TrialParams, stopwords_language: str
+) -> dict[int, list[str]]:
     """Each topic's top words, as ``get_topic`` gives them on the trial's model fitted on ``labels``."""
     labels = np.asarray(labels)
     topics = np.unique(labels)

@@ -245,7 +245,9 @@ def refinement_round(spec: SearchSpec, n_documents: int, ranked: list[TrialParam
         for reduction in reductions:
             for hdbscan_values in itertools.product(*hdbscan_steps):
                 proposals.append(
-                    dataclasses.replace(leader, **dict(zip(_UMAP_KEYS, reduction)), **dict(zip(_HDBSCAN_KEYS, hdbscan_values)))
+                    dataclasses.replace(
+                        leader, **dict(zip(_UMAP_KEYS, reduction)), **dict(zip(_HDBSCAN_KEYS, hdbscan_values))
+                    )
                 )
     return list(dict.fromkeys(proposals))
 
@@ -359,7 +361,9 @@ def start_search(spec: SearchSpec, n_documents: int, inputs_fingerprint: str, no
     """A new search with its broad round proposed."""
     state = SearchState(spec, n_documents, inputs_fingerprint, started_at=time.time() if now is None else now)
     reserved = spec.stability_top * max(0, spec.stability_seeds - 1)
-    _add_round(state, ROUND_BROAD, broad_round(spec, n_documents)[: max(1, spec.trial_budget - reserved)], state.started_at)
+    _add_round(
+        state, ROUND_BROAD, broad_round(spec, n_documents)[: max(1, spec.trial_budget - reserved)], state.started_at
+    )
     return state
 
 
@@ -376,8 +380,11 @@ def ranked_configurations(state: SearchState, scores: Mapping[str, float | None]
     as leaders would refine, or re-seed, one result several times. Ties keep the smallest key.
     """
     scored = sorted(
-        ((scores[key], key) for key, params in state.trials.items()
-         if scores.get(key) is not None and not params.get("seed_replicate")),
+        (
+            (scores[key], key)
+            for key, params in state.trials.items()
+            if scores.get(key) is not None and not params.get("seed_replicate")
+        ),
         key=lambda item: (-item[0], item[1]),
     )
     first_of_score: dict[float, str] = {}
@@ -386,7 +393,9 @@ def ranked_configurations(state: SearchState, scores: Mapping[str, float | None]
     return [TrialParams.from_dict(state.trials[key]) for key in first_of_score.values()]
 
 
-def _best(state: SearchState, scores: Mapping[str, float | None], rounds: Iterable[SearchRound]) -> tuple[str | None, float | None]:
+def _best(
+    state: SearchState, scores: Mapping[str, float | None], rounds: Iterable[SearchRound]
+) -> tuple[str | None, float | None]:
     keys = {key for r in rounds if r.kind != ROUND_STABILITY for key in r.trial_keys}
     scored = [(scores[key], key) for key in keys if scores.get(key) is not None]
     if not scored:
@@ -426,7 +435,9 @@ def advance(state: SearchState, scores: Mapping[str, float | None], now: float |
         reason = state.search_stop_reason or "outlier round done"
     elif len(state.trials) >= search_budget:
         reason = f"trial budget of {spec.trial_budget} reached"
-    elif last.kind == ROUND_REFINE and (previous_best is None or last.best_score - previous_best < spec.min_improvement):
+    elif last.kind == ROUND_REFINE and (
+        previous_best is None or last.best_score - previous_best < spec.min_improvement
+    ):
         reason = f"round {last.number} improved the best score by less than {spec.min_improvement}"
     elif sum(r.kind == ROUND_REFINE for r in state.rounds) >= spec.max_rounds:
         reason = f"{spec.max_rounds} refinement round(s) done"

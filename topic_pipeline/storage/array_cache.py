@@ -10,10 +10,9 @@ process computes while the others wait on the lock, then read the entry. Keys ar
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

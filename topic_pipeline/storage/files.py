@@ -63,7 +63,9 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
         # A bare "[Errno 28] No space left on device" names no file: say which, and that nothing was replaced.
-        raise OSError(exc.errno, f"{exc.strerror or exc}: could not write {path} (any earlier version is unchanged)") from exc
+        raise OSError(
+            exc.errno, f"{exc.strerror or exc}: could not write {path} (any earlier version is unchanged)"
+        ) from exc
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -152,12 +154,17 @@ def _changed_files_message(target: Path, kind: str, changed: list[str], another_
     files, them = ("a file", "it") if one else (f"{len(changed)} files", "them")
     shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
     remove = f"remove the changed {'file' if one else 'files'} yourself"
-    what_to_do = f"{another_folder}, or {remove}" if another_folder else f"{remove} (move {them} elsewhere to keep {them})"
+    what_to_do = (
+        f"{another_folder}, or {remove}" if another_folder else f"{remove} (move {them} elsewhere to keep {them})"
+    )
     return f"'{target}' holds {files} changed since topic_pipeline's {kind} wrote {them}: {shown}; nothing in it was touched: {what_to_do}"
 
 
 def replace_folder(
-    staging: Path, target: Path, kind: str, is_unmarked_earlier: Callable[[Path], bool] | None = None,
+    staging: Path,
+    target: Path,
+    kind: str,
+    is_unmarked_earlier: Callable[[Path], bool] | None = None,
     another_folder: str | None = None,
 ) -> None:
     """Move the complete folder ``staging`` (a sibling of ``target``) to ``target``, marked as ours.
@@ -171,11 +178,17 @@ def replace_folder(
     files = _entries(staging)
     write_json(
         staging / OWNERSHIP_MARKER,
-        {"written_by": "topic_pipeline", "kind": kind, "files": files,
-         "sha256": {name: _content_digest(staging / name) for name in files}},
+        {
+            "written_by": "topic_pipeline",
+            "kind": kind,
+            "files": files,
+            "sha256": {name: _content_digest(staging / name) for name in files},
+        },
     )
     if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise FolderNotOursError(f"'{target}' exists and is not a folder; nothing was changed: choose a new or empty folder")
+        raise FolderNotOursError(
+            f"'{target}' exists and is not a folder; nothing was changed: choose a new or empty folder"
+        )
     previous = None
     if target.exists() and any(target.iterdir()):
         marker = _marker(target, kind)
@@ -188,8 +201,12 @@ def replace_folder(
             )
         changed = _changed_since_written(target, marker) if ours else []
         if changed:
-            raise FolderNotOursError(_changed_files_message(target, kind, changed, another_folder), changed=tuple(changed))
-        previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.previous.", suffix=TEMPORARY_SUFFIX, dir=target.parent))
+            raise FolderNotOursError(
+                _changed_files_message(target, kind, changed, another_folder), changed=tuple(changed)
+            )
+        previous = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.previous.", suffix=TEMPORARY_SUFFIX, dir=target.parent)
+        )
         os.replace(target, previous)
     try:
         os.replace(staging, target)
@@ -242,7 +259,9 @@ def read_user_text(path: Path, what: str, error: type[Exception]) -> str:
     except UnicodeDecodeError as exc:
         # The decoder counts from after a byte-order mark it dropped; the message gives the file's offset.
         start = exc.start + len(data) - len(exc.object)
-        raise error(f"{what} '{path}' is not UTF-8 text (byte {start} is 0x{data[start]:02x}); save it as UTF-8 JSON") from None
+        raise error(
+            f"{what} '{path}' is not UTF-8 text (byte {start} is 0x{data[start]:02x}); save it as UTF-8 JSON"
+        ) from None
 
 
 def read_json(path: Path) -> Any:
@@ -324,7 +343,9 @@ def read_array(path: Path) -> np.ndarray:
             raise ValueError(f"its header cannot be parsed ({exc})") from None
         end = stream.tell()
     if end != (size if length is None else length):
-        raise ValueError(f"{size - end} byte(s) after the array are not its checksum (the file was cut short or changed)")
+        raise ValueError(
+            f"{size - end} byte(s) after the array are not its checksum (the file was cut short or changed)"
+        )
     return array
 
 

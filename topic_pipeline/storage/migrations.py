@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.storage.results import ResultStore
 
-
 # On a copied result row: the key it was stored under.
 CARRIED_OVER_FROM_TAG = "carried_over_from"
 

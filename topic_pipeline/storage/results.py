@@ -42,7 +42,11 @@ class ResultStore:
             self.directory, ".json", _read_result, _write_result, "trial result", "the trial counts as not run"
         )
         self._labels = FileStore(
-            self.directory, ".labels.npy", read_array, save_array, "trial labels",
+            self.directory,
+            ".labels.npy",
+            read_array,
+            save_array,
+            "trial labels",
             "the trial counts as not run (its topics are not shown until it is rerun)",
         )
 

@@ -34,8 +34,16 @@ Value = TypeVar("Value")
 # by ``allow_pickle=False``, JSON of the wrong shape, an archive whose garbled headers name a compression
 # it does not hold (or none zipfile knows), an array or archive missing a member a check looks up.
 DAMAGED = (
-    OSError, EOFError, ValueError, TypeError, KeyError, IndexError, zipfile.BadZipFile, zlib.error,
-    struct.error, NotImplementedError,
+    OSError,
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    zipfile.BadZipFile,
+    zlib.error,
+    struct.error,
+    NotImplementedError,
 )
 
 # Files read back intact by this process: path -> (inode, size, mtime, ctime) of the version read. Every

@@ -66,7 +66,9 @@ def export_warnings(
     problem = trial_problem(metrics, rank_by)
     if problem and has_no_topic(metrics) and not named:
         sound = best_sound_trial(leaderboard, rank_by)
-        alternative = f" The best trial whose topics hold labelled documents is '{sound[0]}' (rank {sound[1]})." if sound else ""
+        alternative = (
+            f" The best trial whose topics hold labelled documents is '{sound[0]}' (rank {sound[1]})." if sound else ""
+        )
         raise ExportError(
             f"trial '{trial_key}' is the leaderboard's first but {problem}.{alternative} Nothing was exported; to "
             f"export this trial anyway, name it: topic-pipeline export --trial {trial_key} (launch config trial_key)"
@@ -75,7 +77,9 @@ def export_warnings(
     return warnings + sample_warnings(leaderboard, rank_by, labels, where, trial=trial_key)
 
 
-def chosen_trial(inputs: SweepInputs, leaderboard: pd.DataFrame, trial_key: str = "", log: logging.Logger = _logger) -> str:
+def chosen_trial(
+    inputs: SweepInputs, leaderboard: pd.DataFrame, trial_key: str = "", log: logging.Logger = _logger
+) -> str:
     """The trial to export: ``trial_key`` (in its current form), or the leaderboard's first scored trial."""
     ranked = leaderboard[leaderboard["status"] == STATUS_OK]
     chosen = trial_key or (str(ranked.iloc[0]["trial"]) if len(ranked) else "")
@@ -111,14 +115,22 @@ def _topic_model(inputs: SweepInputs, params: TrialParams) -> Any:
     """A BERTopic model whose topics are exactly the trial's labels, recomputed through the engine's caches."""
     config, corpus = inputs.config, inputs.corpus
     cache = EmbeddingCache(inputs.paths.embeddings)
-    cache_key, embeddings = cache.require_for_corpus(params.embedding_set, corpus.content_hash, len(corpus), config.stopwords_language)
+    cache_key, embeddings = cache.require_for_corpus(
+        params.embedding_set, corpus.content_hash, len(corpus), config.stopwords_language
+    )
     source = EmbeddingSource(str(cache.path(cache_key)), cache_key, len(corpus))
-    labels = trial_labels(params, source, corpus.texts, config.umap_seed, inputs.paths.reductions, config.stopwords_language)
+    labels = trial_labels(
+        params, source, corpus.texts, config.umap_seed, inputs.paths.reductions, config.stopwords_language
+    )
     return build_topic_model(corpus.texts, embeddings, labels, params, config.stopwords_language)
 
 
 def _export_record(
-    inputs: SweepInputs, leaderboard: pd.DataFrame, trial_key: str, params: TrialParams, result: TrialResult,
+    inputs: SweepInputs,
+    leaderboard: pd.DataFrame,
+    trial_key: str,
+    params: TrialParams,
+    result: TrialResult,
     warnings: list[str],
 ) -> dict[str, Any]:
     """What ``tuning.json`` records beside the model: what BERTopic's own config drops, and what to expect."""
@@ -174,7 +186,12 @@ def export_trial(
     trial_key = chosen_trial(inputs, leaderboard, trial_key, log)
     params, result = _current_result(inputs, trial_key)
     warnings = export_warnings(
-        trial_key, result.metrics, leaderboard, config.rank_by, inputs.labels, named=named,
+        trial_key,
+        result.metrics,
+        leaderboard,
+        config.rank_by,
+        inputs.labels,
+        named=named,
         where=f"ground truth file '{config.ground_truth_file}'",
     )
     warnings += [inputs.split.warning] if inputs.split.warning else []
@@ -186,9 +203,18 @@ def export_trial(
     record = _export_record(inputs, leaderboard, trial_key, params, result, warnings)
     target = Path(target_dir) if target_dir else inputs.paths.root / "models" / trial_key
     exported = save_export(model, target, serialization, pointer, record)
-    run_id = tracker.log_export(exported.directory, trial_key, result.tags.get("mlflow_run_id"), {"dagster_run_id": dagster_run_id})
+    run_id = tracker.log_export(
+        exported.directory, trial_key, result.tags.get("mlflow_run_id"), {"dagster_run_id": dagster_run_id}
+    )
     return ExportResult(
-        trial_key=trial_key, serialization=serialization, exported=exported, embedding_model=pointer,
-        metrics=result.metrics, expected=record["exported_trial_trust"]["expected"], warnings=warnings,
-        topic_table=topic_table(model), mlflow_run_id=run_id, run_url=tracker.run_url(run_id),
+        trial_key=trial_key,
+        serialization=serialization,
+        exported=exported,
+        embedding_model=pointer,
+        metrics=result.metrics,
+        expected=record["exported_trial_trust"]["expected"],
+        warnings=warnings,
+        topic_table=topic_table(model),
+        mlflow_run_id=run_id,
+        run_url=tracker.run_url(run_id),
     )

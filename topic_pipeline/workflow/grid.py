@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from topic_pipeline.domain.trials import TrialParams
-from topic_pipeline.search.coarse_to_fine import SearchSpec, SearchState, read_sweep_definition, search_identity, start_search
+from topic_pipeline.search.coarse_to_fine import (
+    SearchSpec,
+    SearchState,
+    read_sweep_definition,
+    search_identity,
+    start_search,
+)
 from topic_pipeline.storage.migrations import carried_over_message
 from topic_pipeline.workflow.sweep_inputs import SweepInputs
 
@@ -39,7 +45,9 @@ def _search_state(inputs: SweepInputs, spec: SearchSpec, log: logging.Logger) ->
     return state
 
 
-def make_grid_current(inputs: SweepInputs, grid_file: Path | None, max_grid_trials: int, log: logging.Logger = _logger) -> CurrentGrid:
+def make_grid_current(
+    inputs: SweepInputs, grid_file: Path | None, max_grid_trials: int, log: logging.Logger = _logger
+) -> CurrentGrid:
     """Register the sweep's trials and write them as the current grid: ``grid_file`` expanded (refused beyond
     ``max_grid_trials``), or, for a search (``{"search": "auto", ...}``, or no grid file), its rounds so far. An
     unchanged search (same spec, corpus and labels) keeps its rounds: this never restarts it."""

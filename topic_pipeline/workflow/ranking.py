@@ -122,7 +122,9 @@ def rank_sweep(inputs: SweepInputs, tracker: MlflowTracker, dagster_run_id: str)
     frame = _ranked_with_intervals(inputs, results)
     best = frame.iloc[0].to_dict() if (frame["status"] == STATUS_OK).any() else {}
     leaders = [results[key] for key in frame.loc[frame["status"] == STATUS_OK, "trial"].head(TOPIC_WORDS_FOR_LEADERS)]
-    topics = leader_topics(leaders, inputs.store, inputs.corpus.texts, embeddings_loader(inputs), config.stopwords_language)
+    topics = leader_topics(
+        leaders, inputs.store, inputs.corpus.texts, embeddings_loader(inputs), config.stopwords_language
+    )
     trust = trust_summary(frame, config.rank_by, inputs.split)
     where = f"ground truth file '{config.ground_truth_file}'" if config.ground_truth_file else "the ground truth"
     warnings = leaderboard_warnings(frame, config.rank_by, inputs.labels, where=where)
@@ -143,10 +145,21 @@ def rank_sweep(inputs: SweepInputs, tracker: MlflowTracker, dagster_run_id: str)
     digest = results_digest(inputs.manifest["grid_fingerprint"], inputs.fingerprint, results)
     run_id = _log(inputs, tracker, frame, leaders, topics, best, markdown, csv_path, dagster_run_id)
     return Ranking(
-        frame=frame, rank_by=config.rank_by, rank_by_stability=config.rank_by_stability, warnings=warnings,
-        trust=trust, summary=summary, markdown=markdown, best=best, topics=topics, csv_path=csv_path,
-        grid_fingerprint=inputs.manifest["grid_fingerprint"], inputs_fingerprint=inputs.fingerprint,
-        results_digest=digest, heldout_documents=len(inputs.split.heldout_ids), mlflow_run_id=run_id,
+        frame=frame,
+        rank_by=config.rank_by,
+        rank_by_stability=config.rank_by_stability,
+        warnings=warnings,
+        trust=trust,
+        summary=summary,
+        markdown=markdown,
+        best=best,
+        topics=topics,
+        csv_path=csv_path,
+        grid_fingerprint=inputs.manifest["grid_fingerprint"],
+        inputs_fingerprint=inputs.fingerprint,
+        results_digest=digest,
+        heldout_documents=len(inputs.split.heldout_ids),
+        mlflow_run_id=run_id,
         mlflow_run_url=tracker.run_url(run_id),
     )
 
@@ -162,11 +175,17 @@ def _ranked_with_intervals(inputs: SweepInputs, results: dict[str, TrialResult |
     if heldout is not None:
         positions, classes = positions[heldout], classes[heldout]
     n = len(inputs.corpus)
-    return add_intervals(frame, config.rank_by, lambda key: inputs.store.labels(key, n), classes, positions, inputs.split.active)
+    return add_intervals(
+        frame, config.rank_by, lambda key: inputs.store.labels(key, n), classes, positions, inputs.split.active
+    )
 
 
 def _summary(
-    frame: pd.DataFrame, rank_by: str, warnings: list[str], trust: dict[str, Any] | None, best: dict[str, Any],
+    frame: pd.DataFrame,
+    rank_by: str,
+    warnings: list[str],
+    trust: dict[str, Any] | None,
+    best: dict[str, Any],
     topics: dict[str, list[TopicSummary]],
 ) -> list[str]:
     """What a table cannot say, in Markdown, warnings first: then the first row is not a winner to trust."""
@@ -184,8 +203,15 @@ def _summary(
 
 
 def _log(
-    inputs: SweepInputs, tracker: MlflowTracker, frame: pd.DataFrame, leaders: list[TrialResult],
-    topics: dict[str, list[TopicSummary]], best: dict[str, Any], markdown: str, csv_path: Path, dagster_run_id: str,
+    inputs: SweepInputs,
+    tracker: MlflowTracker,
+    frame: pd.DataFrame,
+    leaders: list[TrialResult],
+    topics: dict[str, list[TopicSummary]],
+    best: dict[str, Any],
+    markdown: str,
+    csv_path: Path,
+    dagster_run_id: str,
 ) -> str:
     """The leaders' topics on their runs, the leaderboard on the sweep's run (whose id it returns)."""
     for result in leaders:
@@ -194,11 +220,19 @@ def _log(
     rank_by = inputs.config.rank_by
     run_id = tracker.sweep_run(sweep_id(inputs.manifest["grid"], inputs.fingerprint))
     tracker.log_leaderboard(
-        run_id, csv_path, markdown,
-        {key: best[key] for key in ("trial", rank_by, "ami", "nmi", "f1_macro", f"heldout_{rank_by}")
-         if key in best and not pd.isna(best[key])},
-        {"dagster_run_id": dagster_run_id, "grid_fingerprint": inputs.manifest["grid_fingerprint"],
-         "inputs_fingerprint": inputs.fingerprint},
+        run_id,
+        csv_path,
+        markdown,
+        {
+            key: best[key]
+            for key in ("trial", rank_by, "ami", "nmi", "f1_macro", f"heldout_{rank_by}")
+            if key in best and not pd.isna(best[key])
+        },
+        {
+            "dagster_run_id": dagster_run_id,
+            "grid_fingerprint": inputs.manifest["grid_fingerprint"],
+            "inputs_fingerprint": inputs.fingerprint,
+        },
     )
     return run_id
 
@@ -217,8 +251,11 @@ def write_best_topics(paths: DataPaths, trial: str | None, topics: list[TopicSum
     """The best trial's topics beside the leaderboard CSV (written first), tied to that CSV's content."""
     write_json(
         paths.leaderboard / BEST_TOPICS_FILE,
-        {"leaderboard_sha256": _csv_digest(paths), "trial": trial,
-         "topics": None if topics is None else [dataclasses.asdict(topic) for topic in topics]},
+        {
+            "leaderboard_sha256": _csv_digest(paths),
+            "trial": trial,
+            "topics": None if topics is None else [dataclasses.asdict(topic) for topic in topics],
+        },
     )
 
 

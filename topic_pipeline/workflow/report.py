@@ -54,7 +54,11 @@ class SweepReport:
 
 
 def write_sweep_report(
-    inputs: SweepInputs, frame: pd.DataFrame, tracker: MlflowTracker | None = None, *, max_map_documents: int = MAX_DOCUMENTS
+    inputs: SweepInputs,
+    frame: pd.DataFrame,
+    tracker: MlflowTracker | None = None,
+    *,
+    max_map_documents: int = MAX_DOCUMENTS,
 ) -> SweepReport:
     """Replace ``<data dir>/leaderboard/report/`` with the report of ``frame`` (the leaderboard, as the
     ranking stage built it) and log its files to the sweep's run on ``tracker`` (if given).
@@ -73,13 +77,18 @@ def write_sweep_report(
     if chosen is not None:
         try:
             topic_map, layout = _topic_map(inputs, chosen, max_map_documents)
-        except Exception as error:  # noqa: BLE001 - a map that cannot be drawn leaves the other plots
+        except Exception as error:
             problems.append(f"topic map of trial '{chosen}': {error_text(error)}")
     files = write_report(
-        paths.leaderboard / REPORT_FOLDER, frame, config.rank_by,
+        paths.leaderboard / REPORT_FOLDER,
+        frame,
+        config.rank_by,
         finished_at={key: result.finished_at for key, result in results.items()},
         durations_s={key: result.duration_s for key, result in results.items()},
-        round_kinds=_round_kinds(inputs), topics=topics, topic_map=topic_map, warnings=read_leaderboard_warnings(paths),
+        round_kinds=_round_kinds(inputs),
+        topics=topics,
+        topic_map=topic_map,
+        warnings=read_leaderboard_warnings(paths),
     )
     problems += files.problems
     run_id = url = None
@@ -88,12 +97,17 @@ def write_sweep_report(
             run_id = tracker.sweep_run(sweep_id(inputs.manifest["grid"], inputs.fingerprint))
             tracker.log_report(run_id, files.paths)
             url = tracker.run_url(run_id)
-        except Exception as error:  # noqa: BLE001 - the report is on disk; MLflow's copy is a convenience
+        except Exception as error:
             problems.append(f"not logged to MLflow: {error_text(error)}")
             run_id = url = None
     return SweepReport(
-        files=files, chosen=chosen, map_documents=0 if topic_map is None else len(topic_map.topics),
-        total_documents=len(inputs.corpus), map_layout=layout, mlflow_run_id=run_id, mlflow_run_url=url,
+        files=files,
+        chosen=chosen,
+        map_documents=0 if topic_map is None else len(topic_map.topics),
+        total_documents=len(inputs.corpus),
+        map_layout=layout,
+        mlflow_run_id=run_id,
+        mlflow_run_url=url,
         problems=problems,
     )
 
@@ -105,7 +119,9 @@ def _topic_map(inputs: SweepInputs, chosen: str, max_documents: int) -> tuple[To
     if labels is None:
         return None, "none: the trial's labels are not stored"
     params = TrialParams.from_dict(inputs.trials[chosen]) if chosen in inputs.trials else inputs.params(chosen)
-    embeddings_key = EmbeddingCache(paths.embeddings).key(params.embedding_set, corpus.content_hash, config.stopwords_language)
+    embeddings_key = EmbeddingCache(paths.embeddings).key(
+        params.embedding_set, corpus.content_hash, config.stopwords_language
+    )
     reduction = cached_trial_reduction(paths.reductions, embeddings_key, params, config.umap_seed, len(corpus))
     load = embeddings_loader(inputs)
 
@@ -113,14 +129,22 @@ def _topic_map(inputs: SweepInputs, chosen: str, max_documents: int) -> tuple[To
         return load(params)
 
     topic_map = build_topic_map(
-        chosen, labels, classes_of(corpus.ids, inputs.labels.cluster_of), reduction=reduction,
-        embeddings=None if reduction is not None else embeddings, max_documents=max_documents, seed=config.umap_seed,
-        layout_cache=paths.reductions, embeddings_key=embeddings_key,
+        chosen,
+        labels,
+        classes_of(corpus.ids, inputs.labels.cluster_of),
+        reduction=reduction,
+        embeddings=None if reduction is not None else embeddings,
+        max_documents=max_documents,
+        seed=config.umap_seed,
+        layout_cache=paths.reductions,
+        embeddings_key=embeddings_key,
     )
     if reduction is not None:
         layout = "the trial's cached UMAP reduction"
     else:
-        layout = "a layout of the embeddings " + ("read from the cache" if topic_map.layout_cached else "fitted now (and cached)")
+        layout = "a layout of the embeddings " + (
+            "read from the cache" if topic_map.layout_cached else "fitted now (and cached)"
+        )
     return topic_map, layout
 
 

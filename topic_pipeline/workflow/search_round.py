@@ -69,7 +69,9 @@ def close_search_round(inputs: SweepInputs, log: logging.Logger = _logger) -> Se
     if state is None or manifest["grid"].get("search") != "auto":
         return SearchRoundOutcome(rank_by, closed=None)
     if state.inputs_fingerprint != inputs.fingerprint:
-        raise SearchRoundError(f"the search in {paths.search_state} was started on other inputs; materialise param_grid first")
+        raise SearchRoundError(
+            f"the search in {paths.search_state} was started on other inputs; materialise param_grid first"
+        )
     scores = _round_scores(inputs, state, log)
 
     trials_run = len(state.trials)
@@ -106,7 +108,9 @@ def _round_scores(inputs: SweepInputs, state: SearchState, log: logging.Logger) 
     last = state.rounds[-1]
     unfinished = [key for key in last.trial_keys if results[key] is None]
     if unfinished:
-        raise SearchRoundError(f"round {last.number} still has {len(unfinished)} trial(s) without a result, e.g. {unfinished[0]}")
+        raise SearchRoundError(
+            f"round {last.number} still has {len(unfinished)} trial(s) without a result, e.g. {unfinished[0]}"
+        )
     rank_by = inputs.config.rank_by
     return {
         key: result.metrics.get(rank_by) if result and result.status == STATUS_OK else None
@@ -118,8 +122,15 @@ def _log_outcome(outcome: SearchRoundOutcome, log: logging.Logger) -> None:
     closed, proposed = outcome.closed, outcome.proposed
     log.info(
         "round %d (%s) closed: best %s %.4f (%s); %d of %d trials run, %.0f s of a %.0f s budget",
-        closed.number, closed.kind, outcome.rank_by, outcome.best, closed.best_key, outcome.trials_run,
-        outcome.trial_budget, outcome.elapsed_s, outcome.time_budget_s,
+        closed.number,
+        closed.kind,
+        outcome.rank_by,
+        outcome.best,
+        closed.best_key,
+        outcome.trials_run,
+        outcome.trial_budget,
+        outcome.elapsed_s,
+        outcome.time_budget_s,
     )
     if proposed:
         log.info("round %d (%s): %d new trials", proposed.number, proposed.kind, len(proposed.trial_keys))

@@ -41,8 +41,12 @@ class SweepConfig:
         """What every trial result depends on besides its parameters: the one place the planner and the stages
         derive it, so they always agree on which results are current."""
         return inputs_fingerprint(
-            corpus_hash, labels_hash, self.umap_seed, self.stopwords_language,
-            holdout_fraction=self.holdout_fraction, holdout_seed=self.holdout_seed,
+            corpus_hash,
+            labels_hash,
+            self.umap_seed,
+            self.stopwords_language,
+            holdout_fraction=self.holdout_fraction,
+            holdout_seed=self.holdout_seed,
         )
 
     def holdout_split(self, labels: GroundTruth) -> HoldoutSplit:

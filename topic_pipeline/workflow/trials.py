@@ -97,7 +97,9 @@ class _Recorder:
             return None
         search_round = self.inputs.rounds.get(key)
         if search_round not in self.parents:
-            self.parents[search_round] = self.tracker.sweep_run(sweep_id(manifest["grid"], self.inputs.fingerprint), search_round)
+            self.parents[search_round] = self.tracker.sweep_run(
+                sweep_id(manifest["grid"], self.inputs.fingerprint), search_round
+            )
         return self.parents[search_round]
 
     def record(self, scored: ScoredTrial) -> RecordedTrial:
@@ -109,8 +111,12 @@ class _Recorder:
         legacy = stored.tags.get(CARRIED_OVER_FROM_TAG) if stored else None
         run_id = self.tracker.log_trial(
             result,
-            {"dagster_run_id": self.dagster_run_id, "dagster_partition_key": result.key,
-             "inputs_fingerprint": self.inputs.fingerprint, **origin},
+            {
+                "dagster_run_id": self.dagster_run_id,
+                "dagster_partition_key": result.key,
+                "inputs_fingerprint": self.inputs.fingerprint,
+                **origin,
+            },
             supersede_older=result.key in self.unfinished or recorded,
             parent_run_id=self.parent_run(result.key),
             also_supersede=[legacy] if legacy else [],
@@ -143,7 +149,9 @@ class _ProgressReport:
             try:
                 progress.save(self.progress_file)
             except OSError as error:  # a display aid: never a reason to stop the trials
-                self.log.warning("progress file %s not written (%s); the command line shows no progress", self.progress_file, error)
+                self.log.warning(
+                    "progress file %s not written (%s); the command line shows no progress", self.progress_file, error
+                )
                 self.progress_file = None
             self.last_saved = now
 
@@ -170,8 +178,15 @@ def run_trial_batch(
 
     def sweep(on_result: Callable[[ScoredTrial], None]) -> SweepStats:
         return run_trials(
-            trials, sources, inputs.corpus.texts, LabelledSample(positions, classes, heldout), inputs.fingerprint,
-            config.umap_seed, config.stopwords_language, inputs.paths.reductions, on_result,
+            trials,
+            sources,
+            inputs.corpus.texts,
+            LabelledSample(positions, classes, heldout),
+            inputs.fingerprint,
+            config.umap_seed,
+            config.stopwords_language,
+            inputs.paths.reductions,
+            on_result,
             engine=config.engine,
             workers=config.workers or None,
             # MLflow's import and its store's first connection cost seconds: paid while the workers start.
@@ -198,8 +213,13 @@ def run_trial_batch(
     log.info(
         "%d trials in %.1fs (%d failed): %d UMAP reductions computed, %d reused from cache, %d HDBSCAN trees, "
         "%d worker(s)",
-        stats.trials, stats.seconds, len(failed), stats.reductions_computed, stats.reductions_reused,
-        stats.trees_built, stats.workers,
+        stats.trials,
+        stats.seconds,
+        len(failed),
+        stats.reductions_computed,
+        stats.reductions_reused,
+        stats.trees_built,
+        stats.workers,
     )
     yield TrialBatchSummary(len(trials), failed, config.engine, stats)
 
@@ -231,7 +251,7 @@ def as_they_finish(sweep: Callable[[Callable[[ScoredTrial], None]], SweepStats])
     def run() -> None:
         try:
             finished.put(sweep(on_result))
-        except BaseException as error:  # noqa: BLE001 - handed to the consuming thread, which raises it
+        except BaseException as error:
             finished.put(_SweepFailed(error))
 
     thread = threading.Thread(target=run, name="sweep", daemon=True)
@@ -282,7 +302,8 @@ class GridStatus:
         """The pending trials no run is computing, whose embedding set is cached."""
         trials = self.manifest["trials"]
         return {
-            key for key in self.pending - in_flight
+            key
+            for key in self.pending - in_flight
             if EmbeddingSet(trials[key]["embedding_model"], trials[key]["remove_stopwords"]).key in self.ready_sets
         }
 

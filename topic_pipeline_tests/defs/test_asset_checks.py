@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 
 from topic_pipeline.defs.assets.inputs import documents, ground_truth
-from topic_pipeline.defs.checks import FAILED_SHARE_WARN, MIN_LABELLED_DOCUMENTS, labels_can_rank_trials, leaderboard_check_results
+from topic_pipeline.defs.checks import (
+    FAILED_SHARE_WARN,
+    MIN_LABELLED_DOCUMENTS,
+    labels_can_rank_trials,
+    leaderboard_check_results,
+)
 from topic_pipeline.defs.resources.database import DocumentsDatabase
 from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
 from topic_pipeline.defs.resources.settings import PipelineSettings
@@ -35,7 +40,9 @@ def evaluations(result: dg.ExecuteInJobResult) -> dict[str, dg.AssetCheckEvaluat
 # --- ground_truth: labels_can_rank_trials ----------------------------------------------------------
 
 
-def check_labels(tmp_path: Path, labels: dict, check: str = "labels_can_rank_trials", **settings) -> dg.AssetCheckEvaluation:
+def check_labels(
+    tmp_path: Path, labels: dict, check: str = "labels_can_rank_trials", **settings
+) -> dg.AssetCheckEvaluation:
     database = tmp_path / "source.db"
     if not database.exists():
         with sqlite3.connect(database) as connection:
@@ -48,9 +55,11 @@ def check_labels(tmp_path: Path, labels: dict, check: str = "labels_can_rank_tri
     # An ephemeral (in-memory) instance: a check's result needs no history.
     result = dg.materialize(
         [documents, ground_truth, labels_can_rank_trials],
-        resources={"database": DocumentsDatabase(url=f"sqlite:///{database}"),
-                   "settings": PipelineSettings(data_dir=data, ground_truth_path=str(path), **settings),
-                   "io_manager": ParquetJsonIOManager(data_dir=data)},
+        resources={
+            "database": DocumentsDatabase(url=f"sqlite:///{database}"),
+            "settings": PipelineSettings(data_dir=data, ground_truth_path=str(path), **settings),
+            "io_manager": ParquetJsonIOManager(data_dir=data),
+        },
     )
     return evaluations(result)[check]
 
@@ -86,9 +95,14 @@ def test_a_sound_labelled_sample_passes(tmp_path):
 
 def test_labelled_ids_missing_from_the_export_warn_and_are_left_out(tmp_path):
     # The export holds ids 1-40: two of the 22 labelled ids are not in it, and class "gone" loses its only one.
-    evaluation = check_labels(tmp_path, {**SOUND_LABELS, "b": [*SOUND_LABELS["b"], 41], "gone": [99]}, "labels_found_in_export")
+    evaluation = check_labels(
+        tmp_path, {**SOUND_LABELS, "b": [*SOUND_LABELS["b"], 41], "gone": [99]}, "labels_found_in_export"
+    )
     assert not evaluation.passed and evaluation.severity == WARN
-    assert "2 of 22 labelled text id(s) are not in the export and are left out of every score (90.9% found): 41, 99" in evaluation.description
+    assert (
+        "2 of 22 labelled text id(s) are not in the export and are left out of every score (90.9% found): 41, 99"
+        in evaluation.description
+    )
     assert "Clusters left without any id, dropped: gone" in evaluation.description
     assert evaluation.metadata["missing_ids"].value == [41, 99] and evaluation.metadata["found_share"].value == 0.9091
     # What the sweep scores against: the ids the export holds.
@@ -98,7 +112,9 @@ def test_labelled_ids_missing_from_the_export_warn_and_are_left_out(tmp_path):
 
 def test_labels_mostly_missing_from_the_export_are_refused(tmp_path):
     labels = {**SOUND_LABELS, "c": list(range(100, 110))}  # 20 of 30 found
-    with pytest.raises(Exception, match=r"10 text id\(s\) are not in the export: 100, 101.*20 of 30 labelled ids found \(66.7%\)"):
+    with pytest.raises(
+        Exception, match=r"10 text id\(s\) are not in the export: 100, 101.*20 of 30 labelled ids found \(66.7%\)"
+    ):
         check_labels(tmp_path, labels, "labels_found_in_export")
     # A lower minimum accepts them.
     evaluation = check_labels(tmp_path, labels, "labels_found_in_export", min_labels_found=0.5)
@@ -111,11 +127,15 @@ def test_labels_mostly_missing_from_the_export_are_refused(tmp_path):
 def trial_results(n: int, failed: int = 0, first: dict | None = None) -> tuple[dict, dict]:
     """``n`` trials with distinct scores, the last ``failed`` of them failed; ``first`` overrides the
     best trial's metrics."""
-    trials = {t.key: t.to_dict() for t in ParamGrid.from_mapping({"hdbscan_min_cluster_size": list(range(2, 2 + n))}).trials()}
+    trials = {
+        t.key: t.to_dict() for t in ParamGrid.from_mapping({"hdbscan_min_cluster_size": list(range(2, 2 + n))}).trials()
+    }
     results = {}
     for index, (key, params) in enumerate(trials.items()):
         if index >= n - failed:
-            results[key] = TrialResult(key, params, "f" * 16, STATUS_FAILED, error="ValueError: k must be less than n\nTraceback")
+            results[key] = TrialResult(
+                key, params, "f" * 16, STATUS_FAILED, error="ValueError: k must be less than n\nTraceback"
+            )
             continue
         metrics = {name: 0.9 - index / 100 for name in METRIC_NAMES}
         metrics.update(outlier_fraction=0.1, topic_count=4.0, labelled_documents=20.0)
@@ -125,7 +145,9 @@ def trial_results(n: int, failed: int = 0, first: dict | None = None) -> tuple[d
     return trials, results
 
 
-def check_leaderboard(tmp_path: Path, frame: pd.DataFrame, labels: dict = SOUND_LABELS) -> dict[str, dg.AssetCheckResult]:
+def check_leaderboard(
+    tmp_path: Path, frame: pd.DataFrame, labels: dict = SOUND_LABELS
+) -> dict[str, dg.AssetCheckResult]:
     """The leaderboard's checks as the asset evaluates them on the frame it built (the end-to-end sweep
     tests see them recorded on the instance)."""
     path = tmp_path / "labels.json"
@@ -178,7 +200,9 @@ def test_the_jobs_that_materialise_the_checked_assets_run_their_checks():
     definitions = defs()
     checks = {
         "refresh_inputs_job": {dg.AssetCheckKey(dg.AssetKey("ground_truth"), "labels_can_rank_trials")},
-        "leaderboard_job": {dg.AssetCheckKey(dg.AssetKey("leaderboard"), name) for name in ("trials_succeeded", "leader_is_sound")},
+        "leaderboard_job": {
+            dg.AssetCheckKey(dg.AssetKey("leaderboard"), name) for name in ("trials_succeeded", "leader_is_sound")
+        },
         "embeddings_job": {dg.AssetCheckKey(dg.AssetKey("embeddings"), "embeddings_are_usable")},
     }
     for job_name, keys in checks.items():
@@ -250,7 +274,9 @@ def _stored_sweep(tmp_path: Path, monkeypatch) -> tuple[dict, _RecordingTracker]
     path.write_text(json.dumps(SOUND_LABELS))
     settings = PipelineSettings(data_dir=str(tmp_path / "data"), ground_truth_path=str(path))
     paths = settings.paths
-    frame = pd.DataFrame({"id": range(1, 41), "text": [f"{'apple fruit' if i <= 20 else 'engine motor'} {i}" for i in range(1, 41)]})
+    frame = pd.DataFrame(
+        {"id": range(1, 41), "text": [f"{'apple fruit' if i <= 20 else 'engine motor'} {i}" for i in range(1, 41)]}
+    )
     paths.assets.mkdir(parents=True)
     frame.to_parquet(paths.assets / "documents.parquet", index=False)
     (paths.assets / "ground_truth.json").write_text(json.dumps(SOUND_LABELS))
@@ -270,8 +296,12 @@ def _stored_sweep(tmp_path: Path, monkeypatch) -> tuple[dict, _RecordingTracker]
     monkeypatch.setattr(MlflowTracking, "tracker", lambda self, paths: tracker)
     monkeypatch.setattr(topic_map, "_umap_2d", lambda embeddings, seed: np.asarray(embeddings, dtype=np.float64)[:, :2])
     # Only the two ranked assets run: the database the documents would come from is never opened.
-    resources = {"settings": settings, "mlflow": MlflowTracking(), "io_manager": ParquetJsonIOManager(data_dir=settings.data_dir),
-                 "database": DocumentsDatabase(url=f"sqlite:///{tmp_path / 'absent.db'}")}
+    resources = {
+        "settings": settings,
+        "mlflow": MlflowTracking(),
+        "io_manager": ParquetJsonIOManager(data_dir=settings.data_dir),
+        "database": DocumentsDatabase(url=f"sqlite:///{tmp_path / 'absent.db'}"),
+    }
     return resources, tracker
 
 
@@ -283,7 +313,8 @@ def _rank_and_report(resources: dict) -> dg.ExecuteInJobResult:
 
     return dg.materialize(
         [documents, ground_truth, param_grid, grid_trials, leaderboard, sweep_report],
-        selection=[leaderboard, sweep_report], resources=resources,
+        selection=[leaderboard, sweep_report],
+        resources=resources,
     )
 
 
@@ -292,14 +323,32 @@ def test_the_leaderboard_and_its_report_materialise_as_two_assets(tmp_path, monk
     result = _rank_and_report(resources)
     assert result.success
     shown = result.asset_materializations_for_node("leaderboard")[0].metadata
-    assert {"leaderboard", "summary", "csv", "best_trial", "best_ari", "scored", "failed", "missing", "rank_by",
-            "rank_by_stability", "grid_fingerprint", "inputs_fingerprint", "results_digest", "mlflow_run_id", "warnings",
-            "heldout_documents", "expected_ari"} <= set(shown)
+    assert {
+        "leaderboard",
+        "summary",
+        "csv",
+        "best_trial",
+        "best_ari",
+        "scored",
+        "failed",
+        "missing",
+        "rank_by",
+        "rank_by_stability",
+        "grid_fingerprint",
+        "inputs_fingerprint",
+        "results_digest",
+        "mlflow_run_id",
+        "warnings",
+        "heldout_documents",
+        "expected_ari",
+    } <= set(shown)
     assert "report" not in shown and shown["scored"].value == 3 and shown["mlflow_run_id"].value == "sweep-run"
     assert "**Topics of the best trial**" in shown["summary"].value
     assert set(evaluations(result)) == {"trials_succeeded", "leader_is_sound"}
     report = result.asset_materializations_for_node("sweep_report")[0].metadata
-    assert Path(report["report"].value) == Path(resources["settings"].data_dir) / "leaderboard" / "report" / "report.html"
+    assert (
+        Path(report["report"].value) == Path(resources["settings"].data_dir) / "leaderboard" / "report" / "report.html"
+    )
     assert Path(report["report"].value).is_file() and report["images"].value > 0 and report["problems"].value == "none"
     assert report["map_documents"].value == 40 and report["trial_shown"].value == shown["best_trial"].value
     # The report's files go to the leaderboard's run, after it.
@@ -318,4 +367,6 @@ def test_a_report_that_cannot_be_written_leaves_the_leaderboard_and_its_run_succ
     result = _rank_and_report(resources)
     assert result.success and result.asset_materializations_for_node("leaderboard")
     report = result.asset_materializations_for_node("sweep_report")[0].metadata
-    assert report["report"].value == "none (see the run's log)" and "No space left on device" in report["problems"].value
+    assert (
+        report["report"].value == "none (see the run's log)" and "No space left on device" in report["problems"].value
+    )

@@ -10,8 +10,8 @@ import dagster as dg
 
 from topic_pipeline.definitions import defs
 from topic_pipeline.defs.automation import BIWEEKLY_CRON, biweekly_refresh, is_schedule_week
-from topic_pipeline.defs.resources.database import WINDOW_END_TAG
 from topic_pipeline.defs.planning import contiguous_ranges
+from topic_pipeline.defs.resources.database import WINDOW_END_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,11 @@ def test_dagster_definitions_validate_through_the_project_declaration(tmp_path):
     result = subprocess.run(
         # No workspace file: the code location is declared once, in pyproject.toml's [tool.dg].
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=environment,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "passed validation" in result.stdout + result.stderr
@@ -32,12 +36,24 @@ def test_asset_graph_and_automation():
     definitions = defs()
     graph = definitions.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"documents", "ground_truth", "param_grid", "embeddings", "grid_trials", "leaderboard",
-                    "sweep_report", "search_refinement", "topic_model", "hub_model"}
+    assert keys == {
+        "documents",
+        "ground_truth",
+        "param_grid",
+        "embeddings",
+        "grid_trials",
+        "leaderboard",
+        "sweep_report",
+        "search_refinement",
+        "topic_model",
+        "hub_model",
+    }
     # The report is downstream of the leaderboard, and in the leaderboard's job: every ranking has its report.
     assert "leaderboard" in {p.to_user_string() for p in graph.get(dg.AssetKey("sweep_report")).parent_keys}
     assert definitions.resolve_job_def("leaderboard_job").asset_layer.selected_asset_keys == {
-        dg.AssetKey("leaderboard"), dg.AssetKey("sweep_report")}
+        dg.AssetKey("leaderboard"),
+        dg.AssetKey("sweep_report"),
+    }
     # The search's refinement is downstream of the leaderboard: lineage shows why a round's trials exist.
     assert {p.to_user_string() for p in graph.get(dg.AssetKey("search_refinement")).parent_keys} >= {"leaderboard"}
     # Nothing pushes to the Hub unasked: no schedule or sensor targets a job that selects hub_model.
@@ -78,7 +94,7 @@ def test_the_command_lines_forked_step_config_is_valid_for_each_job(monkeypatch)
 
 
 def test_biweekly_means_every_other_monday():
-    mondays = [dt.datetime(2026, 1, 5, 6, tzinfo=dt.timezone.utc) + dt.timedelta(weeks=w) for w in range(8)]
+    mondays = [dt.datetime(2026, 1, 5, 6, tzinfo=dt.UTC) + dt.timedelta(weeks=w) for w in range(8)]
     runs = [monday for monday in mondays if is_schedule_week(monday)]
     assert len(runs) == 4
     assert all((later - earlier).days == 14 for earlier, later in zip(runs, runs[1:]))
@@ -100,7 +116,7 @@ def test_biweekly_schedule_ships_off_and_says_so_in_the_ui():
     for phrase in ("Every other Monday at 06:00 UTC", "Off by default", BIWEEKLY_CRON, "odd ISO weeks", "53"):
         assert phrase in description, phrase
     # The three-week gap the description warns of: ISO 2026 has 53 weeks.
-    before, after = dt.datetime(2026, 12, 21, 6, tzinfo=dt.timezone.utc), dt.datetime(2027, 1, 11, 6, tzinfo=dt.timezone.utc)
+    before, after = dt.datetime(2026, 12, 21, 6, tzinfo=dt.UTC), dt.datetime(2027, 1, 11, 6, tzinfo=dt.UTC)
     between = [before + dt.timedelta(weeks=w) for w in (1, 2)]
     assert is_schedule_week(before) and is_schedule_week(after) and not any(map(is_schedule_week, between))
 

@@ -32,9 +32,14 @@ def _register_inputs(tmp_path, grid: dict):
     (tmp_path / "labels.json").write_text(json.dumps({"a": [1, 2], "b": [3, 4]}))
     (tmp_path / "grid.json").write_text(json.dumps(grid))
     data = str(tmp_path / "data")
-    settings = PipelineSettings(data_dir=data, ground_truth_path=str(tmp_path / "labels.json"), grid_path=str(tmp_path / "grid.json"))
-    resources = {"database": DocumentsDatabase(url=f"sqlite:///{database}"), "settings": settings,
-                 "io_manager": ParquetJsonIOManager(data_dir=data)}
+    settings = PipelineSettings(
+        data_dir=data, ground_truth_path=str(tmp_path / "labels.json"), grid_path=str(tmp_path / "grid.json")
+    )
+    resources = {
+        "database": DocumentsDatabase(url=f"sqlite:///{database}"),
+        "settings": settings,
+        "io_manager": ParquetJsonIOManager(data_dir=data),
+    }
     with dg.instance_for_test() as instance:
         assert dg.materialize([documents, ground_truth, param_grid], instance=instance, resources=resources).success
         yield instance, settings, resources
@@ -60,7 +65,9 @@ def test_param_grid_registers_no_partition_and_the_sensor_requests_them(register
     manifest = read_json(settings.paths.current_grid)
     assert instance.get_dynamic_partitions("trials") == [] and instance.get_dynamic_partitions("embedding_sets") == []
 
-    with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": MlflowTracking()}) as context:
+    with dg.build_sensor_context(
+        instance=instance, resources={"settings": settings, "mlflow": MlflowTracking()}
+    ) as context:
         result = sweep_sensor(context)
     assert isinstance(result, dg.SensorResult)
     assert result.dynamic_partitions_requests == [
@@ -80,7 +87,11 @@ def test_the_command_line_path_adds_the_partitions_before_the_runs_that_target_t
     keys = list(manifest["trials"])
     # The embedding set is cached: its trials are due, as one run over the range of new partitions.
     [values] = manifest["embedding_sets"].values()
-    corpus_hash = instance.get_latest_materialization_event(dg.AssetKey("documents")).asset_materialization.metadata["content_hash"].value
+    corpus_hash = (
+        instance.get_latest_materialization_event(dg.AssetKey("documents"))
+        .asset_materialization.metadata["content_hash"]
+        .value
+    )
     cache = EmbeddingCache(settings.paths.embeddings)
     path = cache.path(cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language))
     _cache_embeddings(path)
@@ -100,7 +111,9 @@ def test_partition_range_tags_are_checked_against_dagsters_own(monkeypatch):
     from dagster._core.storage import tags
 
     assert dagster_compat.run_partition_tags() == (
-        "dagster/partition", "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+        "dagster/partition",
+        "dagster/asset_partition_range_start",
+        "dagster/asset_partition_range_end",
     )
     monkeypatch.setattr(tags, "ASSET_PARTITION_RANGE_START_TAG", "dagster/range_from")
     with pytest.raises(dagster_compat.UnsupportedDagsterVersion, match="was written for dagster 1.13.27"):
@@ -108,8 +121,12 @@ def test_partition_range_tags_are_checked_against_dagsters_own(monkeypatch):
 
 
 def _inputs_fingerprint(instance, settings) -> str:
-    latest = {asset: instance.get_latest_materialization_event(dg.AssetKey(asset)).asset_materialization.metadata["content_hash"].value
-              for asset in ("documents", "ground_truth")}
+    latest = {
+        asset: instance.get_latest_materialization_event(dg.AssetKey(asset))
+        .asset_materialization.metadata["content_hash"]
+        .value
+        for asset in ("documents", "ground_truth")
+    }
     return settings.inputs_fingerprint(latest["documents"], latest["ground_truth"])
 
 
@@ -124,8 +141,17 @@ def _store_in_the_first_form(paths, trials, fingerprint) -> None:
     store = ResultStore(paths.results)
     for number, trial in enumerate(trials):
         write_json(paths.trial_params_path(trial.legacy_key), trial.to_dict())
-        store.save(TrialResult(trial.legacy_key, trial.to_dict(), fingerprint, STATUS_OK, {"ari": 0.5 + number / 1000},
-                               tags={"mlflow_run_id": f"run-{number}"}), labels=np.full(30, number, dtype=np.int32))
+        store.save(
+            TrialResult(
+                trial.legacy_key,
+                trial.to_dict(),
+                fingerprint,
+                STATUS_OK,
+                {"ari": 0.5 + number / 1000},
+                tags={"mlflow_run_id": f"run-{number}"},
+            ),
+            labels=np.full(30, number, dtype=np.int32),
+        )
 
 
 @pytest.mark.parametrize("applied_by", ["sensor", "command_line"])
@@ -140,7 +166,11 @@ def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(
         paths = settings.paths
         manifest = read_json(paths.current_grid)
         [values] = manifest["embedding_sets"].values()
-        corpus_hash = instance.get_latest_materialization_event(dg.AssetKey("documents")).asset_materialization.metadata["content_hash"].value
+        corpus_hash = (
+            instance.get_latest_materialization_event(dg.AssetKey("documents"))
+            .asset_materialization.metadata["content_hash"]
+            .value
+        )
         cache = EmbeddingCache(paths.embeddings)
         cache_path = cache.path(cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language))
         cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +179,9 @@ def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(
         _store_in_the_first_form(paths, trials, _inputs_fingerprint(instance, settings))
 
         # refresh_inputs_job's param_grid step registers the grid again, and carries the results over.
-        result = dg.materialize([documents, ground_truth, param_grid], instance=instance, selection=[param_grid], resources=resources)
+        result = dg.materialize(
+            [documents, ground_truth, param_grid], instance=instance, selection=[param_grid], resources=resources
+        )
         assert result.asset_materializations_for_node("param_grid")[0].metadata["results_carried_over"].value == 3
         store = ResultStore(paths.results)
         for number, trial in enumerate(trials):
@@ -160,7 +192,9 @@ def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(
             assert store.path(trial.legacy_key).exists()  # the legacy files stay
 
         if applied_by == "sensor":
-            with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": MlflowTracking()}) as context:
+            with dg.build_sensor_context(
+                instance=instance, resources={"settings": settings, "mlflow": MlflowTracking()}
+            ) as context:
                 tick = sweep_sensor(context)
             assert [run.job_name for run in tick.run_requests] == ["leaderboard_job"]
             events = tick.asset_events
@@ -191,8 +225,9 @@ def test_a_search_round_run_under_the_first_form_of_keys_closes_after_the_upgrad
     from topic_pipeline.search.coarse_to_fine import SearchState
     from topic_pipeline.storage.files import write_json
 
-    for instance, settings, resources in _register_inputs(tmp_path, {"search": "auto", "trial_budget": 30, "stability_top": 1,
-                                                                     "stability_seeds": 2}):
+    for instance, settings, resources in _register_inputs(
+        tmp_path, {"search": "auto", "trial_budget": 30, "stability_top": 1, "stability_seeds": 2}
+    ):
         paths = settings.paths
         state = SearchState.load(paths.search_state)
         trials = [TrialParams.from_dict(params) for params in state.trials.values()]
@@ -205,8 +240,12 @@ def test_a_search_round_run_under_the_first_form_of_keys_closes_after_the_upgrad
         write_json(paths.search_state, stored)
         _store_in_the_first_form(paths, trials, _inputs_fingerprint(instance, settings))
 
-        result = dg.materialize([documents, ground_truth, search_refinement], instance=instance,
-                                selection=[search_refinement], resources=resources)
+        result = dg.materialize(
+            [documents, ground_truth, search_refinement],
+            instance=instance,
+            selection=[search_refinement],
+            resources=resources,
+        )
         assert result.success
         closed = SearchState.load(paths.search_state)
         assert closed.rounds[0].best_key == trials[-1].key  # the highest score, under its current key

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from topic_pipeline.workflow.trials import SweepAbandoned, as_they_finish
 from topic_pipeline.engine.fast import SweepStats
+from topic_pipeline.workflow.trials import SweepAbandoned, as_they_finish
 
 
 def test_trials_arrive_in_order_then_the_stats():

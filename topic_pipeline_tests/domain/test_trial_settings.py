@@ -10,8 +10,14 @@ from topic_pipeline.inputs.grid import ParamGrid
 
 def _trial() -> TrialParams:
     (trial,) = ParamGrid.from_mapping(
-        {"umap_n_neighbors": [12], "umap_n_components": [3], "umap_min_dist": [0.1], "hdbscan_min_cluster_size": [7],
-         "hdbscan_min_samples": [2], "hdbscan_cluster_selection_epsilon": [0.2]}
+        {
+            "umap_n_neighbors": [12],
+            "umap_n_components": [3],
+            "umap_min_dist": [0.1],
+            "hdbscan_min_cluster_size": [7],
+            "hdbscan_min_samples": [2],
+            "hdbscan_cluster_selection_epsilon": [0.2],
+        }
     ).trials()
     return trial
 
@@ -25,7 +31,10 @@ def test_umap_takes_the_grids_values_the_cosine_metric_and_the_replicates_seed()
 
 def test_hdbscan_takes_the_grids_values_with_bertopics_metric_and_selection():
     assert _trial().hdbscan_settings() == {
-        "min_cluster_size": 7, "min_samples": 2, "cluster_selection_epsilon": 0.2, "metric": "euclidean",
+        "min_cluster_size": 7,
+        "min_samples": 2,
+        "cluster_selection_epsilon": 0.2,
+        "metric": "euclidean",
         "cluster_selection_method": "eom",
     }
 
@@ -39,8 +48,14 @@ def test_the_models_built_from_them_are_those_of_before():
     from topic_pipeline.engine.clustering import hdbscan_model
 
     trial = _trial()
-    by_hand = HDBSCAN(min_cluster_size=7, min_samples=2, cluster_selection_epsilon=0.2, metric="euclidean",
-                      cluster_selection_method="eom", prediction_data=True)
+    by_hand = HDBSCAN(
+        min_cluster_size=7,
+        min_samples=2,
+        cluster_selection_epsilon=0.2,
+        metric="euclidean",
+        cluster_selection_method="eom",
+        prediction_data=True,
+    )
     assert hdbscan_model(7, 2, 0.2, prediction_data=True).get_params() == by_hand.get_params()
     assert HDBSCAN(**trial.hdbscan_settings()).get_params() == hdbscan_model(7, 2, 0.2).get_params()
     by_hand = UMAP(n_neighbors=12, n_components=3, min_dist=0.1, metric="cosine", random_state=42)

@@ -16,7 +16,9 @@ def _run(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
         "TOPIC_PIPELINE_DATA_DIR": str(tmp_path / "data"),
     }
     cli = Path(sys.executable).parent / "topic-pipeline"
-    return subprocess.run([str(cli), *arguments], env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(cli), *arguments], env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize(
@@ -43,7 +45,9 @@ def test_a_sweep_with_an_unreachable_mlflow_server_stops_in_seconds_in_one_line(
     }
     cli = Path(sys.executable).parent / "topic-pipeline"
     started = time.monotonic()
-    result = subprocess.run([str(cli), "sweep"], env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(cli), "sweep"], env=environment, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     took = time.monotonic() - started
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert (result.stdout + result.stderr).strip() == (

@@ -26,14 +26,27 @@ from dagster._config import validate_config
 from dagster._core.instance.config import dagster_instance_config
 
 from deploy_files import (
-    COMPOSE_FILE, COMPOSE_GPU_FILE, DEPLOY, ENV_EXAMPLE, REPO, load_compose, raw_compose, read_env_file,
+    COMPOSE_FILE,
+    COMPOSE_GPU_FILE,
+    DEPLOY,
+    ENV_EXAMPLE,
+    REPO,
+    load_compose,
+    raw_compose,
+    read_env_file,
     referenced_variables,
 )
 from topic_pipeline.storage.paths import DataPaths
 
 SERVICES = {"postgres", "mlflow", "code-server", "webserver", "daemon"}
-DAGSTER_ENV = {"DAGSTER_PG_HOST": "db", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "u", "DAGSTER_PG_PASSWORD": "p",
-               "DAGSTER_PG_DB": "d", "DAGSTER_COMPUTE_LOGS_DIR": "/logs"}
+DAGSTER_ENV = {
+    "DAGSTER_PG_HOST": "db",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USER": "u",
+    "DAGSTER_PG_PASSWORD": "p",
+    "DAGSTER_PG_DB": "d",
+    "DAGSTER_COMPUTE_LOGS_DIR": "/logs",
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +55,9 @@ def compose() -> dict:
 
 
 def dockerfile_workdir() -> str:
-    (workdir,) = [line.split()[1] for line in (REPO / "Dockerfile").read_text().splitlines() if line.startswith("WORKDIR ")]
+    (workdir,) = [
+        line.split()[1] for line in (REPO / "Dockerfile").read_text().splitlines() if line.startswith("WORKDIR ")
+    ]
     return workdir
 
 
@@ -101,8 +116,12 @@ def test_databases_of_dagster_mlflow_and_the_source_are_separate(compose) -> Non
     databases = [postgres["POSTGRES_DB"], postgres["MLFLOW_DB"], postgres["SOURCE_DB"]]
     assert len(set(databases)) == 3
     assert compose["services"]["code-server"]["environment"]["DAGSTER_PG_DB"] == postgres["POSTGRES_DB"]
-    assert compose["services"]["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].endswith(f"/{postgres['MLFLOW_DB']}")
-    assert compose["services"]["code-server"]["environment"]["TOPIC_PIPELINE_DATABASE_URL"].endswith(f"/{postgres['SOURCE_DB']}")
+    assert compose["services"]["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"].endswith(
+        f"/{postgres['MLFLOW_DB']}"
+    )
+    assert compose["services"]["code-server"]["environment"]["TOPIC_PIPELINE_DATABASE_URL"].endswith(
+        f"/{postgres['SOURCE_DB']}"
+    )
     # The init script and the schema it loads are the repository's files.
     mounted = {volume.split(":")[0] for volume in compose["services"]["postgres"]["volumes"]}
     assert {"./deploy/postgres/init-databases.sh", "./deploy/postgres/articles.sql"} <= mounted
@@ -133,14 +152,21 @@ def test_shared_volumes_for_caches_artifacts_and_models(compose) -> None:
     logs = code_server["environment"]["DAGSTER_COMPUTE_LOGS_DIR"]
     assert mounts(code_server)[logs] == mounts(services["webserver"])[logs] == "compute-logs"
     declared = set(compose["volumes"])
-    assert {volume for service in services.values() for volume in mounts(service).values() if not volume.startswith(".")} == declared
+    assert {
+        volume for service in services.values() for volume in mounts(service).values() if not volume.startswith(".")
+    } == declared
 
 
 def test_gpu_reservation_is_an_optional_override_for_the_code_server(compose) -> None:
     assert "deploy" not in compose["services"]["code-server"]  # the default stack runs on any host
-    (device,) = load_compose(COMPOSE_GPU_FILE)["services"]["code-server"]["deploy"]["resources"]["reservations"]["devices"]
+    (device,) = load_compose(COMPOSE_GPU_FILE)["services"]["code-server"]["deploy"]["resources"]["reservations"][
+        "devices"
+    ]
     assert device == {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
-    assert "docker-compose.gpu.yml" in COMPOSE_FILE.read_text() and "docker-compose.gpu.yml" in (REPO / "docs" / "deployment.md").read_text()
+    assert (
+        "docker-compose.gpu.yml" in COMPOSE_FILE.read_text()
+        and "docker-compose.gpu.yml" in (REPO / "docs" / "deployment.md").read_text()
+    )
 
 
 def parse_command_line(argv: list[str]) -> click.Command:
@@ -220,7 +246,14 @@ def instance_config(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_compose_instance_config(compose, tmp_path, monkeypatch) -> None:
     config = instance_config(DEPLOY / "dagster.yaml", tmp_path, monkeypatch)
-    assert set(config["storage"]["postgres"]["postgres_db"]) == {"hostname", "port", "username", "password", "db_name", "scheme"}
+    assert set(config["storage"]["postgres"]["postgres_db"]) == {
+        "hostname",
+        "port",
+        "username",
+        "password",
+        "db_name",
+        "scheme",
+    }
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["concurrency"]["pools"]["default_limit"] == 1
     # Every variable the instance reads is set for each Dagster service.
@@ -254,12 +287,18 @@ def _env_references(node):
 def kubeconfig(tmp_path) -> str:
     """A kubeconfig naming an unreachable API server: dagster-k8s reads it, nothing connects to it."""
     path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "test", "cluster": {"server": "https://127.0.0.1:9"}}],
-        "users": [{"name": "test", "user": {"token": "unused"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "test",
+                "clusters": [{"name": "test", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "test", "user": {"token": "unused"}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+            }
+        )
+    )
     return str(path)
 
 
@@ -273,7 +312,9 @@ def k8s_launcher(tmp_path, monkeypatch, kubeconfig):
     assert result.success, [error.message for error in result.errors]
     # In a pod it loads the in-cluster config; here the same settings with a kubeconfig instead.
     assert launcher_config.get("load_incluster_config", True) is True
-    return K8sRunLauncher.from_config_value(None, {**result.value, "load_incluster_config": False, "kubeconfig_file": kubeconfig})
+    return K8sRunLauncher.from_config_value(
+        None, {**result.value, "load_incluster_config": False, "kubeconfig_file": kubeconfig}
+    )
 
 
 def executor_config() -> dict:
@@ -309,7 +350,9 @@ def test_k8s_executor_is_selected_by_environment_and_names_real_steps(tmp_path, 
     assert leaderboard.executor_def.name == "multi_or_in_process_executor"
     assert leaderboard.run_config_schema.config_type.fields["execution"].default_value == {"config": {"in_process": {}}}
     # per_step_k8s_config is keyed by op name: each key must be a step of the jobs it is meant for.
-    op_names = {node.name for name in ("embeddings_job", "trials_job") for node in definitions.resolve_job_def(name).graph.nodes}
+    op_names = {
+        node.name for name in ("embeddings_job", "trials_job") for node in definitions.resolve_job_def(name).graph.nodes
+    }
     assert set(executor_config()["per_step_k8s_config"]) <= op_names
 
     monkeypatch.setenv("TOPIC_PIPELINE_K8S_EXECUTOR_CONFIG", str(tmp_path / "absent.yaml"))
@@ -332,13 +375,18 @@ def test_k8s_embeddings_step_job_requests_one_gpu(tmp_path, monkeypatch, kubecon
     config = executor_config()
 
     def step_job(step: str):
-        context = K8sContainerContext.create_for_run(dg.DagsterRun(job_name="embeddings_job", run_id="r1"), launcher,
-                                                     include_run_tags=False)
+        context = K8sContainerContext.create_for_run(
+            dg.DagsterRun(job_name="embeddings_job", run_id="r1"), launcher, include_run_tags=False
+        )
         for layer in (config["step_k8s_config"], config["per_step_k8s_config"].get(step, {})):
             context = context.merge(K8sContainerContext(run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(layer)))
         job_config = context.get_k8s_job_config("topic-pipeline:test", launcher)
-        return construct_dagster_k8s_job(job_config, ["dagster", "api", "execute_step"], f"dagster-step-{step}",
-                                         user_defined_k8s_config=context.run_k8s_config)
+        return construct_dagster_k8s_job(
+            job_config,
+            ["dagster", "api", "execute_step"],
+            f"dagster-step-{step}",
+            user_defined_k8s_config=context.run_k8s_config,
+        )
 
     embeddings = step_job("embeddings")
     pod = embeddings.spec.template.spec
@@ -352,6 +400,8 @@ def test_k8s_embeddings_step_job_requests_one_gpu(tmp_path, monkeypatch, kubecon
     # Other steps get no GPU; the trials step gets the engine's worker count matching its CPU request.
     (trials,) = step_job("grid_trials").spec.template.spec.containers
     assert "nvidia.com/gpu" not in (trials.resources.limits or {})
-    assert {item.name: item.value for item in trials.env if item.value}["TOPIC_PIPELINE_WORKERS"] == trials.resources.requests["cpu"]
+    assert {item.name: item.value for item in trials.env if item.value}[
+        "TOPIC_PIPELINE_WORKERS"
+    ] == trials.resources.requests["cpu"]
     (default,) = step_job("any_other_step").spec.template.spec.containers
     assert default.resources.requests == {"cpu": "1", "memory": "2Gi"}

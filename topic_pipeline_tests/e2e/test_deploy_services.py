@@ -45,7 +45,7 @@ def new_database():
 
     try:
         admin = psycopg2.connect(dbname="postgres", connect_timeout=5, **PG)
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means the service is absent
+    except Exception as exc:
         require_service(f"PostgreSQL not reachable at 127.0.0.1:5432: {type(exc).__name__}: {str(exc).strip()}")
     admin.autocommit = True
     names: list[str] = []
@@ -86,16 +86,29 @@ def test_postgres_init_script_creates_the_mlflow_and_source_databases(new_databa
     import psycopg2
 
     names = {"MLFLOW_DB": new_database(create=False), "SOURCE_DB": new_database(create=False)}
-    environment = {**os.environ, **names, "POSTGRES_USER": PG["user"], "POSTGRES_DB": new_database(),
-                   "PGHOST": PG["host"], "PGPORT": str(PG["port"]),
-                   "ARTICLES_SCHEMA": str(REPO / "deploy" / "postgres" / "articles.sql")}
+    environment = {
+        **os.environ,
+        **names,
+        "POSTGRES_USER": PG["user"],
+        "POSTGRES_DB": new_database(),
+        "PGHOST": PG["host"],
+        "PGPORT": str(PG["port"]),
+        "ARTICLES_SCHEMA": str(REPO / "deploy" / "postgres" / "articles.sql"),
+    }
     for _ in range(2):
-        completed = subprocess.run(["sh", str(REPO / "deploy" / "postgres" / "init-databases.sh")], env=environment,
-                                   capture_output=True, text=True, timeout=60)
+        completed = subprocess.run(
+            ["sh", str(REPO / "deploy" / "postgres" / "init-databases.sh")],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert completed.returncode == 0, completed.stderr
     assert count_rows(names["SOURCE_DB"], "articles") == 0
     with psycopg2.connect(dbname=names["SOURCE_DB"], **PG) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'articles' ORDER BY ordinal_position")
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'articles' ORDER BY ordinal_position"
+        )
         assert [name for (name,) in cursor.fetchall()] == ["id", "title", "body", "source", "published_at"]
     connection.close()
     assert count_rows(names["MLFLOW_DB"], "pg_class") > 0  # it exists and accepts connections
@@ -129,13 +142,24 @@ def mlflow_server(new_database, tmp_path):
     # Plus this server's own address (compose publishes MLflow on the port of MLFLOW_PUBLIC_HOSTS).
     environment = {**os.environ, "MLFLOW_SERVER_ALLOWED_HOSTS": f"{allowed_hosts},127.0.0.1:{port}"}
     command = [
-        str(Path(sys.executable).with_name("mlflow")), "server",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{database}",
-        "--artifacts-destination", artifacts.as_uri(), "--serve-artifacts",
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{database}",
+        "--artifacts-destination",
+        artifacts.as_uri(),
+        "--serve-artifacts",
     ]
     with open(log_path, "wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -215,7 +239,12 @@ def test_sweep_on_postgres_instance_tracked_by_mlflow_server(tiny_project, new_d
         run_sweep(instance)
 
         runs = instance.get_runs()
-        assert {run.job_name for run in runs} == {"refresh_inputs_job", "embeddings_job", "trials_job", "leaderboard_job"}
+        assert {run.job_name for run in runs} == {
+            "refresh_inputs_job",
+            "embeddings_job",
+            "trials_job",
+            "leaderboard_job",
+        }
         assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
         trial_keys = instance.get_dynamic_partitions("trials")
         assert len(trial_keys) == 2
@@ -260,7 +289,11 @@ def test_sweep_on_postgres_instance_tracked_by_mlflow_server(tiny_project, new_d
     assert count_rows(mlflow_database, "runs") == 3
     stored = sorted(path.name for path in artifacts.rglob("*") if path.is_file())
     report = [name for name in stored if name == "report.html" or name.endswith(".png")]
-    assert "report.html" in report and sorted(set(stored) - set(report)) == ["leaderboard.csv", "leaderboard.md", "topics.json"]
+    assert "report.html" in report and sorted(set(stored) - set(report)) == [
+        "leaderboard.csv",
+        "leaderboard.md",
+        "topics.json",
+    ]
     assert stored.count("topics.json") == 2
     # The compose file's allow-list admits the code server's Host header and nothing unlisted.
     lookup = f"{mlflow_url}/api/2.0/mlflow/experiments/get-by-name?experiment_name={experiment.name}"

@@ -83,12 +83,14 @@ def _kill_survivors(processes) -> None:
 def test_make_ui_stops_its_whole_process_tree(tmp_path, stop):
     port = free_loopback_port()
     # Nothing of the user's: a fresh instance and data folder, the local MLflow store inside it.
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith(("TOPIC_PIPELINE_", "MLFLOW_", "DAGSTER_"))}
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("TOPIC_PIPELINE_", "MLFLOW_", "DAGSTER_"))
+    }
     environment["TOPIC_PIPELINE_DATA_DIR"] = str(tmp_path / "data")
     # `-o` keeps make from reinstalling the virtualenv should pyproject.toml be newer than its stamp.
-    make = (f"exec make -C {ROOT} -o .venv/.installed ui "
-            f"DAGSTER_HOME={tmp_path / 'dagster_home'} UI_PORT={port}")
+    make = f"exec make -C {ROOT} -o .venv/.installed ui DAGSTER_HOME={tmp_path / 'dagster_home'} UI_PORT={port}"
     log = tmp_path / "make-ui.log"
     processes: dict = {}
     with service_process(["sh", "-c", f"trap '' INT; {make}"], log, environment) as process:

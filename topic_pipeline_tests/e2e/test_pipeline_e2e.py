@@ -87,11 +87,14 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
             assert records, key
             metadata = records[0].asset_materialization.metadata
             assert metadata["status"].value == "ok"
-            assert 0 <= metadata["topic_count"].value
+            assert metadata["topic_count"].value >= 0
             assert metadata["mlflow_run_id"].value
 
         # Two embedding sets (with and without stop words), one embeddings partition each.
-        assert sorted(instance.get_dynamic_partitions("embedding_sets")) == ["all-minilm-l6-v2", "all-minilm-l6-v2-nostop"]
+        assert sorted(instance.get_dynamic_partitions("embedding_sets")) == [
+            "all-minilm-l6-v2",
+            "all-minilm-l6-v2-nostop",
+        ]
 
         # MLflow: one parent run for the sweep, holding the leaderboard, with one nested run per trial carrying
         # every grid parameter and the Dagster ids; the experiment opens on its runs (model training).
@@ -102,7 +105,10 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
         assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
         runs = client.search_runs([experiment.experiment_id])
         (sweep_run,) = [run for run in runs if run.data.tags.get("kind") == "sweep"]
-        assert {item.path for item in client.list_artifacts(sweep_run.info.run_id)} >= {"leaderboard.csv", "leaderboard.md"}
+        assert {item.path for item in client.list_artifacts(sweep_run.info.run_id)} >= {
+            "leaderboard.csv",
+            "leaderboard.md",
+        }
         assert sweep_run.data.tags["best_trial"] == frame["trial"][0]
         # The report (HTML page and its plots' images) is an asset of its own, written in the leaderboard's run:
         # beside the CSV, linked from its metadata, and on the sweep's run.
@@ -133,14 +139,20 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
 
         # The command line's runs evaluated the asset checks; on this sample and grid they pass.
         for check in (("ground_truth", "labels_can_rank_trials"), ("leaderboard", "trials_succeeded")):
-            record = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(dg.AssetKey(check[0]), check[1]))
+            record = instance.get_latest_asset_check_evaluation_record(
+                dg.AssetCheckKey(dg.AssetKey(check[0]), check[1])
+            )
             assert record is not None and record.evaluation.passed, (check, record and record.evaluation.description)
-        leader = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(dg.AssetKey("leaderboard"), "leader_is_sound"))
+        leader = instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(dg.AssetKey("leaderboard"), "leader_is_sound")
+        )
         assert leader is not None and leader.evaluation is not None
 
         # Nothing is left to do, and the sensor agrees.
         assert plan_next_runs(instance, settings) == []
-        with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}) as context:
+        with dg.build_sensor_context(
+            instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}
+        ) as context:
             outcome = sweep_sensor(context)
         assert isinstance(outcome, dg.SkipReason)
 
@@ -157,22 +169,34 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
         model = BERTopic.load(export["path"].value, embedding_model=load_model("all-MiniLM-L6-v2", "cpu", True))
         assert len(model.topics_) == 200
         assert int(model.get_topic_info().query("Topic != -1")["Count"].shape[0]) == int(frame.iloc[0]["topic_count"])
-        export_runs = [run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get("kind") == "export"]
+        export_runs = [
+            run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get("kind") == "export"
+        ]
         assert export_runs and export_runs[0].data.tags["trial_run_id"]
         record = json.loads((Path(export["path"].value).parent / "tuning.json").read_text())
-        assert record["trust"]["recommended_trial"] == frame.iloc[0]["trial"] and record["trust"]["heldout_documents"] == 80
+        assert (
+            record["trust"]["recommended_trial"] == frame.iloc[0]["trial"]
+            and record["trust"]["heldout_documents"] == 80
+        )
         assert record["trust"]["heldout_score"] == pytest.approx(frame.iloc[0]["heldout_ari"])
         # The default export is the recommended trial: what to expect from it is the recommendation's estimate.
         assert record["exported_trial_trust"]["is_recommended"] is True
         assert export["expected_ari"].value == pytest.approx(record["trust"]["heldout_score"])
         # An unknown trial key is a clear error naming it, and the earlier export stays in place.
         with pytest.raises(SystemExit, match="no-such-trial"):
-            _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": {"trial_key": "no-such-trial"}}}})
+            _execute(
+                instance,
+                "export_job",
+                {},
+                run_config={"ops": {"topic_model": {"config": {"trial_key": "no-such-trial"}}}},
+            )
         assert (Path(export["path"].value) / "topic_embeddings.safetensors").exists()
         # A trial that failed cannot be exported: the message says so and names it.
         second = str(frame.iloc[1]["trial"])
         row = json.loads((paths.results / f"{second}.json").read_text())
-        (paths.results / f"{second}.json").write_text(json.dumps({**row, "status": "failed", "error": "ValueError: boom"}))
+        (paths.results / f"{second}.json").write_text(
+            json.dumps({**row, "status": "failed", "error": "ValueError: boom"})
+        )
         with pytest.raises(SystemExit, match=f"trial '{second}' failed"):
             _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": {"trial_key": second}}}})
         (paths.results / f"{second}.json").write_text(json.dumps(row))
@@ -188,8 +212,11 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
         rerun_key = str(frame.iloc[0]["trial"])
         (older,) = [run for run in trial_runs if run.data.tags["trial_key"] == rerun_key]
         _execute(instance, "trials_job", {"dagster/partition": rerun_key})
-        live = [run for run in client.search_runs([experiment.experiment_id], f"tags.trial_key = '{rerun_key}'")
-                if run.data.tags.get("kind") == "trial"]
+        live = [
+            run
+            for run in client.search_runs([experiment.experiment_id], f"tags.trial_key = '{rerun_key}'")
+            if run.data.tags.get("kind") == "trial"
+        ]
         assert len(live) == 1 and live[0].info.run_id != older.info.run_id
         superseded = client.get_run(older.info.run_id)
         assert superseded.info.lifecycle_stage == "deleted"
@@ -202,16 +229,22 @@ def test_sensor_requests_embeddings_then_trials(tiny_project):
     with dg.instance_for_test(temp_dir=str(tiny_project / "dagster_home")) as instance:
         resources = build_resources()
         settings = resources["settings"]
-        with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}) as context:
+        with dg.build_sensor_context(
+            instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}
+        ) as context:
             assert isinstance(sweep_sensor(context), dg.SkipReason)  # nothing materialised yet
         _execute(instance, "refresh_inputs_job", {})
-        with dg.build_sensor_context(instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}) as context:
+        with dg.build_sensor_context(
+            instance=instance, resources={"settings": settings, "mlflow": resources["mlflow"]}
+        ) as context:
             result = sweep_sensor(context)
         assert sorted((r.job_name, r.partition_key) for r in result.run_requests) == [
             ("embeddings_job", "all-minilm-l6-v2"),
             ("embeddings_job", "all-minilm-l6-v2-nostop"),
         ]
         # The partitions those runs target come with them, for Dagster to add first.
-        requested = {request.partitions_def_name: list(request.partition_keys) for request in result.dynamic_partitions_requests}
+        requested = {
+            request.partitions_def_name: list(request.partition_keys) for request in result.dynamic_partitions_requests
+        }
         assert sorted(requested["embedding_sets"]) == ["all-minilm-l6-v2", "all-minilm-l6-v2-nostop"]
         assert len(requested["trials"]) == 4

@@ -63,9 +63,14 @@ class Project:
         self.results_before = self.results()
         log = self.root / f"cli-{self.started}.log"
         with open(log, "wb") as stream:
-            process = subprocess.Popen([str(Path(sys.executable).parent / "topic-pipeline"), "sweep", "--verbose"],
-                                       cwd=self.root, env=self.environment, stdout=stream, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "topic-pipeline"), "sweep", "--verbose"],
+                cwd=self.root,
+                env=self.environment,
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return process, log
 
     def results(self) -> int:
@@ -96,12 +101,16 @@ def _lock_is_free(folder: Path) -> bool:
         return True
 
 
-def _assert_everything_ended(project: Project, process: subprocess.Popen, log: Path, moment: str, locks_free: bool) -> None:
+def _assert_everything_ended(
+    project: Project, process: subprocess.Popen, log: Path, moment: str, locks_free: bool
+) -> None:
     signalled = time.monotonic()
     try:
         process.wait(timeout=EXIT_WITHIN_S)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{moment}: the command still runs {EXIT_WITHIN_S:.0f} s after the signal:\n{log.read_text()[-2000:]}")
+        pytest.fail(
+            f"{moment}: the command still runs {EXIT_WITHIN_S:.0f} s after the signal:\n{log.read_text()[-2000:]}"
+        )
     # 128 + the signal once the command has set up its stop; killed by it (negative) before, while importing.
     stopped = {128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT}
     assert process.returncode in stopped, (moment, process.returncode, log.read_text()[-2000:])
@@ -143,11 +152,19 @@ def _after(seconds: float, trigger: Trigger = lambda project, log: True) -> Trig
         if not fired and trigger(project, log):
             fired.append(time.monotonic())
         return bool(fired) and time.monotonic() - fired[0] >= seconds
+
     return check
 
 
-def _interrupt(project: Project, process: subprocess.Popen, log: Path, moment: str, trigger: Trigger,
-               send: Callable[[subprocess.Popen], None], locks_free: bool = True) -> bool:
+def _interrupt(
+    project: Project,
+    process: subprocess.Popen,
+    log: Path,
+    moment: str,
+    trigger: Trigger,
+    send: Callable[[subprocess.Popen], None],
+    locks_free: bool = True,
+) -> bool:
     """Waits for ``trigger``, then ``send``s the signal; False when the sweep ended before the moment came."""
     started = time.monotonic()
     while not trigger(project, log):
@@ -217,8 +234,15 @@ def test_a_stopped_sweep_ends_everything_at_every_moment_and_the_next_one_finish
         time.sleep(0.05)
     waiting, waiting_log = project.start()
     moment = "while waiting for another sweep's lock"
-    assert _interrupt(project, waiting, waiting_log, moment, lambda project, log: "Waiting for it" in log.read_text(), _term,
-                      locks_free=False)  # the first sweep holds them
+    assert _interrupt(
+        project,
+        waiting,
+        waiting_log,
+        moment,
+        lambda project, log: "Waiting for it" in log.read_text(),
+        _term,
+        locks_free=False,
+    )  # the first sweep holds them
     delivered.append(moment)
     assert running.wait(timeout=300) == 0, running_log.read_text()[-3000:]
 

@@ -22,8 +22,8 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -34,15 +34,15 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import postgres_test_database
 
-from topic_pipeline.inputs.corpus import SqlSource, load_corpus
-from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
+from conftest import postgres_test_database
 from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+from topic_pipeline.inputs.corpus import SqlSource, load_corpus
+from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
+from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
+from topic_pipeline.storage.files import read_json
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.results import ResultStore
-from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
-from topic_pipeline.storage.files import read_json
 
 pytestmark = pytest.mark.slow
 
@@ -65,12 +65,22 @@ def _start(project: Path, log_name: str, command: str, environment: dict[str, st
     reaches every process it starts."""
     script = " && ".join(f'"{_cli()}" {part.strip()}' for part in command.split("&&"))
     log = open(project / log_name, "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(["bash", "-c", script], cwd=project, env=environment, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=project,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _start_sweep(project: Path, log_name: str) -> subprocess.Popen:
-    environment = {**os.environ, "DAGSTER_HOME": str(project / "dagster_home"), "TOPIC_PIPELINE_DATA_DIR": str(project / "data")}
+    environment = {
+        **os.environ,
+        "DAGSTER_HOME": str(project / "dagster_home"),
+        "TOPIC_PIPELINE_DATA_DIR": str(project / "data"),
+    }
     return _start(project, log_name, "sweep", environment)
 
 
@@ -164,11 +174,18 @@ def _ranked(path: Path) -> pd.DataFrame:
 
 
 def _embed_once(paths: DataPaths) -> None:
-    source = SqlSource(os.environ["TOPIC_PIPELINE_DATABASE_URL"], table="articles", id_column="article_id", text_column="headline")
+    source = SqlSource(
+        os.environ["TOPIC_PIPELINE_DATABASE_URL"], table="articles", id_column="article_id", text_column="headline"
+    )
     corpus = load_corpus(source)
     embedding_set = EmbeddingSet(DEFAULT_EMBEDDING_MODEL, remove_stopwords=False)
-    embed_corpus(corpus.texts, corpus.content_hash, embedding_set, EmbeddingCache(paths.embeddings),
-                 EmbeddingSettings(device="cpu", local_files_only=True))
+    embed_corpus(
+        corpus.texts,
+        corpus.content_hash,
+        embedding_set,
+        EmbeddingCache(paths.embeddings),
+        EmbeddingSettings(device="cpu", local_files_only=True),
+    )
 
 
 def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninterrupted_sweep):
@@ -220,7 +237,9 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
     ).info.run_id
 
     reference = _finished(uninterrupted_sweep)
-    assert (reference / "labels.json").read_text() == (project / "labels.json").read_text(), "both sweeps score the same labels"
+    assert (reference / "labels.json").read_text() == (project / "labels.json").read_text(), (
+        "both sweeps score the same labels"
+    )
     # Two sweeps resume at once on the same instance and data directory: one waits for the other, says
     # so, and prints the final leaderboard; no trial is computed twice (checked below).
     resumed = _start_sweep(project, "resumed.log")
@@ -240,7 +259,9 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
     assert tracker.client.get_run(abandoned).info.status == "KILLED"
     assert tracker.client.search_runs([tracker.experiment_id], "attributes.status = 'RUNNING'") == []
     assert not stale.exists()
-    assert (results / f".{missing_key}.json.cut.topic-pipeline.tmp").exists() and (paths.reductions / ".umap-cut.npz.cut.topic-pipeline.tmp").exists()
+    assert (results / f".{missing_key}.json.cut.topic-pipeline.tmp").exists() and (
+        paths.reductions / ".umap-cut.npz.cut.topic-pipeline.tmp"
+    ).exists()
 
     # Every cache entry finished before the kill was reused as it was; only the missing ones were added.
     entries = _cache_entries(paths)
@@ -262,7 +283,9 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tiny_project, uninter
         assert sorted(by_partition) == sorted(instance.get_dynamic_partitions("trials"))
         assert all(len(run_ids) == 1 for run_ids in by_partition.values()), by_partition
         resumed_ids = {run.run_id for run in finished}
-        assert {key for key, (run_id,) in by_partition.items() if run_id in resumed_ids} == set(by_partition) - done_at_kill
+        assert {key for key, (run_id,) in by_partition.items() if run_id in resumed_ids} == set(
+            by_partition
+        ) - done_at_kill
         assert {key for key, (run_id,) in by_partition.items() if run_id in ("", killed[0].run_id)} == done_at_kill
         computed = 0
         for run in finished:
@@ -321,64 +344,149 @@ def _labels(mapping) -> bytes:
 
 CONDITIONS = [
     # The SQL export (documents).
-    Condition("duplicate ids", "refresh_inputs_job", r"1 id\(s\) occur more than once: 7",
-              _broken_table("duplicate_ids")),
-    Condition("empty or whitespace texts", "refresh_inputs_job", r"2 text\(s\) are empty or whitespace, ids: 3, 4",
-              _broken_table("blank_texts")),
-    Condition("non-integer ids", "refresh_inputs_job", r"ids must be integers; got '7a'",
-              _broken_table("text_ids")),
+    Condition(
+        "duplicate ids", "refresh_inputs_job", r"1 id\(s\) occur more than once: 7", _broken_table("duplicate_ids")
+    ),
+    Condition(
+        "empty or whitespace texts",
+        "refresh_inputs_job",
+        r"2 text\(s\) are empty or whitespace, ids: 3, 4",
+        _broken_table("blank_texts"),
+    ),
+    Condition("non-integer ids", "refresh_inputs_job", r"ids must be integers; got '7a'", _broken_table("text_ids")),
     Condition("an empty result", "refresh_inputs_job", r"returned no rows", _broken_table("no_rows")),
     Condition("a missing table", "refresh_inputs_job", r"no_such_table", _broken_table("no_such_table")),
-    Condition("a missing column", "refresh_inputs_job", r"body", {**_broken_table("articles"), "TOPIC_PIPELINE_TEXT_COLUMN": "body"}),
-    Condition("an invalid identifier (SQL injection attempt)", "refresh_inputs_job",
-              r"table 'articles; DROP TABLE articles' is not a valid SQL identifier",
-              _broken_table("articles; DROP TABLE articles")),
-    Condition("a database that cannot be reached (password masked)", "refresh_inputs_job",
-              r"cannot reach the database at postgresql\+psycopg2://alice:\*\*\*@127\.0\.0\.1:1/corpus",
-              {"TOPIC_PIPELINE_DATABASE_URL": "postgresql+psycopg2://alice:hunter22@127.0.0.1:1/corpus"}),
+    Condition(
+        "a missing column",
+        "refresh_inputs_job",
+        r"body",
+        {**_broken_table("articles"), "TOPIC_PIPELINE_TEXT_COLUMN": "body"},
+    ),
+    Condition(
+        "an invalid identifier (SQL injection attempt)",
+        "refresh_inputs_job",
+        r"table 'articles; DROP TABLE articles' is not a valid SQL identifier",
+        _broken_table("articles; DROP TABLE articles"),
+    ),
+    Condition(
+        "a database that cannot be reached (password masked)",
+        "refresh_inputs_job",
+        r"cannot reach the database at postgresql\+psycopg2://alice:\*\*\*@127\.0\.0\.1:1/corpus",
+        {"TOPIC_PIPELINE_DATABASE_URL": "postgresql+psycopg2://alice:hunter22@127.0.0.1:1/corpus"},
+    ),
     # The labelled sample (ground_truth).
-    Condition("ground truth: malformed JSON", "refresh_inputs_job", r"is not valid JSON: .* at line 1, column",
-              file=("TOPIC_PIPELINE_GROUND_TRUTH", b'{"a": [1, 2],')),
-    Condition("ground truth: not UTF-8", "refresh_inputs_job", r"is not UTF-8 text \(byte 0 is 0x80\)",
-              file=("TOPIC_PIPELINE_GROUND_TRUTH", b"\x80\x04binary")),
-    Condition("ground truth: fewer than 2 clusters", "refresh_inputs_job", r"needs at least 2 clusters to score against, got 1",
-              file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [1, 2]}))),
-    Condition("ground truth: an id in two clusters", "refresh_inputs_job",
-              r"text id 2 is listed in clusters 'a' and 'b'; each id belongs to one cluster",
-              file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [1, 2], "b": [2, 3]}))),
-    Condition("ground truth: ids not in the export", "refresh_inputs_job", r"2 text id\(s\) are not in the export: 9001, 9002",
-              file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [9001], "b": [9002]}))),
-    Condition("ground truth: a cluster given twice", "refresh_inputs_job", r"key 'a' appears more than once",
-              file=("TOPIC_PIPELINE_GROUND_TRUTH", b'{"a": [1], "b": [2], "a": [3]}')),
+    Condition(
+        "ground truth: malformed JSON",
+        "refresh_inputs_job",
+        r"is not valid JSON: .* at line 1, column",
+        file=("TOPIC_PIPELINE_GROUND_TRUTH", b'{"a": [1, 2],'),
+    ),
+    Condition(
+        "ground truth: not UTF-8",
+        "refresh_inputs_job",
+        r"is not UTF-8 text \(byte 0 is 0x80\)",
+        file=("TOPIC_PIPELINE_GROUND_TRUTH", b"\x80\x04binary"),
+    ),
+    Condition(
+        "ground truth: fewer than 2 clusters",
+        "refresh_inputs_job",
+        r"needs at least 2 clusters to score against, got 1",
+        file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [1, 2]})),
+    ),
+    Condition(
+        "ground truth: an id in two clusters",
+        "refresh_inputs_job",
+        r"text id 2 is listed in clusters 'a' and 'b'; each id belongs to one cluster",
+        file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [1, 2], "b": [2, 3]})),
+    ),
+    Condition(
+        "ground truth: ids not in the export",
+        "refresh_inputs_job",
+        r"2 text id\(s\) are not in the export: 9001, 9002",
+        file=("TOPIC_PIPELINE_GROUND_TRUTH", _labels({"a": [9001], "b": [9002]})),
+    ),
+    Condition(
+        "ground truth: a cluster given twice",
+        "refresh_inputs_job",
+        r"key 'a' appears more than once",
+        file=("TOPIC_PIPELINE_GROUND_TRUTH", b'{"a": [1], "b": [2], "a": [3]}'),
+    ),
     # The grid (param_grid).
-    Condition("grid: unknown key", "refresh_inputs_job", r"unknown key 'umap_neighbours'. Did you mean 'umap_n_neighbors'\?",
-              file=("TOPIC_PIPELINE_GRID", _labels({"umap_neighbours": [10]}))),
-    Condition("grid: an empty list", "refresh_inputs_job", r"hdbscan_min_cluster_size",
-              file=("TOPIC_PIPELINE_GRID", _labels({"hdbscan_min_cluster_size": []}))),
-    Condition("grid: out of range", "refresh_inputs_job", r"umap_min_dist",
-              file=("TOPIC_PIPELINE_GRID", _labels({"umap_min_dist": [1.5]}))),
-    Condition("grid: n_neighbors not below the corpus size", "refresh_inputs_job",
-              r"umap_n_neighbors=500 must be below the corpus size \(200 documents\)",
-              file=("TOPIC_PIPELINE_GRID", _labels({"umap_n_neighbors": [500]}))),
+    Condition(
+        "grid: unknown key",
+        "refresh_inputs_job",
+        r"unknown key 'umap_neighbours'. Did you mean 'umap_n_neighbors'\?",
+        file=("TOPIC_PIPELINE_GRID", _labels({"umap_neighbours": [10]})),
+    ),
+    Condition(
+        "grid: an empty list",
+        "refresh_inputs_job",
+        r"hdbscan_min_cluster_size",
+        file=("TOPIC_PIPELINE_GRID", _labels({"hdbscan_min_cluster_size": []})),
+    ),
+    Condition(
+        "grid: out of range",
+        "refresh_inputs_job",
+        r"umap_min_dist",
+        file=("TOPIC_PIPELINE_GRID", _labels({"umap_min_dist": [1.5]})),
+    ),
+    Condition(
+        "grid: n_neighbors not below the corpus size",
+        "refresh_inputs_job",
+        r"umap_n_neighbors=500 must be below the corpus size \(200 documents\)",
+        file=("TOPIC_PIPELINE_GRID", _labels({"umap_n_neighbors": [500]})),
+    ),
     # Configuration (environment variables), checked when the code location loads: nothing runs.
-    Condition("configuration: a setting that is not an integer", "refresh_inputs_job",
-              r"TOPIC_PIPELINE_UMAP_SEED='forty-two': expected a whole number", {"TOPIC_PIPELINE_UMAP_SEED": "forty-two"}),
-    Condition("configuration: a negative UMAP seed", "trials_job",
-              r"TOPIC_PIPELINE_UMAP_SEED='-1': must be at least 0 and at most 4294967295", {"TOPIC_PIPELINE_UMAP_SEED": "-1"}),
-    Condition("configuration: a flag spelled neither way", "leaderboard_job",
-              r"TOPIC_PIPELINE_RANK_BY_STABILITY='maybe': expected a boolean", {"TOPIC_PIPELINE_RANK_BY_STABILITY": "maybe"}),
-    Condition("configuration: an unknown ranking metric", "leaderboard_job",
-              r"TOPIC_PIPELINE_RANK_BY='accuracy': expected one of ari, ami", {"TOPIC_PIPELINE_RANK_BY": "accuracy"}),
-    Condition("configuration: an unknown stop-word language", "embeddings_job",
-              r"TOPIC_PIPELINE_STOPWORDS_LANGUAGE='klingon': expected 'english' or the path of a file",
-              {"TOPIC_PIPELINE_STOPWORDS_LANGUAGE": "klingon"}, partition=NOSTOP),
+    Condition(
+        "configuration: a setting that is not an integer",
+        "refresh_inputs_job",
+        r"TOPIC_PIPELINE_UMAP_SEED='forty-two': expected a whole number",
+        {"TOPIC_PIPELINE_UMAP_SEED": "forty-two"},
+    ),
+    Condition(
+        "configuration: a negative UMAP seed",
+        "trials_job",
+        r"TOPIC_PIPELINE_UMAP_SEED='-1': must be at least 0 and at most 4294967295",
+        {"TOPIC_PIPELINE_UMAP_SEED": "-1"},
+    ),
+    Condition(
+        "configuration: a flag spelled neither way",
+        "leaderboard_job",
+        r"TOPIC_PIPELINE_RANK_BY_STABILITY='maybe': expected a boolean",
+        {"TOPIC_PIPELINE_RANK_BY_STABILITY": "maybe"},
+    ),
+    Condition(
+        "configuration: an unknown ranking metric",
+        "leaderboard_job",
+        r"TOPIC_PIPELINE_RANK_BY='accuracy': expected one of ari, ami",
+        {"TOPIC_PIPELINE_RANK_BY": "accuracy"},
+    ),
+    Condition(
+        "configuration: an unknown stop-word language",
+        "embeddings_job",
+        r"TOPIC_PIPELINE_STOPWORDS_LANGUAGE='klingon': expected 'english' or the path of a file",
+        {"TOPIC_PIPELINE_STOPWORDS_LANGUAGE": "klingon"},
+        partition=NOSTOP,
+    ),
     # The export (topic_model).
-    Condition("export: an unknown trial key", "export_job", r"trial key 'no-such-trial' is not in the current leaderboard",
-              run_config={"ops": {"topic_model": {"config": {"trial_key": "no-such-trial"}}}}),
-    Condition("export: an unknown serialisation", "export_job", r"unknown serialization 'onnx'",
-              run_config={"ops": {"topic_model": {"config": {"serialization": "onnx"}}}}),
-    Condition("export: an unwritable target folder", "export_job", r"cannot write the export to '/dev/null/x': Not a directory",
-              run_config={"ops": {"topic_model": {"config": {"target_dir": "/dev/null/x/model"}}}}),
+    Condition(
+        "export: an unknown trial key",
+        "export_job",
+        r"trial key 'no-such-trial' is not in the current leaderboard",
+        run_config={"ops": {"topic_model": {"config": {"trial_key": "no-such-trial"}}}},
+    ),
+    Condition(
+        "export: an unknown serialisation",
+        "export_job",
+        r"unknown serialization 'onnx'",
+        run_config={"ops": {"topic_model": {"config": {"serialization": "onnx"}}}},
+    ),
+    Condition(
+        "export: an unwritable target folder",
+        "export_job",
+        r"cannot write the export to '/dev/null/x': Not a directory",
+        run_config={"ops": {"topic_model": {"config": {"target_dir": "/dev/null/x/model"}}}},
+    ),
 ]
 
 
@@ -404,7 +512,9 @@ def _execute_in_process(instance, job_name: str, partition: str | None, run_conf
     from topic_pipeline.definitions import defs
 
     job = defs().resolve_job_def(job_name)
-    return job.execute_in_process(instance=instance, partition_key=partition, run_config=run_config, raise_on_error=False)
+    return job.execute_in_process(
+        instance=instance, partition_key=partition, run_config=run_config, raise_on_error=False
+    )
 
 
 def _latest(instance) -> dict[str, int | None]:
@@ -412,7 +522,8 @@ def _latest(instance) -> dict[str, int | None]:
     found = {}
     for asset, partition in [(asset, None) for asset in ASSETS] + PARTITIONED:
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None), limit=1
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None),
+            limit=1,
         ).records
         found[asset if partition is None else f"{asset}[{partition}]"] = records[0].storage_id if records else None
     return found
@@ -496,7 +607,13 @@ def test_secrets_reach_no_log_event_metadata_mlflow_record_or_file(uninterrupted
     # The same through the stores' own APIs (so the scan above did read what they hold).
     with dg.DagsterInstance.from_config(str(root / "dagster_home")) as instance:
         runs = instance.get_runs()
-        assert {run.job_name for run in runs} >= {"refresh_inputs_job", "embeddings_job", "trials_job", "leaderboard_job", "export_job"}
+        assert {run.job_name for run in runs} >= {
+            "refresh_inputs_job",
+            "embeddings_job",
+            "trials_job",
+            "leaderboard_job",
+            "export_job",
+        }
         for run in runs:
             records = instance.get_records_for_run(run.run_id).records
             text = serialize_value(run) + "".join(serialize_value(record.event_log_entry) for record in records)

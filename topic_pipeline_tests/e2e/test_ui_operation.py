@@ -122,7 +122,9 @@ class Webserver:
         return answer["data"]
 
     def log_tails(self) -> str:
-        return "\n".join(f"--- {path.name}:\n{path.read_text(errors='replace')[-4000:]}" for path in self.logs if path.exists())
+        return "\n".join(
+            f"--- {path.name}:\n{path.read_text(errors='replace')[-4000:]}" for path in self.logs if path.exists()
+        )
 
     def wait_for(self, what: str, check, timeout_s: float, interval_s: float = 1.0):
         """Poll ``check`` until it returns something truthy; fail with the services' logs otherwise."""
@@ -153,13 +155,28 @@ def _write_instance_config(dagster_home: Path) -> None:
 def _render(chromium: str, url: str, profile: Path, *outputs: str) -> subprocess.CompletedProcess:
     # The virtual time budget lets the React app fetch its data and lay out the graph before the capture.
     return subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={profile}",
-         "--window-size=1600,1000", "--virtual-time-budget=15000", *outputs, url],
-        capture_output=True, text=True, timeout=90, check=True,
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--window-size=1600,1000",
+            "--virtual-time-budget=15000",
+            *outputs,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
     )
 
 
-def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboard(tiny_project, chromium, monkeypatch, request):
+def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboard(
+    tiny_project, chromium, monkeypatch, request
+):
     dagster_home = tiny_project / "dagster_home"
     _write_instance_config(dagster_home)
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
@@ -170,37 +187,54 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
     started = time.monotonic()
 
     with contextlib.ExitStack() as services, dg.DagsterInstance.get() as instance:
-        webserver_process = services.enter_context(service_process(
-            [str(VENV_BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)], webserver.logs[0], env,
-            cwd=REPOSITORY_ROOT,  # where pyproject.toml declares the code location ([tool.dg])
-        ))
+        webserver_process = services.enter_context(
+            service_process(
+                [str(VENV_BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)],
+                webserver.logs[0],
+                env,
+                cwd=REPOSITORY_ROOT,  # where pyproject.toml declares the code location ([tool.dg])
+            )
+        )
         # While the webserver starts: the inputs and the embeddings, on the same persistent instance.
         definitions = defs()
         assert definitions.resolve_job_def("refresh_inputs_job").execute_in_process(instance=instance).success
         # The grid's partitions, added as the sweep sensor's first tick would (the sensor is stopped below).
         plan_next_runs(instance, build_resources()["settings"])
         [embedding_set] = instance.get_dynamic_partitions("embedding_sets")
-        embedded = definitions.resolve_job_def("embeddings_job").execute_in_process(instance=instance, partition_key=embedding_set)
+        embedded = definitions.resolve_job_def("embeddings_job").execute_in_process(
+            instance=instance, partition_key=embedding_set
+        )
         assert embedded.success
         trial_keys = instance.get_dynamic_partitions("trials")
         assert len(trial_keys) == 3
 
         def webserver_up() -> bool:
-            assert webserver_process.poll() is None, f"the webserver exited with {webserver_process.returncode}\n{webserver.log_tails()}"
+            assert webserver_process.poll() is None, (
+                f"the webserver exited with {webserver_process.returncode}\n{webserver.log_tails()}"
+            )
             return _answers(f"{webserver.url}/server_info")
 
         webserver.wait_for("the webserver", webserver_up, 90)
         webserver.wait_for(
             "the code location to load",
-            lambda: [entry for entry in webserver.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
-                     if entry["name"] == LOCATION and entry["loadStatus"] == "LOADED"],
+            lambda: [
+                entry
+                for entry in webserver.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
+                if entry["name"] == LOCATION and entry["loadStatus"] == "LOADED"
+            ],
             90,
         )
-        location = [e for e in webserver.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"] if e["name"] == LOCATION]
+        location = [
+            e
+            for e in webserver.graphql(LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
+            if e["name"] == LOCATION
+        ]
         assert location[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
 
         # The UI lists the trial partitions the planner registered.
-        partitions = webserver.graphql(TRIAL_PARTITIONS)["assetNodeOrError"]["partitionKeysByDimension"][0]["partitionKeys"]
+        partitions = webserver.graphql(TRIAL_PARTITIONS)["assetNodeOrError"]["partitionKeysByDimension"][0][
+            "partitionKeys"
+        ]
         assert partitions == trial_keys
 
         # Stop the sweep sensor (on by default) before the daemon starts, so that the trials can only come from the backfill.
@@ -211,13 +245,19 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
 
         launched = webserver.graphql(
             LAUNCH_BACKFILL,
-            backfillParams={"tags": [], "assetSelection": [{"path": ["grid_trials"]}], "partitionNames": trial_keys, "fromFailure": False},
+            backfillParams={
+                "tags": [],
+                "assetSelection": [{"path": ["grid_trials"]}],
+                "partitionNames": trial_keys,
+                "fromFailure": False,
+            },
         )["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         backfill_id = launched["backfillId"]
 
-        services.enter_context(service_process([str(VENV_BIN / "dagster-daemon"), "run"], webserver.logs[1], env,
-                                                       cwd=REPOSITORY_ROOT))
+        services.enter_context(
+            service_process([str(VENV_BIN / "dagster-daemon"), "run"], webserver.logs[1], env, cwd=REPOSITORY_ROOT)
+        )
 
         def backfill_runs_done() -> list[dict]:
             runs = webserver.graphql(RUNS_WITH_TAG, key="dagster/backfill", value=backfill_id)["runsOrError"]["results"]
@@ -268,7 +308,9 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
             assert f">{asset}<" in dom, f"{asset} is not on {page}"
         assert "3 partitions" in dom and "100% filled" in dom
         for run_id, asset in ((runs[0]["runId"], "grid_trials"), (leaderboard_event.run_id, "leaderboard")):
-            assert re.search(rf'href="/runs/{run_id}\?[^"]*selection={asset}&', dom), f"{asset}'s latest event does not link its run on {page}"
+            assert re.search(rf'href="/runs/{run_id}\?[^"]*selection={asset}&', dom), (
+                f"{asset}'s latest event does not link its run on {page}"
+            )
         # Kept where a person can look at it after the run (pytest's own temporary folders are rotated).
         shots = request.config.cache.mkdir("ui_operation")
         screenshot = shots / "asset_graph.png"
@@ -283,8 +325,11 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         shown = {}
         for key in trial_keys:
             umap, _, hdbscan = key.split("__")
-            shown[key] = [f"{head}…{tail}" for head, tail in shortened
-                          if key.startswith(head) and key.endswith(tail) and head.startswith(umap) and tail.endswith(hdbscan)]
+            shown[key] = [
+                f"{head}…{tail}"
+                for head, tail in shortened
+                if key.startswith(head) and key.endswith(tail) and head.startswith(umap) and tail.endswith(hdbscan)
+            ]
             assert shown[key], f"{key} is not shown with its UMAP and HDBSCAN values in view on {page}: {shortened}"
         assert len({texts[0] for texts in shown.values()}) == len(trial_keys), f"trials look alike on {page}: {shown}"
         _render(chromium, page, tiny_project / "chromium", f"--screenshot={shots / 'partitions.png'}")
@@ -307,9 +352,16 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         # The sweep's HTML report, opened from its file as a person would open it (nothing loads from the network).
         report = DataPaths(tiny_project / "data").leaderboard / "report" / "report.html"
         dom = _render(chromium, report.as_uri(), tiny_project / "chromium", "--dump-dom").stdout
-        for title in ("Best score so far", "Ranking metric by parameter", "Top configurations", "Topics of the chosen trial"):
+        for title in (
+            "Best score so far",
+            "Ranking metric by parameter",
+            "Top configurations",
+            "Topics of the chosen trial",
+        ):
             assert title in dom, f"'{title}' is not in the report"
-        assert dom.count('class="main-svg"') >= 4, "plotly drew no plots in the report (its SVGs are made by its script)"
+        assert dom.count('class="main-svg"') >= 4, (
+            "plotly drew no plots in the report (its SVGs are made by its script)"
+        )
         _render(chromium, report.as_uri(), tiny_project / "chromium", f"--screenshot={shots / 'report.png'}")
 
     for name in ("asset_graph.png", "partitions.png", "leaderboard.png", "leaderboard_checks.png", "report.png"):

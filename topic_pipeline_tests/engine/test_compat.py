@@ -25,7 +25,11 @@ def fresh_announcements(monkeypatch):
 
 
 def fallback_warnings(caplog, module) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.getMessage().startswith(module.__name__)]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.getMessage().startswith(module.__name__)
+    ]
 
 
 def test_the_installed_versions_are_those_the_modules_were_written_for():
@@ -33,7 +37,9 @@ def test_the_installed_versions_are_those_the_modules_were_written_for():
         assert module.supported(), _compat.mismatches(module.SUPPORTED, module.INSTALLED)
 
 
-def test_umap_unsupported_version_skips_the_shared_graph_and_refuses_its_settings(monkeypatch, caplog, fresh_announcements):
+def test_umap_unsupported_version_skips_the_shared_graph_and_refuses_its_settings(
+    monkeypatch, caplog, fresh_announcements
+):
     from topic_pipeline.engine.fast import build_graphs
     from topic_pipeline.engine.neighbors import exact_graph, prepare
 
@@ -60,7 +66,9 @@ def _cluster_all(data, requests):
     return [clusterer.labels(*request) for request in requests], clusterer.trees_built
 
 
-def test_hdbscan_unsupported_version_fits_hdbscan_per_request_with_the_same_labels(monkeypatch, caplog, fresh_announcements):
+def test_hdbscan_unsupported_version_fits_hdbscan_per_request_with_the_same_labels(
+    monkeypatch, caplog, fresh_announcements
+):
     from topic_pipeline.engine.clustering import hdbscan_model
 
     rng = np.random.default_rng(3)
@@ -122,19 +130,22 @@ def test_numba_unsupported_version_leaves_compilation_as_numba_has_it(monkeypatc
 @pytest.mark.slow
 def test_the_public_fallbacks_give_the_labels_of_the_fast_path(tmp_path, monkeypatch):
     """Below 4,096 documents, where the fast path shares one exact kNN graph and one tree per min_samples."""
-    from topic_pipeline.inputs.grid import ParamGrid
     from test_engine import blobs, run_engine
 
+    from topic_pipeline.inputs.grid import ParamGrid
+
     embeddings, texts = blobs(400, seed=2)
-    grid = ParamGrid.from_mapping({
-        "umap_n_neighbors": [8, 15],
-        "umap_n_components": [5],
-        "umap_min_dist": [0.0],
-        "hdbscan_min_cluster_size": [10, 20],
-        "hdbscan_min_samples": [None, 4],
-        "hdbscan_cluster_selection_epsilon": [0.0, 0.3],
-        "nr_topics": ["none"],
-    })
+    grid = ParamGrid.from_mapping(
+        {
+            "umap_n_neighbors": [8, 15],
+            "umap_n_components": [5],
+            "umap_min_dist": [0.0],
+            "hdbscan_min_cluster_size": [10, 20],
+            "hdbscan_min_samples": [None, 4],
+            "hdbscan_cluster_selection_epsilon": [0.0, 0.3],
+            "nr_topics": ["none"],
+        }
+    )
     trials = [(t.key, t) for t in grid.trials()]
     (tmp_path / "fast").mkdir()
     (tmp_path / "fallback").mkdir()

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from topic_pipeline.engine.fast import EmbeddingSource, SweepEngine, WorkerPool
-from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.engine.reference import run_reference_trial
+from topic_pipeline.inputs.grid import ParamGrid
 
 pytestmark = pytest.mark.slow
 
@@ -55,8 +55,16 @@ def assert_same_as_bertopic(trials, collected, embeddings, texts):
     reference_by_labels_config: dict[tuple, np.ndarray] = {}
     for key, params in trials:
         assert collected[key].error is None, collected[key].error
-        config = (params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist, params.hdbscan_min_cluster_size,
-                  params.hdbscan_min_samples, params.hdbscan_cluster_selection_epsilon, params.nr_topics, params.seed_replicate)
+        config = (
+            params.umap_n_neighbors,
+            params.umap_n_components,
+            params.umap_min_dist,
+            params.hdbscan_min_cluster_size,
+            params.hdbscan_min_samples,
+            params.hdbscan_cluster_selection_epsilon,
+            params.nr_topics,
+            params.seed_replicate,
+        )
         if config not in reference_by_labels_config or params.n_gram_max == 1:
             reference_by_labels_config[config] = run_reference_trial(embeddings, texts, params, seed=42).labels
         np.testing.assert_array_equal(
@@ -66,19 +74,27 @@ def assert_same_as_bertopic(trials, collected, embeddings, texts):
 
 def test_small_corpus_labels_equal_plain_bertopic(tmp_path):
     embeddings, texts = blobs(500)
-    grid = ParamGrid.from_mapping({
-        "umap_n_neighbors": [6, 12],
-        "umap_n_components": [5],
-        "umap_min_dist": [0.0],
-        "hdbscan_min_cluster_size": [8, 25],
-        "hdbscan_min_samples": [None, 3],
-        "hdbscan_cluster_selection_epsilon": [0.0, 0.4],
-        "nr_topics": ["none"],
-    })
-    reduced = ParamGrid.from_mapping({
-        "umap_n_neighbors": [12], "umap_n_components": [5], "hdbscan_min_cluster_size": [8],
-        "hdbscan_min_samples": [None, 3], "nr_topics": [4, "auto"], "n_gram_max": [1, 2],
-    })
+    grid = ParamGrid.from_mapping(
+        {
+            "umap_n_neighbors": [6, 12],
+            "umap_n_components": [5],
+            "umap_min_dist": [0.0],
+            "hdbscan_min_cluster_size": [8, 25],
+            "hdbscan_min_samples": [None, 3],
+            "hdbscan_cluster_selection_epsilon": [0.0, 0.4],
+            "nr_topics": ["none"],
+        }
+    )
+    reduced = ParamGrid.from_mapping(
+        {
+            "umap_n_neighbors": [12],
+            "umap_n_components": [5],
+            "hdbscan_min_cluster_size": [8],
+            "hdbscan_min_samples": [None, 3],
+            "nr_topics": [4, "auto"],
+            "n_gram_max": [1, 2],
+        }
+    )
     # A search's stability trial: the same configuration with UMAP seed 42 + 2.
     replicate = dataclasses.replace(grid.trials()[0], seed_replicate=2)
     trials = [(t.key, t) for t in grid.trials() + reduced.trials() + [replicate]]
@@ -114,14 +130,16 @@ def test_small_corpus_labels_equal_plain_bertopic(tmp_path):
 def test_large_corpus_labels_equal_plain_bertopic(tmp_path):
     """Above 4,096 documents UMAP uses NNDescent: the engine must hand UMAP its post-search RandomState."""
     embeddings, texts = blobs(4200, seed=1)
-    grid = ParamGrid.from_mapping({
-        "umap_n_neighbors": [10, 15],
-        "umap_n_components": [5],
-        "hdbscan_min_cluster_size": [30],
-        "hdbscan_min_samples": [None],
-        "hdbscan_cluster_selection_epsilon": [0.0],
-        "nr_topics": ["none", 5],
-    })
+    grid = ParamGrid.from_mapping(
+        {
+            "umap_n_neighbors": [10, 15],
+            "umap_n_components": [5],
+            "hdbscan_min_cluster_size": [30],
+            "hdbscan_min_samples": [None],
+            "hdbscan_cluster_selection_epsilon": [0.0],
+            "nr_topics": ["none", 5],
+        }
+    )
     trials = [(t.key, t) for t in grid.trials()]
     collected, stats = run_engine(tmp_path, embeddings, texts, trials, workers=1)
     assert stats.reductions_computed == 2
@@ -132,13 +150,15 @@ def test_a_failing_clustering_fails_only_its_trials(tmp_path):
     embeddings, texts = blobs(300)
     good = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10]}).trials()[0]
     # Larger than the corpus: HDBSCAN cannot form a cluster; with nr_topics set BERTopic then fails.
-    bad = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [299], "nr_topics": [3]}).trials()[0]
+    bad = ParamGrid.from_mapping(
+        {"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [299], "nr_topics": [3]}
+    ).trials()[0]
     collected, _ = run_engine(tmp_path, embeddings, texts, [(good.key, good), (bad.key, bad)], workers=1)
     assert collected[good.key].error is None and collected[good.key].labels is not None
     reference_failed = False
     try:
         run_reference_trial(embeddings, texts, bad, seed=42)
-    except Exception:  # noqa: BLE001
+    except Exception:
         reference_failed = True
     # The engine fails exactly when BERTopic would, and then only that trial.
     assert (collected[bad.key].error is not None) == reference_failed
@@ -163,11 +183,12 @@ def test_worker_pool_exits_although_joblib_workers_were_started():
     from topic_pipeline.engine.fast import _warm_worker
 
     started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_worker) as pool:
+    with ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_worker
+    ) as pool:
         assert pool.submit(_use_joblib_like_hdbscan, 0).result() == 6
     # Without stopping loky's workers the pool's shutdown waits for their 300 s idle timeout.
     assert time.perf_counter() - started < 120
-
 
 
 def _worker_pid(_: int) -> int:
@@ -182,7 +203,8 @@ def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
 
     marker = tmp_path / "main_module_runs.txt"
     script = tmp_path / "parent_main.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os
         with open({str(marker)!r}, "a") as runs:
             runs.write(str(os.getpid()) + "\\n")
@@ -191,7 +213,8 @@ def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
             with WorkerPool(2) as pool:
                 workers = {{pool.executor.submit(os.getpid).result() for _ in range(4)}}
             print(len(workers))
-    """))
+    """)
+    )
     completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert int(completed.stdout) >= 1  # the workers ran tasks
@@ -199,9 +222,9 @@ def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
 
 
 def test_a_cached_reduction_costs_the_scheduler_nothing(tmp_path):
-    from topic_pipeline.storage.array_cache import ArrayCache
     from topic_pipeline.engine.fast import plan_groups, task_cost
     from topic_pipeline.engine.reduction import reduction_cache_key
+    from topic_pipeline.storage.array_cache import ArrayCache
 
     grid = ParamGrid.from_mapping({"umap_n_neighbors": [12, 16], "umap_n_components": [5, 9]})
     trials = [(t.key, t) for t in grid.trials()]
@@ -209,5 +232,7 @@ def test_a_cached_reduction_costs_the_scheduler_nothing(tmp_path):
     tasks = {(task.n_neighbors, task.n_components): task for task, _ in plan_groups(trials, sources, [], 42, tmp_path)}
     assert task_cost(tasks[16, 9]) > task_cost(tasks[12, 9]) > task_cost(tasks[12, 5]) > 0
     assert task_cost(tasks[16, 9]) > task_cost(tasks[16, 5]) > task_cost(tasks[12, 5])
-    ArrayCache(tmp_path).store(reduction_cache_key("embeddings", tasks[16, 9].reduction_spec), {"reduction": np.zeros(1)})
+    ArrayCache(tmp_path).store(
+        reduction_cache_key("embeddings", tasks[16, 9].reduction_spec), {"reduction": np.zeros(1)}
+    )
     assert task_cost(tasks[16, 9]) == 0

@@ -46,8 +46,11 @@ def _start(tmp_path, name: str, mode: str = "cached") -> tuple[subprocess.Popen,
     output = tmp_path / f"{name}.npz"
     environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / f"numba-{mode}")}
     process = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(output), mode], env=environment, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", SCRIPT, str(output), mode],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     return process, output
 

@@ -23,7 +23,9 @@ THRESHOLDS = [0.0, 0.05, 0.2, 0.5]
 
 def canonical(labels: np.ndarray) -> np.ndarray:
     mapping: dict[int, int] = {}
-    return np.asarray([-1 if label == -1 else mapping.setdefault(label, len(mapping)) for label in np.asarray(labels).tolist()])
+    return np.asarray(
+        [-1 if label == -1 else mapping.setdefault(label, len(mapping)) for label in np.asarray(labels).tolist()]
+    )
 
 
 def corpus(n: int = 600, seed: int = 3) -> tuple[np.ndarray, list[str]]:
@@ -61,15 +63,17 @@ def run_engine(tmp_path, embeddings, texts, trials):
 @pytest.mark.parametrize("nr_topics", ["none", 4])
 def test_every_strategy_and_threshold_equals_bertopic_reduce_outliers(tmp_path, nr_topics):
     embeddings, texts = corpus()
-    grid = ParamGrid.from_mapping({
-        "umap_n_neighbors": [10],
-        "hdbscan_min_cluster_size": [15],
-        "hdbscan_min_samples": [15],
-        "nr_topics": [nr_topics],
-        "n_gram_max": [1, 2],
-        "outlier_reduction": ["none", *OUTLIER_STRATEGIES],
-        "outlier_threshold": THRESHOLDS,
-    })
+    grid = ParamGrid.from_mapping(
+        {
+            "umap_n_neighbors": [10],
+            "hdbscan_min_cluster_size": [15],
+            "hdbscan_min_samples": [15],
+            "nr_topics": [nr_topics],
+            "n_gram_max": [1, 2],
+            "outlier_reduction": ["none", *OUTLIER_STRATEGIES],
+            "outlier_threshold": THRESHOLDS,
+        }
+    )
     trials = [(t.key, t) for t in grid.trials()]
     assert len(trials) == 2 * (1 + len(OUTLIER_STRATEGIES) * len(THRESHOLDS))
     collected, stats = run_engine(tmp_path, embeddings, texts, trials)
@@ -92,8 +96,12 @@ def test_every_strategy_and_threshold_equals_bertopic_reduce_outliers(tmp_path, 
             expected = topics
         else:
             expected = model.reduce_outliers(
-                texts, topics.tolist(), strategy=params.outlier_reduction, threshold=params.outlier_threshold,
-                embeddings=embeddings, probabilities=model.probabilities_,
+                texts,
+                topics.tolist(),
+                strategy=params.outlier_reduction,
+                threshold=params.outlier_threshold,
+                embeddings=embeddings,
+                probabilities=model.probabilities_,
             )
         np.testing.assert_array_equal(canonical(collected[key].labels), canonical(expected), err_msg=key)
 
@@ -109,10 +117,15 @@ def test_every_strategy_and_threshold_equals_bertopic_reduce_outliers(tmp_path, 
 
 def test_the_reference_trial_reduces_outliers_as_the_engine(tmp_path):
     embeddings, texts = corpus(400, seed=5)
-    grid = ParamGrid.from_mapping({
-        "umap_n_neighbors": [10], "hdbscan_min_cluster_size": [12], "hdbscan_min_samples": [12],
-        "outlier_reduction": ["none", "distributions", "probabilities"], "outlier_threshold": [0.1],
-    })
+    grid = ParamGrid.from_mapping(
+        {
+            "umap_n_neighbors": [10],
+            "hdbscan_min_cluster_size": [12],
+            "hdbscan_min_samples": [12],
+            "outlier_reduction": ["none", "distributions", "probabilities"],
+            "outlier_threshold": [0.1],
+        }
+    )
     (plain, *trials) = [(t.key, t) for t in grid.trials()]
     collected, _ = run_engine(tmp_path, embeddings, texts, [plain, *trials])
     outliers = int((collected[plain[0]].labels == -1).sum())

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK
-from topic_pipeline.engine.sweep import LabelledSample, score_reference_trial
 from topic_pipeline.engine.reference import run_reference_trial
+from topic_pipeline.engine.sweep import LabelledSample, score_reference_trial
+from topic_pipeline.inputs.grid import ParamGrid
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,9 @@ def test_reference_trial_recovers_well_separated_clusters(blobs):
     embeddings, texts, classes = blobs
     outcome = run_reference_trial(embeddings, texts, _params())
     assert outcome.labels.shape == (120,)
-    scored = score_reference_trial("k", _params(), embeddings, texts, LabelledSample(np.arange(120), classes), "fp", 42, "english")
+    scored = score_reference_trial(
+        "k", _params(), embeddings, texts, LabelledSample(np.arange(120), classes), "fp", 42, "english"
+    )
     assert scored.result.status == STATUS_OK
     assert scored.result.metrics["ari"] > 0.9
     assert scored.result.metrics["topic_count"] == 3
@@ -50,7 +52,9 @@ def test_a_failing_trial_is_recorded_not_raised(blobs):
     embeddings, texts, classes = blobs
     broken = embeddings.copy()
     broken[5, :] = np.nan
-    scored = score_reference_trial("k", _params(), broken, texts, LabelledSample(np.arange(120), classes), "fp", 42, "english")
+    scored = score_reference_trial(
+        "k", _params(), broken, texts, LabelledSample(np.arange(120), classes), "fp", 42, "english"
+    )
     assert scored.result.status == STATUS_FAILED
     assert scored.labels is None
     assert "NaN" in scored.result.error or "nan" in scored.result.error.lower()

@@ -19,9 +19,9 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 import topic_pipeline.inputs.corpus as corpus_module
 import topic_pipeline.inputs.read_only_sql as read_only_sql
 from conftest import postgres_test_database
-from topic_pipeline.inputs.corpus import Corpus, DateWindow, SqlSource, load_corpus
-from topic_pipeline.errors import CorpusError, DatabaseUnavailableError
 from topic_pipeline.defs.resources.database import DocumentsDatabase
+from topic_pipeline.errors import CorpusError, DatabaseUnavailableError
+from topic_pipeline.inputs.corpus import Corpus, DateWindow, SqlSource, load_corpus
 
 ARTICLES_SCHEMA = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "articles.sql"
 
@@ -96,8 +96,12 @@ def test_custom_query_with_bound_parameter(tmp_path: Path) -> None:
     assert corpus.ids.tolist() == [1, 3]
     assert corpus.texts == ["hello", "goodbye"]
     # A parameter value is bound, never spliced into the SQL.
-    hostile = SqlSource(sqlite_url(path), table=None, query="SELECT id, text FROM documents WHERE text = :t",
-                        query_params={"t": "x'); DROP TABLE documents; --"})
+    hostile = SqlSource(
+        sqlite_url(path),
+        table=None,
+        query="SELECT id, text FROM documents WHERE text = :t",
+        query_params={"t": "x'); DROP TABLE documents; --"},
+    )
     assert load_corpus(hostile).ids.tolist() == [4]
     assert load_corpus(source).ids.tolist() == [1, 3]
 
@@ -113,7 +117,9 @@ def test_custom_table_and_columns(tmp_path: Path) -> None:
     assert corpus.ids.tolist() == [1, 2]
     assert corpus.texts == ["first", "second"]
     # schema.table form (SQLite's main schema).
-    qualified = load_corpus(SqlSource(sqlite_url(path), table="main.Articles", id_column="article_id", text_column="body"))
+    qualified = load_corpus(
+        SqlSource(sqlite_url(path), table="main.Articles", id_column="article_id", text_column="body")
+    )
     assert qualified.texts == ["first", "second"]
 
 
@@ -163,7 +169,9 @@ def test_empty_result(tmp_path: Path) -> None:
 
 def test_query_filtering_everything_out(tmp_path: Path) -> None:
     path = make_db(tmp_path, [(1, "a")])
-    source = SqlSource(sqlite_url(path), table=None, query="SELECT id, text FROM documents WHERE id > :n", query_params={"n": 5})
+    source = SqlSource(
+        sqlite_url(path), table=None, query="SELECT id, text FROM documents WHERE id > :n", query_params={"n": 5}
+    )
     assert "returned no rows" in load_error(source)
 
 
@@ -273,7 +281,7 @@ def test_invalid_identifier_is_rejected_before_any_sql(
 
 # --- date windows ---------------------------------------------------------------------------------
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def test_window_from_settings() -> None:
@@ -281,10 +289,15 @@ def test_window_from_settings() -> None:
     fixed = DateWindow.from_settings("2024-05-01", "2024-05-15T06:00:00+02:00")
     assert fixed.start == dt.datetime(2024, 5, 1, tzinfo=UTC)  # no offset: UTC
     assert fixed.end == dt.datetime(2024, 5, 15, 4, tzinfo=UTC)
-    assert DateWindow.from_settings(start="2024-05-01").bounds() == {"window_start": dt.datetime(2024, 5, 1, tzinfo=UTC)}
+    assert DateWindow.from_settings(start="2024-05-01").bounds() == {
+        "window_start": dt.datetime(2024, 5, 1, tzinfo=UTC)
+    }
     # The last N days before the run's time, or before window_end when that is set.
     relative = DateWindow.from_settings(days=14, reference="2024-06-03T06:00:00+00:00")
-    assert (relative.start, relative.end) == (dt.datetime(2024, 5, 20, 6, tzinfo=UTC), dt.datetime(2024, 6, 3, 6, tzinfo=UTC))
+    assert (relative.start, relative.end) == (
+        dt.datetime(2024, 5, 20, 6, tzinfo=UTC),
+        dt.datetime(2024, 6, 3, 6, tzinfo=UTC),
+    )
     anchored = DateWindow.from_settings(end="2024-06-01", days=1, reference="2030-01-01")
     assert anchored.start == dt.datetime(2024, 5, 31, tzinfo=UTC)
     before = dt.datetime.now(UTC)
@@ -338,7 +351,9 @@ def test_unopenable_sqlite_file(tmp_path: Path) -> None:
     assert str(tmp_path) in message
 
 
-@pytest.mark.parametrize("url", ["nosuchdialect://alice:hunter22@db/x", "postgresql+nosuchdriver://alice:hunter22@db/x"])
+@pytest.mark.parametrize(
+    "url", ["nosuchdialect://alice:hunter22@db/x", "postgresql+nosuchdriver://alice:hunter22@db/x"]
+)
 def test_invalid_url(url: str) -> None:
     message = load_error(SqlSource(url), DatabaseUnavailableError)
     assert "invalid database URL" in message
@@ -377,7 +392,12 @@ def test_postgres_load_in_chunks(pg_table, monkeypatch: pytest.MonkeyPatch) -> N
     assert calls == [(1000, 1000), (1000, 1000), (1000, 500), (1000, 0)]
     # Same content through a custom query with a bound parameter: same hash.
     via_query = load_corpus(
-        SqlSource(PG_URL, table=None, query=f'SELECT doc_id, content FROM "{name}" WHERE doc_id <= :n', query_params={"n": 2500})
+        SqlSource(
+            PG_URL,
+            table=None,
+            query=f'SELECT doc_id, content FROM "{name}" WHERE doc_id <= :n',
+            query_params={"n": 2500},
+        )
     )
     assert via_query.content_hash == corpus.content_hash
 
@@ -414,15 +434,23 @@ def pg_articles(pg_table):
         execute_values(
             cursor,
             f'INSERT INTO "{schema}".articles VALUES %s',
-            [(i, f"Title {i}", None if i % 10 == 0 else f"Body of article {i}.", "wire" if i % 2 else "blog",
-              ARTICLES_EPOCH + dt.timedelta(hours=i)) for i in ids],
+            [
+                (
+                    i,
+                    f"Title {i}",
+                    None if i % 10 == 0 else f"Body of article {i}.",
+                    "wire" if i % 2 else "blog",
+                    ARTICLES_EPOCH + dt.timedelta(hours=i),
+                )
+                for i in ids
+            ],
         )
     yield connection, schema
     with connection.cursor() as cursor:
         cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-ARTICLES_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+ARTICLES_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
 def _published_between(start: dt.datetime, end: dt.datetime) -> list[int]:
@@ -435,8 +463,12 @@ def test_postgres_articles_window_streams_in_chunks(pg_articles, monkeypatch: py
     calls = _spy_fetchmany(monkeypatch, cursor_names)
     monkeypatch.setattr(corpus_module, "FETCH_CHUNK_ROWS", 300)
     database = DocumentsDatabase(
-        url=PG_URL, table=f"{schema}.articles", text_column="title,body", date_column="published_at",
-        window_start="2024-01-15", window_end="2024-02-15T01:00:00+01:00",  # = 2024-02-15 00:00 UTC
+        url=PG_URL,
+        table=f"{schema}.articles",
+        text_column="title,body",
+        date_column="published_at",
+        window_start="2024-01-15",
+        window_end="2024-02-15T01:00:00+01:00",  # = 2024-02-15 00:00 UTC
     )
 
     corpus = load_corpus(database.source(None))
@@ -459,16 +491,27 @@ def test_postgres_articles_query_with_relative_window(pg_articles) -> None:
     )
     # The biweekly schedule tags its run with the tick's time; the window is the 7 days before it.
     database = DocumentsDatabase(url=PG_URL, table="", query=query, window_days=7)
-    source = dataclasses.replace(database.source(None, window_reference="2024-03-01T06:00:00+00:00"), query_params={"source": "wire"})
+    source = dataclasses.replace(
+        database.source(None, window_reference="2024-03-01T06:00:00+00:00"), query_params={"source": "wire"}
+    )
 
     corpus = load_corpus(source)
 
-    expected = [i for i in _published_between(dt.datetime(2024, 2, 23, 6, tzinfo=UTC), dt.datetime(2024, 3, 1, 6, tzinfo=UTC)) if i % 2]
+    expected = [
+        i
+        for i in _published_between(dt.datetime(2024, 2, 23, 6, tzinfo=UTC), dt.datetime(2024, 3, 1, 6, tzinfo=UTC))
+        if i % 2
+    ]
     assert corpus.ids.tolist() == expected and len(expected) == 7 * 12
     assert corpus.texts[0] == f"Title {expected[0]}: Body of article {expected[0]}."
     # A window that selects nothing says which window it was.
-    empty = DocumentsDatabase(url=PG_URL, table=f"{schema}.articles", date_column="published_at", text_column="title",
-                              window_start="2030-01-01")
+    empty = DocumentsDatabase(
+        url=PG_URL,
+        table=f"{schema}.articles",
+        date_column="published_at",
+        text_column="title",
+        window_start="2030-01-01",
+    )
     message = load_error(empty.source(None))
     assert "returned no rows" in message and "window [2030-01-01T00:00:00+00:00, open)" in message
     assert "does not exist" in load_error(dataclasses.replace(empty.source(None), date_column="published"))
@@ -486,7 +529,9 @@ def test_utf8_bytes_are_decoded_and_other_values_refused_with_their_ids(tmp_path
     via_query = load_corpus(SqlSource(sqlite_url(as_blob), table=None, query="SELECT id, text FROM documents"))
     assert via_query.texts == decoded.texts
 
-    broken = make_db(tmp_path / "broken", [(1, b"fine"), (3, b"\xff\xfe not utf-8"), (4, "ok")], columns="id INTEGER, text BLOB")
+    broken = make_db(
+        tmp_path / "broken", [(1, b"fine"), (3, b"\xff\xfe not utf-8"), (4, "ok")], columns="id INTEGER, text BLOB"
+    )
     message = load_error(SqlSource(sqlite_url(broken)))
     assert "1 text(s) are bytes that are not UTF-8, ids: 3 (byte 0 is 0xff); store the texts as UTF-8" in message
     assert str(broken) in message
@@ -520,7 +565,11 @@ def test_from_rows_names_the_type_of_each_value_that_is_not_text() -> None:
     with pytest.raises(CorpusError) as info:
         Corpus.from_rows([(1, dt.date(2024, 5, 1)), (2, Decimal("3.5")), (3, "fine"), (4, bytearray(b"ok")), (5, True)])
     assert "3 text(s) are not text, ids: 1 (date), 2 (Decimal), 5 (bool)" in str(info.value)
-    assert Corpus.from_rows([(1, memoryview(b"mv")), (2, bytearray(b"ba")), (3, np.str_("np"))]).texts == ["mv", "ba", "np"]
+    assert Corpus.from_rows([(1, memoryview(b"mv")), (2, bytearray(b"ba")), (3, np.str_("np"))]).texts == [
+        "mv",
+        "ba",
+        "np",
+    ]
 
 
 def test_text_ids_are_taken_only_when_they_are_canonical_integers(tmp_path: Path) -> None:
@@ -599,7 +648,9 @@ def test_postgres_bytea_arrives_as_memoryview_and_is_decoded(pg_table) -> None:
     assert corpus.texts == ["one", "zwei Bücher"]
     with connection.cursor() as cursor:
         cursor.execute(f'INSERT INTO "{name}" VALUES (3, %s)', (b"caf\xe9",))
-    assert "bytes that are not UTF-8, ids: 3 (byte 3 is 0xe9)" in load_error(SqlSource(PG_URL, table=name, text_column="body"))
+    assert "bytes that are not UTF-8, ids: 3 (byte 3 is 0xe9)" in load_error(
+        SqlSource(PG_URL, table=name, text_column="body")
+    )
 
 
 # --- the source database is never written ---------------------------------------------------------
@@ -613,54 +664,117 @@ READ_ONLY_REFUSAL = "the query tried to write to the source database, which refu
 
 # (query, the message it is refused with); "documents" holds the texts, "keep" is a second table.
 WRITING_QUERIES = [
-    pytest.param("SELECT id, text FROM documents; DELETE FROM documents; COMMIT",
-                 f"{SETTING} holds 3 SQL statements; {EXPECTED}", id="select-delete-commit"),
-    pytest.param("SELECT id, text FROM documents; DROP TABLE keep; COMMIT",
-                 f"{SETTING} holds 3 SQL statements; {EXPECTED}", id="select-drop-commit"),
-    pytest.param("SELECT id, text FROM documents;\nCOMMIT;\nDELETE FROM documents;",
-                 f"{SETTING} holds 3 SQL statements; {EXPECTED}", id="select-commit-delete"),
-    pytest.param("DELETE FROM documents",
-                 f"{SETTING} is a DELETE statement, which would write to the source database; {EXPECTED}", id="delete"),
-    pytest.param("UPDATE documents SET text = 'gone'",
-                 f"{SETTING} is an UPDATE statement, which would write to the source database; {EXPECTED}", id="update"),
-    pytest.param("INSERT INTO documents VALUES (99, 'planted') RETURNING id, text",
-                 f"{SETTING} is an INSERT statement, which would write to the source database; {EXPECTED}", id="insert"),
-    pytest.param("DROP TABLE keep;",
-                 f"{SETTING} is a DROP statement, which would write to the source database; {EXPECTED}", id="drop"),
-    pytest.param("  /* a comment */ (DELETE FROM documents)",
-                 f"{SETTING} is a DELETE statement, which would write to the source database; {EXPECTED}", id="delete-in-parens"),
-    pytest.param("WITH old AS (SELECT id FROM documents) DELETE FROM documents WHERE id IN (SELECT id FROM old)",
-                 f"{SETTING} is a DELETE statement (after a WITH clause), which would write to the source database; {EXPECTED}",
-                 id="with-then-delete"),
-    pytest.param("SELECT id, text INTO copied FROM documents",
-                 f"{SETTING} is a SELECT ... INTO statement, which would write to the source database (a new table or a file); "
-                 f"{EXPECTED}", id="select-into"),
-    pytest.param("COMMIT", f"{SETTING} is a COMMIT statement, which would change the export's read-only transaction or the "
-                 f"connection's settings; {EXPECTED}", id="commit"),
+    pytest.param(
+        "SELECT id, text FROM documents; DELETE FROM documents; COMMIT",
+        f"{SETTING} holds 3 SQL statements; {EXPECTED}",
+        id="select-delete-commit",
+    ),
+    pytest.param(
+        "SELECT id, text FROM documents; DROP TABLE keep; COMMIT",
+        f"{SETTING} holds 3 SQL statements; {EXPECTED}",
+        id="select-drop-commit",
+    ),
+    pytest.param(
+        "SELECT id, text FROM documents;\nCOMMIT;\nDELETE FROM documents;",
+        f"{SETTING} holds 3 SQL statements; {EXPECTED}",
+        id="select-commit-delete",
+    ),
+    pytest.param(
+        "DELETE FROM documents",
+        f"{SETTING} is a DELETE statement, which would write to the source database; {EXPECTED}",
+        id="delete",
+    ),
+    pytest.param(
+        "UPDATE documents SET text = 'gone'",
+        f"{SETTING} is an UPDATE statement, which would write to the source database; {EXPECTED}",
+        id="update",
+    ),
+    pytest.param(
+        "INSERT INTO documents VALUES (99, 'planted') RETURNING id, text",
+        f"{SETTING} is an INSERT statement, which would write to the source database; {EXPECTED}",
+        id="insert",
+    ),
+    pytest.param(
+        "DROP TABLE keep;",
+        f"{SETTING} is a DROP statement, which would write to the source database; {EXPECTED}",
+        id="drop",
+    ),
+    pytest.param(
+        "  /* a comment */ (DELETE FROM documents)",
+        f"{SETTING} is a DELETE statement, which would write to the source database; {EXPECTED}",
+        id="delete-in-parens",
+    ),
+    pytest.param(
+        "WITH old AS (SELECT id FROM documents) DELETE FROM documents WHERE id IN (SELECT id FROM old)",
+        f"{SETTING} is a DELETE statement (after a WITH clause), which would write to the source database; {EXPECTED}",
+        id="with-then-delete",
+    ),
+    pytest.param(
+        "SELECT id, text INTO copied FROM documents",
+        f"{SETTING} is a SELECT ... INTO statement, which would write to the source database (a new table or a file); "
+        f"{EXPECTED}",
+        id="select-into",
+    ),
+    pytest.param(
+        "COMMIT",
+        f"{SETTING} is a COMMIT statement, which would change the export's read-only transaction or the "
+        f"connection's settings; {EXPECTED}",
+        id="commit",
+    ),
     # A backslash does not escape the quote in PostgreSQL's or SQLite's strings: this is two statements.
-    pytest.param("SELECT id, text FROM documents WHERE text <> '\\'; DELETE FROM documents; --'",
-                 f"{SETTING} holds 2 SQL statements; {EXPECTED}", id="backslash-is-no-escape"),
+    pytest.param(
+        "SELECT id, text FROM documents WHERE text <> '\\'; DELETE FROM documents; --'",
+        f"{SETTING} holds 2 SQL statements; {EXPECTED}",
+        id="backslash-is-no-escape",
+    ),
 ]
 PG_WRITING_QUERIES = [
-    pytest.param("WITH gone AS (DELETE FROM documents RETURNING id, text) SELECT * FROM gone",
-                 f"{SETTING} holds a DELETE statement in parentheses (a data-modifying WITH), which would write to the "
-                 f"source database; {EXPECTED}", id="cte-delete"),
-    pytest.param("SET default_transaction_read_only = off", f"{SETTING} is a SET statement, which would change the "
-                 f"export's read-only transaction or the connection's settings; {EXPECTED}", id="set"),
-    pytest.param("COPY documents FROM PROGRAM 'true'",
-                 f"{SETTING} is a COPY statement, which would write to the source database; {EXPECTED}", id="copy"),
-    pytest.param("DO $$ BEGIN DELETE FROM documents; END $$",
-                 f"{SETTING} is a DO statement, which would write to the source database; {EXPECTED}", id="do"),
+    pytest.param(
+        "WITH gone AS (DELETE FROM documents RETURNING id, text) SELECT * FROM gone",
+        f"{SETTING} holds a DELETE statement in parentheses (a data-modifying WITH), which would write to the "
+        f"source database; {EXPECTED}",
+        id="cte-delete",
+    ),
+    pytest.param(
+        "SET default_transaction_read_only = off",
+        f"{SETTING} is a SET statement, which would change the "
+        f"export's read-only transaction or the connection's settings; {EXPECTED}",
+        id="set",
+    ),
+    pytest.param(
+        "COPY documents FROM PROGRAM 'true'",
+        f"{SETTING} is a COPY statement, which would write to the source database; {EXPECTED}",
+        id="copy",
+    ),
+    pytest.param(
+        "DO $$ BEGIN DELETE FROM documents; END $$",
+        f"{SETTING} is a DO statement, which would write to the source database; {EXPECTED}",
+        id="do",
+    ),
 ]
 SQLITE_WRITING_QUERIES = [
-    pytest.param("ATTACH DATABASE '{dir}/attached.db' AS other",
-                 f"{SETTING} is an ATTACH statement, which would write to the source database; {EXPECTED}", id="attach"),
-    pytest.param("PRAGMA query_only = OFF", f"{SETTING} is a PRAGMA statement, which would change the export's read-only "
-                 f"transaction or the connection's settings; {EXPECTED}", id="pragma"),
-    pytest.param("PRAGMA user_version = 7", f"{SETTING} is a PRAGMA statement, which would change the export's read-only "
-                 f"transaction or the connection's settings; {EXPECTED}", id="pragma-user-version"),
-    pytest.param("VACUUM INTO '{dir}/copy.db'",
-                 f"{SETTING} is a VACUUM statement, which would write to the source database; {EXPECTED}", id="vacuum-into"),
+    pytest.param(
+        "ATTACH DATABASE '{dir}/attached.db' AS other",
+        f"{SETTING} is an ATTACH statement, which would write to the source database; {EXPECTED}",
+        id="attach",
+    ),
+    pytest.param(
+        "PRAGMA query_only = OFF",
+        f"{SETTING} is a PRAGMA statement, which would change the export's read-only "
+        f"transaction or the connection's settings; {EXPECTED}",
+        id="pragma",
+    ),
+    pytest.param(
+        "PRAGMA user_version = 7",
+        f"{SETTING} is a PRAGMA statement, which would change the export's read-only "
+        f"transaction or the connection's settings; {EXPECTED}",
+        id="pragma-user-version",
+    ),
+    pytest.param(
+        "VACUUM INTO '{dir}/copy.db'",
+        f"{SETTING} is a VACUUM statement, which would write to the source database; {EXPECTED}",
+        id="vacuum-into",
+    ),
 ]
 
 SOURCE_ROWS = [(1, "first; text"), (2, "second text"), (3, "third text")]
@@ -681,12 +795,20 @@ def _sqlite_state(path: Path) -> tuple:
     """The tables, the rows of each, the files of the folder and the database file's bytes."""
     connection = sqlite3.connect(path)
     try:
-        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = [
+            name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        ]
         rows = {table: connection.execute(f'SELECT * FROM "{table}" ORDER BY 1').fetchall() for table in tables}
         user_version = connection.execute("PRAGMA user_version").fetchone()
     finally:
         connection.close()
-    return tables, rows, user_version, sorted(p.name for p in path.parent.iterdir()), hashlib.sha256(path.read_bytes()).hexdigest()
+    return (
+        tables,
+        rows,
+        user_version,
+        sorted(p.name for p in path.parent.iterdir()),
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+    )
 
 
 @pytest.fixture
@@ -736,7 +858,9 @@ def _without_statement_check(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(("query", "message"), WRITING_QUERIES + SQLITE_WRITING_QUERIES)
-def test_sqlite_writing_queries_are_refused_before_connecting(sqlite_source: Path, monkeypatch, query: str, message: str) -> None:
+def test_sqlite_writing_queries_are_refused_before_connecting(
+    sqlite_source: Path, monkeypatch, query: str, message: str
+) -> None:
     query = query.format(dir=sqlite_source.parent)
     before = _sqlite_state(sqlite_source)
     _no_connection(monkeypatch)
@@ -757,7 +881,9 @@ def test_sqlite_writing_queries_are_refused_before_connecting(sqlite_source: Pat
         "VACUUM INTO '{dir}/copy.db'",
     ],
 )
-def test_sqlite_read_only_connection_refuses_writes_past_the_check(sqlite_source: Path, monkeypatch, query: str) -> None:
+def test_sqlite_read_only_connection_refuses_writes_past_the_check(
+    sqlite_source: Path, monkeypatch, query: str
+) -> None:
     query = query.format(dir=sqlite_source.parent)
     before = _sqlite_state(sqlite_source)
     _without_statement_check(monkeypatch)
@@ -767,7 +893,9 @@ def test_sqlite_read_only_connection_refuses_writes_past_the_check(sqlite_source
 
 
 @pytest.mark.parametrize(("query", "message"), WRITING_QUERIES + PG_WRITING_QUERIES)
-def test_postgres_writing_queries_are_refused_before_connecting(pg_source, monkeypatch, query: str, message: str) -> None:
+def test_postgres_writing_queries_are_refused_before_connecting(
+    pg_source, monkeypatch, query: str, message: str
+) -> None:
     connection, schema, url = pg_source
     before = _pg_state(connection, schema)
     _no_connection(monkeypatch)
@@ -780,14 +908,28 @@ def test_postgres_writing_queries_are_refused_before_connecting(pg_source, monke
     ("query", "refusal"),
     [
         # What reached the server before the check: each of these removed rows or a table, or exited 0.
-        ("SELECT id, text FROM documents; DELETE FROM documents; COMMIT", "cannot execute DELETE in a read-only transaction"),
-        ("SELECT id, text FROM documents; DROP TABLE keep; COMMIT", "cannot execute DROP TABLE in a read-only transaction"),
-        ("SELECT id, text FROM documents; COMMIT; DELETE FROM documents", "cannot execute DELETE in a read-only transaction"),
-        ("WITH gone AS (DELETE FROM documents RETURNING id, text) SELECT * FROM gone", "data-modifying statements in WITH"),
+        (
+            "SELECT id, text FROM documents; DELETE FROM documents; COMMIT",
+            "cannot execute DELETE in a read-only transaction",
+        ),
+        (
+            "SELECT id, text FROM documents; DROP TABLE keep; COMMIT",
+            "cannot execute DROP TABLE in a read-only transaction",
+        ),
+        (
+            "SELECT id, text FROM documents; COMMIT; DELETE FROM documents",
+            "cannot execute DELETE in a read-only transaction",
+        ),
+        (
+            "WITH gone AS (DELETE FROM documents RETURNING id, text) SELECT * FROM gone",
+            "data-modifying statements in WITH",
+        ),
         ("SELECT id, text FROM documents FOR UPDATE", "cannot execute SELECT FOR UPDATE in a read-only transaction"),
     ],
 )
-def test_postgres_read_only_transaction_refuses_writes_past_the_check(pg_source, monkeypatch, query: str, refusal: str) -> None:
+def test_postgres_read_only_transaction_refuses_writes_past_the_check(
+    pg_source, monkeypatch, query: str, refusal: str
+) -> None:
     connection, schema, url = pg_source
     before = _pg_state(connection, schema)
     _without_statement_check(monkeypatch)
@@ -802,8 +944,10 @@ def test_postgres_select_calling_a_function_that_writes_is_refused(pg_source) ->
     connection, schema, url = pg_source
     before = _pg_state(connection, schema)
     message = load_error(SqlSource(url, table=None, query="SELECT id, text FROM documents WHERE purge()"))
-    assert f"documents export from {url}: {READ_ONLY_REFUSAL} (cannot execute DELETE in a read-only transaction); " \
-           f"nothing was written: {SETTING} must be a query that only reads (a SELECT returning id and text)" == message
+    assert (
+        f"documents export from {url}: {READ_ONLY_REFUSAL} (cannot execute DELETE in a read-only transaction); "
+        f"nothing was written: {SETTING} must be a query that only reads (a SELECT returning id and text)" == message
+    )
     assert _pg_state(connection, schema) == before
 
 
@@ -864,7 +1008,7 @@ def test_postgres_exports_read_only_and_rolls_back(pg_source, transaction_log: l
     transaction_log.clear()
     # Semicolons inside a string, a quoted identifier, comments and dollar quotes; one trailing semicolon.
     query = (
-        "SELECT id, text AS \"a;b\" /* ; /* nested ; */ ; */ FROM documents "
+        'SELECT id, text AS "a;b" /* ; /* nested ; */ ; */ FROM documents '
         "WHERE text <> 'x;y' AND text <> $$;$$ AND text <> $q$ it's; $q$ AND text <> E'\\';' -- ;\n;"
     )
     assert load_corpus(SqlSource(url, table=None, query=query)).content_hash == table.content_hash
@@ -876,7 +1020,11 @@ def test_postgres_exports_read_only_and_rolls_back(pg_source, transaction_log: l
 @pytest.mark.parametrize(
     ("sql", "dialects", "expected"),
     [
-        ("SELECT id, text FROM documents WHERE text LIKE '%;%';", None, "SELECT id, text FROM documents WHERE text LIKE '%;%'"),
+        (
+            "SELECT id, text FROM documents WHERE text LIKE '%;%';",
+            None,
+            "SELECT id, text FROM documents WHERE text LIKE '%;%'",
+        ),
         ("SELECT id, text FROM documents -- one; comment\n ; ", None, "SELECT id, text FROM documents -- one; comment"),
         ("  ;; SELECT 1;;  ", None, "SELECT 1"),
         ('SELECT "a;b", `c;d` FROM t', ("sqlite", "mysql"), 'SELECT "a;b", `c;d` FROM t'),
@@ -911,8 +1059,11 @@ def test_one_query_passes_the_statement_check(sql: str, dialects, expected) -> N
         (" ; -- nothing\n", None, "holds no SQL statement (only whitespace, comments or semicolons)"),
         ("EXPLAIN ANALYZE DELETE FROM t", None, "is an EXPLAIN statement, which is not a query"),
         ("WITH x AS (SELECT 1)", None, "is a WITH clause without the query it leads to"),
-        ("WITH x AS MATERIALIZED (UPDATE t SET a = 1 RETURNING *) SELECT * FROM x", "postgresql",
-         "holds an UPDATE statement in parentheses (a data-modifying WITH)"),
+        (
+            "WITH x AS MATERIALIZED (UPDATE t SET a = 1 RETURNING *) SELECT * FROM x",
+            "postgresql",
+            "holds an UPDATE statement in parentheses (a data-modifying WITH)",
+        ),
         ("REPLACE INTO t VALUES (1, 'a')", "mysql", "is a REPLACE statement, which would write"),
         ("SELECT id, text FROM t INTO OUTFILE '/tmp/x'", "mysql", "is a SELECT ... INTO statement"),
         ("CALL purge()", None, "is a CALL statement, which would write"),
@@ -936,7 +1087,9 @@ def test_the_settings_check_refuses_only_what_every_database_would_refuse() -> N
     with pytest.raises(CorpusError, match="holds 2 SQL statements"):
         SqlSource("sqlite://", table=None, query=postgres_only).statement("sqlite")
     with pytest.raises(CorpusError, match="holds 3 SQL statements"):
-        SqlSource("sqlite://", table=None, query="SELECT id, text FROM documents; DELETE FROM documents; COMMIT").statement()
+        SqlSource(
+            "sqlite://", table=None, query="SELECT id, text FROM documents; DELETE FROM documents; COMMIT"
+        ).statement()
 
 
 class _UnsupportedDialect(SQLiteDialect_pysqlite):
@@ -980,7 +1133,9 @@ def test_mysql_and_mariadb_exports_start_read_only() -> None:
 
 
 def test_ids_outside_int64_are_reported_as_out_of_range(tmp_path: Path) -> None:
-    path = make_db(tmp_path, [(1, "a"), ("9223372036854775808", "b"), ("-9223372036854775809", "c")], columns="id, text TEXT")
+    path = make_db(
+        tmp_path, [(1, "a"), ("9223372036854775808", "b"), ("-9223372036854775809", "c")], columns="id, text TEXT"
+    )
     message = load_error(SqlSource(sqlite_url(path)))
     assert message == (
         f"documents export from sqlite:///{path}: 2 id(s) are outside the 64-bit integer range "
@@ -994,15 +1149,27 @@ def test_ids_outside_int64_are_reported_as_out_of_range(tmp_path: Path) -> None:
 
 
 def test_texts_of_invisible_characters_only_count_as_blank(tmp_path: Path) -> None:
-    rows = [(1, "fine"), (2, "\u200b"), (3, " \u200c\u200d\t"), (4, "\u2060\ufeff"), (5, "\u00ad"), (6, "  "),
-            (7, "\u200bword\u200b"), (8, "\u3164\ufe0f\u180e")]
+    rows = [
+        (1, "fine"),
+        (2, "\u200b"),
+        (3, " \u200c\u200d\t"),
+        (4, "\u2060\ufeff"),
+        (5, "\u00ad"),
+        (6, "  "),
+        (7, "\u200bword\u200b"),
+        (8, "\u3164\ufe0f\u180e"),
+    ]
     message = load_error(SqlSource(sqlite_url(make_db(tmp_path, rows))))
     assert message.endswith(
         ": 6 text(s) are empty or whitespace, ids: 2, 3, 4, 5, 6, 8; ids 2, 3, 4, 5, 8 hold only invisible characters "
         "(zero-width spaces and joiners, soft hyphens, byte-order marks and other format characters), which count as whitespace"
     )
-    assert "; id 3 holds only invisible characters (" in load_error(SqlSource(sqlite_url(make_db(tmp_path / "one", [(1, "a"), (3, "\ufeff")]))))
-    assert corpus_module.is_blank("") and corpus_module.is_blank("\u202f\u2028") and not corpus_module.is_blank("\u200ba")
+    assert "; id 3 holds only invisible characters (" in load_error(
+        SqlSource(sqlite_url(make_db(tmp_path / "one", [(1, "a"), (3, "\ufeff")])))
+    )
+    assert (
+        corpus_module.is_blank("") and corpus_module.is_blank("\u202f\u2028") and not corpus_module.is_blank("\u200ba")
+    )
 
 
 def test_identical_texts_are_refused(tmp_path: Path) -> None:
@@ -1011,7 +1178,9 @@ def test_identical_texts_are_refused(tmp_path: Path) -> None:
     assert message == (
         f"documents export from sqlite:///{path}: all 200 texts are identical ('the same text'); clustering needs texts that differ"
     )
-    assert "identical ('" + "x" * 60 + "…')" in str(pytest.raises(CorpusError, Corpus.from_rows, [(1, "x" * 99), (2, "x" * 99)]).value)
+    assert "identical ('" + "x" * 60 + "…')" in str(
+        pytest.raises(CorpusError, Corpus.from_rows, [(1, "x" * 99), (2, "x" * 99)]).value
+    )
     # One text, or texts that differ in a single character, are a corpus.
     assert Corpus.from_rows([(1, "only")]).texts == ["only"]
     assert Corpus.from_rows([(1, "same"), (2, "same"), (3, "Same")]).texts == ["same", "same", "Same"]

@@ -3,10 +3,17 @@
 import numpy as np
 import pytest
 
-from topic_pipeline.inputs import embeddings as embeddings_module
-from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus, load_model, strip_stop_words, stop_words
-from topic_pipeline.errors import EmbeddingModelError, MissingEmbeddingsError
 from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
+from topic_pipeline.errors import EmbeddingModelError, MissingEmbeddingsError
+from topic_pipeline.inputs import embeddings as embeddings_module
+from topic_pipeline.inputs.embeddings import (
+    EmbeddingCache,
+    EmbeddingSettings,
+    embed_corpus,
+    load_model,
+    stop_words,
+    strip_stop_words,
+)
 
 TEXTS = [
     "Central bank raises interest rates again",
@@ -118,8 +125,11 @@ def test_a_device_that_is_not_here_is_refused_by_name_not_blamed_on_loading_the_
     assert choose_device("cpu") == "cpu"
     assert choose_device("auto") in {"cpu", "cuda", "mps"}
     if not torch.cuda.is_available():  # this machine, and CI's: no GPU
-        with pytest.raises(EmbeddingModelError, match=r"^TOPIC_PIPELINE_EMBEDDING_DEVICE='cuda:1': no CUDA device is "
-                                                       r"available here; use auto or cpu$"):
+        with pytest.raises(
+            EmbeddingModelError,
+            match=r"^TOPIC_PIPELINE_EMBEDDING_DEVICE='cuda:1': no CUDA device is "
+            r"available here; use auto or cpu$",
+        ):
             choose_device("cuda:1")
     else:  # a GPU machine: an index past its devices
         with pytest.raises(EmbeddingModelError, match="CUDA device"):

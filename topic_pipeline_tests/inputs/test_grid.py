@@ -444,8 +444,15 @@ def test_out_of_range_values_are_rejected(key: str, value) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("umap_min_dist", 1.0), ("umap_min_dist", 0), ("hdbscan_min_cluster_size", 2), ("umap_n_neighbors", 2),
-     ("n_gram_max", 5), ("hdbscan_min_samples", 1), ("hdbscan_cluster_selection_epsilon", 0)],
+    [
+        ("umap_min_dist", 1.0),
+        ("umap_min_dist", 0),
+        ("hdbscan_min_cluster_size", 2),
+        ("umap_n_neighbors", 2),
+        ("n_gram_max", 5),
+        ("hdbscan_min_samples", 1),
+        ("hdbscan_cluster_selection_epsilon", 0),
+    ],
 )
 def test_range_boundaries_are_accepted(key: str, value) -> None:
     assert ParamGrid.from_mapping({key: [value]}).values[key] == [value]
@@ -477,12 +484,16 @@ def test_validate_for_corpus() -> None:
     with pytest.raises(GridError, match="grid file 'g.json'"):
         grid.validate_for_corpus(15, where="grid file 'g.json'")
 
-    components = ParamGrid.from_mapping({"umap_n_neighbors": [2], "umap_n_components": [5], "hdbscan_min_cluster_size": [2]})
+    components = ParamGrid.from_mapping(
+        {"umap_n_neighbors": [2], "umap_n_components": [5], "hdbscan_min_cluster_size": [2]}
+    )
     components.validate_for_corpus(7)
     with pytest.raises(GridError, match=r"umap_n_components=5 must be below the corpus size minus one \(6 documents\)"):
         components.validate_for_corpus(6)
 
-    big_clusters = ParamGrid.from_mapping({"umap_n_neighbors": [2], "umap_n_components": [2], "hdbscan_min_cluster_size": [50]})
+    big_clusters = ParamGrid.from_mapping(
+        {"umap_n_neighbors": [2], "umap_n_components": [2], "hdbscan_min_cluster_size": [50]}
+    )
     with pytest.raises(GridError, match="hdbscan_min_cluster_size=50 is larger than the corpus"):
         big_clusters.validate_for_corpus(49)
     big_clusters.validate_for_corpus(50)
@@ -583,11 +594,16 @@ def test_a_key_given_twice_is_an_error_not_a_silent_overwrite():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers(-10, 1000) | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from([*GRID_KEYS, "umap_neighbours", ""]), inner, max_size=4),
-    max_leaves=12,
-))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-10, 1000) | st.floats(allow_nan=False) | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(st.sampled_from([*GRID_KEYS, "umap_neighbours", ""]), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
 def test_property_any_json_gives_a_grid_or_a_grid_error(raw) -> None:
     """Whatever the grid file holds, the user gets trials or a GridError naming the problem, never a crash."""
     try:
@@ -630,7 +646,9 @@ def test_a_huge_grid_is_refused_from_its_list_lengths_without_expanding(tmp_path
         tracemalloc.stop()
     assert peak < 1_000_000, peak  # bytes: nothing was expanded (a wall-clock bound would only add flakiness)
     message = str(info.value)
-    assert message.startswith(f"grid file '{path}': 100,000,000 combinations, more than the limit of {DEFAULT_MAX_GRID_TRIALS:,} trials")
+    assert message.startswith(
+        f"grid file '{path}': 100,000,000 combinations, more than the limit of {DEFAULT_MAX_GRID_TRIALS:,} trials"
+    )
     assert "TOPIC_PIPELINE_MAX_GRID_TRIALS raises it" in message
     assert "give fewer values per key" in message and '{"search": "auto"}' in message
 
@@ -684,19 +702,31 @@ def test_param_grid_asset_refuses_a_grid_over_the_limit_and_registers_nothing(tm
     grid = write_grid(tmp_path, json.dumps({"hdbscan_min_cluster_size": [2, 3, 4]}))
 
     def materialize(instance: dg.DagsterInstance, max_grid_trials: int) -> dg.ExecuteInJobResult:
-        settings = PipelineSettings(data_dir=str(tmp_path / "data"), ground_truth_path=str(labels), grid_path=str(grid),
-                                    max_grid_trials=max_grid_trials)
+        settings = PipelineSettings(
+            data_dir=str(tmp_path / "data"),
+            ground_truth_path=str(labels),
+            grid_path=str(grid),
+            max_grid_trials=max_grid_trials,
+        )
         return dg.materialize(
-            [documents, ground_truth, param_grid], instance=instance, raise_on_error=False,
-            resources={"database": DocumentsDatabase(url=f"sqlite:///{database}"), "settings": settings,
-                       "io_manager": ParquetJsonIOManager(data_dir=str(tmp_path / "data"))},
+            [documents, ground_truth, param_grid],
+            instance=instance,
+            raise_on_error=False,
+            resources={
+                "database": DocumentsDatabase(url=f"sqlite:///{database}"),
+                "settings": settings,
+                "io_manager": ParquetJsonIOManager(data_dir=str(tmp_path / "data")),
+            },
         )
 
     with dg.instance_for_test() as instance:
         refused = materialize(instance, max_grid_trials=2)
         assert not refused.success
         (failure,) = [event for event in refused.all_events if event.is_step_failure]
-        assert f"grid file '{grid}': 3 combinations, more than the limit of 2 trials" in failure.step_failure_data.error.cause.message
+        assert (
+            f"grid file '{grid}': 3 combinations, more than the limit of 2 trials"
+            in failure.step_failure_data.error.cause.message
+        )
         assert instance.get_dynamic_partitions(trial_partitions.name) == []
         assert not (tmp_path / "data" / "grid").exists()
         assert materialize(instance, max_grid_trials=3).success
@@ -704,7 +734,10 @@ def test_param_grid_asset_refuses_a_grid_over_the_limit_and_registers_nothing(tm
         assert instance.get_dynamic_partitions(trial_partitions.name) == []
         from topic_pipeline.defs.planning import plan_next_runs
 
-        plan_next_runs(instance, PipelineSettings(data_dir=str(tmp_path / "data"), ground_truth_path=str(labels), grid_path=str(grid)))
+        plan_next_runs(
+            instance,
+            PipelineSettings(data_dir=str(tmp_path / "data"), ground_truth_path=str(labels), grid_path=str(grid)),
+        )
         assert len(instance.get_dynamic_partitions(trial_partitions.name)) == 3
 
 
@@ -743,11 +776,13 @@ def test_outlier_keys_leave_existing_keys_and_stored_params_unchanged() -> None:
 
 
 def test_outlier_variants_expand_and_appear_in_keys_only_when_reducing() -> None:
-    grid = ParamGrid.from_mapping({
-        "hdbscan_min_cluster_size": [10, 20],
-        "outlier_reduction": ["none", "embeddings", "C-TF-IDF"],
-        "outlier_threshold": [0, 0.3],
-    })
+    grid = ParamGrid.from_mapping(
+        {
+            "hdbscan_min_cluster_size": [10, 20],
+            "outlier_reduction": ["none", "embeddings", "C-TF-IDF"],
+            "outlier_threshold": [0, 0.3],
+        }
+    )
     trials = grid.trials()
     assert len(trials) == grid.trial_count == 2 * (1 + 2 * 2)
     keys = [t.key for t in trials]
@@ -771,13 +806,20 @@ def test_outlier_variants_expand_and_appear_in_keys_only_when_reducing() -> None
 
 
 def test_every_bertopic_strategy_is_accepted_and_normalised() -> None:
-    grid = ParamGrid.from_mapping({"outlier_reduction": [" Distributions", "PROBABILITIES", "c-tf-idf", "embeddings", None]})
+    grid = ParamGrid.from_mapping(
+        {"outlier_reduction": [" Distributions", "PROBABILITIES", "c-tf-idf", "embeddings", None]}
+    )
     assert grid.values["outlier_reduction"] == [*OUTLIER_STRATEGIES, "none"]
 
 
 @pytest.mark.parametrize(
     ("value", "suggestion"),
-    [("embedding", "embeddings"), ("ctfidf", "c-tf-idf"), ("probability", "probabilities"), ("distribution", "distributions")],
+    [
+        ("embedding", "embeddings"),
+        ("ctfidf", "c-tf-idf"),
+        ("probability", "probabilities"),
+        ("distribution", "distributions"),
+    ],
 )
 def test_an_unknown_strategy_names_the_closest(value: str, suggestion: str) -> None:
     with pytest.raises(GridError) as info:

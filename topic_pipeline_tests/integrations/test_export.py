@@ -7,8 +7,19 @@ import os
 import numpy as np
 import pytest
 
-from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus, load_model, resolve_model_location
+from topic_pipeline.domain.results import STATUS_OK, TrialResult
+from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL
 from topic_pipeline.engine.fast import EmbeddingSource
+from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
+from topic_pipeline.inputs.embeddings import (
+    EmbeddingCache,
+    EmbeddingSettings,
+    embed_corpus,
+    load_model,
+    resolve_model_location,
+)
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.integrations.export import (
     RECORD_FILE,
     ExportError,
@@ -18,21 +29,18 @@ from topic_pipeline.integrations.export import (
     save_export,
     trial_labels,
 )
-from topic_pipeline.workflow.export import export_warnings
-from topic_pipeline.inputs.grid import ParamGrid
-from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL
-from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.leaderboard import build_leaderboard
-from topic_pipeline.domain.results import STATUS_OK, TrialResult
-from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
 from topic_pipeline.storage.files import OWNERSHIP_MARKER
+from topic_pipeline.workflow.export import export_warnings
 
 pytestmark = pytest.mark.slow
 
 
 def canonical(labels):
     mapping = {}
-    return np.asarray([-1 if label == -1 else mapping.setdefault(label, len(mapping)) for label in np.asarray(labels).tolist()])
+    return np.asarray(
+        [-1 if label == -1 else mapping.setdefault(label, len(mapping)) for label in np.asarray(labels).tolist()]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +52,9 @@ def fitted(tmp_path_factory):
         {"umap_n_neighbors": [15], "hdbscan_min_cluster_size": [15], "n_gram_max": [2], "remove_stopwords": [True]}
     ).trials()[0]
     cache = EmbeddingCache(root / "embeddings")
-    outcome = embed_corpus(texts, "c", params.embedding_set, cache, EmbeddingSettings(device="cpu", local_files_only=True))
+    outcome = embed_corpus(
+        texts, "c", params.embedding_set, cache, EmbeddingSettings(device="cpu", local_files_only=True)
+    )
     source = EmbeddingSource(str(cache.path(outcome.cache_key)), outcome.cache_key, len(texts))
     labels = trial_labels(params, source, texts, 42, root / "cache")
     model = build_topic_model(texts, outcome.embeddings, labels, params, "english")
@@ -56,7 +66,9 @@ def test_each_serialisation_loads_with_the_trials_topics(fitted, serialization):
     from bertopic import BERTopic
 
     root, texts, params, labels, model = fitted
-    exported = save_export(model, root / f"out-{serialization}", serialization, DEFAULT_EMBEDDING_MODEL, {"trial_key": params.key})
+    exported = save_export(
+        model, root / f"out-{serialization}", serialization, DEFAULT_EMBEDDING_MODEL, {"trial_key": params.key}
+    )
     record = json.loads((exported.directory / RECORD_FILE).read_text())
     assert record["trial_key"] == params.key and record["serialization"] == serialization
     assert record["embedding_model_pointer"] == DEFAULT_EMBEDDING_MODEL
@@ -75,7 +87,13 @@ def test_each_serialisation_loads_with_the_trials_topics(fitted, serialization):
     assert len(new_topics) == 2 and all(isinstance(int(t), int) for t in new_topics)
     if serialization == "safetensors":
         files = sorted(p.name for p in exported.model_path.iterdir())
-        assert {"config.json", "topics.json", "topic_embeddings.safetensors", "ctfidf.safetensors", "ctfidf_config.json"} <= set(files)
+        assert {
+            "config.json",
+            "topics.json",
+            "topic_embeddings.safetensors",
+            "ctfidf.safetensors",
+            "ctfidf_config.json",
+        } <= set(files)
         for path in exported.model_path.rglob("*"):
             if path.is_file():
                 head = path.read_bytes()[:2]
@@ -96,7 +114,9 @@ def test_an_outlier_reducing_trial_exports_its_reduced_topics(fitted):
 
     root, texts, params, _, _ = fitted
     cache = EmbeddingCache(root / "embeddings")
-    outcome = embed_corpus(texts, "c", params.embedding_set, cache, EmbeddingSettings(device="cpu", local_files_only=True))
+    outcome = embed_corpus(
+        texts, "c", params.embedding_set, cache, EmbeddingSettings(device="cpu", local_files_only=True)
+    )
     source = EmbeddingSource(str(cache.path(outcome.cache_key)), outcome.cache_key, len(texts))
     # The fixture's trial has no outliers; smaller clusters on the same reduction leave some.
     plain = dataclasses.replace(params, hdbscan_min_cluster_size=5, hdbscan_min_samples=5)
@@ -105,7 +125,9 @@ def test_an_outlier_reducing_trial_exports_its_reduced_topics(fitted):
     reducing = dataclasses.replace(plain, outlier_reduction="c-tf-idf", outlier_threshold=0.05)
     reduced = trial_labels(reducing, source, texts, 42, root / "cache")
     assert (reduced == -1).sum() < (labels == -1).sum()
-    np.testing.assert_array_equal(canonical(reduced), canonical(run_reference_trial(outcome.embeddings, texts, reducing).labels))
+    np.testing.assert_array_equal(
+        canonical(reduced), canonical(run_reference_trial(outcome.embeddings, texts, reducing).labels)
+    )
     model = build_topic_model(texts, outcome.embeddings, reduced, reducing, "english")
     np.testing.assert_array_equal(canonical(model.topics_), canonical(reduced))
 
@@ -160,7 +182,9 @@ def test_export_replaces_only_an_earlier_export_of_its_own(fitted):
     (shared / "photos" / "a.jpg").write_bytes(b"\xff\xd8")
     (shared / "tuning.json").write_text('{"not": "an export"}')
     before = _snapshot(shared)
-    with pytest.raises(ExportError, match="is not empty and is not an earlier export of topic_pipeline.*nothing in it was touched"):
+    with pytest.raises(
+        ExportError, match="is not empty and is not an earlier export of topic_pipeline.*nothing in it was touched"
+    ):
         save_export(model, shared, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "t"})
     assert _snapshot(shared) == before
     assert not [p for p in root.iterdir() if p.name.startswith(".shared-models.")]  # no staging folder left
@@ -215,8 +239,11 @@ def test_an_export_whose_files_were_edited_is_refused_and_the_edits_kept(fitted)
     # Two edited files, one inside the model folder: both named.
     config = target / "model" / "config.json"
     config.write_bytes(config.read_bytes().replace(b"{", b"{ ", 1))
-    with pytest.raises(ExportError, match=r"holds 2 files changed since topic_pipeline's export wrote them: "
-                                          r"model/config\.json, tuning\.json; .*remove the changed files yourself"):
+    with pytest.raises(
+        ExportError,
+        match=r"holds 2 files changed since topic_pipeline's export wrote them: "
+        r"model/config\.json, tuning\.json; .*remove the changed files yourself",
+    ):
         save_export(model, target, "pytorch", DEFAULT_EMBEDDING_MODEL, {"trial_key": "third"})
     assert (target / RECORD_FILE).read_bytes() == edited
 
@@ -231,7 +258,13 @@ def test_an_export_whose_files_were_edited_is_refused_and_the_edits_kept(fitted)
 def test_an_export_written_before_the_ownership_marker_is_still_replaced(fitted):
     root, _, _, _, model = fitted
     target = root / "unmarked"
-    save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "old", "versions": {"topic_pipeline": "0.1.0"}})
+    save_export(
+        model,
+        target,
+        "safetensors",
+        DEFAULT_EMBEDDING_MODEL,
+        {"trial_key": "old", "versions": {"topic_pipeline": "0.1.0"}},
+    )
     (target / OWNERSHIP_MARKER).unlink()
     save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "new"})
     assert json.loads((target / RECORD_FILE).read_text())["trial_key"] == "new"
@@ -258,7 +291,9 @@ class _FakeHub:
         _FakeHub.last.calls.append(("create_repo", repo_id, private))
 
     def upload_folder(self, folder_path, repo_id, commit_message, ignore_patterns=()):
-        uploaded = sorted(name for name in os.listdir(folder_path) if not any(fnmatch.fnmatch(name, p) for p in ignore_patterns))
+        uploaded = sorted(
+            name for name in os.listdir(folder_path) if not any(fnmatch.fnmatch(name, p) for p in ignore_patterns)
+        )
         _FakeHub.last.calls.append(("upload_folder", uploaded, repo_id))
 
 
@@ -285,7 +320,14 @@ def test_hub_push_uses_the_token_from_the_environment_and_never_leaks_it(fitted,
 
 
 def _scored(params, **metrics):
-    values = {"ari": 0.5, "ami": 0.5, "nmi": 0.5, "outlier_fraction": 0.1, "topic_count": 4.0, "labelled_documents": 6.0}
+    values = {
+        "ari": 0.5,
+        "ami": 0.5,
+        "nmi": 0.5,
+        "outlier_fraction": 0.1,
+        "topic_count": 4.0,
+        "labelled_documents": 6.0,
+    }
     return TrialResult(params.key, params.to_dict(), "f" * 16, STATUS_OK, metrics=values | metrics, finished_at=1.0)
 
 

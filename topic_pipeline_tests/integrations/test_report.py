@@ -49,8 +49,14 @@ def _metrics(score: float) -> dict[str, float]:
 def _score(params: TrialParams) -> float:
     """A made-up score with a clear optimum, so every plot has something to show."""
     ms = params.hdbscan_min_samples or 0
-    return round(0.9 - abs(params.hdbscan_min_cluster_size - 5) * 0.03 - ms * 0.02 - params.umap_n_neighbors * 0.002
-                 + params.seed_replicate * 0.01, 6)
+    return round(
+        0.9
+        - abs(params.hdbscan_min_cluster_size - 5) * 0.03
+        - ms * 0.02
+        - params.umap_n_neighbors * 0.002
+        + params.seed_replicate * 0.01,
+        6,
+    )
 
 
 @dataclasses.dataclass
@@ -79,9 +85,13 @@ def make_sweep(grid: dict | None = None, failed: int = 1, replicate_top: int = 2
         finished_at[p.key] = 1_000.0 + 7.0 * index
         durations[p.key] = 5.0
         if index < failed:
-            results[p.key] = TrialResult(p.key, p.to_dict(), FP, STATUS_FAILED, error="ValueError: boom", finished_at=finished_at[p.key])
+            results[p.key] = TrialResult(
+                p.key, p.to_dict(), FP, STATUS_FAILED, error="ValueError: boom", finished_at=finished_at[p.key]
+            )
         else:
-            results[p.key] = TrialResult(p.key, p.to_dict(), FP, STATUS_OK, metrics=_metrics(_score(p)), finished_at=finished_at[p.key])
+            results[p.key] = TrialResult(
+                p.key, p.to_dict(), FP, STATUS_OK, metrics=_metrics(_score(p)), finished_at=finished_at[p.key]
+            )
     frame = build_leaderboard(trials, results, rank_by="ari", rounds=rounds)
     return Sweep(frame, finished_at, durations)
 
@@ -92,7 +102,10 @@ def make_topic_map(n: int = 400, dims: int = 5, trial: str = "the-trial") -> tup
     centres = rng.normal(0, 5, (5, dims))
     reduction = (centres[topics + 1] + rng.normal(0, 0.5, (n, dims))).astype(np.float32)
     classes = [f"class-{t % 3}" if i % 4 == 0 else None for i, t in enumerate(topics)]
-    summaries = [TopicSummary(int(t), int((topics == t).sum()), [f"word{t}a", f"word{t}b", f"word{t}c"], []) for t in range(-1, 4)]
+    summaries = [
+        TopicSummary(int(t), int((topics == t).sum()), [f"word{t}a", f"word{t}b", f"word{t}c"], [])
+        for t in range(-1, 4)
+    ]
     return build_topic_map(trial, topics, classes, reduction=reduction), summaries
 
 
@@ -101,8 +114,12 @@ def full_report(directory: Path, sweep: Sweep | None = None, **overrides):
     topic_map, summaries = make_topic_map()
     sweep.frame["heldout_ari"] = sweep.frame["ari"] - 0.05
     arguments = dict(
-        finished_at=sweep.finished_at, durations_s=sweep.durations_s, round_kinds=ROUND_KINDS, topics=summaries,
-        topic_map=topic_map, warnings=["trial 'x' ranks first but <b>found no topic</b>"],
+        finished_at=sweep.finished_at,
+        durations_s=sweep.durations_s,
+        round_kinds=ROUND_KINDS,
+        topics=summaries,
+        topic_map=topic_map,
+        warnings=["trial 'x' ranks first but <b>found no topic</b>"],
     )
     arguments.update(overrides)
     return write_report(directory, sweep.frame, "ari", **arguments)
@@ -110,7 +127,9 @@ def full_report(directory: Path, sweep: Sweep | None = None, **overrides):
 
 def map_only(directory: Path, topic_map: TopicMap | None, topics: list[TopicSummary] | None = None, **overrides):
     """A report of an empty leaderboard with a map: only the map is drawn (quick)."""
-    return write_report(directory, build_leaderboard({}, {}, rank_by="ari"), "ari", topic_map=topic_map, topics=topics, **overrides)
+    return write_report(
+        directory, build_leaderboard({}, {}, rank_by="ari"), "ari", topic_map=topic_map, topics=topics, **overrides
+    )
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +237,9 @@ def test_one_trial_one_value_each_no_times_no_rounds_no_failures(tmp_path: Path)
 
 
 def test_a_map_without_topic_words_and_without_labelled_documents(tmp_path: Path) -> None:
-    topic_map = build_topic_map("t", np.array([0, 0, 1, 1, -1]), [None] * 5, reduction=np.random.default_rng(0).normal(size=(5, 2)))
+    topic_map = build_topic_map(
+        "t", np.array([0, 0, 1, 1, -1]), [None] * 5, reduction=np.random.default_rng(0).normal(size=(5, 2))
+    )
     files = map_only(tmp_path / "r", topic_map)
     assert set(files.images) == {"topic_map"} and "labelled by number only" in _page(files)
 
@@ -277,7 +298,12 @@ def test_convergence_without_times_goes_round_by_round() -> None:
 def test_parameter_effects_leave_out_fixed_parameters_and_extra_seeds() -> None:
     frame = make_sweep().frame
     effects = {effect.parameter: effect for effect in panels.parameter_effects(frame, "ari")}
-    assert set(effects) == {"umap_n_neighbors", "hdbscan_min_cluster_size", "hdbscan_min_samples", "hdbscan_cluster_selection_epsilon"}
+    assert set(effects) == {
+        "umap_n_neighbors",
+        "hdbscan_min_cluster_size",
+        "hdbscan_min_samples",
+        "hdbscan_cluster_selection_epsilon",
+    }
     assert effects["hdbscan_min_samples"].labels == ["none", "2"]
     assert effects["hdbscan_min_cluster_size"].labels == ["3", "5", "10"]
     first_seed_scored = ((frame["status"] == STATUS_OK) & (frame["seed_replicate"] == 0)).sum()
@@ -318,8 +344,12 @@ def test_sampling_keeps_every_labelled_document_and_is_reproducible() -> None:
 
 def test_a_capped_map_says_how_many_documents_it_draws() -> None:
     topics = np.arange(100) % 4
-    topic_map = build_topic_map("t", topics, [None] * 100, reduction=np.random.default_rng(0).normal(size=(100, 3)), max_documents=30)
-    assert len(topic_map.topics) == 30 and topic_map.total_documents == 100 and "30 of 100 documents" in topic_map.method
+    topic_map = build_topic_map(
+        "t", topics, [None] * 100, reduction=np.random.default_rng(0).normal(size=(100, 3)), max_documents=30
+    )
+    assert (
+        len(topic_map.topics) == 30 and topic_map.total_documents == 100 and "30 of 100 documents" in topic_map.method
+    )
 
 
 def test_coordinates_come_from_the_reduction_when_there_is_one() -> None:
@@ -382,15 +412,25 @@ def test_a_layout_fitted_on_the_embeddings_is_cached_and_reused(tmp_path: Path, 
         return embeddings
 
     def draw(trial: str, seed: int = 42, key: str = "emb-key", cache: Path | None = tmp_path, **options):
-        return build_topic_map(trial, np.arange(50) % 3, [None] * 50, embeddings=load, seed=seed, layout_cache=cache,
-                               embeddings_key=key, **options)
+        return build_topic_map(
+            trial,
+            np.arange(50) % 3,
+            [None] * 50,
+            embeddings=load,
+            seed=seed,
+            layout_cache=cache,
+            embeddings_key=key,
+            **options,
+        )
 
     first = draw("a")
     assert not first.layout_cached and fits == [42] and "kept in the cache" in first.method
     # Another trial of the same embedding set draws the same documents: the layout is read, the embeddings
     # never loaded.
     second = draw("b")
-    assert second.layout_cached and np.array_equal(second.coordinates, first.coordinates) and fits == [42] and loads == [1]
+    assert (
+        second.layout_cached and np.array_equal(second.coordinates, first.coordinates) and fits == [42] and loads == [1]
+    )
     # Another seed, another embedding set, another sample or no cache: fitted again.
     draw("a", seed=7)
     draw("a", key="other-key")

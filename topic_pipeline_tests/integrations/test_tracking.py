@@ -4,23 +4,37 @@ import time
 
 import pytest
 
-from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK, TrialResult
 from topic_pipeline.integrations.mlflow_tracking import (
-    ABANDONED_AFTER_S, RESULT_NOT_STORED_TAG, SUPERSEDED_BY_TAG, MlflowTracker, local_tracking_uri,
+    ABANDONED_AFTER_S,
+    RESULT_NOT_STORED_TAG,
+    SUPERSEDED_BY_TAG,
+    MlflowTracker,
+    local_tracking_uri,
 )
+from topic_pipeline.storage.results import ResultStore
 
 
 @pytest.fixture
 def tracker(tmp_path):
-    return MlflowTracker(local_tracking_uri(tmp_path / "mlflow"), "tracking-test",
-                         artifact_location=(tmp_path / "mlflow" / "artifacts").as_uri())
+    return MlflowTracker(
+        local_tracking_uri(tmp_path / "mlflow"),
+        "tracking-test",
+        artifact_location=(tmp_path / "mlflow" / "artifacts").as_uri(),
+    )
 
 
 def _result(key: str, status: str = STATUS_OK, ari: float = 0.5) -> TrialResult:
     metrics = {"ari": ari} if status == STATUS_OK else {}
-    return TrialResult(key, {"umap_n_neighbors": 15}, "fingerprint", status, metrics,
-                       error=None if status == STATUS_OK else "boom", duration_s=1.0)
+    return TrialResult(
+        key,
+        {"umap_n_neighbors": 15},
+        "fingerprint",
+        status,
+        metrics,
+        error=None if status == STATUS_OK else "boom",
+        duration_s=1.0,
+    )
 
 
 def _live_runs(tracker: MlflowTracker, key: str):
@@ -64,11 +78,13 @@ def test_abandoned_running_runs_are_closed_and_superseded_but_a_recording_in_pro
     client = tracker.client
     # A recorder killed long ago, whose run nobody recovered (a run Dagster's daemon launched).
     long_ago = int((time.time() - 2 * ABANDONED_AFTER_S) * 1000)
-    stale = client.create_run(tracker.experiment_id, start_time=long_ago,
-                              tags={"trial_key": "trial_a", "dagster_run_id": "killed-long-ago"}).info.run_id
+    stale = client.create_run(
+        tracker.experiment_id, start_time=long_ago, tags={"trial_key": "trial_a", "dagster_run_id": "killed-long-ago"}
+    ).info.run_id
     # Another process's recording of the same key, opened a moment ago and not yet closed.
-    recent = client.create_run(tracker.experiment_id,
-                               tags={"trial_key": "trial_a", "dagster_run_id": "still-recording"}).info.run_id
+    recent = client.create_run(
+        tracker.experiment_id, tags={"trial_key": "trial_a", "dagster_run_id": "still-recording"}
+    ).info.run_id
 
     newest = tracker.log_trial(_result("trial_a"), {"dagster_run_id": "rerun"})
 
@@ -128,7 +144,10 @@ def test_a_sweep_is_one_parent_run_with_its_rounds_and_trials_nested(tracker, tm
     (tmp_path / "report.html").write_text("<html></html>")
     (tmp_path / "convergence.png").write_bytes(b"\x89PNG")
     tracker.log_report(sweep, [tmp_path / "report.html", tmp_path / "convergence.png"])
-    assert {item.path for item in tracker.client.list_artifacts(sweep, "report")} == {"report/report.html", "report/convergence.png"}
+    assert {item.path for item in tracker.client.list_artifacts(sweep, "report")} == {
+        "report/report.html",
+        "report/convergence.png",
+    }
 
 
 def test_an_experiment_made_by_an_earlier_version_is_marked_for_training_runs(tmp_path):
@@ -137,7 +156,9 @@ def test_an_experiment_made_by_an_earlier_version_is_marked_for_training_runs(tm
 
     MlflowClient(tracking_uri=uri).create_experiment("earlier")
     tracker = MlflowTracker(uri, "earlier")
-    assert tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert (
+        tracker.client.get_experiment(tracker.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    )
 
 
 def test_logged_metrics_are_rounded_for_display(tracker):
@@ -161,8 +182,9 @@ def test_a_trial_recorded_again_supersedes_the_runs_of_its_earlier_key(tracker):
 def _record(tracker, store, key, dagster_run_id, stop_before_storing=False, ari=0.5):
     unfinished = tracker.trial_keys_with_unfinished_runs()
     result = _result(key, ari=ari)
-    run_id = tracker.log_trial(result, {"dagster_run_id": dagster_run_id},
-                               supersede_older=key in unfinished or store.path(key).exists())
+    run_id = tracker.log_trial(
+        result, {"dagster_run_id": dagster_run_id}, supersede_older=key in unfinished or store.path(key).exists()
+    )
     if not stop_before_storing:
         result.tags = {"mlflow_run_id": run_id, "dagster_run_id": dagster_run_id}
         store.save(result)
@@ -182,8 +204,16 @@ def _snapshot(tracker):
     from mlflow.entities import ViewType
 
     runs = tracker.client.search_runs([tracker.experiment_id], "", run_view_type=ViewType.ALL, max_results=1000)
-    return sorted((r.info.run_id, r.info.lifecycle_stage, r.info.status, sorted(r.data.tags.items()),
-                   sorted(r.data.metrics.items())) for r in runs)
+    return sorted(
+        (
+            r.info.run_id,
+            r.info.lifecycle_stage,
+            r.info.status,
+            sorted(r.data.tags.items()),
+            sorted(r.data.metrics.items()),
+        )
+        for r in runs
+    )
 
 
 def test_a_kill_between_closing_a_trials_run_and_storing_its_result_leaves_one_run_after_the_resume(tracker, tmp_path):
@@ -193,8 +223,10 @@ def test_a_kill_between_closing_a_trials_run_and_storing_its_result_leaves_one_r
 
     # The next sweep's recovery, before it plans: trial_b has no stored result, so it is rerun.
     lines = tracker.reconcile_trial_runs(store.load, ["killed"])
-    assert lines == [f"1 MLflow trial run(s) whose result a stop kept from the result store tagged {RESULT_NOT_STORED_TAG}: "
-                     "each trial is rerun and its new run supersedes the old one"]
+    assert lines == [
+        f"1 MLflow trial run(s) whose result a stop kept from the result store tagged {RESULT_NOT_STORED_TAG}: "
+        "each trial is rerun and its new run supersedes the old one"
+    ]
     assert _live_trial_runs(tracker) == {"trial_a": [finished], "trial_b": [orphan]}  # never none
     assert tracker.client.get_run(orphan).data.tags[RESULT_NOT_STORED_TAG] == "true"
 
@@ -227,8 +259,10 @@ def test_duplicate_trial_runs_left_by_a_kill_keep_the_one_the_stored_result_name
 
     lines = tracker.reconcile_trial_runs(store.load, ["killed"])
 
-    assert lines == [f"1 MLflow trial run(s) that stopped runs left beside their trial's current run superseded "
-                     f"(tagged {SUPERSEDED_BY_TAG}, soft-deleted): each trial keeps one live run"]
+    assert lines == [
+        f"1 MLflow trial run(s) that stopped runs left beside their trial's current run superseded "
+        f"(tagged {SUPERSEDED_BY_TAG}, soft-deleted): each trial keeps one live run"
+    ]
     live = _live_trial_runs(tracker)
     assert sorted(live) == sorted([*keys, "trial_x"]) and all(len(ids) == 1 for ids in live.values())
     assert live["trial_x"] == [store.load("trial_x").tags["mlflow_run_id"]] == [rerun]
@@ -265,20 +299,24 @@ def test_a_kill_mid_supersession_keeps_the_run_the_stored_result_names(tracker, 
     assert _snapshot(tracker) == before
 
 
-def test_a_stored_result_whose_run_was_left_open_closes_it_and_runs_of_live_dagster_runs_are_left_alone(tracker, tmp_path):
+def test_a_stored_result_whose_run_was_left_open_closes_it_and_runs_of_live_dagster_runs_are_left_alone(
+    tracker, tmp_path
+):
     store = ResultStore(tmp_path / "results")
     client = tracker.client
     # Result stored, run never closed (the opposite order; its values were never logged either).
-    open_run = client.create_run(tracker.experiment_id, tags={"kind": "trial", "trial_key": "trial_a",
-                                                              "dagster_run_id": "killed"}).info.run_id
+    open_run = client.create_run(
+        tracker.experiment_id, tags={"kind": "trial", "trial_key": "trial_a", "dagster_run_id": "killed"}
+    ).info.run_id
     result = _result("trial_a", ari=0.7)
     result.tags = {"mlflow_run_id": open_run, "dagster_run_id": "killed"}
     store.save(result)
     # Marked KILLED by the recovery of its Dagster run first, as recover_interrupted_runs does.
     assert tracker.close_abandoned_runs("killed") == 1
     # Another Dagster run, still going, is recording trial_b (open a moment ago) and has recorded trial_c.
-    in_progress = client.create_run(tracker.experiment_id, tags={"kind": "trial", "trial_key": "trial_b",
-                                                                 "dagster_run_id": "running"}).info.run_id
+    in_progress = client.create_run(
+        tracker.experiment_id, tags={"kind": "trial", "trial_key": "trial_b", "dagster_run_id": "running"}
+    ).info.run_id
     done_c = _record(tracker, store, "trial_c", "running", stop_before_storing=True)
     # ... and a stopped run left trial_b a run whose result was not stored.
     orphan_b = tracker.log_trial(_result("trial_b"), {"dagster_run_id": "killed"}, supersede_older=False)

@@ -17,7 +17,11 @@ from topic_pipeline.defs.recovery import MLFLOW_CHECKED_TAG, RESULTS_RECORDED_TA
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.integrations.mlflow_tracking import (
-    RESULT_NOT_STORED_TAG, SUPERSEDED_BY_TAG, MlflowTracker, TrackingUnavailableError, check_reachable, local_tracking_uri,
+    RESULT_NOT_STORED_TAG,
+    SUPERSEDED_BY_TAG,
+    TrackingUnavailableError,
+    check_reachable,
+    local_tracking_uri,
 )
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.results import ResultStore
@@ -30,11 +34,15 @@ def mlflow_default_retries(monkeypatch):
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
 
 
-def test_an_unreachable_tracking_server_is_reported_in_seconds_in_one_line_without_credentials(tmp_path, mlflow_default_retries):
+def test_an_unreachable_tracking_server_is_reported_in_seconds_in_one_line_without_credentials(
+    tmp_path, mlflow_default_retries
+):
     port = free_loopback_port()  # nothing listens on it
     uri = f"http://robot:Tr4ckSecret@127.0.0.1:{port}"
-    expected = (f"MLflow tracking server at http://robot:***@127.0.0.1:{port} (MLFLOW_TRACKING_URI) cannot be reached: "
-                "connection refused; start it or unset MLFLOW_TRACKING_URI to use the local store")
+    expected = (
+        f"MLflow tracking server at http://robot:***@127.0.0.1:{port} (MLFLOW_TRACKING_URI) cannot be reached: "
+        "connection refused; start it or unset MLFLOW_TRACKING_URI to use the local store"
+    )
     started = time.monotonic()
     with pytest.raises(TrackingUnavailableError) as raised:
         check_reachable(uri)
@@ -54,14 +62,16 @@ def test_the_resource_reads_an_unresolved_env_var_tracking_uri(tmp_path, monkeyp
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     resource = MlflowTracking(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"))
     assert resource.tracker(DataPaths(tmp_path / "data")).tracking_uri == f"http://127.0.0.1:{port}"
-    with pytest.raises(TrackingUnavailableError, match=f"at http://127.0.0.1:{port} \\(MLFLOW_TRACKING_URI\\) cannot be reached"):
+    with pytest.raises(
+        TrackingUnavailableError, match=f"at http://127.0.0.1:{port} \\(MLFLOW_TRACKING_URI\\) cannot be reached"
+    ):
         resource.check_reachable(DataPaths(tmp_path / "data"))
 
 
 class _Answer(http.server.BaseHTTPRequestHandler):
     status = 404
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         self.send_response(self.status)
         self.send_header("Content-Type", "text/html")
         self.end_headers()
@@ -71,12 +81,18 @@ class _Answer(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("status, problem", [
-    (404, "does not answer as an MLflow tracking server: HTTP 404 Not Found for api/2.0/mlflow/experiments/get-by-name; "
-          "check the address in MLFLOW_TRACKING_URI"),
-    (401, "rejected the request: HTTP 401 Unauthorized; check the credentials it is given"),
-    (503, "cannot be reached: HTTP 503 Service Unavailable; start it"),
-])
+@pytest.mark.parametrize(
+    "status, problem",
+    [
+        (
+            404,
+            "does not answer as an MLflow tracking server: HTTP 404 Not Found for api/2.0/mlflow/experiments/get-by-name; "
+            "check the address in MLFLOW_TRACKING_URI",
+        ),
+        (401, "rejected the request: HTTP 401 Unauthorized; check the credentials it is given"),
+        (503, "cannot be reached: HTTP 503 Service Unavailable; start it"),
+    ],
+)
 def test_a_server_that_answers_but_not_as_mlflow_does_is_reported(status, problem, mlflow_default_retries):
     handler = type("Handler", (_Answer,), {"status": status})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -88,8 +104,10 @@ def test_a_server_that_answers_but_not_as_mlflow_does_is_reported(status, proble
             check_reachable(uri)
         assert time.monotonic() - started < 10  # a 503 is not retried either
         message = str(raised.value)
-        assert message.startswith(f"MLflow tracking server at http://alice:***@127.0.0.1:{server.server_address[1]} "
-                                  f"(MLFLOW_TRACKING_URI) {problem}")
+        assert message.startswith(
+            f"MLflow tracking server at http://alice:***@127.0.0.1:{server.server_address[1]} "
+            f"(MLFLOW_TRACKING_URI) {problem}"
+        )
         assert "pa55word" not in message
     finally:
         server.shutdown()
@@ -112,17 +130,30 @@ def test_database_and_local_stores_are_opened(tmp_path):
         check_reachable(f"postgresql+psycopg2://mlflow:Db5ecret@127.0.0.1:{port}/mlflow")
     assert time.monotonic() - started < 10
     message = str(raised.value)
-    assert message.startswith(f"MLflow tracking database at postgresql+psycopg2://mlflow:***@127.0.0.1:{port}/mlflow "
-                              "(MLFLOW_TRACKING_URI) cannot be opened: ")
+    assert message.startswith(
+        f"MLflow tracking database at postgresql+psycopg2://mlflow:***@127.0.0.1:{port}/mlflow "
+        "(MLFLOW_TRACKING_URI) cannot be opened: "
+    )
     assert "Connection refused" in message and "Db5ecret" not in message
 
 
 def test_a_running_mlflow_server_passes_the_check(tmp_path, mlflow_default_retries):
     port = free_loopback_port()
     url = f"http://127.0.0.1:{port}"
-    command = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-               "--default-artifact-root", (tmp_path / "artifacts").as_uri()]
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--default-artifact-root",
+        (tmp_path / "artifacts").as_uri(),
+    ]
     log = tmp_path / "mlflow-server.log"
     with service_process(command, log, dict(os.environ)) as server:
         deadline = time.monotonic() + 180
@@ -150,8 +181,14 @@ def _result(key: str) -> TrialResult:
 
 
 def _stopped_trials_run(instance, run_id, key, tags=None):
-    instance.add_run(dg.DagsterRun(job_name="trials_job", run_id=run_id, status=dg.DagsterRunStatus.FAILURE,
-                                   tags={"dagster/partition": key, **(tags or {})}))
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="trials_job",
+            run_id=run_id,
+            status=dg.DagsterRunStatus.FAILURE,
+            tags={"dagster/partition": key, **(tags or {})},
+        )
+    )
 
 
 def _live(tracker):
@@ -176,7 +213,9 @@ def test_recovery_of_a_killed_trials_run_leaves_each_trial_one_mlflow_run(tmp_pa
         # The resumed sweep's trials step reruns trial_a (as grid_trials records it) and stores its result.
         unfinished = MlflowTracking().tracker(paths).trial_keys_with_unfinished_runs()
         assert unfinished == {"trial_a"}
-        rerun = tracker.log_trial(_result("trial_a"), {"dagster_run_id": "resumed"}, supersede_older="trial_a" in unfinished)
+        rerun = tracker.log_trial(
+            _result("trial_a"), {"dagster_run_id": "resumed"}, supersede_older="trial_a" in unfinished
+        )
         result = _result("trial_a")
         result.tags = {"mlflow_run_id": rerun, "dagster_run_id": "resumed"}
         store.save(result)

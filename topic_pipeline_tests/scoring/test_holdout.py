@@ -117,7 +117,9 @@ def test_each_part_is_scored_from_the_same_labels() -> None:
     heldout = np.zeros(120, dtype=bool)
     heldout[rng.permutation(120)[:36]] = True
     metrics = score_parts(classes, predicted, heldout, topic_count=9)
-    assert {k: metrics[k] for k in score(classes, predicted)} == score(classes[~heldout], predicted[~heldout], topic_count=9)
+    assert {k: metrics[k] for k in score(classes, predicted)} == score(
+        classes[~heldout], predicted[~heldout], topic_count=9
+    )
     assert metrics["heldout_ari"] == score(classes[heldout], predicted[heldout])["ari"]
     assert metrics["all_f1_macro"] == score(classes, predicted)["f1_macro"]
     assert metrics["labelled_documents"] == 84 and metrics["heldout_labelled_documents"] == 36
@@ -152,7 +154,10 @@ def _synthetic_trials(n_configurations: int = 12, seeds: int = 3):
 
 
 def _results(trials, labels, sample) -> dict[str, TrialResult]:
-    return {t.key: TrialResult(t.key, t.to_dict(), "fp", STATUS_OK, metrics=labels_metrics(labels[t.key], sample)) for t in trials}
+    return {
+        t.key: TrialResult(t.key, t.to_dict(), "fp", STATUS_OK, metrics=labels_metrics(labels[t.key], sample))
+        for t in trials
+    }
 
 
 def test_shuffling_the_held_out_labels_changes_no_ranking_decision() -> None:
@@ -173,8 +178,10 @@ def test_shuffling_the_held_out_labels_changes_no_ranking_decision() -> None:
             a = build_leaderboard(grid, original, rank_by=rank_by, rank_by_stability=stability)
             b = build_leaderboard(grid, other, rank_by=rank_by, rank_by_stability=stability)
             assert a["trial"].tolist() == b["trial"].tolist()
-            pd.testing.assert_frame_equal(a[["rank", "seed_averaged", f"{rank_by}_mean", "unstable"]],
-                                          b[["rank", "seed_averaged", f"{rank_by}_mean", "unstable"]])
+            pd.testing.assert_frame_equal(
+                a[["rank", "seed_averaged", f"{rank_by}_mean", "unstable"]],
+                b[["rank", "seed_averaged", f"{rank_by}_mean", "unstable"]],
+            )
 
     # The search's decisions: the next round (refinement or stability) proposes the same trials.
     def next_round(results):
@@ -222,8 +229,10 @@ def test_the_vectorised_resampled_ari_is_the_ari_of_each_resample() -> None:
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
     # The other metrics, resample by resample (skipping what the one metric does not need), agree too.
     for name in ("nmi", "ami", "f1_macro"):
-        np.testing.assert_allclose(resampled_metric(truth, predicted, draws[:5], name),
-                                   [score(truth[rows], predicted[rows])[name] for rows in draws[:5]])
+        np.testing.assert_allclose(
+            resampled_metric(truth, predicted, draws[:5], name),
+            [score(truth[rows], predicted[rows])[name] for rows in draws[:5]],
+        )
     assert set(score(truth, predicted, only="nmi")) == set(score(truth, predicted)) - {"ami", "f1_macro", "f1_weighted"}
 
 
@@ -266,10 +275,20 @@ def test_intervals_for_the_leading_configurations_and_which_are_distinguishable(
     reference = first.iloc[0]
     for _, row in shown[shown[VERSUS] != RECOMMENDED].iterrows():
         overlaps = row[CI_HIGH] >= reference[CI_LOW] and row[CI_LOW] <= reference[CI_HIGH]
-        assert row[VERSUS] == (NOT_DISTINGUISHABLE if overlaps else LOWER if row[CI_HIGH] < reference[CI_LOW] else "higher")
+        assert row[VERSUS] == (
+            NOT_DISTINGUISHABLE if overlaps else LOWER if row[CI_HIGH] < reference[CI_LOW] else "higher"
+        )
     # A trial whose labels are not stored leaves its configuration without an interval.
-    missing = add_intervals(board, "ari", lambda key: None if key == board.iloc[0]["trial"] else labels[key], classes,
-                            positions, split_active=True, top=4, replicates=50)
+    missing = add_intervals(
+        board,
+        "ari",
+        lambda key: None if key == board.iloc[0]["trial"] else labels[key],
+        classes,
+        positions,
+        split_active=True,
+        top=4,
+        replicates=50,
+    )
     assert missing.loc[missing["configuration"] == configurations[0], CI_LOW].isna().all()
     assert missing[VERSUS].isna().all()
 
@@ -314,19 +333,30 @@ def test_the_command_line_prints_the_summary_after_the_table(tmp_path, monkeypat
     printed = capsys.readouterr().out
     table, after = printed.split("How much to trust this:")
     assert "heldout_ari" in table.splitlines()[0] and "seed_averaged" in table.splitlines()[0]
-    assert [line.strip() for line in after.splitlines()[1:len(trust_lines(summary)) + 1]] == trust_lines(summary)
+    assert [line.strip() for line in after.splitlines()[1 : len(trust_lines(summary)) + 1]] == trust_lines(summary)
 
 
 def test_an_export_of_another_trial_states_its_own_expectation_not_the_recommendations() -> None:
     from topic_pipeline.scoring.confidence import exported_trust
 
-    frame = pd.DataFrame({
-        "trial": ["a1", "a2", "b"], "configuration": ["A", "A", "B"], "heldout_ari": [0.70, 0.66, 0.61],
-        "estimate": [0.68, 0.68, None], "ci_low": [0.6, 0.6, None], "ci_high": [0.75, 0.75, None],
-        "versus_recommended": ["recommended", "recommended", None],
-    })
+    frame = pd.DataFrame(
+        {
+            "trial": ["a1", "a2", "b"],
+            "configuration": ["A", "A", "B"],
+            "heldout_ari": [0.70, 0.66, 0.61],
+            "estimate": [0.68, 0.68, None],
+            "ci_low": [0.6, 0.6, None],
+            "ci_high": [0.75, 0.75, None],
+            "versus_recommended": ["recommended", "recommended", None],
+        }
+    )
     recommended = {"recommended_configuration": "A", "heldout_score": 0.68, "ci_low": 0.6, "ci_high": 0.75}
     assert exported_trust(frame, "a2", "ari", recommended) == {
-        "configuration": "A", "is_recommended": True, "expected": 0.68, "ci_low": 0.6, "ci_high": 0.75}
+        "configuration": "A",
+        "is_recommended": True,
+        "expected": 0.68,
+        "ci_low": 0.6,
+        "ci_high": 0.75,
+    }
     other = exported_trust(frame, "b", "ari", recommended)
     assert other["is_recommended"] is False and other["expected"] == 0.61 and other["ci_low"] is None

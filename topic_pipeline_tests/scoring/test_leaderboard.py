@@ -8,13 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from topic_pipeline.inputs.grid import ParamGrid
-from topic_pipeline.scoring.leaderboard import build_leaderboard, tie_break_order, to_markdown
-from topic_pipeline.inputs.ground_truth import GroundTruth
-from topic_pipeline.storage.paths import DataPaths
-from topic_pipeline.scoring.leaderboard import leaderboard_warnings, read_leaderboard_warnings, write_leaderboard_warnings
-from topic_pipeline.scoring.metrics import METRIC_NAMES, REPORTED_NAMES
-from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.domain.results import (
     STATUS_FAILED,
     STATUS_MISSING,
@@ -23,7 +16,20 @@ from topic_pipeline.domain.results import (
     inputs_fingerprint,
     results_digest,
 )
+from topic_pipeline.inputs.grid import ParamGrid
+from topic_pipeline.inputs.ground_truth import GroundTruth
+from topic_pipeline.scoring.leaderboard import (
+    build_leaderboard,
+    leaderboard_warnings,
+    read_leaderboard_warnings,
+    tie_break_order,
+    to_markdown,
+    write_leaderboard_warnings,
+)
+from topic_pipeline.scoring.metrics import METRIC_NAMES, REPORTED_NAMES
 from topic_pipeline.storage.files import read_json, remove_stale_temporaries, write_atomically, write_json
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.storage.results import ResultStore
 
 FP = "f" * 16
 
@@ -41,8 +47,15 @@ def metrics(**overrides: float) -> dict[str, float]:
 
 
 def ok(key: str, params: dict, finished_at: float = 1.0, **overrides: float) -> TrialResult:
-    return TrialResult(key, params, FP, STATUS_OK, metrics=metrics(**overrides), finished_at=finished_at,
-                       tags={"mlflow_run_id": f"run-{key[-3:]}"})
+    return TrialResult(
+        key,
+        params,
+        FP,
+        STATUS_OK,
+        metrics=metrics(**overrides),
+        finished_at=finished_at,
+        tags={"mlflow_run_id": f"run-{key[-3:]}"},
+    )
 
 
 def failed(key: str, params: dict, error: str = "ValueError: boom") -> TrialResult:
@@ -161,7 +174,6 @@ def test_markdown_limit_keeps_unscored_rows_and_counts_hidden() -> None:
     assert "2 more scored trial(s) in the CSV." in text
 
 
-
 def test_markdown_shows_the_search_round_of_each_trial_when_a_search_proposed_them() -> None:
     trials = grid_trials(3)
     k = list(trials)
@@ -169,6 +181,7 @@ def test_markdown_shows_the_search_round_of_each_trial_when_a_search_proposed_th
     lines = to_markdown(build_leaderboard(trials, results, rounds={k[0]: 1, k[1]: 1, k[2]: 2})).splitlines()
     assert lines[0].startswith("| rank | trial | round | status | ari |")
     assert lines[2].startswith(f"| 1 | `{k[2]}` | 2 | ok | 0.200 |")
+
 
 # --- digests and fingerprints ---------------------------------------------------------------------
 
@@ -193,21 +206,31 @@ def test_inputs_fingerprint_changes_with_each_input() -> None:
 
     base = fingerprint("corpus", "labels", 42, "english")
     assert base == fingerprint("corpus", "labels", 42, "english")
-    assert len({base, fingerprint("corpus2", "labels", 42, "english"),
+    assert (
+        len(
+            {
+                base,
+                fingerprint("corpus2", "labels", 42, "english"),
                 fingerprint("corpus", "labels2", 42, "english"),
                 fingerprint("corpus", "labels", 43, "english"),
                 fingerprint("corpus", "labels", 42, "german"),
                 fingerprint("corpus", "labels", 42, "english", holdout_fraction=0.2),
                 fingerprint("corpus", "labels", 42, "english", holdout_seed=7),
-                fingerprint("corpus", "labels", 42, "english", holdout_fraction=0)}) == 8
+                fingerprint("corpus", "labels", 42, "english", holdout_fraction=0),
+            }
+        )
+        == 8
+    )
     # Without a split every metric covers all labelled documents, as before the split existed: its seed
     # changes nothing, and results recorded then stay current.
     assert fingerprint("corpus", "labels", 42, "english", holdout_fraction=0) == fingerprint(
-        "corpus", "labels", 42, "english", holdout_fraction=0, holdout_seed=7)
+        "corpus", "labels", 42, "english", holdout_fraction=0, holdout_seed=7
+    )
     from topic_pipeline.domain.versions import TRIAL_LIBRARIES, cache_key
 
-    before_the_split = cache_key("inputs", {"corpus": "corpus", "ground_truth": "labels", "seed": 42, "stopwords": "english"},
-                                 TRIAL_LIBRARIES)
+    before_the_split = cache_key(
+        "inputs", {"corpus": "corpus", "ground_truth": "labels", "seed": 42, "stopwords": "english"}, TRIAL_LIBRARIES
+    )
     assert fingerprint("corpus", "labels", 42, "english", holdout_fraction=0) == before_the_split
 
 
@@ -343,7 +366,11 @@ ONE_PER_CLASS = GroundTruth.from_mapping({"a": [1], "b": [2], "c": [3]})
 def test_a_normal_leaderboard_has_no_warnings() -> None:
     trials = grid_trials(3)
     k = list(trials)
-    results = {k[0]: ok(k[0], trials[k[0]], ari=0.4), k[1]: ok(k[1], trials[k[1]], ari=0.7), k[2]: failed(k[2], trials[k[2]])}
+    results = {
+        k[0]: ok(k[0], trials[k[0]], ari=0.4),
+        k[1]: ok(k[1], trials[k[1]], ari=0.7),
+        k[2]: failed(k[2], trials[k[2]]),
+    }
     assert leaderboard_warnings(build_leaderboard(trials, results), "ari", PAIRED, WHERE) == []
     # Leaders tying is normal (trials that cluster the labelled documents alike score alike).
     results[k[2]] = ok(k[2], trials[k[2]], ari=0.7)
@@ -362,7 +389,9 @@ def test_a_first_trial_without_topics_is_named_with_what_to_do() -> None:
     }
     board = build_leaderboard(trials, results)
     (warning,) = leaderboard_warnings(board, "ari", PAIRED, WHERE)
-    assert warning.startswith(f"trial '{k[0]}' ranks first but found no topic: HDBSCAN left every document an outlier (-1)")
+    assert warning.startswith(
+        f"trial '{k[0]}' ranks first but found no topic: HDBSCAN left every document an outlier (-1)"
+    )
     assert "lower hdbscan_min_cluster_size or hdbscan_min_samples" in warning
     assert warning.endswith(f"is '{k[2]}' (rank 3): export it with --trial {k[2]}")
 
@@ -395,7 +424,9 @@ def test_every_scored_trial_tying_on_the_ranking_metric_warns_unless_they_share_
     results = {key: ok(key, trials[key], ari=1.0, ami=0.9 - i / 10) for i, key in enumerate(k)}
     board = build_leaderboard(trials, results)
     (warning,) = leaderboard_warnings(board, "ari", PAIRED, WHERE)
-    assert warning.startswith(f"all 3 scored trials score ari 1.000, trial '{k[0]}' among them: the labelled sample in {WHERE}")
+    assert warning.startswith(
+        f"all 3 scored trials score ari 1.000, trial '{k[0]}' among them: the labelled sample in {WHERE}"
+    )
     assert "Label more documents, several per class" in warning
     # Ranked by another metric that does separate them: no warning.
     assert leaderboard_warnings(build_leaderboard(trials, results, rank_by="ami"), "ami", PAIRED, WHERE) == []
@@ -406,7 +437,9 @@ def test_every_scored_trial_tying_on_the_ranking_metric_warns_unless_they_share_
     # Unless an outlier strategy compares c-TF-IDF vectors: then the n-gram range changes the labels, and a tie
     # of different clusterings is news again.
     for strategy, warns in (("c-tf-idf", True), ("distributions", True), ("embeddings", False)):
-        grid = ParamGrid.from_mapping({"n_gram_max": [1, 2], "outlier_reduction": [strategy], "outlier_threshold": [0.1]})
+        grid = ParamGrid.from_mapping(
+            {"n_gram_max": [1, 2], "outlier_reduction": [strategy], "outlier_threshold": [0.1]}
+        )
         variants = {t.key: t.to_dict() for t in grid.trials()}
         tied = {key: ok(key, params, ari=0.6) for key, params in variants.items()}
         assert bool(leaderboard_warnings(build_leaderboard(variants, tied), "ari", PAIRED, WHERE)) == warns, strategy

@@ -228,7 +228,9 @@ def test_property_renaming_topics_or_classes_changes_no_metric(case, random) -> 
     topic_names = dict(zip(topics, random.sample(range(1000), len(topics))))
     classes = sorted(set(truth))
     class_names = dict(zip(classes, random.sample(range(1000), len(classes))))
-    renamed = score(np.asarray([class_names[t] for t in truth]), np.asarray([topic_names.get(p, -1) for p in predicted]))
+    renamed = score(
+        np.asarray([class_names[t] for t in truth]), np.asarray([topic_names.get(p, -1) for p in predicted])
+    )
     original = score(np.asarray(truth), np.asarray(predicted))
     assert renamed == pytest.approx(original, abs=1e-12)
 
@@ -251,15 +253,27 @@ def test_trials_sharing_a_clustering_are_scored_once(tmp_path, monkeypatch):
 
     embeddings = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
     np.save(tmp_path / "embeddings.npy", embeddings)
-    grid = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10, 20], "n_gram_max": [1, 2, 3]})
+    grid = ParamGrid.from_mapping(
+        {"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10, 20], "n_gram_max": [1, 2, 3]}
+    )
     trials = [(t.key, t) for t in grid.trials()]
     sources = {trials[0][1].embedding_set.key: EmbeddingSource(str(tmp_path / "embeddings.npy"), "test", 300)}
     scorings = []
     real = sweep.labels_metrics
     monkeypatch.setattr(sweep, "labels_metrics", lambda labels, sample: scorings.append(1) or real(labels, sample))
     scored = []
-    sweep.run_trials(trials, sources, ["text"] * 300, sweep.LabelledSample(np.arange(40), np.arange(40) % 3), "fp", 42,
-                     "english", tmp_path / "cache", scored.append, workers=1)
+    sweep.run_trials(
+        trials,
+        sources,
+        ["text"] * 300,
+        sweep.LabelledSample(np.arange(40), np.arange(40) % 3),
+        "fp",
+        42,
+        "english",
+        tmp_path / "cache",
+        scored.append,
+        workers=1,
+    )
     assert len(scored) == 6 and all(s.result.status == "ok" for s in scored)
     assert len(scorings) == 2  # one per min_cluster_size
     by_clustering = {}

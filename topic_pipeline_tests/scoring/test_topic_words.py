@@ -26,8 +26,12 @@ def cases(stop_word_file):
         n_gram_max, remove_stopwords = 1 + case % 3, case % 3 != 0
         language = stop_word_file if case % 2 else "english"
         params = ParamGrid.from_mapping(
-            {"umap_n_neighbors": [15], "hdbscan_min_cluster_size": [15], "n_gram_max": [n_gram_max],
-             "remove_stopwords": [remove_stopwords]}
+            {
+                "umap_n_neighbors": [15],
+                "hdbscan_min_cluster_size": [15],
+                "n_gram_max": [n_gram_max],
+                "remove_stopwords": [remove_stopwords],
+            }
         ).trials()[0]
         yield params, language, rng.integers(-1, int(rng.integers(3, 25)), size=600)
 
@@ -65,15 +69,23 @@ def test_summaries_have_the_exported_models_words(corpus):
             # get_topic lists only its top words: a word of ours tied at the cut may be missing from it.
             cut = theirs[len(ours) - 1][1]
             above = [w for w in ours if score_of.get(w, cut) > cut]
-            assert sorted(above) == sorted(w for w, score in theirs[: len(ours)] if score > cut), (params.key, summary.topic)
-            assert [score_of[w] for w in above] == [score for _, score in theirs[: len(above)]], (params.key, summary.topic)
-            assert all(np.isclose(score_of[w], cut, rtol=0, atol=1e-12) for w in ours[len(above):] if w in score_of)
+            assert sorted(above) == sorted(w for w, score in theirs[: len(ours)] if score > cut), (
+                params.key,
+                summary.topic,
+            )
+            assert [score_of[w] for w in above] == [score for _, score in theirs[: len(above)]], (
+                params.key,
+                summary.topic,
+            )
+            assert all(np.isclose(score_of[w], cut, rtol=0, atol=1e-12) for w in ours[len(above) :] if w in score_of)
             ties_seen |= len({score for _, score in theirs[: len(ours)]}) < len(ours)
         unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
         for summary in summaries:
             members = np.flatnonzero(labels == summary.topic)
             assert summary.size == len(members)
-            closest = members[np.argsort(-(unit[members] @ unit[members].mean(axis=0)), kind="stable")[:REPRESENTATIVE_DOCS]]
+            closest = members[
+                np.argsort(-(unit[members] @ unit[members].mean(axis=0)), kind="stable")[:REPRESENTATIVE_DOCS]
+            ]
             assert summary.representative_docs == [texts[i] for i in closest]
     assert ties_seen, "the cases include words of equal score"
 
@@ -93,37 +105,57 @@ def test_the_leaderboard_step_does_not_import_bertopic():
         "TopicSummariser(texts).summarise(np.arange(100) % 3, np.ones((100, 4)), params, 'english')\n"
         "print('bertopic' in sys.modules, 'torch' in sys.modules)\n"
     )
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == [
+        "False",
+        "False",
+    ]
 
 
 def test_a_sweep_with_a_stop_word_file_summarises_without_those_words(tmp_path):
     """A stop-word file gives the vectorizer a list (not "english"): the leaders' summaries, from the labels
     the sweep stored, must take it."""
     from topic_pipeline.engine.fast import EmbeddingSource
-    from topic_pipeline.inputs.grid import ParamGrid
-    from topic_pipeline.storage.results import ResultStore
     from topic_pipeline.engine.sweep import LabelledSample, run_trials
+    from topic_pipeline.inputs.grid import ParamGrid
     from topic_pipeline.scoring.topic_words import leader_topics
+    from topic_pipeline.storage.results import ResultStore
 
     texts = list(generate_demo_corpus(n_docs=300, n_topics=4).texts)
     embeddings = np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32)
     np.save(tmp_path / "embeddings.npy", embeddings)
     stop_word_file = tmp_path / "stop_words.txt"
     stop_word_file.write_text("the\nand\nof\nto\na\n")
-    grid = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10], "remove_stopwords": [True],
-                                   "n_gram_max": [1, 2]})
+    grid = ParamGrid.from_mapping(
+        {"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10], "remove_stopwords": [True], "n_gram_max": [1, 2]}
+    )
     trials = [(t.key, t) for t in grid.trials()]
     sources = {trials[0][1].embedding_set.key: EmbeddingSource(str(tmp_path / "embeddings.npy"), "test", len(texts))}
     scored = []
-    run_trials(trials, sources, texts, LabelledSample(np.arange(20), np.arange(20) % 2), "fingerprint", 42,
-               str(stop_word_file), tmp_path / "cache", scored.append, workers=1)
+    run_trials(
+        trials,
+        sources,
+        texts,
+        LabelledSample(np.arange(20), np.arange(20) % 2),
+        "fingerprint",
+        42,
+        str(stop_word_file),
+        tmp_path / "cache",
+        scored.append,
+        workers=1,
+    )
     assert [s.result.status for s in scored] == ["ok", "ok"], [s.result.error for s in scored]
     store = ResultStore(tmp_path / "results")
     for s in scored:
         store.save(s.result, s.labels)
     topics = leader_topics([s.result for s in scored], store, texts, lambda params: embeddings, str(stop_word_file))
     assert sorted(topics) == sorted(key for key, _ in trials)
-    words = {word for summaries in topics.values() for topic in summaries for phrase in topic.top_words for word in phrase.split()}
+    words = {
+        word
+        for summaries in topics.values()
+        for topic in summaries
+        for phrase in topic.top_words
+        for word in phrase.split()
+    }
     assert words and not words & {"the", "and", "of", "to", "a"}
 
 
@@ -143,17 +175,41 @@ def test_topic_words_leave_out_stop_words_even_when_the_embeddings_keep_them():
 # --- topics without a word: other scripts than Latin, emoji, punctuation, stop words only -----------------------------------
 
 MANY_SCRIPTS = {  # made-up texts, one topic each
-    "chinese": ["今天下雨了，我们在家做饭", "妈妈做的饭很好吃", "我们一起做饭吧", "下雨天在家做饭最舒服", "晚饭吃面条和饺子",
-                "他做饭的时候听音乐"],
-    "japanese": ["電車が駅に着きました", "新しい電車のチケットを買いました", "駅のホームで電車を待っています", "電車はとても速いです",
-                 "朝の電車は混んでいます", "チケットは駅で買えます"],
-    "russian": ["Погода сегодня хорошая, идём гулять", "Хорошая погода для прогулки в парке", "В парке сегодня тепло",
-                "Гулять в парке приятно", "Сегодня в парке много людей", "Погода тёплая, парк полон"],
+    "chinese": [
+        "今天下雨了，我们在家做饭",
+        "妈妈做的饭很好吃",
+        "我们一起做饭吧",
+        "下雨天在家做饭最舒服",
+        "晚饭吃面条和饺子",
+        "他做饭的时候听音乐",
+    ],
+    "japanese": [
+        "電車が駅に着きました",
+        "新しい電車のチケットを買いました",
+        "駅のホームで電車を待っています",
+        "電車はとても速いです",
+        "朝の電車は混んでいます",
+        "チケットは駅で買えます",
+    ],
+    "russian": [
+        "Погода сегодня хорошая, идём гулять",
+        "Хорошая погода для прогулки в парке",
+        "В парке сегодня тепло",
+        "Гулять в парке приятно",
+        "Сегодня в парке много людей",
+        "Погода тёплая, парк полон",
+    ],
     "emoji": ["🎉🎉 🥳", "🎂🎉", "🎉 🎈🎈", "👍🏽🎉", "❤️🎂 🇯🇵", "🥳🎈"],
     "punctuation": ["!!! ???", "... 1 2 3", "- 4 + 5 = 9 -", "*** #", "(?) !", "1, 2; 3."],
     "stop_words": ["the and of it", "it is what it is", "and the", "of the", "to be or not to be", "as it is"],
-    "english": ["The river flooded the market town", "Market stalls by the river were flooded", "Flood water reached the market",
-                "The river rose over the town bridge", "Town market closed after the flood", "River levels fell in town"],
+    "english": [
+        "The river flooded the market town",
+        "Market stalls by the river were flooded",
+        "Flood water reached the market",
+        "The river rose over the town bridge",
+        "Town market closed after the flood",
+        "River levels fell in town",
+    ],
 }
 
 

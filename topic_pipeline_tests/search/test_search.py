@@ -8,15 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from topic_pipeline.domain.results import STATUS_OK, TrialResult
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.errors import GridError
 from topic_pipeline.inputs.grid import ParamGrid
-from topic_pipeline.domain.trials import TrialParams
-from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.scoring.leaderboard import build_leaderboard, stability_markdown
-from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.search.coarse_to_fine import (
-    ROUND_BROAD,
     OUTLIER_VARIANTS,
+    ROUND_BROAD,
     ROUND_OUTLIERS,
     ROUND_REFINE,
     ROUND_STABILITY,
@@ -29,6 +28,7 @@ from topic_pipeline.search.coarse_to_fine import (
     refinement_round,
     start_search,
 )
+from topic_pipeline.storage.paths import DataPaths
 
 
 def _params(**changes) -> TrialParams:
@@ -37,6 +37,7 @@ def _params(**changes) -> TrialParams:
 
 
 # --- the spec --------------------------------------------------------------------------------------
+
 
 def test_no_grid_file_means_the_default_search():
     assert read_sweep_definition(None) == SearchSpec()
@@ -52,10 +53,16 @@ def test_search_file_with_options(tmp_path):
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"search": "grid"}, "key 'search' has value \"grid\"; expected \"auto\""),
+        ({"search": "grid"}, 'key \'search\' has value "grid"; expected "auto"'),
         ({"search": "auto", "time_budgt_s": 5}, "unknown search key 'time_budgt_s'. Did you mean 'time_budget_s'?"),
-        ({"search": "auto", "time_budget_s": 0}, "search key 'time_budget_s' has value 0; expected a number of seconds > 0"),
-        ({"search": "auto", "stability_seeds": 0}, "search key 'stability_seeds' has value 0; expected an integer >= 1"),
+        (
+            {"search": "auto", "time_budget_s": 0},
+            "search key 'time_budget_s' has value 0; expected a number of seconds > 0",
+        ),
+        (
+            {"search": "auto", "stability_seeds": 0},
+            "search key 'stability_seeds' has value 0; expected an integer >= 1",
+        ),
         ({"search": "auto", "n_gram_max": 9}, "key 'n_gram_max' has value 9; expected an integer from 1 to 5"),
     ],
 )
@@ -76,6 +83,7 @@ def test_an_explicit_grid_is_still_a_grid(tmp_path):
 
 # --- the rounds ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n_documents", [60, 200, 2000, 50000])
 def test_broad_round_fits_the_corpus(n_documents):
     trials = broad_round(SearchSpec(), n_documents)
@@ -92,8 +100,14 @@ def test_broad_round_fits_the_corpus(n_documents):
 
 def test_refinement_steps_one_ladder_step_around_the_leader():
     space = SearchSpace(2000)
-    leader = _params(umap_n_neighbors=15, umap_n_components=5, umap_min_dist=0.0,
-                     hdbscan_min_cluster_size=15, hdbscan_min_samples=8, hdbscan_cluster_selection_epsilon=0.2)
+    leader = _params(
+        umap_n_neighbors=15,
+        umap_n_components=5,
+        umap_min_dist=0.0,
+        hdbscan_min_cluster_size=15,
+        hdbscan_min_samples=8,
+        hdbscan_cluster_selection_epsilon=0.2,
+    )
     proposals = refinement_round(SearchSpec(top_k=1), 2000, [leader])
     assert leader in proposals
     assert {p.umap_n_neighbors for p in proposals} == {10, 15, 20}
@@ -112,17 +126,24 @@ def test_refinement_steps_one_ladder_step_around_the_leader():
 
 def _score_by(rule):
     """Scores for every trial of the state's last round from ``rule(params) -> float``."""
+
     def scores(state: SearchState, into: dict) -> dict:
         for key in state.rounds[-1].trial_keys:
             into[key] = rule(TrialParams.from_dict(state.trials[key]))
         return into
+
     return scores
 
 
 def _peak(params: TrialParams) -> float:
     # A smooth landscape peaking at nn=20, nc=3, mcs=20: refinement should walk towards it.
-    return 1.0 - abs(params.umap_n_neighbors - 20) / 100 - abs(params.umap_n_components - 3) / 50 \
-        - abs(params.hdbscan_min_cluster_size - 20) / 1000 - params.seed_replicate / 1000
+    return (
+        1.0
+        - abs(params.umap_n_neighbors - 20) / 100
+        - abs(params.umap_n_components - 3) / 50
+        - abs(params.hdbscan_min_cluster_size - 20) / 1000
+        - params.seed_replicate / 1000
+    )
 
 
 def test_search_walks_to_the_peak_then_checks_stability():
@@ -184,11 +205,16 @@ def test_the_outlier_round_tries_outlier_reduction_on_the_leaders():
         if params.outlier_reduction == "none":
             return _peak(params)
         return _peak(params) + (0.05 if params.outlier_threshold == 0.25 else -0.01)
+
     scores = _score_by(rule)(state, scores)
     stability = advance(state, scores, now=2.0)
     assert stability.kind == ROUND_STABILITY
     (replicate,) = [TrialParams.from_dict(state.trials[k]) for k in stability.trial_keys]
-    assert (replicate.outlier_reduction, replicate.outlier_threshold, replicate.seed_replicate) == ("embeddings", 0.25, 1)
+    assert (replicate.outlier_reduction, replicate.outlier_threshold, replicate.seed_replicate) == (
+        "embeddings",
+        0.25,
+        1,
+    )
     assert state.rounds[-2].best_key == replicate.configuration.key
 
 
@@ -217,6 +243,7 @@ def test_all_trials_failing_stops_with_a_reason():
 
 # --- seeds and stability on the leaderboard --------------------------------------------------------
 
+
 def test_seed_replicate_keys_and_round_trip():
     params = _params()
     replicate = dataclasses.replace(params, seed_replicate=3)
@@ -228,8 +255,18 @@ def test_seed_replicate_keys_and_round_trip():
 
 
 def _result(params: TrialParams, ari: float) -> TrialResult:
-    metrics = {"ari": ari, "ami": ari, "nmi": ari, "v_measure": ari, "f1_macro": ari, "f1_weighted": ari,
-               "homogeneity": ari, "completeness": ari, "outlier_fraction": 0.0, "topic_count": 5.0}
+    metrics = {
+        "ari": ari,
+        "ami": ari,
+        "nmi": ari,
+        "v_measure": ari,
+        "f1_macro": ari,
+        "f1_weighted": ari,
+        "homogeneity": ari,
+        "completeness": ari,
+        "outlier_fraction": 0.0,
+        "topic_count": 5.0,
+    }
     return TrialResult(params.key, params.to_dict(), "fp", STATUS_OK, metrics=metrics)
 
 
@@ -256,6 +293,7 @@ def test_a_lucky_seed_is_visible_and_ranks_lower_by_stability():
 
 
 # --- through Dagster -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def tiny_grid():

@@ -67,17 +67,21 @@ def test_entries_are_pickle_free_and_damage_is_recomputed(tmp_path):
 
 def test_cache_key_covers_every_identity_field():
     base = {"embeddings": "e", "n_neighbors": 15, "seed": 42}
-    keys = {cache_key("umap", base), cache_key("umap", {**base, "seed": 43}), cache_key("umap", {**base, "n_neighbors": 16}),
-            cache_key("knn", base)}
+    keys = {
+        cache_key("umap", base),
+        cache_key("umap", {**base, "seed": 43}),
+        cache_key("umap", {**base, "n_neighbors": 16}),
+        cache_key("knn", base),
+    }
     assert len(keys) == 4
     assert cache_key("umap", base) == cache_key("umap", dict(reversed(list(base.items()))))
 
 
 def _all_keys() -> dict[str, str]:
-    from topic_pipeline.inputs.embeddings import EmbeddingCache
+    from topic_pipeline.domain.results import inputs_fingerprint
     from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
     from topic_pipeline.engine.reduction import ReductionSpec, knn_cache_key, reduction_cache_key
-    from topic_pipeline.domain.results import inputs_fingerprint
+    from topic_pipeline.inputs.embeddings import EmbeddingCache
 
     return {
         "embeddings": EmbeddingCache("unused").key(EmbeddingSet(DEFAULT_EMBEDDING_MODEL, False), "corpus", "english"),

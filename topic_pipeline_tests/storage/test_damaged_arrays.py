@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -33,7 +32,9 @@ def warnings_about(caplog, path) -> list[str]:
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
     """Each file's bytes, inode and modification time: an entry left alone keeps all three."""
-    return {p.name: (p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file()}
+    return {
+        p.name: (p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file()
+    }
 
 
 def damage(path: Path, how: str) -> None:
@@ -96,8 +97,10 @@ def test_every_byte_of_an_npz_file_is_covered(tmp_path):
     checksum, as the very arrays that were stored (each member's CRC-32 still checks them); never as other
     arrays. A changed member count in the archive's end record used to read as an entry missing members."""
     store = FileStore(tmp_path, ".npz", read_arrays, save_arrays, "test entry", "it is ignored")
-    original = {"indices": np.arange(12, dtype=np.int32).reshape(4, 3),
-                "distances": np.linspace(0, 1, 12, dtype=np.float32).reshape(4, 3)}
+    original = {
+        "indices": np.arange(12, dtype=np.int32).reshape(4, 3),
+        "distances": np.linspace(0, 1, 12, dtype=np.float32).reshape(4, 3),
+    }
     path = store.save("k", original)
     good = path.read_bytes()
     with np.load(path, allow_pickle=False) as archive:  # still a plain .npz for numpy
@@ -137,8 +140,15 @@ def test_array_files_written_before_checksums_still_read(tmp_path):
 
 
 def _scored(key: str, status: str = STATUS_OK) -> TrialResult:
-    return TrialResult(key, {"p": key}, "fp", status, {"ari": 0.5} if status == STATUS_OK else {},
-                       error=None if status == STATUS_OK else "RuntimeError: x", finished_at=1.0)
+    return TrialResult(
+        key,
+        {"p": key},
+        "fp",
+        status,
+        {"ari": 0.5} if status == STATUS_OK else {},
+        error=None if status == STATUS_OK else "RuntimeError: x",
+        finished_at=1.0,
+    )
 
 
 def _store_three(folder: Path) -> ResultStore:
@@ -230,7 +240,12 @@ def test_the_planner_reruns_exactly_the_trial_whose_labels_are_damaged(tmp_path,
     import dagster as dg
 
     from topic_pipeline.defs.assets.inputs import documents, ground_truth, param_grid
-    from topic_pipeline.defs.planning import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, plan_next_runs, plan_sweep
+    from topic_pipeline.defs.planning import (
+        PARTITION_RANGE_END_TAG,
+        PARTITION_RANGE_START_TAG,
+        plan_next_runs,
+        plan_sweep,
+    )
     from topic_pipeline.defs.resources.database import DocumentsDatabase
     from topic_pipeline.defs.resources.io_manager import ParquetJsonIOManager
     from topic_pipeline.defs.resources.settings import PipelineSettings
@@ -241,31 +256,47 @@ def test_the_planner_reruns_exactly_the_trial_whose_labels_are_damaged(tmp_path,
     database = tmp_path / "source.db"
     with sqlite3.connect(database) as connection:
         connection.execute("CREATE TABLE documents (id INTEGER, text TEXT)")
-        connection.executemany("INSERT INTO documents VALUES (?, ?)", [(i, f"text {i}") for i in range(1, N_DOCUMENTS + 1)])
+        connection.executemany(
+            "INSERT INTO documents VALUES (?, ?)", [(i, f"text {i}") for i in range(1, N_DOCUMENTS + 1)]
+        )
     connection.close()
     (tmp_path / "labels.json").write_text(json.dumps({"a": [1, 2], "b": [3, 4]}))
     (tmp_path / "grid.json").write_text(json.dumps({"hdbscan_min_cluster_size": [2, 3, 4]}))
     data = str(tmp_path / "data")
-    settings = PipelineSettings(data_dir=data, ground_truth_path=str(tmp_path / "labels.json"), grid_path=str(tmp_path / "grid.json"))
-    resources = {"database": DocumentsDatabase(url=f"sqlite:///{database}"), "settings": settings,
-                 "io_manager": ParquetJsonIOManager(data_dir=data)}
+    settings = PipelineSettings(
+        data_dir=data, ground_truth_path=str(tmp_path / "labels.json"), grid_path=str(tmp_path / "grid.json")
+    )
+    resources = {
+        "database": DocumentsDatabase(url=f"sqlite:///{database}"),
+        "settings": settings,
+        "io_manager": ParquetJsonIOManager(data_dir=data),
+    }
     caplog.set_level(logging.WARNING)
     with dg.instance_for_test() as instance:
         assert dg.materialize([documents, ground_truth, param_grid], instance=instance, resources=resources).success
         paths = settings.paths
         manifest = read_json(paths.current_grid)
-        latest = {asset: instance.get_latest_materialization_event(dg.AssetKey(asset)).asset_materialization.metadata["content_hash"].value
-                  for asset in ("documents", "ground_truth")}
+        latest = {
+            asset: instance.get_latest_materialization_event(dg.AssetKey(asset))
+            .asset_materialization.metadata["content_hash"]
+            .value
+            for asset in ("documents", "ground_truth")
+        }
         [values] = manifest["embedding_sets"].values()
         cache = EmbeddingCache(paths.embeddings)
-        cache.store(cache.key(EmbeddingSet(**values), latest["documents"], settings.stopwords_language),
-                    np.zeros((N_DOCUMENTS, 4), dtype=np.float32), {})
+        cache.store(
+            cache.key(EmbeddingSet(**values), latest["documents"], settings.stopwords_language),
+            np.zeros((N_DOCUMENTS, 4), dtype=np.float32),
+            {},
+        )
         fingerprint = settings.inputs_fingerprint(latest["documents"], latest["ground_truth"])
         store = ResultStore(paths.results)
         keys = list(manifest["trials"])
         for number, key in enumerate(keys):
-            store.save(TrialResult(key, manifest["trials"][key], fingerprint, STATUS_OK, {"ari": 0.5}),
-                       np.full(N_DOCUMENTS, number, dtype=np.int32))
+            store.save(
+                TrialResult(key, manifest["trials"][key], fingerprint, STATUS_OK, {"ari": 0.5}),
+                np.full(N_DOCUMENTS, number, dtype=np.int32),
+            )
         plan_next_runs(instance, settings)  # the partitions exist, as after a sweep
         assert [run.job_name for run in plan_sweep(instance, settings).runs] == ["leaderboard_job"]
 
@@ -306,7 +337,9 @@ def fake_reduction(monkeypatch):
 
 @pytest.mark.parametrize("entry", ["knn", "umap"])
 @pytest.mark.parametrize("how", [*DAMAGE, "a member missing"])
-def test_a_damaged_graph_or_reduction_is_recomputed_and_the_others_untouched(tmp_path, caplog, fake_reduction, entry, how):
+def test_a_damaged_graph_or_reduction_is_recomputed_and_the_others_untouched(
+    tmp_path, caplog, fake_reduction, entry, how
+):
     reduction, computed = fake_reduction
     caplog.set_level(logging.WARNING)
     cache = ArrayCache(tmp_path)
@@ -320,17 +353,24 @@ def test_a_damaged_graph_or_reduction_is_recomputed_and_the_others_untouched(tmp
     first_graph, first = everything()
     assert computed == ["knn", "umap nc2", "umap nc5"]
     before = snapshot(tmp_path)
-    path = cache.path(reduction.knn_cache_key("emb", N_DOCUMENTS, 10, 15, 42) if entry == "knn"
-                      else reduction.reduction_cache_key("emb", specs[0]))
+    path = cache.path(
+        reduction.knn_cache_key("emb", N_DOCUMENTS, 10, 15, 42)
+        if entry == "knn"
+        else reduction.reduction_cache_key("emb", specs[0])
+    )
     if how == "a member missing":  # an intact file without what its reader needs ('distances', 'reduction')
-        cache.store(path.name.removesuffix(".npz"), {"indices": first_graph.indices} if entry == "knn" else {"other": first[0]})
+        cache.store(
+            path.name.removesuffix(".npz"), {"indices": first_graph.indices} if entry == "knn" else {"other": first[0]}
+        )
     else:
         damage(path, how)
 
     computed.clear()
     graph, again = everything()
     assert computed == (["knn"] if entry == "knn" else ["umap nc2"])
-    assert warnings_about(caplog, path) and all(message.endswith("; recomputing it") for message in warnings_about(caplog, path))
+    assert warnings_about(caplog, path) and all(
+        message.endswith("; recomputing it") for message in warnings_about(caplog, path)
+    )
     np.testing.assert_array_equal(graph.indices, first_graph.indices)
     for old, new in zip(first, again):
         np.testing.assert_array_equal(old, new)
@@ -375,7 +415,9 @@ def test_a_damaged_embedding_entry_is_recomputed_and_the_others_untouched(tmp_pa
     again = [embed_corpus(texts, "corpus", embedding_set, cache, settings) for embedding_set in sets]
     assert [outcome.from_cache for outcome in again] == [False, True] and encoded == [N_DOCUMENTS]
     message = warnings_about(caplog, path)[0]
-    assert message.startswith(f"embedding cache entry {path} is unreadable (") and message.endswith("; it will be recomputed")
+    assert message.startswith(f"embedding cache entry {path} is unreadable (") and message.endswith(
+        "; it will be recomputed"
+    )
     np.testing.assert_array_equal(again[0].embeddings, first[0].embeddings)
     after = snapshot(tmp_path)
     rewritten = {path.name, f"{first[0].cache_key}.json"}  # the entry and its metadata, written again alike

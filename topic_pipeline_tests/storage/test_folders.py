@@ -27,7 +27,10 @@ def _write(target: Path, files: dict[str, bytes], kind: str = "report", **option
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes | None, int]]:
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def test_a_changed_file_is_refused_and_kept_an_unchanged_folder_replaced(tmp_path):
@@ -50,8 +53,11 @@ def test_a_changed_file_is_refused_and_kept_an_unchanged_folder_replaced(tmp_pat
     assert _snapshot(target) == before
 
     (target / "report.html").write_bytes(b"")  # emptied is changed too
-    with pytest.raises(FolderNotOursError, match=r"holds 2 files changed .*: plots/a\.png, report\.html; .*"
-                                                 r"choose another folder, or remove the changed files yourself$"):
+    with pytest.raises(
+        FolderNotOursError,
+        match=r"holds 2 files changed .*: plots/a\.png, report\.html; .*"
+        r"choose another folder, or remove the changed files yourself$",
+    ):
         _write(target, {"report.html": b"third"}, another_folder="choose another folder")
     assert _snapshot(target) == {**before, "report.html": (b"", _snapshot(target)["report.html"][1])}
 

@@ -52,8 +52,13 @@ def nearly_full_disk(tmp_path, monkeypatch):
     """A folder on a disk with about FREE_BYTES left; yields (folder, a function that frees the disk)."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", f"tmpfs-{uuid.uuid4().hex[:8]}", str(mount_point)],
-                             capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", f"tmpfs-{uuid.uuid4().hex[:8]}", str(mount_point)],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     if mounted:
         try:
             filler = mount_point / "filler"
@@ -70,7 +75,11 @@ def nearly_full_disk(tmp_path, monkeypatch):
     else:
         budget = [FREE_BYTES]
         real_fdopen = os.fdopen
-        monkeypatch.setattr(storage.os, "fdopen", lambda fd, mode: io.BufferedWriter(_FullDisk(real_fdopen(fd, "wb", buffering=0), budget)))
+        monkeypatch.setattr(
+            storage.os,
+            "fdopen",
+            lambda fd, mode: io.BufferedWriter(_FullDisk(real_fdopen(fd, "wb", buffering=0), budget)),
+        )
         yield mount_point, lambda: budget.__setitem__(0, 2**40)
 
 
@@ -89,7 +98,9 @@ def test_a_full_disk_leaves_the_cache_entry_it_was_replacing_intact(nearly_full_
     big = np.random.default_rng(0).normal(size=(5_000, 5)).astype(np.float32)  # 100 KB: fits only an empty disk
 
     valid = lambda arrays: arrays["reduction"].shape == big.shape  # noqa: E731
-    with pytest.raises(OSError, match=r"No space left on device: could not write .*damaged\.npz \(any earlier version is unchanged\)") as raised:
+    with pytest.raises(
+        OSError, match=r"No space left on device: could not write .*damaged\.npz \(any earlier version is unchanged\)"
+    ) as raised:
         cache.get_or_compute("damaged", lambda: {"reduction": big}, valid)
     assert raised.value.errno == errno.ENOSPC
     with pytest.raises(OSError, match="could not write .*new.npz"):

@@ -12,21 +12,35 @@ import numpy as np
 import pytest
 
 import topic_pipeline
-from topic_pipeline.storage.array_cache import ArrayCache
-from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.errors import GridError, GroundTruthError
+from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.inputs.ground_truth import GroundTruth
-from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.storage.array_cache import ArrayCache
 from topic_pipeline.storage.files import read_array
+from topic_pipeline.storage.results import ResultStore
 
-PICKLE_LOADERS = {("pickle", "load"), ("pickle", "loads"), ("torch", "load"), ("joblib", "load"), ("cloudpickle", "load"),
-                  ("cloudpickle", "loads"), ("dill", "load"), ("dill", "loads"), ("pd", "read_pickle"), ("pandas", "read_pickle")}
+PICKLE_LOADERS = {
+    ("pickle", "load"),
+    ("pickle", "loads"),
+    ("torch", "load"),
+    ("joblib", "load"),
+    ("cloudpickle", "load"),
+    ("cloudpickle", "loads"),
+    ("dill", "load"),
+    ("dill", "loads"),
+    ("pd", "read_pickle"),
+    ("pandas", "read_pickle"),
+}
 
 
 def _calls(tree: ast.AST):
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+        ):
             yield node, (node.func.value.id, node.func.attr)
 
 

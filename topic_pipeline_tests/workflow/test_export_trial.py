@@ -60,12 +60,18 @@ def _sweep(root: Path) -> SweepInputs:
     trials = ParamGrid.from_mapping(GRID).trials()
     paths.write_current_grid("grid.json", GRID, trials)
     documents = pd.DataFrame({"id": corpus.ids, "text": corpus.texts})
-    inputs = SweepInputs.load(SweepConfig(paths=paths, workers=1, ground_truth_file=root / "labels.json"), documents, labels)
+    inputs = SweepInputs.load(
+        SweepConfig(paths=paths, workers=1, ground_truth_file=root / "labels.json"), documents, labels
+    )
     topics = sorted(set(corpus.topics))
     rng = np.random.default_rng(0)
-    embeddings = np.eye(16, dtype=np.float32)[[topics.index(topic) for topic in corpus.topics]] + rng.normal(0, 0.05, (300, 16))
+    embeddings = np.eye(16, dtype=np.float32)[[topics.index(topic) for topic in corpus.topics]] + rng.normal(
+        0, 0.05, (300, 16)
+    )
     cache = EmbeddingCache(paths.embeddings)
-    cache.store(cache.key(trials[0].embedding_set, inputs.corpus.content_hash, "english"), embeddings.astype(np.float32), {})
+    cache.store(
+        cache.key(trials[0].embedding_set, inputs.corpus.content_hash, "english"), embeddings.astype(np.float32), {}
+    )
     return inputs
 
 
@@ -74,9 +80,23 @@ def _board(inputs: SweepInputs) -> pd.DataFrame:
 
 
 def _store(inputs: SweepInputs, key: str, status: str, ari: float) -> None:
-    metrics = {"ari": ari, "ami": ari, "nmi": ari, "outlier_fraction": 0.1, "topic_count": 4.0, "labelled_documents": 150.0}
-    result = TrialResult(key, inputs.trials[key], inputs.fingerprint, status, metrics=metrics if status == STATUS_OK else {},
-                         error=None if status == STATUS_OK else "HDBSCAN broke", finished_at=1.0)
+    metrics = {
+        "ari": ari,
+        "ami": ari,
+        "nmi": ari,
+        "outlier_fraction": 0.1,
+        "topic_count": 4.0,
+        "labelled_documents": 150.0,
+    }
+    result = TrialResult(
+        key,
+        inputs.trials[key],
+        inputs.fingerprint,
+        status,
+        metrics=metrics if status == STATUS_OK else {},
+        error=None if status == STATUS_OK else "HDBSCAN broke",
+        finished_at=1.0,
+    )
     ResultStore(inputs.paths.results).save(result, np.zeros(300, dtype=np.int32) if status == STATUS_OK else None)
 
 
@@ -102,20 +122,27 @@ def test_the_trial_to_export_and_those_refused(tmp_path):
 @pytest.mark.slow
 def test_a_trial_a_batch_ran_is_exported(tmp_path, caplog):
     inputs = _sweep(tmp_path)
-    recorded = [item for item in run_trial_batch(inputs, list(inputs.trials), RecordingTracker(), "run-1")
-                if isinstance(item, RecordedTrial)]
+    recorded = [
+        item
+        for item in run_trial_batch(inputs, list(inputs.trials), RecordingTracker(), "run-1")
+        if isinstance(item, RecordedTrial)
+    ]
     assert all(not item.failed for item in recorded)
     board = _board(inputs)
     tracker = RecordingTracker()
 
     with caplog.at_level(logging.WARNING):
-        export = export_trial(inputs, board, tracker, "run-2", serialization="safetensors", target_dir=tmp_path / "model")
+        export = export_trial(
+            inputs, board, tracker, "run-2", serialization="safetensors", target_dir=tmp_path / "model"
+        )
 
     assert export.trial_key == board["trial"].iloc[0] and export.serialization == "safetensors"
     assert export.exported.directory == tmp_path / "model" and export.exported.size_bytes > 0
     assert export.topic_table.startswith("| topic | size | top words |")
     assert (export.mlflow_run_id, export.run_url) == ("export-run", "http://mlflow.example/#/runs/export-run")
-    assert tracker.exports == [(tmp_path / "model", export.trial_key, f"run-{export.trial_key}", {"dagster_run_id": "run-2"})]
+    assert tracker.exports == [
+        (tmp_path / "model", export.trial_key, f"run-{export.trial_key}", {"dagster_run_id": "run-2"})
+    ]
     record = json.loads((tmp_path / "model" / RECORD_FILE).read_text())
     assert record["trial_key"] == export.trial_key and record["warnings"] == export.warnings
     assert record["exported_trial_trust"]["expected"] == export.expected

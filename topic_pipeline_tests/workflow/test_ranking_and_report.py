@@ -19,7 +19,7 @@ from topic_pipeline.scoring.leaderboard import read_leaderboard_warnings
 from topic_pipeline.scoring.metrics import METRIC_NAMES
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.results import ResultStore
-from topic_pipeline.workflow.ranking import read_best_topics, rank_sweep
+from topic_pipeline.workflow.ranking import rank_sweep, read_best_topics
 from topic_pipeline.workflow.report import write_sweep_report
 from topic_pipeline.workflow.sweep_inputs import SweepConfig, SweepInputs
 
@@ -81,8 +81,16 @@ def sweep(tmp_path: Path) -> SweepInputs:
     for index, (trial, labels) in enumerate(zip(trials, [WORDLESS, WORDLESS, MIXED])):
         metrics = {name: 0.9 - index / 10 for name in METRIC_NAMES}
         metrics.update(outlier_fraction=0.0, topic_count=float(labels.max() + 1), labelled_documents=24.0)
-        result = TrialResult(trial.key, trial.to_dict(), inputs.fingerprint, STATUS_OK, metrics=metrics,
-                             tags={"mlflow_run_id": f"run-{index}"}, finished_at=1000.0 + index, duration_s=1.0)
+        result = TrialResult(
+            trial.key,
+            trial.to_dict(),
+            inputs.fingerprint,
+            STATUS_OK,
+            metrics=metrics,
+            tags={"mlflow_run_id": f"run-{index}"},
+            finished_at=1000.0 + index,
+            duration_s=1.0,
+        )
         store.save(result, labels=labels)
     cache = EmbeddingCache(paths.embeddings)
     key = cache.key(trials[0].embedding_set, inputs.corpus.content_hash, inputs.config.stopwords_language)
@@ -113,15 +121,20 @@ def test_rank_sweep_ranks_writes_the_csv_beside_its_warnings_and_logs_to_the_swe
     assert list(ranking.frame["trial"]) == keys and ranking.best_trial == keys[0]
     assert ranking.counts == {"ok": 3, "failed": 0, "missing": 0} and ranking.best_score == pytest.approx(0.9)
     assert ranking.frame["ci_low"].notna().all()  # intervals over the held-out labelled documents
-    assert ranking.results_digest == results_digest(sweep.manifest["grid_fingerprint"], sweep.fingerprint, sweep.current_results())
+    assert ranking.results_digest == results_digest(
+        sweep.manifest["grid_fingerprint"], sweep.fingerprint, sweep.current_results()
+    )
     assert pd.read_csv(ranking.csv_path)["trial"].tolist() == keys
     assert read_leaderboard_warnings(sweep.paths) == ranking.warnings
     # The leaders' topics on their runs, the leaderboard on the sweep's run.
     assert [call[1] for call in tracker.calls if call[0] == "topics"] == ["run-0", "run-1", "run-2"]
     [(_, run_id, best, tags)] = [call for call in tracker.calls if call[0] == "leaderboard"]
     assert run_id == ranking.mlflow_run_id and best["trial"] == keys[0]
-    assert tags == {"dagster_run_id": "dagster-run-1", "grid_fingerprint": ranking.grid_fingerprint,
-                    "inputs_fingerprint": sweep.fingerprint}
+    assert tags == {
+        "dagster_run_id": "dagster-run-1",
+        "grid_fingerprint": ranking.grid_fingerprint,
+        "inputs_fingerprint": sweep.fingerprint,
+    }
     assert ranking.mlflow_run_url.endswith(run_id)
     # The best trial's topics beside the CSV, for the report; another CSV makes them stale.
     trial, topics = read_best_topics(sweep.paths)
@@ -193,7 +206,8 @@ def test_what_the_report_cannot_draw_or_log_is_a_problem_not_a_lost_report(sweep
     report = write_sweep_report(sweep, ranking.frame, RecordingTracker(fail_report=True))
     assert report.files.html.is_file() and report.map_documents == 0 and report.mlflow_run_id is None
     assert [problem.split(":")[0] for problem in report.problems] == [
-        f"topic map of trial '{ranking.best_trial}'", "not logged to MLflow"
+        f"topic map of trial '{ranking.best_trial}'",
+        "not logged to MLflow",
     ]
 
 

@@ -27,7 +27,9 @@ SEARCH = {"search": "auto", "trial_budget": 30, "stability_seeds": 2, "stability
 
 def _inputs(root: Path, labels: dict = LABELS) -> SweepInputs:
     """The sweep's inputs as a stage loads them, the current grid included."""
-    return SweepInputs.load(SweepConfig(paths=DataPaths(root / "data"), ground_truth_file=root / "labels.json"), DOCUMENTS, labels)
+    return SweepInputs.load(
+        SweepConfig(paths=DataPaths(root / "data"), ground_truth_file=root / "labels.json"), DOCUMENTS, labels
+    )
 
 
 def _grid_file(root: Path, grid: dict) -> Path:

@@ -55,8 +55,15 @@ class RecordingTracker:
         return f"sweep-{search_round}"
 
     def log_trial(self, result, tags, supersede_older=True, parent_run_id=None, also_supersede=()):
-        self.logged.append({"key": result.key, "tags": dict(tags), "supersede_older": supersede_older,
-                            "parent": parent_run_id, "also_supersede": list(also_supersede)})
+        self.logged.append(
+            {
+                "key": result.key,
+                "tags": dict(tags),
+                "supersede_older": supersede_older,
+                "parent": parent_run_id,
+                "also_supersede": list(also_supersede),
+            }
+        )
         return f"run-{result.key}"
 
     def run_url(self, run_id):
@@ -69,7 +76,9 @@ def _sweep(root: Path, rounds: dict[str, int] | None = None) -> SweepInputs:
     trials = ParamGrid.from_mapping(GRID).trials()
     paths.write_current_grid("grid.json", GRID, trials, rounds)
     documents = pd.DataFrame({"id": range(1, N_DOCUMENTS + 1), "text": [f"text {i}" for i in range(N_DOCUMENTS)]})
-    inputs = SweepInputs.load(SweepConfig(paths=paths, workers=1, ground_truth_file=root / "labels.json"), documents, LABELS)
+    inputs = SweepInputs.load(
+        SweepConfig(paths=paths, workers=1, ground_truth_file=root / "labels.json"), documents, LABELS
+    )
     cache = EmbeddingCache(paths.embeddings)
     key = cache.key(trials[0].embedding_set, inputs.corpus.content_hash, "english")
     cache.store(key, np.random.default_rng(0).normal(size=(N_DOCUMENTS, 16)).astype(np.float32), {})
@@ -122,8 +131,11 @@ def test_each_trial_is_recorded_as_it_finishes_then_the_batch_figures(tmp_path, 
     assert store.load(second).status == STATUS_FAILED and store.labels(first, N_DOCUMENTS) is not None
     assert [call["supersede_older"] for call in tracker.logged] == [False, False]
     assert {call["parent"] for call in tracker.logged} == {"sweep-None"} and len(tracker.sweeps) == 1
-    assert tracker.logged[0]["tags"] == {"dagster_run_id": "dagster-run-1", "dagster_partition_key": first,
-                                         "inputs_fingerprint": inputs.fingerprint}
+    assert tracker.logged[0]["tags"] == {
+        "dagster_run_id": "dagster-run-1",
+        "dagster_partition_key": first,
+        "inputs_fingerprint": inputs.fingerprint,
+    }
 
 
 def test_a_trial_recorded_before_supersedes_its_older_runs_and_carries_its_round(tmp_path, scripted_engine):
@@ -134,15 +146,27 @@ def test_a_trial_recorded_before_supersedes_its_older_runs_and_carries_its_round
     inputs_of.append(inputs)
     # The first was stored before, carried over from its legacy key; the second has a run a stop left unfinished.
     ResultStore(inputs.paths.results).save(
-        TrialResult(first, inputs.trials[first], "old", STATUS_OK, metrics={"ari": 0.1}, tags={CARRIED_OVER_FROM_TAG: "legacy-1"}),
+        TrialResult(
+            first,
+            inputs.trials[first],
+            "old",
+            STATUS_OK,
+            metrics={"ari": 0.1},
+            tags={CARRIED_OVER_FROM_TAG: "legacy-1"},
+        ),
         np.zeros(N_DOCUMENTS, dtype=np.int32),
     )
     script += [(first, 0.4), (second, 0.6)]
     tracker = RecordingTracker(unfinished={second})
 
-    recorded = [item for item in run_trial_batch(inputs, [first, second], tracker, "run-2") if isinstance(item, RecordedTrial)]
+    recorded = [
+        item for item in run_trial_batch(inputs, [first, second], tracker, "run-2") if isinstance(item, RecordedTrial)
+    ]
 
-    assert [(call["supersede_older"], call["also_supersede"]) for call in tracker.logged] == [(True, ["legacy-1"]), (True, [])]
+    assert [(call["supersede_older"], call["also_supersede"]) for call in tracker.logged] == [
+        (True, ["legacy-1"]),
+        (True, []),
+    ]
     assert [call["parent"] for call in tracker.logged] == ["sweep-1", "sweep-2"]
     assert [call["tags"]["search_round"] for call in tracker.logged] == ["1", "2"]
     assert [item.search_round for item in recorded] == [1, 2]
@@ -162,7 +186,9 @@ def test_failures_and_progress_are_logged_and_the_progress_file_kept_current(tmp
 
     messages = [record.getMessage() for record in caplog.records]
     assert f"{second} failed: HDBSCAN broke" in messages
-    assert any(message.startswith("trials 2/2 (1 failed)") and f"best ari 0.700 ({first})" in message for message in messages)
+    assert any(
+        message.startswith("trials 2/2 (1 failed)") and f"best ari 0.700 ({first})" in message for message in messages
+    )
     assert messages[-1].startswith("2 trials in 0.0s (1 failed)")
     progress = SweepProgress.load(progress_file)
     assert (progress.done, progress.failed, progress.best_key) == (2, 1, first)
@@ -177,10 +203,17 @@ def test_a_progress_file_that_cannot_be_written_stops_nothing(tmp_path, scripted
     blocked.write_text("")
 
     with caplog.at_level(logging.WARNING):
-        outcomes = list(run_trial_batch(inputs, list(inputs.trials), RecordingTracker(), "run", progress_file=blocked / "progress.json"))
+        outcomes = list(
+            run_trial_batch(
+                inputs, list(inputs.trials), RecordingTracker(), "run", progress_file=blocked / "progress.json"
+            )
+        )
 
     assert len(outcomes) == 3  # every trial recorded, and the batch's figures
-    assert any(record.getMessage().startswith(f"progress file {blocked / 'progress.json'} not written") for record in caplog.records)
+    assert any(
+        record.getMessage().startswith(f"progress file {blocked / 'progress.json'} not written")
+        for record in caplog.records
+    )
 
 
 def test_a_consumer_that_stops_stops_the_sweep(tmp_path, monkeypatch):
@@ -231,7 +264,11 @@ def test_the_grid_status_names_what_is_due(tmp_path):
     assert status.pending == {second} and status.results[first].metrics == {"ari": 0.3}
     # Other corpus: no embeddings cached for it, no result current on it.
     other = grid_status(inputs.config, inputs.manifest, "other-corpus", labels_hash)
-    assert other.unready_sets == [set_key] and other.runnable(in_flight=set()) == set() and other.pending == {first, second}
+    assert (
+        other.unready_sets == [set_key]
+        and other.runnable(in_flight=set()) == set()
+        and other.pending == {first, second}
+    )
 
 
 def test_what_a_stopped_run_finished(tmp_path):

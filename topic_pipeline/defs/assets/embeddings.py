@@ -1,15 +1,14 @@
 """Sentence embeddings, once per embedding set, cached on disk so no trial ever re-embeds."""
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd
 
-from topic_pipeline.inputs.corpus import Corpus
 from topic_pipeline.defs.partitions import embedding_set_partitions
+from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.inputs.corpus import Corpus
 from topic_pipeline.inputs.embeddings import EmbeddingCache, embed_corpus
 from topic_pipeline.processes import exit_with_parent
-from topic_pipeline.defs.resources.settings import PipelineSettings
 
 
 @dg.asset(
@@ -31,7 +30,9 @@ from topic_pipeline.defs.resources.settings import PipelineSettings
         )
     ],
 )
-def embeddings(context: dg.AssetExecutionContext, documents: pd.DataFrame, settings: PipelineSettings) -> dg.MaterializeResult:
+def embeddings(
+    context: dg.AssetExecutionContext, documents: pd.DataFrame, settings: PipelineSettings
+) -> dg.MaterializeResult:
     """Embeddings of every document for one (model, stop-word setting), cached as .npy."""
     exit_with_parent()  # a step whose run's process was killed has nobody to deliver its embeddings to
     corpus = Corpus.from_frame(documents)
@@ -39,7 +40,10 @@ def embeddings(context: dg.AssetExecutionContext, documents: pd.DataFrame, setti
     cache = EmbeddingCache(settings.paths.embeddings)
     outcome = embed_corpus(corpus.texts, corpus.content_hash, embedding_set, cache, settings.embedding_settings())
     context.log.info(
-        "%s embeddings for %s: %s", "reused cached" if outcome.from_cache else "computed", embedding_set.key, outcome.embeddings.shape
+        "%s embeddings for %s: %s",
+        "reused cached" if outcome.from_cache else "computed",
+        embedding_set.key,
+        outcome.embeddings.shape,
     )
     return dg.MaterializeResult(
         check_results=[embeddings_check(outcome.embeddings, len(corpus))],

@@ -1,6 +1,5 @@
 """The inputs of a sweep: the texts, the labelled sample and the grid."""
 
-
 import dagster as dg
 import pandas as pd
 
@@ -24,13 +23,17 @@ def _preview(corpus: Corpus, rows: int = 5) -> str:
 
 
 @dg.asset(group_name=GROUP, kinds={"sql", "parquet"})
-def documents(context: dg.AssetExecutionContext, database: DocumentsDatabase, settings: PipelineSettings) -> dg.Output[pd.DataFrame]:
+def documents(
+    context: dg.AssetExecutionContext, database: DocumentsDatabase, settings: PipelineSettings
+) -> dg.Output[pd.DataFrame]:
     """The SQL export of the collected texts: (id, text) rows sorted by id, with a content hash."""
     source = database.source(settings.paths.demo, window_reference=context.run.tags.get(WINDOW_END_TAG))
     corpus = load_corpus(source)
     for note in corpus.notes:
         context.log.warning(note)
-    context.log.info("exported %d texts from %s, window %s", len(corpus), mask_url(source.url), source.window.describe())
+    context.log.info(
+        "exported %d texts from %s, window %s", len(corpus), mask_url(source.url), source.window.describe()
+    )
     return dg.Output(
         corpus.to_frame(),
         data_version=dg.DataVersion(corpus.content_hash),
@@ -65,7 +68,9 @@ def ground_truth(context: dg.AssetExecutionContext, documents: pd.DataFrame, set
     """The labelled sample ``{"<cluster id>": [text ids]}``: the ids the documents hold, validated."""
     path = settings.ground_truth_file()
     where = f"ground truth file '{path}'"
-    labels, coverage = GroundTruth.from_file(path).found_in(documents["id"].tolist(), settings.min_labels_found, where=where)
+    labels, coverage = GroundTruth.from_file(path).found_in(
+        documents["id"].tolist(), settings.min_labels_found, where=where
+    )
     if coverage.missing:
         context.log.warning("%s", labels_found_description(coverage, where))
     sizes = {cluster: len(ids) for cluster, ids in labels.to_mapping().items()}
@@ -88,7 +93,9 @@ def ground_truth(context: dg.AssetExecutionContext, documents: pd.DataFrame, set
 def labels_found_description(coverage: LabelCoverage, where: str) -> str:
     if not coverage.missing:
         return f"All {coverage.labelled} labelled text ids are in the export."
-    lost = f" Clusters left without any id, dropped: {listing(coverage.lost_clusters)}." if coverage.lost_clusters else ""
+    lost = (
+        f" Clusters left without any id, dropped: {listing(coverage.lost_clusters)}." if coverage.lost_clusters else ""
+    )
     return (
         f"{where}: {len(coverage.missing)} of {coverage.labelled} labelled text id(s) are not in the export and are left "
         f"out of every score ({coverage.found_share:.1%} found): {listing(coverage.missing)}.{lost}"

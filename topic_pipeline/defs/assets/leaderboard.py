@@ -36,7 +36,9 @@ def leaderboard_table(frame: pd.DataFrame, rank_by: str, varying: list[str]) -> 
         dg.TableColumn("estimate", "float", description="the configuration's held-out score (its seeds' mean)"),
         dg.TableColumn("ci_low", "float", description="95 % bootstrap interval of the estimate, low end"),
         dg.TableColumn("ci_high", "float", description="95 % bootstrap interval of the estimate, high end"),
-        dg.TableColumn("versus_recommended", "string", description="whether its interval overlaps the recommended one's"),
+        dg.TableColumn(
+            "versus_recommended", "string", description="whether its interval overlaps the recommended one's"
+        ),
         dg.TableColumn("seed_averaged", "bool", description="ranked by its seeds' mean"),
         dg.TableColumn(f"{rank_by}_seed_mean", "float", description="mean over the configuration's UMAP seeds"),
         dg.TableColumn(seeds, "int", description="UMAP seeds the configuration ran with"),
@@ -49,16 +51,22 @@ def leaderboard_table(frame: pd.DataFrame, rank_by: str, varying: list[str]) -> 
             return None
         return {"int": int, "float": lambda v: round(float(v), 3), "string": str, "bool": bool}[kind](cell)
 
-    shown = pd.concat([frame[frame["status"] == STATUS_OK].head(TABLE_ROWS), frame[frame["status"] != STATUS_OK].head(TABLE_ROWS)])
+    shown = pd.concat(
+        [frame[frame["status"] == STATUS_OK].head(TABLE_ROWS), frame[frame["status"] != STATUS_OK].head(TABLE_ROWS)]
+    )
     sources = {f"{rank_by}_seed_mean": f"{rank_by}_mean"}
     records = [
-        dg.TableRecord({column.name: value(row, sources.get(column.name, column.name), column.type) for column in columns})
+        dg.TableRecord(
+            {column.name: value(row, sources.get(column.name, column.name), column.type) for column in columns}
+        )
         for _, row in shown.iterrows()
     ]
     return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
 
 
-@dg.asset(group_name="sweep", deps=[grid_trials, param_grid], kinds={"csv", "mlflow"}, check_specs=leaderboard_check_specs())
+@dg.asset(
+    group_name="sweep", deps=[grid_trials, param_grid], kinds={"csv", "mlflow"}, check_specs=leaderboard_check_specs()
+)
 def leaderboard(
     context: dg.AssetExecutionContext,
     documents: pd.DataFrame,

@@ -29,7 +29,7 @@ def sweep_report(
     try:
         inputs = SweepInputs.load(settings.sweep_config(), documents, ground_truth)
         report = write_sweep_report(inputs, leaderboard, mlflow.tracker(settings.paths))
-    except Exception as error:  # noqa: BLE001 - see the docstring
+    except Exception as error:
         context.log.warning(f"no report written: {error_text(error)}")
         return dg.MaterializeResult(metadata={"report": "none (see the run's log)", "problems": error_text(error)})
     for problem in report.problems:

@@ -39,8 +39,14 @@ def topic_model(
     """A BERTopic model whose topics are exactly the chosen trial's labels, saved with BERTopic's serialisation."""
     inputs = SweepInputs.load(settings.sweep_config(), documents, ground_truth)
     export = export_trial(
-        inputs, leaderboard, mlflow.tracker(inputs.paths), context.run.run_id, trial_key=config.trial_key,
-        serialization=config.serialization, target_dir=config.target_dir or None, log=context.log,
+        inputs,
+        leaderboard,
+        mlflow.tracker(inputs.paths),
+        context.run.run_id,
+        trial_key=config.trial_key,
+        serialization=config.serialization,
+        target_dir=config.target_dir or None,
+        log=context.log,
     )
     return dg.MaterializeResult(metadata=export_metadata(export, settings.rank_by))
 
@@ -83,6 +89,10 @@ def hub_model(context: dg.AssetExecutionContext, config: HubPushConfig) -> dg.Ma
         folder = Path(event.asset_materialization.metadata["path"].value).parent
     record = read_json(folder / "tuning.json")
     if record.get("serialization") != "safetensors":
-        raise ExportError(f"only safetensors exports are pushed to the Hub; '{folder}' holds a {record.get('serialization')} export")
+        raise ExportError(
+            f"only safetensors exports are pushed to the Hub; '{folder}' holds a {record.get('serialization')} export"
+        )
     url = push_to_hub(folder, config.repo_id, config.private, os.environ.get("HF_TOKEN"))
-    return dg.MaterializeResult(metadata={"repo": dg.MetadataValue.url(url), "private": config.private, "trial": record["trial_key"]})
+    return dg.MaterializeResult(
+        metadata={"repo": dg.MetadataValue.url(url), "private": config.private, "trial": record["trial_key"]}
+    )

@@ -102,7 +102,11 @@ def grid_trials(
     # re-execution (from the UI) copies its run's tags, but no command line reads its file.
     progress_file = context.run.tags.get(PROGRESS_FILE_TAG) if context.run.parent_run_id is None else None
     batch = run_trial_batch(
-        inputs, context.partition_keys, mlflow.tracker(inputs.paths), context.run.run_id, log=context.log,
+        inputs,
+        context.partition_keys,
+        mlflow.tracker(inputs.paths),
+        context.run.run_id,
+        log=context.log,
         progress_file=Path(progress_file) if progress_file else None,
     )
     with contextlib.closing(batch):  # a step that stops stops the sweep at its next trial

@@ -8,8 +8,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.files import read_json, write_atomically, write_json
+from topic_pipeline.storage.paths import DataPaths
 
 
 class ParquetJsonIOManager(dg.ConfigurableIOManager):

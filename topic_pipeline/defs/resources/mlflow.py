@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.integrations.mlflow_tracking import REACHABLE_TIMEOUT_S, MlflowTracker, local_tracking_uri
+from topic_pipeline.storage.paths import DataPaths
 
 # Where ``tracking_uri`` comes from (definitions.build_resources), as named in messages.
 TRACKING_URI_SETTING = "MLFLOW_TRACKING_URI"
@@ -26,8 +26,9 @@ class MlflowTracking(dg.ConfigurableResource):
     def tracker(self, paths: DataPaths) -> MlflowTracker:
         tracking_uri = self._tracking_uri()
         if tracking_uri:
-            return MlflowTracker(tracking_uri, self.experiment_name, ui_url=self.ui_url or None,
-                                 uri_setting=TRACKING_URI_SETTING)
+            return MlflowTracker(
+                tracking_uri, self.experiment_name, ui_url=self.ui_url or None, uri_setting=TRACKING_URI_SETTING
+            )
         artifacts = (paths.mlflow / "artifacts").resolve()
         return MlflowTracker(
             local_tracking_uri(paths.mlflow),

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import dagster as dg
 
+from topic_pipeline.engine.reference import DEFAULT_SEED
+from topic_pipeline.inputs.demo_data import ensure_demo_data
 from topic_pipeline.inputs.embeddings import EmbeddingSettings
 from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS
-from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.inputs.ground_truth import DEFAULT_MIN_FOUND_SHARE, GroundTruth
 from topic_pipeline.scoring.holdout import DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_SEED, HoldoutSplit
+from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.workflow import SweepConfig
-from topic_pipeline.inputs.demo_data import ensure_demo_data
-from topic_pipeline.engine.reference import DEFAULT_SEED
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -60,9 +60,15 @@ class PipelineSettings(dg.ConfigurableResource):
     def sweep_config(self) -> SweepConfig:
         """These settings as the library's sweep stages take them."""
         return SweepConfig(
-            paths=self.paths, rank_by=self.rank_by, rank_by_stability=self.rank_by_stability, umap_seed=self.umap_seed,
-            stopwords_language=self.stopwords_language, holdout_fraction=self.holdout_fraction,
-            holdout_seed=self.holdout_seed, engine=self.engine, workers=self.workers,
+            paths=self.paths,
+            rank_by=self.rank_by,
+            rank_by_stability=self.rank_by_stability,
+            umap_seed=self.umap_seed,
+            stopwords_language=self.stopwords_language,
+            holdout_fraction=self.holdout_fraction,
+            holdout_seed=self.holdout_seed,
+            engine=self.engine,
+            workers=self.workers,
             ground_truth_file=self.ground_truth_file(),
         )
 

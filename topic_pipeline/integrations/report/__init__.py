@@ -134,14 +134,14 @@ def _draw(
 
     try:
         section.figure_html = page.figure_div(interactive(), section.anchor)
-    except Exception as exc:  # noqa: BLE001 - see the docstring
+    except Exception as exc:
         problems.append(f"{section.title} (HTML): {type(exc).__name__}: {exc}")
         section.notes.append(f"This plot could not be drawn ({type(exc).__name__}: {exc}).")
     try:
         name = f"{section.anchor}.png"
         images[name] = static_images.png_bytes(static())
         section.image = name
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         problems.append(f"{section.title} (PNG): {type(exc).__name__}: {exc}")
 
 
@@ -186,7 +186,13 @@ def _convergence_section(frame, rank_by, finished_at, durations_s, round_kinds, 
     )
     if not (data.trials["status"] == STATUS_OK).any():
         section.notes.append("Every finished trial failed: there is no score to plot.")
-    _draw(section, lambda: _interactive().convergence(data, rank_by), lambda: _static().convergence(data, rank_by), images, problems)
+    _draw(
+        section,
+        lambda: _interactive().convergence(data, rank_by),
+        lambda: _static().convergence(data, rank_by),
+        images,
+        problems,
+    )
     return section
 
 
@@ -209,7 +215,13 @@ def _parameters_section(frame, rank_by, images, problems) -> Section:
         "configured UMAP seed only (the stability round's extra seeds would count its best configurations several "
         "times)." + (f" Not shown, one value only: {', '.join(fixed)}." if fixed else "")
     )
-    _draw(section, lambda: _interactive().parameters(effects, rank_by), lambda: _static().parameters(effects, rank_by), images, problems)
+    _draw(
+        section,
+        lambda: _interactive().parameters(effects, rank_by),
+        lambda: _static().parameters(effects, rank_by),
+        images,
+        problems,
+    )
     return section
 
 
@@ -231,7 +243,13 @@ def _heatmap_section(frame, rank_by, images, problems) -> Section:
             "Only one min_cluster_size and one min_samples were run on this reduction: nothing to compare."
         )
         return section
-    _draw(section, lambda: _interactive().heatmap(data, rank_by), lambda: _static().heatmap(data, rank_by), images, problems)
+    _draw(
+        section,
+        lambda: _interactive().heatmap(data, rank_by),
+        lambda: _static().heatmap(data, rank_by),
+        images,
+        problems,
+    )
     return section
 
 
@@ -255,9 +273,21 @@ def _top_section(frame, rank_by, images, problems) -> Section:
             else " This leaderboard has no held-out scores."
         )
     )
-    _draw(section, lambda: _interactive().top_configurations(table, rank_by), lambda: _static().top_configurations(table, rank_by), images, problems)
-    shown = table.rename(columns={"mean": f"{rank_by} mean", "std": f"{rank_by} std",
-                                  "heldout_mean": f"held-out {rank_by} mean", "heldout_std": f"held-out {rank_by} std"})
+    _draw(
+        section,
+        lambda: _interactive().top_configurations(table, rank_by),
+        lambda: _static().top_configurations(table, rank_by),
+        images,
+        problems,
+    )
+    shown = table.rename(
+        columns={
+            "mean": f"{rank_by} mean",
+            "std": f"{rank_by} std",
+            "heldout_mean": f"held-out {rank_by} mean",
+            "heldout_std": f"held-out {rank_by} std",
+        }
+    )
     section.table_html = page.table_html(shown)
     return section
 
@@ -278,7 +308,13 @@ def _topic_map_section(topic_map, topics, images, problems) -> Section:
         )
         if topics is None:
             section.notes.append("The topics' words were not given: topics are labelled by number only.")
-        _draw(section, lambda: _interactive().topic_map(topic_map, topics), lambda: _static().topic_map(topic_map, topics), images, problems)
+        _draw(
+            section,
+            lambda: _interactive().topic_map(topic_map, topics),
+            lambda: _static().topic_map(topic_map, topics),
+            images,
+            problems,
+        )
     if topics:
         listed = sorted((t for t in topics if t.topic != -1), key=lambda t: -t.size)[:TOPICS_LISTED]
         outliers = next((t.size for t in topics if t.topic == -1), 0)
@@ -286,7 +322,9 @@ def _topic_map_section(topic_map, topics, images, problems) -> Section:
             [{"topic": t.topic, "documents": t.size, "top words": ", ".join(t.top_words)} for t in listed],
             columns=["topic", "documents", "top words"],
         )
-        section.table_html = page.table_html(table) + (f"<p>{outliers} documents are outliers (topic -1).</p>" if outliers else "")
+        section.table_html = page.table_html(table) + (
+            f"<p>{outliers} documents are outliers (topic -1).</p>" if outliers else ""
+        )
     return section
 
 

@@ -38,7 +38,11 @@ def figure_div(figure, anchor: str) -> str:
     import plotly.io as pio
 
     return pio.to_html(
-        figure, full_html=False, include_plotlyjs=False, div_id=f"plot-{anchor}", config={"displaylogo": False, "responsive": True}
+        figure,
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=f"plot-{anchor}",
+        config={"displaylogo": False, "responsive": True},
     )
 
 
@@ -61,7 +65,9 @@ def render(title: str, summary: Sequence[str], warnings: Sequence[str], sections
         "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in summary) + "</ul>",
     ]
     if warnings:
-        parts.append('<h2>Warnings</h2><ul class="warnings">' + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>")
+        parts.append(
+            '<h2>Warnings</h2><ul class="warnings">' + "".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "</ul>"
+        )
     parts.append("<p>" + " · ".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in sections) + "</p>")
     for section in sections:
         parts.append(f'<section id="{section.anchor}"><h2>{html.escape(section.title)}</h2>')
@@ -70,7 +76,9 @@ def render(title: str, summary: Sequence[str], warnings: Sequence[str], sections
             parts.append(f'<p class="caption">{html.escape(section.caption)}</p>')
         parts.append(section.figure_html)
         if section.image:
-            parts.append(f'<p class="caption">Static image: <a href="{html.escape(section.image)}">{html.escape(section.image)}</a></p>')
+            parts.append(
+                f'<p class="caption">Static image: <a href="{html.escape(section.image)}">{html.escape(section.image)}</a></p>'
+            )
         parts.append(section.table_html)
         parts.append("</section>")
     parts.append("</body></html>")

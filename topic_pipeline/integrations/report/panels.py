@@ -285,8 +285,13 @@ def topic_labels(topic_map: TopicMap, summaries: Sequence[TopicSummary] | None) 
         points = topic_map.coordinates[topic_map.topics == topic]
         top = ", ".join(words.get(topic, [])[:LABEL_WORDS])
         labels.append(
-            TopicLabel(topic, int(counts[index]), float(np.median(points[:, 0])), float(np.median(points[:, 1])),
-                       f"{topic}: {top}" if top else str(topic))
+            TopicLabel(
+                topic,
+                int(counts[index]),
+                float(np.median(points[:, 0])),
+                float(np.median(points[:, 1])),
+                f"{topic}: {top}" if top else str(topic),
+            )
         )
     return labels
 

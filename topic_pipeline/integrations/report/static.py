@@ -36,8 +36,16 @@ def _mark_rounds(axis, starts: list[tuple[int, str]], x_of_number) -> None:
     for number, label in starts:
         x = x_of_number(number)
         axis.axvline(x, color="#999999", linestyle="--", linewidth=0.8)
-        axis.annotate(label, (x, 0.02), xycoords=("data", "axes fraction"), rotation=90, va="bottom", ha="right",
-                      fontsize=7, color="#555555")
+        axis.annotate(
+            label,
+            (x, 0.02),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="bottom",
+            ha="right",
+            fontsize=7,
+            color="#555555",
+        )
 
 
 def convergence(data: panels.Convergence, rank_by: str) -> Figure:
@@ -58,11 +66,17 @@ def convergence(data: panels.Convergence, rank_by: str) -> Figure:
         failed = trials[~scored]
         if len(failed):
             floor = float(np.nanmin(trials["score"])) if scored.any() else 0.0
-            axis.scatter(failed[column] / scale, [floor] * len(failed), marker="x", s=14, color=style.FAILED_COLOUR,
-                         label=f"failed ({len(failed)})")
+            axis.scatter(
+                failed[column] / scale,
+                [floor] * len(failed),
+                marker="x",
+                s=14,
+                color=style.FAILED_COLOUR,
+                label=f"failed ({len(failed)})",
+            )
         axis.step(x, trials["best"], where="post", color="black", linewidth=1.6, label="best so far")
         numbers = trials["number"].to_numpy()
-        _mark_rounds(axis, data.round_starts, lambda n: x[np.searchsorted(numbers, n)])
+        _mark_rounds(axis, data.round_starts, lambda n, x=x, numbers=numbers: x[np.searchsorted(numbers, n)])
         axis.set_xlabel(label)
         axis.set_ylabel(rank_by)
         axis.grid(alpha=0.3)
@@ -83,7 +97,9 @@ def parameters(effects: Sequence[panels.ParameterEffect], rank_by: str) -> Figur
         filled = [scores if scores else [np.nan] for scores in effect.scores]
         axis.boxplot(filled, positions=positions, widths=0.6, showfliers=False)
         for position, scores in zip(positions, effect.scores):
-            axis.scatter(position + rng.uniform(-0.18, 0.18, len(scores)), scores, s=6, alpha=0.35, color=style.SCORE_COLOUR)
+            axis.scatter(
+                position + rng.uniform(-0.18, 0.18, len(scores)), scores, s=6, alpha=0.35, color=style.SCORE_COLOUR
+            )
         axis.set_xticks(positions, effect.labels, rotation=45 if len(effect.labels) > 6 else 0, fontsize=8)
         axis.set_title(effect.parameter, fontsize=9)
         axis.set_ylabel(rank_by, fontsize=8)
@@ -106,8 +122,15 @@ def heatmap(data: panels.Heatmap, rank_by: str) -> Figure:
         middle = float(np.nanmin(data.scores) + np.nanmax(data.scores)) / 2
         for (i, j), value in np.ndenumerate(data.scores):
             if np.isfinite(value):  # dark text on viridis' light (high) end, light text on its dark end
-                axis.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=8,
-                          color="black" if value > middle else "white")
+                axis.text(
+                    j,
+                    i,
+                    f"{value:.3f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if value > middle else "white",
+                )
     axis.add_patch(_cell_outline(*data.best_cell))
     axis.set_title(f"{style.HEATMAP[1]}\n{panels.describe_reduction(data.reduction)}", fontsize=9)
     return figure
@@ -127,11 +150,25 @@ def top_configurations(table: pd.DataFrame, rank_by: str) -> Figure:
     y = np.arange(len(table))[::-1].astype(float)  # the best at the top
     heldout = "heldout_mean" in table.columns
     offset = 0.15 if heldout else 0.0
-    axis.errorbar(table["mean"], y + offset, xerr=table["std"].fillna(0), fmt="o", color=style.SCORE_COLOUR,
-                  capsize=3, label=f"{rank_by} (mean ± std over UMAP seeds)")
+    axis.errorbar(
+        table["mean"],
+        y + offset,
+        xerr=table["std"].fillna(0),
+        fmt="o",
+        color=style.SCORE_COLOUR,
+        capsize=3,
+        label=f"{rank_by} (mean ± std over UMAP seeds)",
+    )
     if heldout:
-        axis.errorbar(table["heldout_mean"], y - offset, xerr=table["heldout_std"].fillna(0), fmt="D",
-                      color=style.HELDOUT_COLOUR, capsize=3, label=f"held-out {rank_by}")
+        axis.errorbar(
+            table["heldout_mean"],
+            y - offset,
+            xerr=table["heldout_std"].fillna(0),
+            fmt="D",
+            color=style.HELDOUT_COLOUR,
+            capsize=3,
+            label=f"held-out {rank_by}",
+        )
     axis.set_yticks(y, labels, fontsize=7)
     axis.set_xlabel(rank_by)
     axis.grid(alpha=0.3, axis="x")
@@ -149,18 +186,35 @@ def topic_map(data: TopicMap, summaries: Sequence[TopicSummary] | None) -> Figur
         points = data.coordinates[data.topics == topic]
         left.scatter(points[:, 0], points[:, 1], s=size, color=colour, alpha=0.6, linewidths=0)
     for label in panels.topic_labels(data, summaries):
-        left.annotate(label.text, (label.x, label.y), fontsize=7, ha="center",
-                      bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.75, "linewidth": 0})
+        left.annotate(
+            label.text,
+            (label.x, label.y),
+            fontsize=7,
+            ha="center",
+            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.75, "linewidth": 0},
+        )
     left.set_title("coloured by topic (grey: outliers)", fontsize=9)
     right = figure.add_subplot(1, 2, 2, sharex=left, sharey=left)
     labelled = np.fromiter((c is not None for c in data.classes), dtype=bool, count=len(data.classes))
-    right.scatter(data.coordinates[~labelled, 0], data.coordinates[~labelled, 1], s=size, color=style.BACKGROUND,
-                  alpha=0.4, linewidths=0)
+    right.scatter(
+        data.coordinates[~labelled, 0],
+        data.coordinates[~labelled, 1],
+        s=size,
+        color=style.BACKGROUND,
+        alpha=0.4,
+        linewidths=0,
+    )
     classes = panels.class_order(data)
     for index, name in enumerate(classes):
         mask = np.fromiter((c == name for c in data.classes), dtype=bool, count=len(data.classes))
-        right.scatter(data.coordinates[mask, 0], data.coordinates[mask, 1], s=size * 2, color=style.colour(index),
-                      label=name, linewidths=0)
+        right.scatter(
+            data.coordinates[mask, 0],
+            data.coordinates[mask, 1],
+            s=size * 2,
+            color=style.colour(index),
+            label=name,
+            linewidths=0,
+        )
     if 0 < len(classes) <= 25:
         right.legend(fontsize=6, markerscale=2, loc="best", title="class", title_fontsize=7)
     right.set_title("the labelled sample's classes (grey: unlabelled)", fontsize=9)

@@ -189,7 +189,9 @@ def build_topic_map(
     if reduction is not None:
         coordinates, method = coordinates_2d(np.asarray(reduction)[chosen], None, seed)
     elif embeddings is not None:
-        coordinates, method, cached = embeddings_layout(embeddings, chosen, len(topics), seed, layout_cache, embeddings_key)
+        coordinates, method, cached = embeddings_layout(
+            embeddings, chosen, len(topics), seed, layout_cache, embeddings_key
+        )
     else:
         raise ValueError("a topic map needs the trial's UMAP reduction or the embeddings")
     if len(chosen) < len(topics):
@@ -219,10 +221,14 @@ def cached_trial_reduction(
     from topic_pipeline.engine.reduction import ReductionSpec, reduction_cache_key
     from topic_pipeline.storage.array_cache import ArrayCache
 
-    spec = ReductionSpec(params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist, params.umap_seed(base_seed))
+    spec = ReductionSpec(
+        params.umap_n_neighbors, params.umap_n_components, params.umap_min_dist, params.umap_seed(base_seed)
+    )
     arrays = ArrayCache(cache_dir).load(
         reduction_cache_key(embeddings_key, spec),
-        lambda found: found.get("reduction") is not None and found["reduction"].shape == (n_documents, spec.n_components),
+        lambda found: (
+            found.get("reduction") is not None and found["reduction"].shape == (n_documents, spec.n_components)
+        ),
     )
     return None if arrays is None else arrays["reduction"]
 
