@@ -69,31 +69,36 @@ def service_process(command: list[str], log_path: Path, env: dict[str, str], cwd
                 continue
 
 
-@pytest.fixture
-def tiny_project(tmp_path, monkeypatch, tiny_grid):
-    """A 200-document SQLite source, labels for half of it and the module's ``tiny_grid``, wired in
-    through the environment the code location reads; ``dagster_home/`` is left empty for the instance."""
+def write_tiny_project(root: Path, grid: dict, experiment: str = "tiny_project") -> dict[str, str]:
+    """A 200-document SQLite source, labels for half of it and ``grid`` under ``root``, plus an empty
+    ``dagster_home/``; returns the environment variables the code location reads to use them."""
     corpus = generate_demo_corpus(n_docs=200, n_topics=4)
-    database = tmp_path / "source.db"
+    database = root / "source.db"
     with sqlite3.connect(database) as connection:
         connection.execute("CREATE TABLE articles (article_id INTEGER PRIMARY KEY, headline TEXT)")
         connection.executemany("INSERT INTO articles VALUES (?, ?)", zip(corpus.ids, corpus.texts))
     connection.close()
-    (tmp_path / "labels.json").write_text(json.dumps(corpus.ground_truth(labelled_fraction=0.5)))
-    (tmp_path / "grid.json").write_text(json.dumps(tiny_grid))
-    environment = {
-        "TOPIC_PIPELINE_DATA_DIR": str(tmp_path / "data"),
+    (root / "labels.json").write_text(json.dumps(corpus.ground_truth(labelled_fraction=0.5)))
+    (root / "grid.json").write_text(json.dumps(grid))
+    (root / "dagster_home").mkdir()
+    return {
+        "TOPIC_PIPELINE_DATA_DIR": str(root / "data"),
         "TOPIC_PIPELINE_DATABASE_URL": f"sqlite:///{database}",
         "TOPIC_PIPELINE_DOCUMENTS_TABLE": "articles",
         "TOPIC_PIPELINE_ID_COLUMN": "article_id",
         "TOPIC_PIPELINE_TEXT_COLUMN": "headline",
-        "TOPIC_PIPELINE_GROUND_TRUTH": str(tmp_path / "labels.json"),
-        "TOPIC_PIPELINE_GRID": str(tmp_path / "grid.json"),
-        "TOPIC_PIPELINE_EXPERIMENT": "tiny_project",
+        "TOPIC_PIPELINE_GROUND_TRUTH": str(root / "labels.json"),
+        "TOPIC_PIPELINE_GRID": str(root / "grid.json"),
+        "TOPIC_PIPELINE_EXPERIMENT": experiment,
         "HF_HUB_OFFLINE": "1",
     }
-    for name, value in environment.items():
+
+
+@pytest.fixture
+def tiny_project(tmp_path, monkeypatch, tiny_grid):
+    """``write_tiny_project`` with the module's ``tiny_grid``, wired in through the environment the code
+    location reads; ``dagster_home/`` is left empty for the instance."""
+    for name, value in write_tiny_project(tmp_path, tiny_grid).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    (tmp_path / "dagster_home").mkdir()
     return tmp_path

@@ -4,7 +4,6 @@ locked store), ranking, or waiting for another sweep's lock. A second signal for
 every process of the command is gone and the sweep locks are free, and a last sweep completes the work."""
 
 import fcntl
-import json
 import os
 import signal
 import sqlite3
@@ -18,7 +17,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
+from conftest import write_tiny_project
 from topic_pipeline.processes import SWEEP_LOCK_FILE
 
 pytestmark = pytest.mark.slow
@@ -34,26 +33,10 @@ class Project:
         self.root = root
         self.home = root / "dagster_home"
         self.data = root / "data"
-        corpus = generate_demo_corpus(n_docs=200, n_topics=4)
-        with sqlite3.connect(root / "source.db") as connection:
-            connection.execute("CREATE TABLE articles (article_id INTEGER PRIMARY KEY, headline TEXT)")
-            connection.executemany("INSERT INTO articles VALUES (?, ?)", zip(corpus.ids, corpus.texts))
-        connection.close()
-        (root / "labels.json").write_text(json.dumps(corpus.ground_truth(labelled_fraction=0.5)))
-        (root / "grid.json").write_text(json.dumps(GRID))
-        self.home.mkdir()
         self.environment = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("TOPIC_PIPELINE_", "MLFLOW_"))},
+            **write_tiny_project(root, GRID, experiment="stop_signals"),
             "DAGSTER_HOME": str(self.home),
-            "TOPIC_PIPELINE_DATA_DIR": str(self.data),
-            "TOPIC_PIPELINE_DATABASE_URL": f"sqlite:///{root / 'source.db'}",
-            "TOPIC_PIPELINE_DOCUMENTS_TABLE": "articles",
-            "TOPIC_PIPELINE_ID_COLUMN": "article_id",
-            "TOPIC_PIPELINE_TEXT_COLUMN": "headline",
-            "TOPIC_PIPELINE_GROUND_TRUTH": str(root / "labels.json"),
-            "TOPIC_PIPELINE_GRID": str(root / "grid.json"),
-            "TOPIC_PIPELINE_EXPERIMENT": "stop_signals",
-            "HF_HUB_OFFLINE": "1",
         }
         self.started = 0
         self.results_before = 0  # trial results stored when the current sweep started
