@@ -220,7 +220,9 @@ def exclusive_sweep(
     """Hold the sweep lock of every place (what -> folder), waiting for another sweep that holds one.
 
     The locks are ``flock``s: the kernel releases them when their holder exits, killed or not, so a
-    crash never leaves one behind. ``wait_seconds`` None waits as long as it takes.
+    crash never leaves one behind. ``wait_seconds`` None waits as long as it takes. Plain ``fcntl`` rather
+    than the ``filelock`` package (which takes the same ``flock``): ``running_sweep`` must probe the lock
+    through a read-only descriptor, in a data directory this user cannot write, which filelock does not do.
     """
     # One lock per folder, taken in one order by every process: the same folder named twice would wait
     # on itself (two opens of one file block each other), and two orders could deadlock two sweeps.

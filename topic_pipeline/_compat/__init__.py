@@ -1,6 +1,6 @@
 """The only place the library touches private names of third-party libraries, one module per library.
 
-``dagster``, ``hdbscan``, ``joblib``, ``numba`` and ``umap`` each state the versions they were written for and
+``dagster``, ``hdbscan``, ``numba`` and ``umap`` each state the versions they were written for and
 check them with the helpers here; on any other version each falls back to the public path or refuses with a
 clear message, never silently different labels. Only the Dagster layer imports ``_compat.dagster`` (the
 import-linter contracts in pyproject.toml say so): the library knows nothing of Dagster.

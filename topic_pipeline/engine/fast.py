@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from topic_pipeline._compat import joblib as joblib_compat
 from topic_pipeline._compat import numba as numba_cache
 from topic_pipeline._compat import umap as umap_compat
 from topic_pipeline.domain.trials import VECTORIZER_STRATEGIES, TrialParams
@@ -268,9 +267,13 @@ def stop_joblib_workers() -> None:
     """Shut down joblib's reusable loky workers, if any were started.
 
     HDBSCAN computes core distances with joblib (``core_dist_n_jobs``), which leaves loky worker
-    processes idling for minutes; a process that exits while they live waits for them.
+    processes idling for minutes; a process that exits while they live waits for them. Through loky's
+    public ``get_reusable_executor``: ``reuse=True`` hands back the running executor whatever it was
+    started with (where none runs it makes an idle one, which starts no worker).
     """
-    joblib_compat.stop_reusable_workers()
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
 
 
 def _warm_worker() -> None:

@@ -12,10 +12,6 @@ DEMO_DOCUMENTS = 1500
 DEMO_TOPICS = 10
 
 
-def demo_grid_path() -> Path:
-    return Path(__file__).parent / "demo" / "grid.json"
-
-
 def ensure_demo_data(directory: Path) -> tuple[Path, Path]:
     """Create (once) ``corpus.db`` and ``ground_truth.json`` in ``directory``; returns their paths."""
     database = directory / "corpus.db"

@@ -13,7 +13,6 @@ import pytest
 from topic_pipeline import _compat
 from topic_pipeline._compat import UnsupportedVersion
 from topic_pipeline._compat import hdbscan as hdbscan_compat
-from topic_pipeline._compat import joblib as joblib_compat
 from topic_pipeline._compat import numba as numba_compat
 from topic_pipeline._compat import umap as umap_compat
 
@@ -33,7 +32,7 @@ def fallback_warnings(caplog, module) -> list[str]:
 
 
 def test_the_installed_versions_are_those_the_modules_were_written_for():
-    for module in (umap_compat, hdbscan_compat, joblib_compat, numba_compat):
+    for module in (umap_compat, hdbscan_compat, numba_compat):
         assert module.supported(), _compat.mismatches(module.SUPPORTED, module.INSTALLED)
 
 
@@ -101,18 +100,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_joblib_unsupported_version_stops_loky_workers_through_the_public_api(monkeypatch, caplog, fresh_announcements):
+def test_idle_loky_workers_are_stopped_through_the_public_api():
     from joblib import Parallel, delayed
 
-    monkeypatch.setitem(joblib_compat.INSTALLED, "joblib", "2.0.0")
-    with caplog.at_level(logging.WARNING):
-        joblib_compat.stop_reusable_workers()  # none running: starts none
-        workers = set(Parallel(n_jobs=2)(delayed(os.getpid)() for _ in range(8))) - {os.getpid()}
-        assert workers and all(_alive(pid) for pid in workers)
-        joblib_compat.stop_reusable_workers()
+    from topic_pipeline.engine.fast import stop_joblib_workers
+
+    stop_joblib_workers()  # none running: starts none
+    workers = set(Parallel(n_jobs=2)(delayed(os.getpid)() for _ in range(8))) - {os.getpid()}
+    assert workers and all(_alive(pid) for pid in workers)
+    stop_joblib_workers()
     assert not any(_alive(pid) for pid in workers)
-    warned = fallback_warnings(caplog, joblib_compat)
-    assert len(warned) == 1 and "joblib 2.0.0 (written for 1.6.0)" in warned[0]
 
 
 def test_numba_unsupported_version_leaves_compilation_as_numba_has_it(monkeypatch, caplog, fresh_announcements):
@@ -151,7 +148,7 @@ def test_the_public_fallbacks_give_the_labels_of_the_fast_path(tmp_path, monkeyp
     (tmp_path / "fallback").mkdir()
     fast, fast_stats = run_engine(tmp_path / "fast", embeddings, texts, trials, workers=1)
 
-    for module, name in ((umap_compat, "umap-learn"), (hdbscan_compat, "hdbscan"), (joblib_compat, "joblib")):
+    for module, name in ((umap_compat, "umap-learn"), (hdbscan_compat, "hdbscan")):
         monkeypatch.setitem(module.INSTALLED, name, "0.0.0")
     fallback, fallback_stats = run_engine(tmp_path / "fallback", embeddings, texts, trials, workers=1)
 

@@ -14,8 +14,6 @@ from topic_pipeline.engine.fast import EmbeddingSource, SweepEngine, WorkerPool
 from topic_pipeline.engine.reference import run_reference_trial
 from topic_pipeline.inputs.grid import ParamGrid
 
-pytestmark = pytest.mark.slow
-
 
 def canonical(labels: np.ndarray) -> np.ndarray:
     """Labels renamed by first appearance, -1 kept: equal iff the partitions (and outliers) are equal."""
@@ -72,6 +70,20 @@ def assert_same_as_bertopic(trials, collected, embeddings, texts):
         )
 
 
+def test_two_trials_label_as_plain_bertopic_in_the_fast_tier(tmp_path):
+    """The fast tier's one computation of labels: two trials sharing a reduction and a tree, against two plain
+    BERTopic fits (the tests below cover the grid, both sides of UMAP's exact-search threshold and the pool)."""
+    embeddings, texts = blobs(300)
+    grid = ParamGrid.from_mapping(
+        {"umap_n_neighbors": [10], "umap_n_components": [5], "hdbscan_min_cluster_size": [8, 25]}
+    )
+    trials = [(t.key, t) for t in grid.trials()]
+    collected, stats = run_engine(tmp_path, embeddings, texts, trials, workers=1)
+    assert stats.reductions_computed == 1 and stats.trees_built == 2
+    assert_same_as_bertopic(trials, collected, embeddings, texts)
+
+
+@pytest.mark.slow
 def test_small_corpus_labels_equal_plain_bertopic(tmp_path):
     embeddings, texts = blobs(500)
     grid = ParamGrid.from_mapping(
@@ -127,6 +139,7 @@ def test_small_corpus_labels_equal_plain_bertopic(tmp_path):
         np.testing.assert_array_equal(again[key].labels, collected[key].labels)
 
 
+@pytest.mark.slow
 def test_large_corpus_labels_equal_plain_bertopic(tmp_path):
     """Above 4,096 documents UMAP uses NNDescent: the engine must hand UMAP its post-search RandomState."""
     embeddings, texts = blobs(4200, seed=1)
@@ -146,6 +159,7 @@ def test_large_corpus_labels_equal_plain_bertopic(tmp_path):
     assert_same_as_bertopic(trials, collected, embeddings, texts)
 
 
+@pytest.mark.slow
 def test_a_failing_clustering_fails_only_its_trials(tmp_path):
     embeddings, texts = blobs(300)
     good = ParamGrid.from_mapping({"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [10]}).trials()[0]
@@ -175,6 +189,7 @@ def _use_joblib_like_hdbscan(_: int) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_worker_pool_exits_although_joblib_workers_were_started():
     import multiprocessing
     import time
@@ -195,6 +210,7 @@ def _worker_pid(_: int) -> int:
     return os.getpid()
 
 
+@pytest.mark.slow
 def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
     """A Dagster step's main module is the whole CLI; spawned workers must not import it again."""
     import subprocess
@@ -221,6 +237,7 @@ def test_workers_do_not_rerun_the_parent_main_module(tmp_path):
     assert len(marker.read_text().split()) == 1  # the parent's own run only
 
 
+@pytest.mark.slow
 def test_a_cached_reduction_costs_the_scheduler_nothing(tmp_path):
     from topic_pipeline.engine.fast import plan_groups, task_cost
     from topic_pipeline.engine.reduction import reduction_cache_key
