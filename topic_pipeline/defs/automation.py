@@ -59,6 +59,12 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
     jobs=[embeddings_job, trials_job, leaderboard_job, report_job, search_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
+    # Shown on the sensor's page in the UI (the docstring is not).
+    description=(
+        "Every 30 s: registers the partitions of a new grid or search round, embeds new embedding sets, runs "
+        "the trials without a current result, ranks them, writes the report and, in a search, proposes the next "
+        "round. A tick that launches nothing says why (for example: the current grid is complete)."
+    ),
 )
 def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings, mlflow: MlflowTracking):
     """Registers the partitions of a new grid or search round, embeds new embedding sets, runs trials
