@@ -18,7 +18,7 @@ import dagster as dg
 
 from topic_pipeline._compat.dagster import forget_job_definitions
 from topic_pipeline.errors import TopicPipelineError
-from topic_pipeline.processes import Stopped, call_in_thread, check_writable, exclusive_sweep, stopped_on_signal
+from topic_pipeline.processes import Stopped, call_in_thread, exclusive_sweep, stopped_on_signal
 
 
 def _job(name: str) -> dg.JobDefinition:
@@ -382,14 +382,13 @@ def _run_command(args: argparse.Namespace) -> None:
     resources = build_resources(Settings.load())  # every setting checked before anything runs
     os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
     home = Path(os.environ["DAGSTER_HOME"])
-    check_writable(home, "Dagster instance (DAGSTER_HOME)")
-    check_writable(resources["settings"].paths.root, "data directory (TOPIC_PIPELINE_DATA_DIR)")
-    # An MLflow server that does not answer is found now, not minutes later at the first trial.
-    resources["mlflow"].check_reachable(resources["settings"].paths)
     log = None if args.verbose else home / "logs" / f"topic-pipeline-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     started = time.monotonic()
-    # A second sweep (or an export, which reads the leaderboard) waits for a sweep that is running.
+    # A second sweep (or an export, which reads the leaderboard) waits for a sweep that is running; a folder
+    # that cannot be written is refused here, in one line.
     with exclusive_sweep(_sweep_places()):
+        # An MLflow server that does not answer is found now, not minutes later at the first trial.
+        resources["mlflow"].check_reachable(resources["settings"].paths)
         if log:
             print(f"Dagster's event log: {log} (--verbose shows it here)", flush=True)
         with dagster_output_to(log), dg.DagsterInstance.get() as instance:

@@ -42,7 +42,6 @@ from topic_pipeline.defs.partitions import embedding_set_partitions, trial_parti
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.domain.results import TrialResult, results_digest
 from topic_pipeline.storage.files import read_json
-from topic_pipeline.storage.migrations import CARRIED_OVER_FROM_TAG
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.workflow.search_round import search_continues
 from topic_pipeline.workflow.trials import GridStatus, grid_status
@@ -69,8 +68,8 @@ class PlannedRun:
 @dataclasses.dataclass(frozen=True)
 class SweepPlan:
     """The partitions to add before the runs, the runs, and materialisations to record without a run: those
-    of new partitions whose trial already has a current result (one carried over from a legacy key,
-    ``storage.migrations``), so the UI shows them materialised rather than missing."""
+    of new partitions whose trial already has a current result in the data directory (stored before this
+    Dagster instance knew the partition), so the UI shows them materialised rather than missing."""
 
     partitions: list[dg.AddDynamicPartitionsRequest]
     runs: list[PlannedRun]
@@ -213,13 +212,11 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
 
 
 def _materialisation_of_stored_result(key: str, result: TrialResult) -> dg.AssetMaterialization:
-    legacy = result.tags.get(CARRIED_OVER_FROM_TAG)
-    origin = f"carried over from '{legacy}' (the first form of trial keys)" if legacy else "already stored"
     return dg.AssetMaterialization(
         asset_key="grid_trials",
         partition=key,
-        metadata={**trial_metadata(result), "carried_over_from": legacy or ""},
-        description=f"Trial {key}: its result was {origin}; not rerun.",
+        metadata=trial_metadata(result),
+        description=f"Trial {key}: its result was already stored; not rerun.",
     )
 
 

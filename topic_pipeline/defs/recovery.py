@@ -103,8 +103,8 @@ def recover_interrupted_runs(
     stopped = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
     stopped_runs = instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=stopped))
     runs = [run for run in stopped_runs if RESULTS_RECORDED_TAG not in run.tags]
-    # Also those whose MLflow runs an earlier pass could not check (MLflow unreachable), and those stopped
-    # before this check existed, once: a kill of those may have left a trial two live MLflow runs.
+    # Also those whose MLflow runs an earlier pass could not check (MLflow unreachable, or no tracker then): a
+    # kill of those may have left a trial two live MLflow runs.
     unchecked = [run for run in stopped_runs if MLFLOW_CHECKED_TAG not in run.tags] if tracker is not None else []
     if not runs and not unchecked:
         return actions

@@ -27,7 +27,7 @@ def inputs_fingerprint(
     """What every trial result depends on besides its own parameters, library versions included
     (upgrading one of ``TRIAL_LIBRARIES`` reruns the grid rather than mixing old and new results).
     The held-out split (``scoring.holdout``) decides which labelled documents each metric covers; without
-    one (fraction 0) every metric covers all of them, as results recorded before the split existed do."""
+    one (fraction 0) every metric covers all of them, and the split adds nothing to the fingerprint."""
     identity = {"corpus": corpus_hash, "ground_truth": ground_truth_hash, "seed": seed, "stopwords": stopwords_language}
     if holdout_fraction:
         identity["holdout"] = [float(holdout_fraction), int(holdout_seed)]

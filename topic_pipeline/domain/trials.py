@@ -46,8 +46,8 @@ VECTORIZER_STRATEGIES = ("distributions", "c-tf-idf")
 # How a strategy shows in a trial key (``o<tag><threshold>``, e.g. ``oemb0.25``): short, so the HDBSCAN
 # values before it stay in view.
 OUTLIER_KEY_TAGS = {"distributions": "dist", "probabilities": "prob", "c-tf-idf": "ctfidf", "embeddings": "emb"}
-# Grid keys a trial's stored parameters omit at their defaults: trials of grids from before they existed
-# keep their stored parameters, hence their results.
+# Grid keys a trial's stored parameters omit at their defaults: a trial that does not use them is stored
+# (and keyed) as one without them.
 OMITTED_AT_DEFAULT = ("outlier_reduction", "outlier_threshold")
 
 # What every trial's UMAP and HDBSCAN take besides the grid's values: BERTopic 0.17's own choices (cosine
@@ -143,8 +143,8 @@ class TrialParams:
     n_gram_max: int
     embedding_model: str
     remove_stopwords: bool
-    # At their defaults absent from the key and from the stored parameters, so every key and stored
-    # result from before these two existed stays current.
+    # At their defaults absent from the key and from the stored parameters: a trial without outlier
+    # reduction names none.
     outlier_reduction: str = "none"
     outlier_threshold: float = 0.0  # ignored (kept 0.0) for "none"
     # Not a grid key: the search's stability round re-runs a configuration with UMAP seed
@@ -207,7 +207,7 @@ class TrialParams:
         return f"{'_'.join(umap)}__{self.embedding_set.key}__{'_'.join(parts)}"
 
     def _key_values(self) -> tuple[list[str], str, str, str]:
-        """The UMAP values, min_cluster_size, min_samples and epsilon as both forms of keys write them."""
+        """The UMAP values, min_cluster_size, min_samples and epsilon as ``key`` writes them."""
         min_samples = "none" if self.hdbscan_min_samples is None else str(self.hdbscan_min_samples)
         return (
             [f"nn{self.umap_n_neighbors}", f"nc{self.umap_n_components}", f"md{_format_number(self.umap_min_dist)}"],
@@ -215,19 +215,6 @@ class TrialParams:
             f"ms{min_samples}",
             f"eps{_format_number(self.hdbscan_cluster_selection_epsilon)}",
         )
-
-    @property
-    def legacy_key(self) -> str:
-        """The key's first form, the embedding set first and every value after it, before ``key`` moved the
-        values to the ends. Stored results, search states and user-given keys of that form are carried over
-        through it (``storage.migrations``)."""
-        umap, min_cluster_size, min_samples, epsilon = self._key_values()
-        parts = [*umap, min_cluster_size, min_samples, epsilon, f"nt{self.nr_topics}", f"ng{self.n_gram_max}"]
-        if self.outlier_reduction != "none":
-            parts += [f"or{self.outlier_reduction}", f"ot{_format_number(self.outlier_threshold)}"]
-        if self.seed_replicate:
-            parts.append(f"r{self.seed_replicate}")
-        return f"{self.embedding_set.key}__{'_'.join(parts)}"
 
     @property
     def labelling_n_gram_max(self) -> int | None:
@@ -241,7 +228,7 @@ class TrialParams:
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        # Omitted at their defaults, so results stored before these existed stay current.
+        # Omitted at their defaults, as in the key.
         if not self.seed_replicate:
             del values["seed_replicate"]
         if self.outlier_reduction == "none":

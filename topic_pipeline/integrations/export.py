@@ -19,7 +19,6 @@ of ``tuning.json``, say: the folder's marker records each file's sha256), is ref
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import shutil
@@ -140,35 +139,6 @@ class ExportedModel:
     record: dict[str, Any]
 
 
-# What an export held before exports carried the ownership marker: recognised so that upgrading does
-# not turn re-exporting a trial into a refusal.
-_UNMARKED_EXPORT_ENTRIES = {MODEL_FOLDER, f"{MODEL_FOLDER}.pickle", RECORD_FILE}
-_BERTOPIC_SAVED_FILES = {
-    "config.json",
-    "topics.json",
-    "topic_embeddings.safetensors",
-    "topic_embeddings.bin",
-    "ctfidf.safetensors",
-    "ctfidf.bin",
-    "ctfidf_config.json",
-}
-
-
-def _is_unmarked_earlier_export(folder: Path) -> bool:
-    try:
-        record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(record, dict) or "trial_key" not in record or "topic_pipeline" not in record.get("versions", {}):
-        return False
-    if not {p.name for p in folder.iterdir()} <= _UNMARKED_EXPORT_ENTRIES:
-        return False
-    model = folder / MODEL_FOLDER
-    return not model.exists() or (
-        not model.is_symlink() and all(p.is_file() and p.name in _BERTOPIC_SAVED_FILES for p in model.iterdir())
-    )
-
-
 def save_export(model: Any, target: Path, serialization: str, pointer: str, record: dict[str, Any]) -> ExportedModel:
     """Save into a temporary sibling of ``target``, then move it into place.
 
@@ -197,7 +167,6 @@ def save_export(model: Any, target: Path, serialization: str, pointer: str, reco
             staging,
             target,
             "export",
-            _is_unmarked_earlier_export,
             another_folder="choose another --target-dir (launch config target_dir)",
         )
     except FolderNotOursError as exc:

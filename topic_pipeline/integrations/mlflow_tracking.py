@@ -1,8 +1,8 @@
 """MLflow logging, in one experiment per pipeline: a parent run per sweep (and, within a search, per search
 round), each trial's run nested under it, and the leaderboard on the sweep's run.
 
-Runs are told apart by their ``kind`` tag: ``sweep``, ``search_round``, ``trial``, ``export``. Trial runs
-recorded before the tag existed have none and still count as trials.
+Runs are told apart by their ``kind`` tag: ``sweep``, ``search_round``, ``trial``, ``export``. A run
+without the tag (made outside the tracker) counts as a trial run.
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ class MlflowTracker:
                     self._experiment_id = self.client.get_experiment_by_name(self.experiment_name).experiment_id
             else:
                 self._experiment_id = experiment.experiment_id
-                if EXPERIMENT_KIND_TAG not in experiment.tags:  # created by an earlier version
+                if EXPERIMENT_KIND_TAG not in experiment.tags:  # created elsewhere (the MLflow UI, another tool)
                     self.client.set_experiment_tag(self._experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return self._experiment_id
 
@@ -384,11 +384,10 @@ class MlflowTracker:
         tags: Mapping[str, str],
         supersede_older: bool = True,
         parent_run_id: str | None = None,
-        also_supersede: Sequence[str] = (),
     ) -> str:
         """Record a trial as a run of its own, nested under ``parent_run_id`` if given; with ``supersede_older``,
         its key's older runs are superseded (a search per call: callers that know a key was never recorded
-        pass False), and so are those of the keys in ``also_supersede`` (the trial's earlier keys)."""
+        pass False)."""
         parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
         run = self.client.create_run(
             self.experiment_id,
@@ -400,8 +399,7 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status=_closed_status(result))
         # After the new run is complete: a kill before this point leaves the older run live, never none.
         if supersede_older:
-            for key in (result.key, *also_supersede):
-                self.supersede_older_runs(key, run_id, run.info.start_time)
+            self.supersede_older_runs(result.key, run_id, run.info.start_time)
         return run_id
 
     def _log_values(self, run_id: str, result: TrialResult) -> None:

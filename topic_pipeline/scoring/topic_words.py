@@ -159,7 +159,7 @@ def leader_topics(
     stopwords_language: str,
 ) -> dict[str, list[TopicSummary]]:
     """The topics of these scored trials, from the labels the sweep stored. A trial whose labels are
-    missing (a result written before labels were kept) is left out."""
+    missing or unreadable is left out."""
     summariser = TopicSummariser(texts)
     topics: dict[str, list[TopicSummary]] = {}
     for result in leaders:

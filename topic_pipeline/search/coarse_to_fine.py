@@ -40,7 +40,6 @@ from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, TrialParams
 from topic_pipeline.errors import GridError
 from topic_pipeline.inputs.grid import ParamGrid, check_grid_values, parse_grid_json
 from topic_pipeline.storage.files import read_json, read_user_text, write_json
-from topic_pipeline.storage.migrations import current_keys
 
 ROUND_BROAD = "broad"
 ROUND_REFINE = "refine"
@@ -330,19 +329,13 @@ class SearchState:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SearchState:
-        # A state written with the first form of trial keys reads with the current keys (storage.migrations).
-        renamed = current_keys(values["trials"].values())
-        rounds = [SearchRound(**r) for r in values["rounds"]]
-        for search_round in rounds:
-            search_round.trial_keys = [renamed.get(key, key) for key in search_round.trial_keys]
-            search_round.best_key = renamed.get(search_round.best_key, search_round.best_key)
         return cls(
             spec=SearchSpec.from_mapping(values["spec"], "search state"),
             n_documents=int(values["n_documents"]),
             inputs_fingerprint=str(values["inputs_fingerprint"]),
             started_at=float(values["started_at"]),
-            rounds=rounds,
-            trials={renamed.get(key, key): params for key, params in values["trials"].items()},
+            rounds=[SearchRound(**r) for r in values["rounds"]],
+            trials=dict(values["trials"]),
             search_stop_reason=values.get("search_stop_reason"),
             stop_reason=values.get("stop_reason"),
         )

@@ -20,12 +20,6 @@ from topic_pipeline.storage.files import (
     write_atomically,
     write_json,
 )
-from topic_pipeline.storage.migrations import (
-    CARRIED_OVER_FROM_TAG,
-    carried_over_message,
-    carry_over_legacy_results,
-    current_keys,
-)
 from topic_pipeline.storage.paths import DATA_DIR_ENV, DataPaths, default_data_dir, sweep_id
 from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.storage.store import DAMAGED, FileStore
@@ -61,9 +55,4 @@ __all__ = [
     "ArrayCache",
     # results
     "ResultStore",
-    # migrations
-    "CARRIED_OVER_FROM_TAG",
-    "carried_over_message",
-    "carry_over_legacy_results",
-    "current_keys",
 ]

@@ -125,17 +125,19 @@ def _marker(folder: Path, kind: str) -> dict | None:
         marker = json.loads((folder / OWNERSHIP_MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(marker, dict) or marker.get("kind") != kind or not isinstance(marker.get("files"), list):
+    if (
+        not isinstance(marker, dict)
+        or marker.get("kind") != kind
+        or not isinstance(marker.get("files"), list)
+        or not isinstance(marker.get("sha256"), dict)
+    ):
         return None
     return marker
 
 
 def _changed_since_written(folder: Path, marker: dict) -> list[str]:
-    """The files the marker lists a digest for whose content differs now (a marker written before digests
-    were recorded lists none: only its list of files is checked)."""
-    digests = marker.get("sha256")
-    if not isinstance(digests, dict):
-        return []
+    """The files the marker lists a digest for whose content differs now."""
+    digests = marker["sha256"]
     changed = []
     for name in _entries(folder):
         expected = digests.get(name)
@@ -164,14 +166,12 @@ def replace_folder(
     staging: Path,
     target: Path,
     kind: str,
-    is_unmarked_earlier: Callable[[Path], bool] | None = None,
     another_folder: str | None = None,
 ) -> None:
     """Move the complete folder ``staging`` (a sibling of ``target``) to ``target``, marked as ours.
 
     ``target`` may be absent, an empty folder, or a folder this project wrote as ``kind`` with nothing
-    added or changed since (or one ``is_unmarked_earlier`` recognises, for folders written before the marker
-    existed). Anything else is refused with ``FolderNotOursError`` and left untouched: a replacement
+    added or changed since. Anything else is refused with ``FolderNotOursError`` and left untouched: a replacement
     must never delete what the project did not write, nor a user's edit of what it did (the refusal names
     the changed files and says what to do: remove them, or ``another_folder`` where the caller can choose one).
     """
@@ -193,13 +193,13 @@ def replace_folder(
     if target.exists() and any(target.iterdir()):
         marker = _marker(target, kind)
         ours = marker is not None and set(_entries(target)) <= {*marker["files"], OWNERSHIP_MARKER}
-        if not (ours or (is_unmarked_earlier is not None and is_unmarked_earlier(target))):
+        if not ours:
             raise FolderNotOursError(
                 f"'{target}' is not empty and is not an earlier {kind} of topic_pipeline (no {OWNERSHIP_MARKER} "
                 "listing its files, or files were added since); nothing in it was touched: "
                 "choose a new or empty folder"
             )
-        changed = _changed_since_written(target, marker) if ours else []
+        changed = _changed_since_written(target, marker)
         if changed:
             raise FolderNotOursError(
                 _changed_files_message(target, kind, changed, another_folder), changed=tuple(changed)
@@ -272,8 +272,8 @@ def read_json(path: Path) -> Any:
 # before it and a newline. numpy reads exactly the bytes a ``.npy`` header announces, and zipfile finds an
 # archive's end record before trailing bytes, so the file stays what ``np.load`` reads; ``read_array`` and
 # ``read_arrays`` check the digest first, so damage anywhere in the file (cut short, garbled bytes in a
-# header or the data) reads as damage, never as an array. A file without the mark (written before the
-# checksum existed) gets numpy's and zipfile's own checks only (an ``.npz`` member's CRC-32 among them).
+# header or the data) reads as damage, never as an array. A file without the mark (one the project did not
+# write) gets numpy's and zipfile's own checks only (an ``.npz`` member's CRC-32 among them).
 ARRAY_CHECKSUM_MARK = b"\ntopic_pipeline-sha256:"
 _ARRAY_TRAILER_LENGTH = len(ARRAY_CHECKSUM_MARK) + 64 + 1  # the mark, the hex digest, a newline
 

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from topic_pipeline.domain.trials import EmbeddingSet, TrialParams
 from topic_pipeline.storage.files import read_json, write_json
-from topic_pipeline.storage.migrations import carry_over_legacy_results
-from topic_pipeline.storage.results import ResultStore
 
 DATA_DIR_ENV = "TOPIC_PIPELINE_DATA_DIR"
 
@@ -71,9 +69,8 @@ class DataPaths:
 
     def write_current_grid(
         self, source: str, definition: dict, trials: list[TrialParams], rounds: dict[str, int] | None = None
-    ) -> tuple[dict, int, dict[str, str]]:
-        """Register ``trials`` and make them the current sweep; returns the manifest, the count of new keys
-        and the results carried over from legacy keys ({legacy key: key}, ``storage.migrations``).
+    ) -> tuple[dict, int]:
+        """Register ``trials`` and make them the current sweep; returns the manifest and the count of new keys.
 
         The fingerprint covers the definition and the set of trial keys, so a search round that adds
         trials changes it (and with it the leaderboard's results digest), and the same trials in another
@@ -81,7 +78,6 @@ class DataPaths:
         the same grid must leave the leaderboard current.
         """
         new = sum(self.register_trial(trial) for trial in trials)
-        carried = carry_over_legacy_results(ResultStore(self.results), trials)
         keys = sorted(trial.key for trial in trials)
         identity = json.dumps([definition, keys], sort_keys=True).encode()
         manifest = {
@@ -93,7 +89,7 @@ class DataPaths:
             "rounds": dict(rounds or {}),
         }
         write_json(self.current_grid, manifest)
-        return manifest, new, carried
+        return manifest, new
 
     # Every key ever registered keeps its parameters here, so a trial of an older grid can still run.
     def trial_params_path(self, key: str) -> Path:
@@ -116,12 +112,6 @@ class DataPaths:
         if not path.exists():
             raise KeyError(f"trial key '{key}' is not registered; materialise param_grid with a grid that contains it")
         return TrialParams.from_dict(read_json(path))
-
-    def current_key(self, key: str) -> str:
-        """A registered key in its current form: a legacy key (``storage.migrations``) resolves through the
-        parameters it was registered with; any other key is returned as it is."""
-        path = self.trial_params_path(key)
-        return TrialParams.from_dict(read_json(path)).key if path.exists() else key
 
     def embedding_set(self, key: str) -> EmbeddingSet:
         path = self.embedding_set_path(key)

@@ -7,12 +7,11 @@ A trial's labels (one topic per document, ``.npy``) are written before its row, 
 labels are those of the same computation; the leaderboard summarises its leaders' topics from them.
 A scored row whose labels file is damaged (cut short, garbled: ``files.read_array`` checks its checksum)
 is not current either: the trial counts as not run, so the sweep reruns it and rewrites both. A row
-without a labels file (one stored before labels were) stays current.
+without a labels file stays current: only a labels file that is there and damaged counts against it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -73,19 +72,6 @@ class ResultStore:
 
     def load(self, key: str) -> TrialResult | None:
         return self._rows.load(key)
-
-    def copy(self, key: str, new_key: str, tags: dict[str, str] | None = None) -> bool:
-        """The result of ``key`` stored again under ``new_key``, with ``tags`` added (labels first, as ``save``
-        writes them); False when there is no readable row to copy, or its labels are damaged (a copy without
-        them would count as run: without the copy, the trial runs again)."""
-        result = self.load(key)
-        if result is None:
-            return False
-        labels = self._labels.load(key)
-        if labels is None and result.status == STATUS_OK and self._labels.path(key).exists():
-            return False
-        self.save(dataclasses.replace(result, key=new_key, tags={**result.tags, **(tags or {})}), labels)
-        return True
 
     def current(self, key: str, fingerprint: str, params: dict[str, Any]) -> TrialResult | None:
         """The stored result if it was computed from these inputs and exactly these parameters, and, for a

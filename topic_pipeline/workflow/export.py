@@ -77,19 +77,11 @@ def export_warnings(
     return warnings + sample_warnings(leaderboard, rank_by, labels, where, trial=trial_key)
 
 
-def chosen_trial(
-    inputs: SweepInputs, leaderboard: pd.DataFrame, trial_key: str = "", log: logging.Logger = _logger
-) -> str:
-    """The trial to export: ``trial_key`` (in its current form), or the leaderboard's first scored trial."""
+def chosen_trial(leaderboard: pd.DataFrame, trial_key: str = "") -> str:
+    """The trial to export: ``trial_key``, or the leaderboard's first scored trial."""
     ranked = leaderboard[leaderboard["status"] == STATUS_OK]
     chosen = trial_key or (str(ranked.iloc[0]["trial"]) if len(ranked) else "")
     ranked_keys = set(leaderboard["trial"])
-    if trial_key and chosen not in ranked_keys:
-        # A key given in its first form (storage.migrations) names the same trial.
-        resolved = inputs.paths.current_key(chosen)
-        if resolved in ranked_keys:
-            log.info("trial key '%s' is the first form of '%s'", chosen, resolved)
-            chosen = resolved
     if not chosen:
         raise ExportError("the leaderboard has no scored trial to export; run the sweep first or give trial_key")
     if chosen not in ranked_keys:
@@ -183,7 +175,7 @@ def export_trial(
     dir>/models/<trial key>) and logged to MLflow. Raises ``ExportError`` for a trial that cannot be exported."""
     config = inputs.config
     named = bool(trial_key)  # a user who names a trial has seen what is wrong with it
-    trial_key = chosen_trial(inputs, leaderboard, trial_key, log)
+    trial_key = chosen_trial(leaderboard, trial_key)
     params, result = _current_result(inputs, trial_key)
     warnings = export_warnings(
         trial_key,

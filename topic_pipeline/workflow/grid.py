@@ -15,7 +15,6 @@ from topic_pipeline.search.coarse_to_fine import (
     search_identity,
     start_search,
 )
-from topic_pipeline.storage.migrations import carried_over_message
 from topic_pipeline.workflow.sweep_inputs import SweepInputs
 
 _logger = logging.getLogger(__name__)
@@ -29,7 +28,6 @@ class CurrentGrid:
     definition: dict[str, Any]  # the grid file's content, as read
     manifest: dict[str, Any]
     new: int  # trial keys registered for the first time
-    carried: dict[str, str]  # results carried over from legacy keys ({legacy key: key})
     search_rounds: int | None = None  # for a search: its rounds so far
     search_finished: bool | None = None
 
@@ -58,13 +56,11 @@ def make_grid_current(
     if isinstance(definition, SearchSpec):
         state = _search_state(inputs, definition, log)
         trials = [TrialParams.from_dict(params) for params in state.trials.values()]
-        manifest, new, carried = paths.write_current_grid(where, definition.to_dict(), trials, state.round_of())
+        manifest, new = paths.write_current_grid(where, definition.to_dict(), trials, state.round_of())
         search = {"search_rounds": len(state.rounds), "search_finished": state.finished}
     else:
         definition.validate_for_corpus(n_documents, where=where)
         trials = definition.trials(max_trials=max_grid_trials, where=where)
-        manifest, new, carried = paths.write_current_grid(where, definition.to_dict(), trials)
+        manifest, new = paths.write_current_grid(where, definition.to_dict(), trials)
     log.info("%s: %d trials, %d new", where, len(manifest["trials"]), new)
-    if carried:
-        log.info(carried_over_message(carried))
-    return CurrentGrid(where, definition.to_dict(), manifest, new, carried, **search)
+    return CurrentGrid(where, definition.to_dict(), manifest, new, **search)

@@ -13,7 +13,6 @@ from topic_pipeline.domain.results import STATUS_OK
 from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.search.coarse_to_fine import SearchRound, SearchState, advance
-from topic_pipeline.storage.migrations import carried_over_message, carry_over_legacy_results
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.workflow.sweep_inputs import SweepInputs
 
@@ -72,7 +71,7 @@ def close_search_round(inputs: SweepInputs, log: logging.Logger = _logger) -> Se
         raise SearchRoundError(
             f"the search in {paths.search_state} was started on other inputs; materialise param_grid first"
         )
-    scores = _round_scores(inputs, state, log)
+    scores = _round_scores(inputs, state)
 
     trials_run = len(state.trials)
     proposed = advance(state, scores)
@@ -95,15 +94,10 @@ def close_search_round(inputs: SweepInputs, log: logging.Logger = _logger) -> Se
     return outcome
 
 
-def _round_scores(inputs: SweepInputs, state: SearchState, log: logging.Logger) -> dict[str, float | None]:
+def _round_scores(inputs: SweepInputs, state: SearchState) -> dict[str, float | None]:
     """Each of the search's trials' ranking score (None: failed), once every trial of its last round has a
     current result."""
     store = inputs.store
-    # A state of the first form of keys reads with the current keys (storage.migrations): its round may have
-    # run under the old ones, so their results are carried over before the round is closed.
-    carried = carry_over_legacy_results(store, [TrialParams.from_dict(params) for params in state.trials.values()])
-    if carried:
-        log.info(carried_over_message(carried))
     results = {key: store.current(key, inputs.fingerprint, params) for key, params in state.trials.items()}
     last = state.rounds[-1]
     unfinished = [key for key in last.trial_keys if results[key] is None]

@@ -25,7 +25,6 @@ from topic_pipeline.engine.progress import SweepProgress
 from topic_pipeline.engine.sweep import LabelledSample, ScoredTrial, run_trials
 from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.integrations.mlflow_tracking import MlflowTracker
-from topic_pipeline.storage.migrations import CARRIED_OVER_FROM_TAG
 from topic_pipeline.storage.paths import sweep_id
 from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.workflow.sweep_inputs import SweepConfig, SweepInputs
@@ -106,9 +105,6 @@ class _Recorder:
         result, store, rounds = scored.result, self.inputs.store, self.inputs.rounds
         origin = {"search_round": str(rounds[result.key])} if result.key in rounds else {}
         recorded = store.path(result.key).exists()
-        # A result carried over from the first form of keys (storage.migrations) has its MLflow run under that key.
-        stored = store.load(result.key) if recorded else None
-        legacy = stored.tags.get(CARRIED_OVER_FROM_TAG) if stored else None
         run_id = self.tracker.log_trial(
             result,
             {
@@ -119,7 +115,6 @@ class _Recorder:
             },
             supersede_older=result.key in self.unfinished or recorded,
             parent_run_id=self.parent_run(result.key),
-            also_supersede=[legacy] if legacy else [],
         )
         result.tags = {"mlflow_run_id": run_id, "dagster_run_id": self.dagster_run_id}
         store.save(result, scored.labels)

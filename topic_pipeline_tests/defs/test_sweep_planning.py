@@ -130,20 +130,18 @@ def _inputs_fingerprint(instance, settings) -> str:
     return settings.inputs_fingerprint(latest["documents"], latest["ground_truth"])
 
 
-def _store_in_the_first_form(paths, trials, fingerprint) -> None:
-    """What the first form of keys left behind (TrialParams.legacy_key): each trial's parameters and result."""
+def _store_results(paths, trials, fingerprint) -> None:
+    """Each trial's result, stored in the data directory before this Dagster instance knows its partition."""
     import numpy as np
 
     from topic_pipeline.domain.results import STATUS_OK, TrialResult
-    from topic_pipeline.storage.files import write_json
     from topic_pipeline.storage.results import ResultStore
 
     store = ResultStore(paths.results)
     for number, trial in enumerate(trials):
-        write_json(paths.trial_params_path(trial.legacy_key), trial.to_dict())
         store.save(
             TrialResult(
-                trial.legacy_key,
+                trial.key,
                 trial.to_dict(),
                 fingerprint,
                 STATUS_OK,
@@ -155,14 +153,13 @@ def _store_in_the_first_form(paths, trials, fingerprint) -> None:
 
 
 @pytest.mark.parametrize("applied_by", ["sensor", "command_line"])
-def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(tmp_path, applied_by):
-    """A data directory of the key's first form: its results are carried over to the current keys, the new
-    partitions are recorded as materialised with where their result came from, and nothing reruns."""
+def test_results_stored_before_their_partitions_exist_are_recorded_without_a_rerun(tmp_path, applied_by):
+    """A data directory that already holds the trials' results: the new partitions are recorded as
+    materialised, with their results' metadata, and nothing reruns."""
     from topic_pipeline.defs.planning import add_partitions
     from topic_pipeline.domain.trials import TrialParams
-    from topic_pipeline.storage.results import ResultStore
 
-    for instance, settings, resources in _register_inputs(tmp_path, {"hdbscan_min_cluster_size": [2, 3, 4]}):
+    for instance, settings, _ in _register_inputs(tmp_path, {"hdbscan_min_cluster_size": [2, 3, 4]}):
         paths = settings.paths
         manifest = read_json(paths.current_grid)
         [values] = manifest["embedding_sets"].values()
@@ -176,20 +173,7 @@ def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         _cache_embeddings(cache_path)  # the trials would be runnable: only their results keep them from running
         trials = [TrialParams.from_dict(params) for params in manifest["trials"].values()]
-        _store_in_the_first_form(paths, trials, _inputs_fingerprint(instance, settings))
-
-        # refresh_inputs_job's param_grid step registers the grid again, and carries the results over.
-        result = dg.materialize(
-            [documents, ground_truth, param_grid], instance=instance, selection=[param_grid], resources=resources
-        )
-        assert result.asset_materializations_for_node("param_grid")[0].metadata["results_carried_over"].value == 3
-        store = ResultStore(paths.results)
-        for number, trial in enumerate(trials):
-            carried = store.load(trial.key)
-            assert carried.key == trial.key and carried.metrics == {"ari": 0.5 + number / 1000}
-            assert carried.tags == {"mlflow_run_id": f"run-{number}", "carried_over_from": trial.legacy_key}
-            assert store.labels(trial.key, 30).tolist() == [number] * 30
-            assert store.path(trial.legacy_key).exists()  # the legacy files stay
+        _store_results(paths, trials, _inputs_fingerprint(instance, settings))
 
         if applied_by == "sensor":
             with dg.build_sensor_context(
@@ -205,51 +189,12 @@ def test_results_stored_under_the_first_form_of_keys_carry_over_without_a_rerun(
         else:
             events = plan_sweep(instance, settings).asset_events
             assert [run.job_name for run in plan_next_runs(instance, settings)] == ["leaderboard_job"]
-        assert [(event.partition, event.metadata["carried_over_from"].value) for event in events] == [
-            (trial.key, trial.legacy_key) for trial in trials
-        ]
+        assert [event.partition for event in events] == [trial.key for trial in trials]
         assert events[0].metadata["mlflow_run_id"].value == "run-0" and events[0].metadata["ari"].value == 0.5
         # Nothing reruns; the partitions show materialised, once.
         assert instance.get_materialized_partitions(dg.AssetKey("grid_trials")) == {trial.key for trial in trials}
         again = plan_sweep(instance, settings)
         assert again.asset_events == [] and [run.job_name for run in again.runs] == ["leaderboard_job"]
-        # An export may still name a trial by its legacy key.
-        assert paths.current_key(trials[0].legacy_key) == trials[0].key
-
-
-def test_a_search_round_run_under_the_first_form_of_keys_closes_after_the_upgrade(tmp_path):
-    """The upgrade lands while a search round's trials run under the old keys: search_refinement reads the
-    state with the current keys, carries the round's results over and closes it."""
-    from topic_pipeline.defs.assets.search import search_refinement
-    from topic_pipeline.domain.trials import TrialParams
-    from topic_pipeline.search.coarse_to_fine import SearchState
-    from topic_pipeline.storage.files import write_json
-
-    for instance, settings, resources in _register_inputs(
-        tmp_path, {"search": "auto", "trial_budget": 30, "stability_top": 1, "stability_seeds": 2}
-    ):
-        paths = settings.paths
-        state = SearchState.load(paths.search_state)
-        trials = [TrialParams.from_dict(params) for params in state.trials.values()]
-        # The state as the first form wrote it, and the round's results under the old keys only.
-        stored = read_json(paths.search_state)
-        legacy = {trial.key: trial.legacy_key for trial in trials}
-        stored["trials"] = {legacy[key]: params for key, params in stored["trials"].items()}
-        for search_round in stored["rounds"]:
-            search_round["trial_keys"] = [legacy[key] for key in search_round["trial_keys"]]
-        write_json(paths.search_state, stored)
-        _store_in_the_first_form(paths, trials, _inputs_fingerprint(instance, settings))
-
-        result = dg.materialize(
-            [documents, ground_truth, search_refinement],
-            instance=instance,
-            selection=[search_refinement],
-            resources=resources,
-        )
-        assert result.success
-        closed = SearchState.load(paths.search_state)
-        assert closed.rounds[0].best_key == trials[-1].key  # the highest score, under its current key
-        assert len(closed.rounds) == 2 and all(key in closed.trials for key in closed.rounds[1].trial_keys)
 
 
 def test_a_leaderboard_without_its_report_gets_the_report_alone(tmp_path):

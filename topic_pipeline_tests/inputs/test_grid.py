@@ -28,7 +28,6 @@ KEY_CHARS = re.compile(r"^[a-z0-9._-]+$")
 FORBIDDEN_IN_KEY = ("...", "|", ",", "[", "]", "/")
 
 DEFAULT_KEY = "nn15_nc5_md0__all-minilm-l6-v2__mcs10_eps0"
-DEFAULT_LEGACY_KEY = "all-minilm-l6-v2__nn15_nc5_md0_mcs10_msnone_eps0_ntnone_ng1"
 
 
 def write_grid(tmp_path: Path, content: str, name: str = "grid.json") -> Path:
@@ -152,9 +151,8 @@ def test_nr_topics_accepted_values(given, normalised, bertopic) -> None:
     (trial,) = ParamGrid.from_mapping({"nr_topics": [given]}).trials()
     assert trial.nr_topics == normalised
     assert trial.bertopic_nr_topics == bertopic
-    # The default (BERTopic's "none") is left out of the key; the first form of keys held it.
+    # The default (BERTopic's "none") is left out of the key.
     assert trial.key.endswith("_eps0" if normalised == "none" else f"_eps0_nt{normalised}")
-    assert trial.legacy_key.endswith(f"_nt{normalised}_ng1")
 
 
 def test_embedding_model_names_are_stripped() -> None:
@@ -179,7 +177,6 @@ def test_key_is_readable_and_names_every_value() -> None:
         remove_stopwords=True,
     )
     assert params.key == "nn12_nc3_md0.25__all-mpnet-base-v2-nostop__mcs7_ms2_eps0.05_ntauto_ng2"
-    assert params.legacy_key == "all-mpnet-base-v2-nostop__nn12_nc3_md0.25_mcs7_ms2_eps0.05_ntauto_ng2"
     assert_key_shape(params.key)
 
 
@@ -234,13 +231,10 @@ def test_adding_a_value_only_adds_keys() -> None:
 
 
 def test_default_key_is_unchanged() -> None:
-    """Pinned keys: if one changes without a migration (storage.migrations), every stored result of an
-    existing grid is orphaned."""
+    """Pinned keys: if one changes, every stored result of an existing grid is orphaned."""
     assert ParamGrid.from_mapping({}).trials()[0].key == DEFAULT_KEY
-    assert ParamGrid.from_mapping({}).trials()[0].legacy_key == DEFAULT_LEGACY_KEY
     (trial,) = ParamGrid.from_mapping({"umap_min_dist": [0.1], "hdbscan_cluster_selection_epsilon": [0.5]}).trials()
     assert trial.key == "nn15_nc5_md0.1__all-minilm-l6-v2__mcs10_eps0.5"
-    assert trial.legacy_key == "all-minilm-l6-v2__nn15_nc5_md0.1_mcs10_msnone_eps0.5_ntnone_ng1"
 
 
 def test_keys_fit_the_ui_list_or_keep_their_values_at_the_ends() -> None:
@@ -572,9 +566,6 @@ def test_property_keys_unique_deterministic_and_roundtrip(raw: dict) -> None:
 def test_property_equal_params_iff_equal_keys(a: TrialParams, b: TrialParams, seed_a: int, seed_b: int) -> None:
     a, b = dataclasses.replace(a, seed_replicate=seed_a), dataclasses.replace(b, seed_replicate=seed_b)
     assert (a == b) == (a.key == b.key)
-    assert (a == b) == (a.legacy_key == b.legacy_key)
-    # A key of one form never names another trial in the other (storage.migrations copies by legacy key).
-    assert a.key != b.legacy_key
 
 
 @settings(max_examples=100, deadline=None)
@@ -801,7 +792,6 @@ def test_outlier_variants_expand_and_appear_in_keys_only_when_reducing() -> None
     # A stability replicate's suffix stays last.
     replicate = dataclasses.replace(trials[1], seed_replicate=2)
     assert replicate.key == f"{DEFAULT_KEY}_oemb0_r2"
-    assert replicate.legacy_key == f"{DEFAULT_LEGACY_KEY}_orembeddings_ot0_r2"
     assert replicate.configuration == trials[1]
 
 

@@ -30,7 +30,6 @@ from topic_pipeline.integrations.export import (
     trial_labels,
 )
 from topic_pipeline.scoring.leaderboard import build_leaderboard
-from topic_pipeline.storage.files import OWNERSHIP_MARKER
 from topic_pipeline.workflow.export import export_warnings
 
 pytestmark = pytest.mark.slow
@@ -253,22 +252,6 @@ def test_an_export_whose_files_were_edited_is_refused_and_the_edits_kept(fitted)
     save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "third"})
     assert json.loads((target / RECORD_FILE).read_text())["trial_key"] == "third"
     assert (root / "my-tuning.json").read_bytes() == edited
-
-
-def test_an_export_written_before_the_ownership_marker_is_still_replaced(fitted):
-    root, _, _, _, model = fitted
-    target = root / "unmarked"
-    save_export(
-        model,
-        target,
-        "safetensors",
-        DEFAULT_EMBEDDING_MODEL,
-        {"trial_key": "old", "versions": {"topic_pipeline": "0.1.0"}},
-    )
-    (target / OWNERSHIP_MARKER).unlink()
-    save_export(model, target, "safetensors", DEFAULT_EMBEDDING_MODEL, {"trial_key": "new"})
-    assert json.loads((target / RECORD_FILE).read_text())["trial_key"] == "new"
-    assert (target / OWNERSHIP_MARKER).exists()
 
 
 def test_embedding_model_that_cannot_be_recorded(tmp_path):

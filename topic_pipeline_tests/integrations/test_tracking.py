@@ -150,7 +150,7 @@ def test_a_sweep_is_one_parent_run_with_its_rounds_and_trials_nested(tracker, tm
     }
 
 
-def test_an_experiment_made_by_an_earlier_version_is_marked_for_training_runs(tmp_path):
+def test_an_experiment_made_elsewhere_is_marked_for_training_runs(tmp_path):
     uri = local_tracking_uri(tmp_path / "mlflow")
     from mlflow import MlflowClient
 
@@ -165,14 +165,6 @@ def test_logged_metrics_are_rounded_for_display(tracker):
     # MLflow's UI prints a metric as logged; the exact value stays in the result store.
     run_id = tracker.log_trial(_result("trial_a", ari=0.123456789012), {"dagster_run_id": "run-1"})
     assert tracker.client.get_run(run_id).data.metrics["ari"] == 0.1235
-
-
-def test_a_trial_recorded_again_supersedes_the_runs_of_its_earlier_key(tracker):
-    # A result carried over from the first form of keys keeps its run under that key (storage.migrations).
-    legacy = tracker.log_trial(_result("legacy_form_key"), {"dagster_run_id": "run-1"})
-    current = tracker.log_trial(_result("current_key"), {"dagster_run_id": "run-2"}, also_supersede=["legacy_form_key"])
-    assert tracker.client.get_run(legacy).data.tags[SUPERSEDED_BY_TAG] == current
-    assert _live_runs(tracker, "legacy_form_key") == [] and len(_live_runs(tracker, "current_key")) == 1
 
 
 # A stop (SIGKILL, SIGTERM, a failed write) can land between closing a trial's MLflow run and storing its

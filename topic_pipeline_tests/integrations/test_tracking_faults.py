@@ -226,13 +226,13 @@ def test_recovery_of_a_killed_trials_run_leaves_each_trial_one_mlflow_run(tmp_pa
         assert _live(tracker) == [("trial_a", rerun)]
 
 
-def test_duplicates_left_before_the_check_existed_are_reconciled_once(tmp_path):
+def test_duplicates_of_a_run_recovered_without_an_mlflow_check_are_reconciled_once(tmp_path):
     paths = DataPaths(tmp_path / "data")
     tracker = MlflowTracking().tracker(paths)
     store = ResultStore(paths.results)
     killed = "22222222-2222-2222-2222-222222222222"
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        # Recovered by an earlier version: its results recorded, its MLflow runs never reconciled.
+        # Recovered by a pass that could not check MLflow: its results recorded, its MLflow runs never reconciled.
         _stopped_trials_run(instance, killed, "trial_a", {RESULTS_RECORDED_TAG: "0"})
         orphan = tracker.log_trial(_result("trial_a"), {"dagster_run_id": killed}, supersede_older=False)
         rerun = tracker.log_trial(_result("trial_a"), {"dagster_run_id": "resumed"}, supersede_older=False)

@@ -364,17 +364,3 @@ def test_leaders_are_distinct_results():
     assert advance(state, scores, now=2.0).kind == ROUND_STABILITY
     replicated = {TrialParams.from_dict(state.trials[k]).configuration.key for k in state.rounds[-1].trial_keys}
     assert replicated == {min(keys[0], keys[1]), keys[2]}
-
-
-def test_a_search_state_of_the_first_form_of_keys_reads_with_the_current_keys():
-    state = start_search(SearchSpec(stability_top=2, stability_seeds=2, max_rounds=0), 2000, "inputs", now=0.0)
-    keys = state.rounds[0].trial_keys
-    advance(state, {key: 0.5 for key in keys}, now=1.0)
-    # The state as the first form wrote it: every key in its legacy form.
-    legacy = {key: TrialParams.from_dict(state.trials[key]).legacy_key for key in state.trials}
-    stored = json.loads(json.dumps(state.to_dict()))
-    stored["trials"] = {legacy[key]: params for key, params in stored["trials"].items()}
-    for search_round in stored["rounds"]:
-        search_round["trial_keys"] = [legacy[key] for key in search_round["trial_keys"]]
-        search_round["best_key"] = legacy.get(search_round["best_key"], search_round["best_key"])
-    assert SearchState.from_dict(stored).to_dict() == state.to_dict()

@@ -124,7 +124,7 @@ def test_every_byte_of_an_npz_file_is_covered(tmp_path):
     assert all(point >= len(good) - TRAILER for point in unnoticed)
 
 
-def test_array_files_written_before_checksums_still_read(tmp_path):
+def test_array_files_without_a_checksum_still_read(tmp_path):
     np.save(tmp_path / "old.npy", np.arange(3, dtype=np.int32))
     np.savez(tmp_path / "old.npz", reduction=np.ones((2, 2), dtype=np.float32))
     np.testing.assert_array_equal(read_array(tmp_path / "old.npy"), np.arange(3))
@@ -198,15 +198,6 @@ def test_labels_of_another_length_hide_topics_but_a_row_without_labels_stays_don
     assert message.endswith(f"expected ({N_DOCUMENTS + 1},) int32; that trial's topics are not shown")
     store.labels_path("b").unlink()
     assert store.current("b", "fp", {"p": "b"}) is not None
-
-
-def test_a_result_with_damaged_labels_is_not_carried_over_to_a_new_key(tmp_path):
-    """A copy without its labels would count as run with its topics missing: not copied, so the trial runs."""
-    store = _store_three(tmp_path)
-    damage(store.labels_path("a"), "truncated")
-    assert store.copy("a", "a2") is False
-    assert not store.path("a2").exists() and not store.labels_path("a2").exists()
-    assert store.copy("b", "b2") is True and store.labels("b2", N_DOCUMENTS).tolist() == [1] * N_DOCUMENTS
 
 
 def test_a_labels_file_read_intact_is_read_again_only_once_it_changes(tmp_path, monkeypatch):

@@ -81,19 +81,6 @@ def test_a_link_retargeted_is_changed(tmp_path):
     assert (tmp_path / "elsewhere").read_text() == "x" and (tmp_path / "out" / "latest").is_symlink()
 
 
-def test_a_folder_marked_before_digests_were_recorded_is_replaced_as_before(tmp_path):
-    """A marker without digests (written by an earlier version) says only which files were written."""
-    target = tmp_path / "export"
-    _write(target, {"tuning.json": b"{}"}, kind="export")
-    marker_path = target / OWNERSHIP_MARKER
-    marker = json.loads(marker_path.read_text())
-    del marker["sha256"]
-    marker_path.write_text(json.dumps(marker))
-    (target / "tuning.json").write_bytes(b'{"edited": true}')
-    _write(target, {"tuning.json": b"{}"}, kind="export")
-    assert (target / "tuning.json").read_bytes() == b"{}"
-
-
 def test_written_files_and_folders_follow_the_umask(tmp_path):
     """A colleague, a web server or an MLflow server running as another user can read what we write."""
     import os

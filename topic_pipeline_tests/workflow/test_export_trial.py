@@ -40,7 +40,7 @@ class RecordingTracker:
     def sweep_run(self, sweep_id, search_round=None):
         return "sweep"
 
-    def log_trial(self, result, tags, supersede_older=True, parent_run_id=None, also_supersede=()):
+    def log_trial(self, result, tags, supersede_older=True, parent_run_id=None):
         return f"run-{result.key}"
 
     def log_export(self, directory, trial_key, trial_run_id, tags):
@@ -104,13 +104,13 @@ def test_the_trial_to_export_and_those_refused(tmp_path):
     inputs = _sweep(tmp_path)
     best, failed = list(inputs.trials)
     with pytest.raises(ExportError, match="the leaderboard has no scored trial to export"):
-        chosen_trial(inputs, _board(inputs))
+        chosen_trial(_board(inputs))
     _store(inputs, best, STATUS_OK, 0.8)
     _store(inputs, failed, STATUS_FAILED, 0.0)
     board = _board(inputs)
-    assert chosen_trial(inputs, board) == best and chosen_trial(inputs, board, failed) == failed
+    assert chosen_trial(board) == best and chosen_trial(board, failed) == failed
     with pytest.raises(ExportError, match="trial key 'nope' is not in the current leaderboard"):
-        chosen_trial(inputs, board, "nope")
+        chosen_trial(board, "nope")
     with pytest.raises(ExportError, match=rf"trial '{failed}' failed \(HDBSCAN broke\); choose a trial that succeeded"):
         export_trial(inputs, board, RecordingTracker(), "run", trial_key=failed)
     # Without a stored result, nothing to export.

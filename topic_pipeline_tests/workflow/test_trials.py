@@ -18,7 +18,6 @@ from topic_pipeline.engine.progress import SweepProgress
 from topic_pipeline.engine.sweep import ScoredTrial
 from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.inputs.grid import ParamGrid
-from topic_pipeline.storage.migrations import CARRIED_OVER_FROM_TAG
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.workflow import trials as trials_module
@@ -54,14 +53,13 @@ class RecordingTracker:
         self.sweeps.append((sweep_id, search_round))
         return f"sweep-{search_round}"
 
-    def log_trial(self, result, tags, supersede_older=True, parent_run_id=None, also_supersede=()):
+    def log_trial(self, result, tags, supersede_older=True, parent_run_id=None):
         self.logged.append(
             {
                 "key": result.key,
                 "tags": dict(tags),
                 "supersede_older": supersede_older,
                 "parent": parent_run_id,
-                "also_supersede": list(also_supersede),
             }
         )
         return f"run-{result.key}"
@@ -144,7 +142,7 @@ def test_a_trial_recorded_before_supersedes_its_older_runs_and_carries_its_round
     first, second = list(probe.trials)
     inputs = _sweep(tmp_path, rounds={first: 1, second: 2})
     inputs_of.append(inputs)
-    # The first was stored before, carried over from its legacy key; the second has a run a stop left unfinished.
+    # The first was stored before; the second has a run a stop left unfinished.
     ResultStore(inputs.paths.results).save(
         TrialResult(
             first,
@@ -152,7 +150,6 @@ def test_a_trial_recorded_before_supersedes_its_older_runs_and_carries_its_round
             "old",
             STATUS_OK,
             metrics={"ari": 0.1},
-            tags={CARRIED_OVER_FROM_TAG: "legacy-1"},
         ),
         np.zeros(N_DOCUMENTS, dtype=np.int32),
     )
@@ -163,10 +160,7 @@ def test_a_trial_recorded_before_supersedes_its_older_runs_and_carries_its_round
         item for item in run_trial_batch(inputs, [first, second], tracker, "run-2") if isinstance(item, RecordedTrial)
     ]
 
-    assert [(call["supersede_older"], call["also_supersede"]) for call in tracker.logged] == [
-        (True, ["legacy-1"]),
-        (True, []),
-    ]
+    assert [call["supersede_older"] for call in tracker.logged] == [True, True]
     assert [call["parent"] for call in tracker.logged] == ["sweep-1", "sweep-2"]
     assert [call["tags"]["search_round"] for call in tracker.logged] == ["1", "2"]
     assert [item.search_round for item in recorded] == [1, 2]

@@ -141,8 +141,6 @@ def param_grid(
     extra: dict[str, object] = {}
     if grid.search_rounds is not None:
         extra.update({"search_rounds": grid.search_rounds, "search_finished": grid.search_finished})
-    if grid.carried:
-        extra["results_carried_over"] = len(grid.carried)
     # No value for the IO manager: the manifest's one copy is the file every consumer reads (a search's
     # later rounds rewrite it, so a stored value would go stale).
     return dg.MaterializeResult(
