@@ -22,7 +22,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 from topic_pipeline.storage.files import write_atomically
 
@@ -45,6 +45,9 @@ DAMAGED = (
     struct.error,
     NotImplementedError,
 )
+
+# What ``_decode`` returns for a file that exists but cannot be read back.
+_UNREADABLE = object()
 
 # Files read back intact by this process: path -> (inode, size, mtime, ctime) of the version read. Every
 # write replaces a file by a rename (a new inode), and any change in place moves its change time, except
@@ -109,16 +112,9 @@ class FileStore(Generic[Value]):
         that cannot be used here (None when it can; a check that fails on the value, looking up a member it
         lacks say, rejects it too); ``if_rejected`` says what follows then, when not ``if_damaged``."""
         path = self.path(key)
-        before = _version(path)
-        try:
-            value = self._read(path)
-        except FileNotFoundError:
+        value = self._decode(path)
+        if value is None or value is _UNREADABLE:
             return None
-        except DAMAGED as exc:
-            _READ_INTACT.pop(str(path), None)
-            log.warning("%s %s is unreadable (%s); %s", self.what, path, exc, self.if_damaged)
-            return None
-        _remember_intact(path, before)
         try:
             found = problem(value) if problem is not None else None
         except (KeyError, IndexError, ValueError, TypeError) as exc:
@@ -133,17 +129,21 @@ class FileStore(Generic[Value]):
         absent entry is not damaged. Reads the file unless this process read this version of it intact."""
         path = self.path(key)
         before = _version(path)
-        if before is None:
+        if before is None or _READ_INTACT.get(str(path)) == before:
             return False
-        if _READ_INTACT.get(str(path)) == before:
-            return False
+        return self._decode(path) is _UNREADABLE
+
+    def _decode(self, path: Path) -> Any:
+        """The file's decoded value; None when it is absent; ``_UNREADABLE`` (logged) when it cannot be read
+        back. A version read intact is remembered (``damaged`` need not read it again)."""
+        before = _version(path)
         try:
-            self._read(path)
+            value = self._read(path)
         except FileNotFoundError:
-            return False
+            return None
         except DAMAGED as exc:
             _READ_INTACT.pop(str(path), None)
             log.warning("%s %s is unreadable (%s); %s", self.what, path, exc, self.if_damaged)
-            return True
+            return _UNREADABLE
         _remember_intact(path, before)
-        return False
+        return value
