@@ -46,6 +46,7 @@ REPOSITORY = "__repository__"
 PROJECT_ASSETS = ["documents", "ground_truth", "param_grid", "embeddings", "grid_trials", "leaderboard", "topic_model"]
 # The sweep group's page: its assets plus their upstream and downstream neighbours, as a graph.
 ASSET_GRAPH_PATH = f"/locations/{LOCATION}/asset-groups/sweep"
+GRAPH_WINDOW = "2200,1400"
 
 # Three trials over one embedding set.
 GRID = {"umap_n_neighbors": [10], "hdbscan_min_cluster_size": [5, 8, 20]}
@@ -152,7 +153,9 @@ def _write_instance_config(dagster_home: Path) -> None:
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
 
 
-def _render(chromium: str, url: str, profile: Path, *outputs: str) -> subprocess.CompletedProcess:
+def _render(
+    chromium: str, url: str, profile: Path, *outputs: str, window: str = "1600,1000"
+) -> subprocess.CompletedProcess:
     # The virtual time budget lets the React app fetch its data and lay out the graph before the capture.
     return subprocess.run(
         [
@@ -162,7 +165,7 @@ def _render(chromium: str, url: str, profile: Path, *outputs: str) -> subprocess
             "--disable-gpu",
             "--hide-scrollbars",
             f"--user-data-dir={profile}",
-            "--window-size=1600,1000",
+            f"--window-size={window}",
             "--virtual-time-budget=15000",
             *outputs,
             url,
@@ -303,7 +306,14 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         # The asset graph page, as a browser renders it: every asset of the project, the three trial partitions
         # filled, and the trials' and the leaderboard's latest events linking to the runs above.
         page = f"{webserver.url}{ASSET_GRAPH_PATH}"
-        dom = _render(chromium, page, tiny_project / "chromium", "--dump-dom").stdout
+        # Kept where a person can look at it after the run (pytest's own temporary folders are rotated),
+        # taken before the checks so that a failing check has its picture.
+        shots = request.config.cache.mkdir("ui_operation")
+        screenshot = shots / "asset_graph.png"
+        # The sweep group's graph (with its neighbours) is wider than a laptop screen: every node in view.
+        _render(chromium, page, tiny_project / "chromium", f"--screenshot={screenshot}", window=GRAPH_WINDOW)
+        print(f"UI screenshot of {ASSET_GRAPH_PATH}: {screenshot}")
+        dom = _render(chromium, page, tiny_project / "chromium", "--dump-dom", window=GRAPH_WINDOW).stdout
         for asset in PROJECT_ASSETS:
             assert f">{asset}<" in dom, f"{asset} is not on {page}"
         assert "3 partitions" in dom and "100% filled" in dom
@@ -311,11 +321,6 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
             assert re.search(rf'href="/runs/{run_id}\?[^"]*selection={asset}&', dom), (
                 f"{asset}'s latest event does not link its run on {page}"
             )
-        # Kept where a person can look at it after the run (pytest's own temporary folders are rotated).
-        shots = request.config.cache.mkdir("ui_operation")
-        screenshot = shots / "asset_graph.png"
-        _render(chromium, page, tiny_project / "chromium", f"--screenshot={screenshot}")
-        print(f"UI screenshot of {ASSET_GRAPH_PATH}: {screenshot}")
 
         # The trials' partitions as the UI lists them: a long key is shortened in its middle, and what tells the
         # trials apart (the UMAP values first, the HDBSCAN values last) is what stays in view.
@@ -364,8 +369,15 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         )
         _render(chromium, report.as_uri(), tiny_project / "chromium", f"--screenshot={shots / 'report.png'}")
 
-    for name in ("asset_graph.png", "partitions.png", "leaderboard.png", "leaderboard_checks.png", "report.png"):
+    sizes = {
+        "asset_graph.png": GRAPH_WINDOW,
+        "partitions.png": "1600,1000",
+        "leaderboard.png": "1600,1000",
+        "leaderboard_checks.png": "1600,1000",
+        "report.png": "1600,1000",
+    }
+    for name, window in sizes.items():
         with Image.open(shots / name) as image:
-            assert image.size == (1600, 1000)
+            assert image.size == tuple(int(side) for side in window.split(","))
             colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
         assert colours is not None and len(colours) > 50, f"the screenshot {name} is (nearly) one colour"
