@@ -386,7 +386,9 @@ def _run_command(args: argparse.Namespace) -> None:
     started = time.monotonic()
     # A second sweep (or an export, which reads the leaderboard) waits for a sweep that is running; a folder
     # that cannot be written is refused here, in one line.
-    with exclusive_sweep(_sweep_places()):
+    # The inner stop waits for this process's end inside the lock, so the lock is released by the exit, never
+    # while the processes of a stopped sweep may still write.
+    with exclusive_sweep(_sweep_places()), stopped_on_signal():
         # An MLflow server that does not answer is found now, not minutes later at the first trial.
         resources["mlflow"].check_reachable(resources["settings"].paths)
         if log:

@@ -111,13 +111,14 @@ def stopped_on_signal(grace_s: float = STOP_GRACE_S) -> Iterator[None]:
     def on_signal(signum: int, _frame) -> None:
         received.append(signum)
         if len(received) > 1:
-            print("Second signal: killing every process of this command now.", flush=True)
             _kill_tree(signal.SIGKILL)
             os._exit(128 + signum)
-        # On standard output: the command line sends standard error to its log file while it runs.
-        print(f"Stopping ({signal.Signals(signum).name}); a second signal kills everything at once.", flush=True)
+        # The stop first: a print that fails (standard output caught mid-write) must not keep it from starting.
         stopper.append(threading.Thread(target=_stop_tree_then_exit, args=(signum, grace_s), name="stop", daemon=True))
         stopper[0].start()
+        with contextlib.suppress(Exception):
+            # On standard output: the command line sends standard error to its log file while it runs.
+            print(f"Stopping ({signal.Signals(signum).name}); a second signal kills everything at once.", flush=True)
         raise Stopped(signum)
 
     stopper: list[threading.Thread] = []

@@ -236,3 +236,13 @@ def test_the_leaderboard_reads_a_read_only_data_directory_and_a_sweep_there_says
         for folder in (tmp_path, data, data / "leaderboard"):
             folder.chmod(0o755)
         shutil.rmtree(tmp_path)
+
+
+def test_an_empty_data_directory_variable_means_the_default_everywhere(monkeypatch, tmp_path):
+    """The settings and the data directory's paths (the sweep lock, the command line's leaderboard) agree."""
+    from topic_pipeline.storage.paths import DataPaths
+
+    monkeypatch.chdir(tmp_path)
+    for blank in ("", "  "):
+        monkeypatch.setenv("TOPIC_PIPELINE_DATA_DIR", blank)
+        assert DataPaths().root == Settings.load().data_dir.resolve() == tmp_path / "data"

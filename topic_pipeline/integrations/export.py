@@ -22,7 +22,6 @@ import dataclasses
 import os
 import platform
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,9 @@ from topic_pipeline.engine.fast import EmbeddingSource, plan_groups, run_group
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.storage.files import (
     OWNERSHIP_MARKER,
-    TEMPORARY_SUFFIX,
     FolderNotOursError,
     replace_folder,
+    staging_folder,
     write_json,
 )
 
@@ -150,7 +149,7 @@ def save_export(model: Any, target: Path, serialization: str, pointer: str, reco
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent))
+        staging = staging_folder(target)
     except OSError as exc:
         raise ExportError(f"cannot write the export to '{target.parent}': {exc.strerror or exc}") from None
     try:

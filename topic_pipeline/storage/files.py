@@ -21,10 +21,19 @@ from topic_pipeline.errors import TopicPipelineError
 TEMPORARY_SUFFIX = ".topic-pipeline.tmp"
 
 
-def _umask() -> int:
+def _read_umask() -> int:
+    # Set and restored at once, at import: os.umask has no read-only form, and two threads doing this at the
+    # same moment could each see the other's 0.
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+_UMASK = _read_umask()
+
+
+def _umask() -> int:
+    return _UMASK
 
 
 def staging_folder(target: Path) -> Path:
@@ -129,10 +138,12 @@ def _marker(folder: Path, kind: str) -> dict | None:
         not isinstance(marker, dict)
         or marker.get("kind") != kind
         or not isinstance(marker.get("files"), list)
-        or not isinstance(marker.get("sha256"), dict)
+        or not isinstance(marker.get("sha256", {}), dict)
     ):
         return None
-    return marker
+    # A marker without digests (a report or export folder written before they were recorded) still lists
+    # what we wrote; those files are replaced without a content check.
+    return {**marker, "sha256": marker.get("sha256", {})}
 
 
 def _changed_since_written(folder: Path, marker: dict) -> list[str]:

@@ -14,7 +14,8 @@ DATA_DIR_ENV = "TOPIC_PIPELINE_DATA_DIR"
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get(DATA_DIR_ENV, "data")).resolve()
+    # An empty or blank value means the default, as the settings read it (topic_pipeline/settings.py).
+    return Path(os.environ.get(DATA_DIR_ENV, "").strip() or "data").resolve()
 
 
 def sweep_id(grid_definition: dict, inputs_fingerprint: str) -> str:

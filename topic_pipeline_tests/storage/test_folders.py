@@ -81,21 +81,43 @@ def test_a_link_retargeted_is_changed(tmp_path):
     assert (tmp_path / "elsewhere").read_text() == "x" and (tmp_path / "out" / "latest").is_symlink()
 
 
+def test_a_folder_marked_without_digests_is_replaced_as_ours(tmp_path):
+    """A marker without digests (a report or export folder written before they were recorded) still says which
+    files were written: the folder is ours and replaced, without a content check."""
+    target = tmp_path / "export"
+    _write(target, {"tuning.json": b"{}"}, kind="export")
+    marker_path = target / OWNERSHIP_MARKER
+    marker = json.loads(marker_path.read_text())
+    del marker["sha256"]
+    marker_path.write_text(json.dumps(marker))
+    (target / "tuning.json").write_bytes(b'{"edited": true}')
+    _write(target, {"tuning.json": b"{}"}, kind="export")
+    assert (target / "tuning.json").read_bytes() == b"{}"
+
+
 def test_written_files_and_folders_follow_the_umask(tmp_path):
-    """A colleague, a web server or an MLflow server running as another user can read what we write."""
+    """A colleague, a web server or an MLflow server running as another user can read what we write; a
+    private umask keeps it private. Each in a process started with that umask (read once, at import)."""
     import os
     import stat
+    import subprocess
+    import sys
 
-    from topic_pipeline.storage.files import staging_folder, write_atomically
-
-    previous = os.umask(0o022)
-    try:
-        write_atomically(tmp_path / "leaderboard.csv", lambda stream: stream.write(b"rank\n"))
-        folder = staging_folder(tmp_path / "report")
-        assert stat.S_IMODE((tmp_path / "leaderboard.csv").stat().st_mode) == 0o644
-        assert stat.S_IMODE(folder.stat().st_mode) == 0o755
-        os.umask(0o077)
-        write_atomically(tmp_path / "private.csv", lambda stream: stream.write(b"rank\n"))
-        assert stat.S_IMODE((tmp_path / "private.csv").stat().st_mode) == 0o600
-    finally:
-        os.umask(previous)
+    script = (
+        "import sys; from pathlib import Path; from topic_pipeline.storage.files import staging_folder, write_atomically; "
+        "root = Path(sys.argv[1]); write_atomically(root / 'leaderboard.csv', lambda stream: stream.write(b'rank')); "
+        "print(staging_folder(root / 'report'))"
+    )
+    for umask, file_mode, folder_mode in ((0o022, 0o644, 0o755), (0o077, 0o600, 0o700)):
+        root = tmp_path / f"umask-{umask:03o}"
+        root.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(root)],
+            capture_output=True,
+            text=True,
+            check=True,
+            preexec_fn=lambda umask=umask: os.umask(umask),
+        )
+        folder = Path(done.stdout.strip())
+        assert stat.S_IMODE((root / "leaderboard.csv").stat().st_mode) == file_mode
+        assert stat.S_IMODE(folder.stat().st_mode) == folder_mode

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ from topic_pipeline.integrations.report.topic_map import (
     classes_of,
 )
 from topic_pipeline.scoring.topic_words import TopicSummary
-from topic_pipeline.storage.files import TEMPORARY_SUFFIX, replace_folder, write_atomically
+from topic_pipeline.storage.files import replace_folder, staging_folder, write_atomically
 
 __all__ = [
     "MAX_DOCUMENTS",
@@ -101,7 +100,7 @@ def write_report(
     document = page.render(title, _summary(leaderboard, rank_by), warnings, sections).encode("utf-8")
 
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=TEMPORARY_SUFFIX, dir=directory.parent))
+    staging = staging_folder(directory)
     try:
         for name, data in images.items():
             write_atomically(staging / name, lambda stream, data=data: stream.write(data))
