@@ -144,7 +144,7 @@ def call_in_thread(function: Callable[[], T]) -> T:
     def target() -> None:
         try:
             outcome["value"] = function()
-        except BaseException as error:
+        except BaseException as error:  # raised again in the caller's thread
             outcome["error"] = error
 
     worker = threading.Thread(target=target, name="run", daemon=True)
@@ -234,7 +234,7 @@ def exclusive_sweep(
     with contextlib.ExitStack() as held:
         for folder, what in sorted(folders.items(), key=lambda item: str(item[0])):
             lock = folder / SWEEP_LOCK_FILE
-            stream = held.enter_context(open(lock, "a+", encoding="utf-8"))
+            stream = held.enter_context(open(lock, "a+", encoding="utf-8"))  # closed by the stack
             deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
             announced = False
             while True:

@@ -34,7 +34,7 @@ def _is_secret(name: str, value: object) -> bool:
 def _parse(url: str) -> sa.engine.URL | None:
     try:
         return sa.engine.make_url(url)
-    except Exception:
+    except Exception:  # whatever the reason, an unparsed URL is never shown
         return None
 
 

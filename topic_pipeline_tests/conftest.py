@@ -32,7 +32,7 @@ def postgres_test_database():
         import psycopg2
 
         connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=5)
-    except Exception as exc:
+    except Exception as exc:  # any failure to connect means the service is absent
         require_service(f"PostgreSQL not reachable at 127.0.0.1:5432: {type(exc).__name__}: {str(exc).strip()}")
     connection.autocommit = True
     return connection

@@ -186,7 +186,7 @@ def _recover_mlflow_runs(
             if closed:
                 actions.append(f"run {run.run_id}: {closed} MLflow run(s) it left RUNNING marked KILLED")
         actions.extend(tracker.reconcile_trial_runs(store.load, [run.run_id for run in runs]))
-    except Exception as exc:
+    except Exception as exc:  # MLflow unreachable: Dagster's side is recovered all the same
         # The type only: a tracking server's error can quote its address, credentials included.
         actions.append(
             f"{len(runs)} stopped run(s): their MLflow runs could not be checked ({type(exc).__name__}); "

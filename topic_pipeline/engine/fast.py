@@ -140,7 +140,7 @@ def run_group(task: GroupTask) -> GroupOutcome:
     cache = ArrayCache(task.cache_dir)
     try:
         reduction, cached = cached_reduction(cache, task.source.cache_key, embeddings, spec, task.largest_k)
-    except Exception as exc:
+    except Exception as exc:  # a failed reduction fails its trials, not the sweep
         error = error_text(exc)
         return GroupOutcome({}, {c: error for c in task.clusterings}, False, 0, time.perf_counter() - started)
     clusterer = TreeClusterer(reduction)
@@ -162,7 +162,7 @@ def run_group(task: GroupTask) -> GroupOutcome:
             else:
                 model = topic_model_from_clusters(clusters, texts or [], embeddings, nr_topics)
                 plain = np.asarray(model.topics_, dtype=np.int64)
-        except Exception as exc:
+        except Exception as exc:  # one bad combination must not sink the group
             errors.update({clustering: error_text(exc) for clustering in bases[base]})
             continue
         variants: dict[tuple, list[ClusteringSpec]] = {}

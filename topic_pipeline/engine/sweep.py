@@ -78,7 +78,7 @@ def score_reference_trial(
         outcome = run_reference_trial(embeddings, texts, params, seed=seed, stopwords_language=stopwords_language)
         metrics = labels_metrics(outcome.labels, sample)
         result = scored_result(key, params, metrics, fingerprint, time.perf_counter() - started)
-    except Exception as exc:
+    except Exception as exc:  # one bad combination must not sink the sweep
         return ScoredTrial(
             failed_result(key, params, fingerprint, error_text(exc), time.perf_counter() - started), None
         )

@@ -115,7 +115,7 @@ def load_model(model_name: str, device: str, local_files_only: bool) -> Any:
     location = resolve_model_location(model_name)
     try:
         return SentenceTransformer(location, device=device, local_files_only=local_files_only)
-    except Exception as exc:
+    except Exception as exc:  # the library raises many types for "not available"
         offline = (
             " (offline: only local paths and models already in the Hugging Face cache can load)"
             if local_files_only

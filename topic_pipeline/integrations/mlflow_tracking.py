@@ -271,7 +271,7 @@ class _RedactingClient:
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 return attribute(*args, **kwargs)
-            except Exception as exc:
+            except Exception as exc:  # every error is re-raised, redacted
                 from mlflow.exceptions import MlflowException
 
                 message = redact(str(exc), self._tracking_uri)

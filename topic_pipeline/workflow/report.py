@@ -77,7 +77,7 @@ def write_sweep_report(
     if chosen is not None:
         try:
             topic_map, layout = _topic_map(inputs, chosen, max_map_documents)
-        except Exception as error:
+        except Exception as error:  # one picture less, never the report
             problems.append(f"topic map of trial '{chosen}': {error_text(error)}")
     files = write_report(
         paths.leaderboard / REPORT_FOLDER,
@@ -97,7 +97,7 @@ def write_sweep_report(
             run_id = tracker.sweep_run(sweep_id(inputs.manifest["grid"], inputs.fingerprint))
             tracker.log_report(run_id, files.paths)
             url = tracker.run_url(run_id)
-        except Exception as error:
+        except Exception as error:  # the report stands on disk whatever MLflow does
             problems.append(f"not logged to MLflow: {error_text(error)}")
             run_id = url = None
     return SweepReport(

@@ -246,7 +246,7 @@ def as_they_finish(sweep: Callable[[Callable[[ScoredTrial], None]], SweepStats])
     def run() -> None:
         try:
             finished.put(sweep(on_result))
-        except BaseException as error:
+        except BaseException as error:  # handed to the consuming thread, which raises it
             finished.put(_SweepFailed(error))
 
     thread = threading.Thread(target=run, name="sweep", daemon=True)

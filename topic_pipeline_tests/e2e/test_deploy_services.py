@@ -45,7 +45,7 @@ def new_database():
 
     try:
         admin = psycopg2.connect(dbname="postgres", connect_timeout=5, **PG)
-    except Exception as exc:
+    except Exception as exc:  # any failure to connect means the service is absent
         require_service(f"PostgreSQL not reachable at 127.0.0.1:5432: {type(exc).__name__}: {str(exc).strip()}")
     admin.autocommit = True
     names: list[str] = []

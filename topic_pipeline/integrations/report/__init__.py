@@ -133,7 +133,7 @@ def _draw(
 
     try:
         section.figure_html = page.figure_div(interactive(), section.anchor)
-    except Exception as exc:
+    except Exception as exc:  # see the docstring
         problems.append(f"{section.title} (HTML): {type(exc).__name__}: {exc}")
         section.notes.append(f"This plot could not be drawn ({type(exc).__name__}: {exc}).")
     try:
