@@ -58,7 +58,7 @@ def _run(args, workdir: Path) -> None:
     from topic_pipeline.inputs.ground_truth import GroundTruth
     from topic_pipeline.scoring.confidence import trust_summary
     from topic_pipeline.scoring.holdout import split_labels
-    from topic_pipeline.scoring.leaderboard import build_leaderboard, stability_markdown
+    from topic_pipeline.scoring.leaderboard import build_leaderboard, to_markdown
     from topic_pipeline.search.coarse_to_fine import SearchSpec, exhaustive_grid, run_search
 
     print(f"workdir: {workdir}")
@@ -192,8 +192,8 @@ def _run(args, workdir: Path) -> None:
             f"{exhaustive_best - scores[best_key]:+.4f}"
         )
     frame = build_leaderboard(state.trials, run_searched.results, rank_by="ari", rounds=state.round_of())
-    print("\nstability of the top configurations (5 UMAP seeds):")
-    print(stability_markdown(frame, "ari"))
+    print("\nthe top configurations, one row each (seed-averaged ones: 5 UMAP seeds):")
+    print(to_markdown(frame, "ari", limit=10))
     trust = trust_summary(frame, "ari", split)
     if trust and trust["heldout_score"] is not None:
         top = run_searched.results[best_key].metrics

@@ -13,12 +13,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from topic_pipeline._compat.dagster import forget_job_definitions
+from topic_pipeline._compat.dagster import create_code_location_run, execute_created_run, forget_job_definitions
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.processes import Stopped, call_in_thread, exclusive_sweep, stopped_on_signal
+
+if TYPE_CHECKING:
+    from topic_pipeline.storage.run_records import RunRecords
 
 
 def _job(name: str) -> dg.JobDefinition:
@@ -221,38 +225,58 @@ def remove_stale_progress_files(logs: Path) -> None:
 
 
 def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None) -> None:
-    from topic_pipeline.defs.assets.trials import PROGRESS_FILE_TAG
-    from topic_pipeline.defs.recovery import process_tags
+    from topic_pipeline.storage.paths import DataPaths
+    from topic_pipeline.storage.run_records import PROGRESS_FILE, RunRecords
 
-    # This process's identity lets a later sweep see that the run stopped because the process was killed.
-    tags = {**tags, **process_tags()}
+    records = RunRecords(DataPaths().run_records)
     if job_name == "trials_job":
         logs = Path(instance.root_directory) / "logs"
         remove_stale_progress_files(logs)
         progress_file = progress_file_of(logs, os.getpid())
         with TrialsProgress(progress_file):
-            outcome = _execute_job(instance, job_name, {**tags, PROGRESS_FILE_TAG: str(progress_file)}, run_config)
+            outcome = _execute_job(instance, job_name, tags, run_config, records, {PROGRESS_FILE: str(progress_file)})
     else:
-        outcome = _execute_job(instance, job_name, tags, run_config)
+        outcome = _execute_job(instance, job_name, tags, run_config, records, {})
     print(outcome, flush=True)  # after the progress bar is closed, never glued onto it
 
 
-def _execute_job(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None) -> str:
-    """Execute the run; the line saying it succeeded, or ``SystemExit`` with its failed steps' errors."""
+def _execute_job(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    tags: dict[str, str],
+    run_config: dict | None,
+    records: RunRecords,
+    record: dict[str, str],
+) -> str:
+    """Execute the run in this process, as a run of the project's code location (the UI lists it with the runs it
+    launches itself); the line saying it succeeded, or ``SystemExit`` with its failed steps' errors."""
+    import uuid
+
+    from topic_pipeline.definitions import CODE_LOCATION, CODE_LOCATION_MODULE, defs
+    from topic_pipeline.defs.recovery import record_process
+
     # Our definitions read the environment when they are built, and Dagster keeps the last one built in
     # the process: a run executed here must see the settings of now, not of an earlier run.
     forget_job_definitions()
     run_config = {**(run_config or {}), **_start_method(job_name)}
 
+    # The location's repository, as the webserver names it (not the one-job wrapper ``reconstructable`` makes).
+    location = (CODE_LOCATION, CODE_LOCATION_MODULE, defs().get_repository_def().name)
+
     def execute() -> tuple[bool, str, list[str]]:
         job = dg.reconstructable(_JOBS[job_name])
-        with dg.execute_job(job, instance=instance, tags=tags, run_config=run_config) as result:
+        run_id = str(uuid.uuid4())  # as Dagster makes run ids
+        # Recorded before the run exists: a later sweep can tell a run whose process was killed from one going on.
+        record_process(records, run_id, **record)
+        run = create_code_location_run(job, instance, run_id, tags, run_config, location)
+        with execute_created_run(job, run, instance) as result:
             errors = [
                 f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
                 for event in result.all_events
                 if event.is_step_failure and event.step_failure_data.error
             ]
-            return result.success, result.run_id, errors
+        records.remove(run_id)
+        return result.success, run_id, errors
 
     success, run_id, errors = call_in_thread(execute)
     if not success:
@@ -291,8 +315,13 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
     import pandas as pd
 
     from topic_pipeline.processes import running_sweep
-    from topic_pipeline.scoring.confidence import trust_lines
-    from topic_pipeline.scoring.leaderboard import read_leaderboard_trust, read_leaderboard_warnings
+    from topic_pipeline.scoring.confidence import trust_lines, verdict_line
+    from topic_pipeline.scoring.leaderboard import (
+        RANKING_VALUE,
+        configurations,
+        read_leaderboard_trust,
+        read_leaderboard_warnings,
+    )
     from topic_pipeline.storage.paths import DataPaths
 
     paths = DataPaths()
@@ -303,24 +332,38 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
             "Run `topic-pipeline sweep` (`make demo` on the embedded sample) first."
         )
     frame = pd.read_csv(path)
+    trust = read_leaderboard_trust(paths)
+    rank_by = trust["rank_by"] if trust else "ari"
+    if trust:
+        print(f"Recommended ({rank_by}): {verdict_line(trust)}\n")
+    # One row per configuration, its UMAP seeds folded: what the ranking is of.
+    folded = configurations(frame, rank_by).rename(columns={rank_by: f"{rank_by}_mean", "std": f"{rank_by}_std"})
     columns = [
         "rank",
         "trial",
-        "status",
-        "ari",
-        "heldout_ari",
-        "ami",
-        "f1_macro",
+        RANKING_VALUE,
+        "seeds",
+        f"{rank_by}_mean",
+        f"{rank_by}_std",
+        f"heldout_{rank_by}",
+        "ci_low",
+        "ci_high",
         "outlier_fraction",
         "topic_count",
-        "seed_averaged",
     ]
-    with pd.option_context("display.width", 200, "display.max_colwidth", 70):
-        print(frame[[c for c in columns if c in frame]].head(limit).to_string(index=False))
-    trust = trust_lines(read_leaderboard_trust(paths))
+    with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.float_format", "{:.3f}".format):
+        print(folded[[c for c in columns if c in folded]].head(limit).to_string(index=False))
+    if len(folded) > limit:
+        print(f"... {len(folded) - limit} more configuration(s)")
+    unscored = frame[frame["status"] != "ok"]
+    if len(unscored):
+        print(
+            f"{len(unscored)} trial(s) not scored: "
+            + ", ".join(f"{n} {s}" for s, n in unscored["status"].value_counts().items())
+        )
     if trust:
         print("\nHow much to trust this:")
-        print("\n".join(f"  {line}" for line in trust))
+        print("\n".join(f"  {line}" for line in trust_lines(trust)))
     print(f"\nFull leaderboard: {path}")
     for warning in read_leaderboard_warnings(paths):
         print(f"WARNING: {warning}")

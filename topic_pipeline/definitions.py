@@ -18,6 +18,11 @@ from topic_pipeline.storage.files import read_user_text
 # Data versions on outputs are a beta API in Dagster 1.13; they are what makes staleness follow content hashes.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
+# The code location as pyproject's [tool.dg.project] declares it (code_location_name, code_location_target_module):
+# runs the command line executes itself are created as runs of this location, so the UI lists them with its own.
+CODE_LOCATION = "topic_pipeline"
+CODE_LOCATION_MODULE = __name__
+
 
 def _secret(settings: Settings, field_name: str) -> str | dg.EnvVar:
     """A value that may hold credentials: read from the environment at run time, never shown in the UI."""

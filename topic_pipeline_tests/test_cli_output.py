@@ -20,7 +20,7 @@ def test_non_interactive_progress_prints_plain_lines_and_removes_its_file(tmp_pa
         progress.add("b", 0.75)
         progress.save(path)
     assert shown.getvalue().splitlines()[-1].startswith("  trials 2/2, ")
-    assert shown.getvalue().rstrip().endswith("best ari 0.750 (b)")
+    assert shown.getvalue().rstrip().endswith("best so far ari 0.750 (b)")
     assert not path.exists()
 
 
@@ -31,7 +31,9 @@ def test_interactive_progress_draws_a_bar(tmp_path):
         progress = SweepProgress(total=4, rank_by="ari", round=3)
         progress.add("a", 0.5)
         progress.save(path)
-    assert "round 3" in shown.getvalue() and "1/4" in shown.getvalue() and "best ari 0.500 (a)" in shown.getvalue()
+    assert (
+        "round 3" in shown.getvalue() and "1/4" in shown.getvalue() and "best so far ari 0.500 (a)" in shown.getvalue()
+    )
 
 
 def test_a_resumed_batch_shows_no_rate_for_the_trials_it_started_with(tmp_path):

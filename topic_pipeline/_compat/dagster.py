@@ -7,6 +7,8 @@ refuses with a clear message if not: there is no public path to fall back to."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from topic_pipeline._compat import UnsupportedVersion, check, installed_versions
 
 SUPPORTED = {"dagster": ("1.13.27",)}
@@ -65,3 +67,66 @@ def run_partition_tags() -> tuple[str, str, str]:
     if tags != (PARTITION_NAME_TAG, ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG):
         raise _refuse(f"the run tags {', '.join(tags)}")
     return tags
+
+
+def create_code_location_run(
+    job: Any,
+    instance: Any,
+    run_id: str,
+    tags: dict[str, str],
+    run_config: dict,
+    location: tuple[str, str, str],
+) -> Any:
+    """Create the run of the reconstructable ``job`` with the id ``run_id``, as a run of the code location
+    ``location``, ``(location name, module the webserver loads it from, repository name)``, for
+    ``execute_created_run``.
+
+    ``dg.execute_job`` creates its run with no code-location origin: the UI then leaves such a run out of
+    its Overview timeline and its jobs' recent-run bars, which look for runs of a location. The webserver's
+    own launches set the origin through a loaded workspace; executing in this process, there is none, so the
+    origin is built here as the webserver builds it for a project (a managed gRPC location of the module)
+    and the run is created as ``dg.execute_job`` creates it, but with that origin. No public API takes one.
+    """
+    import os
+    import sys
+
+    try:
+        from dagster._core.execution.api import _check_execute_job_args, _job_with_repository_load_data
+        from dagster._core.remote_origin import (
+            ManagedGrpcPythonEnvCodeLocationOrigin,
+            RemoteJobOrigin,
+            RemoteRepositoryOrigin,
+        )
+        from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    except ImportError:
+        raise _refuse("the run-creation internals of dagster.execute_job") from None
+    job, repository_load_data = _job_with_repository_load_data(job)
+    job, run_config, tags, resolved_op_selection, op_selection = _check_execute_job_args(
+        job_arg=job, run_config=run_config, tags=tags, op_selection=None
+    )
+    location_name, module_name, repository = location
+    target = LoadableTargetOrigin(
+        executable_path=sys.executable, module_name=module_name, working_directory=os.getcwd()
+    )
+    origin = RemoteRepositoryOrigin(ManagedGrpcPythonEnvCodeLocationOrigin(target, location_name), repository)
+    return instance.create_run_for_job(
+        job_def=job.get_definition(),
+        run_id=run_id,
+        run_config=run_config,
+        op_selection=op_selection,
+        resolved_op_selection=resolved_op_selection,
+        tags=tags,
+        remote_job_origin=RemoteJobOrigin(origin, job.get_definition().name),
+        job_code_origin=job.get_python_origin(),
+        repository_load_data=repository_load_data,
+    )
+
+
+def execute_created_run(job: Any, run: Any, instance: Any) -> Any:
+    """Execute a run made by ``create_code_location_run`` in this process, as ``dg.execute_job`` does once it
+    has created its run; returns the same result (a context manager)."""
+    try:
+        from dagster._core.execution.api import execute_run
+    except ImportError:
+        raise _refuse("dagster._core.execution.api.execute_run") from None
+    return execute_run(job, run, instance, raise_on_error=False)

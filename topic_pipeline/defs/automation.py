@@ -63,7 +63,8 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
     description=(
         "Every 30 s: registers the partitions of a new grid or search round, embeds new embedding sets, runs "
         "the trials without a current result, ranks them, writes the report and, in a search, proposes the next "
-        "round. A tick that launches nothing says why (for example: the current grid is complete)."
+        "round. A tick that launches nothing says why (for example: the current grid is complete). A trial "
+        "partition no grid planned (added by hand) is named in the tick's log and never run."
     ),
 )
 def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings, mlflow: MlflowTracking):
@@ -74,8 +75,11 @@ def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings
     for action in recover_interrupted_runs(context.instance, settings.paths, mlflow.tracker(settings.paths)):
         context.log.warning(action)
     plan = plan_sweep(context.instance, settings)
+    note = plan.unplanned_note()
+    if note:
+        context.log.warning(note)
     if not plan.runs and not plan.partitions:
-        return dg.SkipReason("the current grid is complete on the current inputs")
+        return dg.SkipReason("the current grid is complete on the current inputs" + (f"; {note}" if note else ""))
     try:  # found now, not when the first trial records itself minutes later
         mlflow.check_reachable(settings.paths)
     except TrackingUnavailableError as error:

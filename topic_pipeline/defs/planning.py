@@ -74,6 +74,18 @@ class SweepPlan:
     partitions: list[dg.AddDynamicPartitionsRequest]
     runs: list[PlannedRun]
     asset_events: list[dg.AssetMaterialization] = dataclasses.field(default_factory=list)
+    # Trial partitions no grid registered (one added by hand in the UI, say): never run, only named here.
+    unplanned: list[str] = dataclasses.field(default_factory=list)
+
+    def unplanned_note(self) -> str | None:
+        """One line naming the trial partitions no grid planned, or None."""
+        if not self.unplanned:
+            return None
+        named = ", ".join(f"'{key}'" for key in self.unplanned[:5]) + (" and more" if len(self.unplanned) > 5 else "")
+        return (
+            f"{len(self.unplanned)} grid_trials partition(s) were not planned by any grid ({named}): left alone, never "
+            "run; delete them from the asset's Partitions tab if they were added by mistake"
+        )
 
 
 def _latest_hash(instance: dg.DagsterInstance, asset: str) -> str | None:
@@ -208,7 +220,9 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
     if not status.pending and not plans:
         closing = _closing_run(instance, paths, status)
         plans += [closing] if closing else []
-    return SweepPlan(partitions, plans, asset_events)
+    # Every trial a grid planned has its parameters registered in the data directory.
+    unplanned = [key for key in known_trials if not paths.trial_params_path(key).exists()]
+    return SweepPlan(partitions, plans, asset_events, unplanned)
 
 
 def _materialisation_of_stored_result(key: str, result: TrialResult) -> dg.AssetMaterialization:

@@ -8,7 +8,7 @@ and deploy/k8s/) does not replace this:
 
 * Monitoring is a loop of the daemon that judges a started run by asking the run launcher about the
   run worker it launched (``check_run_worker_health``). The command line executes its runs in its own
-  process with ``execute_job``: no launcher started a worker for them, so nothing can be asked. The
+  process: no launcher started a worker for them, so nothing can be asked. The
   default launcher (the local instance, docker-compose) answers for no run at all; the Kubernetes one
   looks for the Job it created for the run, which a run of the command line does not have (its daemon
   would report such a run failed while it runs). And the command line mostly runs with no daemon at all.
@@ -17,9 +17,10 @@ and deploy/k8s/) does not replace this:
   closed, the temporary files of cut-short writes deleted, has no counterpart in Dagster; it applies to
   every stopped trials run, whoever launched it.
 
-So a run executed in-process by ``topic-pipeline`` carries the identity of its process (host, pid,
-start time) and is marked failed here once that process is gone; a run launched through a run launcher
-is left to run monitoring (its start timeout everywhere, its run worker's health on Kubernetes).
+So a run executed in-process by ``topic-pipeline`` has the identity of its process (host, pid, start
+time) recorded in the data directory (``storage.run_records``; run tags would show as chips on every run in
+the UI) and is marked failed here once that process is gone; a run launched through a run launcher is left
+to run monitoring (its start timeout everywhere, its run worker's health on Kubernetes).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import time
 
 import dagster as dg
 
-from topic_pipeline.defs.assets.trials import STEP_PROCESS_TAG, trial_metadata
+from topic_pipeline.defs.assets.trials import trial_metadata
 from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.defs.planning import IN_FLIGHT, run_partition_keys
 from topic_pipeline.integrations.mlflow_tracking import MlflowTracker, TrackingUnavailableError
@@ -38,13 +39,9 @@ from topic_pipeline.processes import identified_process_alive, process_start_tim
 from topic_pipeline.storage.files import remove_stale_temporaries
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.results import ResultStore
+from topic_pipeline.storage.run_records import HOST, PID, PID_START, STEP_PROCESS, RunRecords
 from topic_pipeline.workflow.trials import trials_finished_by
 
-# Runs that ``topic-pipeline`` executes in its own process carry that process's identity, so a later
-# sweep can tell a run that is still going from one whose process was killed.
-HOST_TAG = "topic_pipeline/host"
-PID_TAG = "topic_pipeline/pid"
-PID_START_TAG = "topic_pipeline/pid_start"
 # How long recovery waits for such a step to notice that its run's process is gone and exit.
 STEP_EXIT_WAIT_SECONDS = 30.0
 # Set on a stopped trials run once the results it did finish have been recorded as materialisations.
@@ -55,16 +52,16 @@ MLFLOW_CHECKED_TAG = "topic_pipeline/mlflow_checked"
 STALE_TEMPORARY_SECONDS = 3600
 
 
-def process_tags() -> dict[str, str]:
-    """Tags naming the current process, for the runs it executes in-process."""
+def record_process(records: RunRecords, run_id: str, **fields: str) -> None:
+    """Record the current process as the one executing ``run_id`` in-process (with ``fields``)."""
     pid = os.getpid()
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PID_START_TAG: process_start_time(pid) or ""}
+    records.update(run_id, **{HOST: socket.gethostname(), PID: pid, PID_START: process_start_time(pid) or ""}, **fields)
 
 
-def _step_still_running(run: dg.DagsterRun) -> bool:
+def _step_still_running(record: dict) -> bool:
     """Whether the run's trials step process still runs, after giving it time to exit (a step exits
     when the process that started it is gone: ``processes.exit_with_parent``)."""
-    identity = run.tags.get(STEP_PROCESS_TAG)
+    identity = record.get(STEP_PROCESS)
     if not identity:
         return False
     deadline = time.monotonic() + STEP_EXIT_WAIT_SECONDS
@@ -73,14 +70,13 @@ def _step_still_running(run: dg.DagsterRun) -> bool:
     return bool(identified_process_alive(identity))
 
 
-def _process_is_gone(run: dg.DagsterRun) -> bool:
-    tags = run.tags
-    if run.parent_run_id is not None:
-        return False  # a re-execution (from the UI) copies its parent's tags: they name the parent's process
-    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
-        return False  # not executed in a process of this machine: only Dagster's own monitoring can tell
-    started = process_start_time(int(tags[PID_TAG]))
-    return started is None or (bool(tags.get(PID_START_TAG)) and started != tags[PID_START_TAG])
+def _process_is_gone(record: dict) -> bool:
+    """Whether the process a run's record names is gone. A run without a record was not executed in-process
+    (a launcher, the UI's re-execution): only Dagster's own monitoring can tell."""
+    if record.get(HOST) != socket.gethostname() or not str(record.get(PID, "")).isdigit():
+        return False
+    started = process_start_time(int(record[PID]))
+    return started is None or (bool(record.get(PID_START)) and started != record[PID_START])
 
 
 def recover_interrupted_runs(
@@ -99,7 +95,7 @@ def recover_interrupted_runs(
       trial it recorded keeps one live MLflow run, the one its stored result names (a kill between
       closing a trial's run and storing its result would otherwise leave the rerun trial two).
     """
-    actions = _fail_runs_whose_process_is_gone(instance)
+    actions = _fail_runs_whose_process_is_gone(instance, RunRecords(paths.run_records))
     stopped = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
     stopped_runs = instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=stopped))
     runs = [run for run in stopped_runs if RESULTS_RECORDED_TAG not in run.tags]
@@ -117,22 +113,24 @@ def recover_interrupted_runs(
     return actions
 
 
-def _fail_runs_whose_process_is_gone(instance: dg.DagsterInstance) -> list[str]:
+def _fail_runs_whose_process_is_gone(instance: dg.DagsterInstance, records: RunRecords) -> list[str]:
     """Report failed the runs in flight whose executing process is gone, unless their trials step still runs."""
     actions: list[str] = []
     for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
-        if not _process_is_gone(run):
+        record = records.read(run.run_id)
+        if not _process_is_gone(record):
             continue
         # Its trials stay in flight, so nothing plans them a second time beside it.
-        if _step_still_running(run):
+        if _step_still_running(record):
             actions.append(
                 f"run {run.run_id} ({run.job_name}): its process is gone but its step process "
-                f"({run.tags[STEP_PROCESS_TAG]}) still runs; its trials are left to it"
+                f"({record[STEP_PROCESS]}) still runs; its trials are left to it"
             )
             continue
         instance.report_run_failed(
-            run, f"the process that executed this run (pid {run.tags[PID_TAG]}) is gone: it was killed or crashed"
+            run, f"the process that executed this run (pid {record[PID]}) is gone: it was killed or crashed"
         )
+        records.remove(run.run_id)
         actions.append(f"run {run.run_id} ({run.job_name}) marked failed: its process is gone")
     return actions
 

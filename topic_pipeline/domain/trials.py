@@ -191,30 +191,43 @@ class TrialParams:
         outlier reduction appear only when not at their defaults, then the seed replicate. Uses only
         ``[a-z0-9._-]``, so it is a valid Dagster partition key and a safe file name.
         """
-        umap, min_cluster_size, min_samples, epsilon = self._key_values()
-        parts = [min_cluster_size]
-        if self.hdbscan_min_samples is not None:
-            parts.append(min_samples)
-        parts.append(epsilon)
-        if self.nr_topics != "none":
-            parts.append(f"nt{self.nr_topics}")
-        if self.n_gram_max != 1:
-            parts.append(f"ng{self.n_gram_max}")
-        if self.outlier_reduction != "none":
-            parts.append(f"o{OUTLIER_KEY_TAGS[self.outlier_reduction]}{_format_number(self.outlier_threshold)}")
+        umap, parts = self._key_values()
         if self.seed_replicate:
             parts.append(f"r{self.seed_replicate}")
         return f"{'_'.join(umap)}__{self.embedding_set.key}__{'_'.join(parts)}"
 
-    def _key_values(self) -> tuple[list[str], str, str, str]:
-        """The UMAP values, min_cluster_size, min_samples and epsilon as ``key`` writes them."""
-        min_samples = "none" if self.hdbscan_min_samples is None else str(self.hdbscan_min_samples)
-        return (
-            [f"nn{self.umap_n_neighbors}", f"nc{self.umap_n_components}", f"md{_format_number(self.umap_min_dist)}"],
-            f"mcs{self.hdbscan_min_cluster_size}",
-            f"ms{min_samples}",
-            f"eps{_format_number(self.hdbscan_cluster_selection_epsilon)}",
-        )
+    @property
+    def run_name(self) -> str:
+        """A short display name, e.g. ``mcs15 ms5 eps0 | nn30 nc5 md0 | all-minilm-l6-v2``: the key's values,
+        the HDBSCAN side first.
+
+        MLflow's runs list cuts a long name at its end, where the key keeps the HDBSCAN values (the key is
+        laid out for the Dagster UI, which shortens a key in its middle). Here the values that vary most
+        within a sweep come first (HDBSCAN's, ``nr_topics``, ``n_gram_max``, the outlier reduction), then
+        the UMAP layout and the seed replicate, then the embedding set: names differ where they are cut.
+        Written as the key writes each value, and with the same values left out at their defaults, so a
+        name reads back to its key; the key itself stays the run's ``trial_key`` tag.
+        """
+        umap, clustering = self._key_values()
+        if self.seed_replicate:
+            umap.append(f"r{self.seed_replicate}")
+        return " | ".join([" ".join(clustering), " ".join(umap), self.embedding_set.key])
+
+    def _key_values(self) -> tuple[list[str], list[str]]:
+        """The UMAP values and the clustering values (HDBSCAN's, then ``nr_topics``, ``n_gram_max`` and the
+        outlier reduction where not at their defaults) as ``key`` and ``run_name`` write them."""
+        umap = [f"nn{self.umap_n_neighbors}", f"nc{self.umap_n_components}", f"md{_format_number(self.umap_min_dist)}"]
+        clustering = [f"mcs{self.hdbscan_min_cluster_size}"]
+        if self.hdbscan_min_samples is not None:
+            clustering.append(f"ms{self.hdbscan_min_samples}")
+        clustering.append(f"eps{_format_number(self.hdbscan_cluster_selection_epsilon)}")
+        if self.nr_topics != "none":
+            clustering.append(f"nt{self.nr_topics}")
+        if self.n_gram_max != 1:
+            clustering.append(f"ng{self.n_gram_max}")
+        if self.outlier_reduction != "none":
+            clustering.append(f"o{OUTLIER_KEY_TAGS[self.outlier_reduction]}{_format_number(self.outlier_threshold)}")
+        return umap, clustering
 
     @property
     def labelling_n_gram_max(self) -> int | None:

@@ -1,4 +1,5 @@
-"""How far a batch of trials is: trials done of the total, the rate, the best score so far, the time left.
+"""How far a batch of trials is: trials done of the total, the rate, the sweep's best trial score so far (earlier
+batches included), the time left.
 
 The trials step keeps one ``SweepProgress`` as its trials finish. It logs ``describe()`` at a steady
 rate (the run's log in the Dagster UI), and, when the command line asks for it, keeps a small JSON file
@@ -37,6 +38,11 @@ class SweepProgress:
         elif self.best_score is None or score > self.best_score:
             self.best_key, self.best_score = key, float(score)
 
+    def add_earlier(self, key: str, score: float | None) -> None:
+        """A trial an earlier batch of the sweep scored: counts for the best so far, not for this batch."""
+        if score is not None and not math.isnan(score) and (self.best_score is None or score > self.best_score):
+            self.best_key, self.best_score = key, float(score)
+
     @property
     def finished(self) -> bool:
         return self.done >= self.total
@@ -57,11 +63,11 @@ class SweepProgress:
         return (
             "no score yet"
             if self.best_score is None
-            else f"best {self.rank_by} {self.best_score:.3f} ({self.best_key})"
+            else f"best so far {self.rank_by} {self.best_score:.3f} ({self.best_key})"
         )
 
     def describe(self, now: float | None = None) -> str:
-        """One line: ``round 2: trials 40/180 (1 failed), 45.1/min, best ari 0.712 (key), about 3 min left``."""
+        """One line: ``round 2: trials 40/180 (1 failed), 45.1/min, best so far ari 0.712 (key), about 3 min left``."""
         left = self.seconds_left(now)
         parts = [
             f"{'' if self.round is None else f'round {self.round}: '}trials {self.done}/{self.total}"

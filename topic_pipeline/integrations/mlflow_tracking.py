@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from topic_pipeline.domain.results import STATUS_OK, TrialResult
-from topic_pipeline.domain.trials import complete_params
+from topic_pipeline.domain.trials import TrialParams, complete_params
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.redaction import mask_url, redact
+from topic_pipeline.scoring.holdout import ALL_PREFIX, HELDOUT_PREFIX
+from topic_pipeline.scoring.metrics import REPORTED_NAMES
 from topic_pipeline.scoring.topic_words import TopicSummary
 
 # Set on a trial's older run when its key is recorded again, naming the run that replaced it. The older
@@ -31,6 +33,11 @@ ABANDONED_AFTER_S = 600
 # between closing the run and storing the result. The trial counts as not run and is planned again; its
 # next recording supersedes this run (``trial_keys_with_unfinished_runs`` finds it for that).
 RESULT_NOT_STORED_TAG = "topic_pipeline.result_not_stored"
+# When the tracker recorded a trial's run (milliseconds since the epoch). A trial run's start time is its
+# trial's own start (its end minus its duration, so MLflow shows the trial's real duration), which says
+# nothing of which of a key's runs was recorded last; this does. A run without it (made outside the
+# tracker) counts as recorded when it started.
+RECORDED_AT_TAG = "topic_pipeline.recorded_at"
 TRIAL = "trial"
 # MLflow's own tags: the parent a run is nested under, and what the experiment is for (MLflow 3 opens an
 # experiment without it in its GenAI view, which shows traces; ours holds training runs).
@@ -39,6 +46,8 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 # The query that makes MLflow 3.17's UI open a run on the model-training Runs view; the experiment tag alone does not.
 RUNS_VIEW_QUERY = "workflowType=machine_learning"
+# MLflow's run description: a run's page shows it under "Description" (Markdown).
+NOTE_TAG = "mlflow.note.content"
 # MLflow's UI has no setting for how many digits a metric shows (mlflow/mlflow#17150) and prints what was
 # logged, 16 digits included. Logged values are rounded to this many decimals, finer than any difference
 # a labelled sample can resolve; the exact values stay in the result store and the leaderboard CSV.
@@ -49,6 +58,53 @@ def _metric_value(value: float) -> float:
     return round(float(value), METRIC_DECIMALS)
 
 
+# A trial's held-out and all-labels scores are ``heldout_<name>`` and ``all_<name>`` in the result store, the
+# leaderboard and Dagster's metadata; in MLflow, and only there, they are ``<name>_heldout`` and ``<name>_all``.
+# MLflow lists metrics alphabetically in its charts and its runs table's column chooser, where the prefixed
+# names put ten ``all_*`` scores before ``ari``; suffixed, each score comes first with its own held-out and
+# all-labels values after it.
+MLFLOW_METRIC_SUFFIXES = {HELDOUT_PREFIX: "_heldout", ALL_PREFIX: "_all"}
+_FAMILIES = ("", *MLFLOW_METRIC_SUFFIXES)
+
+
+def mlflow_metric_name(name: str) -> str:
+    """A trial metric's name in MLflow (``heldout_ari`` -> ``ari_heldout``, ``all_ari`` -> ``ari_all``,
+    ``ari`` unchanged): the one place where names change, at the logging boundary."""
+    for prefix, suffix in MLFLOW_METRIC_SUFFIXES.items():
+        if name.startswith(prefix):
+            return f"{name[len(prefix) :]}{suffix}"
+    return name
+
+
+def _logging_order(name: str) -> tuple[int, int, str]:
+    """Where a result's metric goes in the order a trial run logs them: the selection part's scores (what
+    ranking reads) in ranking order (``ari`` first), then the held-out part's, then all labels'. A run's page
+    lists its metrics in the order the tracking store returns them: the order they were logged, on SQLite and
+    PostgreSQL stores as checked here (MLflow reads them without ORDER BY: observed, not promised)."""
+    family = next((index for index, prefix in enumerate(_FAMILIES) if prefix and name.startswith(prefix)), 0)
+    base = name[len(_FAMILIES[family]) :]
+    return family, REPORTED_NAMES.index(base) if base in REPORTED_NAMES else len(REPORTED_NAMES), base
+
+
+def trial_run_name(result: TrialResult) -> str:
+    """A trial run's display name (``TrialParams.run_name``); the key if its parameters are not a whole trial's."""
+    try:
+        return TrialParams.from_dict(result.params).run_name
+    except (KeyError, TypeError, ValueError):
+        return result.key
+
+
+def _recorded_at(run: Any) -> int:
+    """When the tracker recorded ``run`` (``RECORDED_AT_TAG``), else when it started."""
+    recorded = run.data.tags.get(RECORDED_AT_TAG, "")
+    return int(recorded) if recorded.isdigit() else int(run.info.start_time or 0)
+
+
+def _recording_order(run: Any) -> tuple[int, str]:
+    """A key's runs in the order they were recorded, the run id breaking ties: every process agrees on it."""
+    return _recorded_at(run), run.info.run_id
+
+
 def is_trial_run(tags: Mapping[str, str]) -> bool:
     return tags.get("kind", TRIAL) == TRIAL
 
@@ -57,8 +113,34 @@ def _closed_status(result: TrialResult) -> str:
     return "FINISHED" if result.status == STATUS_OK else "FAILED"
 
 
+def _finished_at(result: TrialResult) -> int | None:
+    """When the trial finished (milliseconds), if its result says."""
+    return int(result.finished_at * 1000) if result.finished_at and result.finished_at > 0 else None
+
+
+def _sweep_description(sweep_id: str) -> str:
+    return (
+        f"Sweep `{sweep_id}`: one grid on one set of inputs (corpus, labels, seed, held-out split). Every trial "
+        "of the sweep is a run nested under this one (in a search, under its round's run, itself nested here), "
+        "named by its values, HDBSCAN's first; its `trial_key` tag is the trial's key.\n\n"
+        "Artifacts: `leaderboard.csv` (every trial ranked) and `leaderboard.md` (the summary), replaced by each "
+        "leaderboard; under `report/`, the sweep report (`report.html` and the files it shows), replaced by each "
+        "report. Metrics: the leaderboard's figures, one step per leaderboard.\n\n"
+        "A trial run's metrics: plain names (`ari`, ...) score the labels used for selection, the only ones "
+        "ranking reads; `<name>_heldout` the held-out labels; `<name>_all` every labelled document."
+    )
+
+
+def _round_description(sweep_id: str, search_round: int) -> str:
+    return (
+        f"Round {search_round} of the search of sweep `{sweep_id}`: the trials this round proposed are runs "
+        "nested under this one. The leaderboard and the report are on the sweep's run, this run's parent."
+    )
+
+
 def _newest(runs: Sequence[Any]) -> Any:
-    return max(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+    """The most recently recorded of ``runs``."""
+    return max(runs, key=_recording_order)
 
 
 def local_tracking_uri(directory: str | Path) -> str:
@@ -350,14 +432,21 @@ class MlflowTracker:
 
     def sweep_run(self, sweep_id: str, search_round: int | None = None) -> str:
         """The parent run of the sweep ``sweep_id`` or, given ``search_round``, of that round of its search
-        (itself nested under the sweep's run): found, or created the first time it is asked for."""
-        parent = self._find_or_create({"kind": "sweep", "sweep_id": sweep_id}, f"sweep {sweep_id}")
+        (itself nested under the sweep's run): found, or created the first time it is asked for, with a
+        description of what it holds (MLflow's ``mlflow.note.content``)."""
+        parent = self._find_or_create(
+            {"kind": "sweep", "sweep_id": sweep_id}, f"sweep {sweep_id}", description=_sweep_description(sweep_id)
+        )
         if search_round is None:
             return parent
         tags = {"kind": "search_round", "sweep_id": sweep_id, "search_round": str(search_round)}
-        return self._find_or_create(tags, f"round {search_round}", parent)
+        return self._find_or_create(
+            tags, f"round {search_round}", parent, description=_round_description(sweep_id, search_round)
+        )
 
-    def _find_or_create(self, tags: Mapping[str, str], name: str, parent: str | None = None) -> str:
+    def _find_or_create(
+        self, tags: Mapping[str, str], name: str, parent: str | None = None, description: str | None = None
+    ) -> str:
         query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
 
         def oldest() -> str | None:
@@ -369,7 +458,14 @@ class MlflowTracker:
         found = oldest()
         if found:
             return found
-        created = self._start_run(name, {**tags, **({PARENT_RUN_TAG: parent} if parent else {})})
+        created = self._start_run(
+            name,
+            {
+                **tags,
+                **({PARENT_RUN_TAG: parent} if parent else {}),
+                **({NOTE_TAG: description} if description else {}),
+            },
+        )
         # A parent holds no work of its own: finished at once (its children and the leaderboard still log to it).
         self.client.set_terminated(created, status="FINISHED")
         # Two processes asking at once each created one: all keep the oldest, and the newer goes.
@@ -389,33 +485,45 @@ class MlflowTracker:
         its key's older runs are superseded (a search per call: callers that know a key was never recorded
         pass False)."""
         parent = {PARENT_RUN_TAG: parent_run_id} if parent_run_id else {}
+        recorded_at = int(time.time() * 1000)
+        # Logged after the fact: the run spans the trial itself (MLflow's Duration), ending when the trial
+        # finished (or now, for a result without its finish time).
+        end = _finished_at(result) or recorded_at
         run = self.client.create_run(
             self.experiment_id,
-            run_name=result.key,
-            tags={"kind": TRIAL, "trial_key": result.key, "status": result.status, **parent, **tags},
+            start_time=end - max(0, round(float(result.duration_s) * 1000)),
+            run_name=trial_run_name(result),
+            tags={
+                "kind": TRIAL,
+                "trial_key": result.key,
+                "status": result.status,
+                **parent,
+                **tags,
+                RECORDED_AT_TAG: str(recorded_at),
+            },
         )
         run_id = run.info.run_id
         self._log_values(run_id, result)
-        self.client.set_terminated(run_id, status=_closed_status(result))
+        self.client.set_terminated(run_id, status=_closed_status(result), end_time=end)
         # After the new run is complete: a kill before this point leaves the older run live, never none.
         if supersede_older:
-            self.supersede_older_runs(result.key, run_id, run.info.start_time)
+            self.supersede_older_runs(result.key, run_id, recorded_at)
         return run_id
 
     def _log_values(self, run_id: str, result: TrialResult) -> None:
-        """A trial's parameters, metrics and error on its run."""
+        """A trial's parameters, metrics (named for MLflow, in ``_logging_order``) and error on its run."""
         from mlflow.entities import Metric, Param, RunTag
 
-        now = int(time.time() * 1000)
+        measured = _finished_at(result) or int(time.time() * 1000)
         # Every grid key, those a stored trial omits at their defaults (outlier reduction) included.
         values = complete_params(result.params)
         params = [Param(name, "none" if value is None else str(value)) for name, value in sorted(values.items())]
+        scores = {name: value for name, value in result.metrics.items() if value is not None}
+        scores["duration_s"] = round(float(result.duration_s), 2)
         metrics = [
-            Metric(name, _metric_value(value), now, 0)
-            for name, value in sorted(result.metrics.items())
-            if value is not None
+            Metric(mlflow_metric_name(name), _metric_value(scores[name]), measured, 0)
+            for name in sorted(scores, key=_logging_order)
         ]
-        metrics.append(Metric("duration_s", round(float(result.duration_s), 2), now, 0))
         extra_tags = [RunTag("error", result.error[:4000])] if result.error else []
         self.client.log_batch(run_id, metrics=metrics, params=params, tags=extra_tags)
 
@@ -437,37 +545,64 @@ class MlflowTracker:
             )
         return keys
 
-    def supersede_older_runs(self, trial_key: str, run_id: str, start_time: int) -> list[str]:
-        """Soft-delete the trial runs of ``trial_key`` older than ``run_id`` (started at ``start_time``,
-        milliseconds), each tagged with ``SUPERSEDED_BY_TAG``, so the key keeps exactly one live run: the
-        newest. One search per trial; deletions only for a key recorded before. Returns the ids deleted.
+    def supersede_older_runs(self, trial_key: str, run_id: str, recorded_at: int) -> list[str]:
+        """Soft-delete the trial runs of ``trial_key`` recorded before ``run_id`` (recorded at ``recorded_at``,
+        milliseconds; ``RECORDED_AT_TAG``), each tagged with ``SUPERSEDED_BY_TAG``, so the key keeps exactly
+        one live run: the most recently recorded. One search per trial; deletions only for a key recorded
+        before. Returns the ids deleted.
 
-        An older run still RUNNING is marked KILLED first (what recovery would do), unless it is young
-        enough to be another process's recording in progress: that one is left live, and the key's next
-        recording supersedes it. Export runs carry the trial key too and are left alone.
+        An older run still RUNNING is marked KILLED first (what recovery would do), unless it was recorded
+        recently enough to be another process's recording in progress: that one is left live, and whichever
+        of the two recordings closes last supersedes the other. So if a run of the key recorded after
+        ``run_id`` is already closed (two Dagster runs recording the same trial at once), ``run_id`` itself
+        is superseded by it. Export runs carry the trial key too and are left alone.
         """
         quote = '"' if "'" in trial_key else "'"
         now = int(time.time() * 1000)
+        mine = (recorded_at, run_id)
         superseded: list[str] = []
+        successors: list[Any] = []
         page_token = None
         while True:
             page = self.client.search_runs(
                 [self.experiment_id], f"tags.trial_key = {quote}{trial_key}{quote}", page_token=page_token
             )
-            for older in page:
-                info = older.info
-                if not is_trial_run(older.data.tags) or (info.start_time, info.run_id) >= (start_time, run_id):
+            for other in page:
+                info = other.info
+                if not is_trial_run(other.data.tags) or info.run_id == run_id:
                     continue
-                if info.status == "RUNNING":
-                    if now - info.start_time < ABANDONED_AFTER_S * 1000:
-                        continue
-                    self.client.set_terminated(info.run_id, status="KILLED")
-                self.client.set_tag(info.run_id, SUPERSEDED_BY_TAG, run_id)
-                self.client.delete_run(info.run_id)
-                superseded.append(info.run_id)
+                if _recording_order(other) > mine:
+                    # Recorded after this run by another process: the key's run once it is complete.
+                    if info.status in ("FINISHED", "FAILED") and RESULT_NOT_STORED_TAG not in other.data.tags:
+                        successors.append(other)
+                    continue
+                if info.status == "RUNNING" and now - _recorded_at(other) < ABANDONED_AFTER_S * 1000:
+                    continue
+                if self._supersede(info.run_id, run_id, kill=info.status == "RUNNING"):
+                    superseded.append(info.run_id)
             page_token = page.token
             if not page_token:
-                return superseded
+                break
+        if successors and self._supersede(run_id, _newest(successors).info.run_id):
+            superseded.append(run_id)
+        return superseded
+
+    def _supersede(self, run_id: str, by: str, kill: bool = False) -> bool:
+        """Tag ``run_id`` superseded by ``by`` and soft-delete it (marked KILLED first with ``kill``); False if
+        another process deleted it meanwhile."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if kill:
+                self.client.set_terminated(run_id, status="KILLED")
+            self.client.set_tag(run_id, SUPERSEDED_BY_TAG, by)
+            self.client.delete_run(run_id)
+        except MlflowException:
+            # A deleted run takes no tag and no status: superseded by a recording of another process.
+            if self.client.get_run(run_id).info.lifecycle_stage != "deleted":
+                raise
+            return False
+        return True
 
     def close_abandoned_runs(self, dagster_run_id: str) -> int:
         """Mark KILLED the trial runs a stopped Dagster run left RUNNING (killed between opening a trial's
@@ -635,24 +770,20 @@ class MlflowTracker:
         sweep_run_id: str,
         csv_path: Path,
         markdown: str,
-        best: Mapping[str, Any],
+        series: Mapping[str, float],
         tags: Mapping[str, str],
     ) -> None:
-        """The leaderboard on its sweep's run: the best trial's metrics (one step per leaderboard, so their
-        history shows the sweep converge), the CSV and the Markdown summary."""
+        """The leaderboard on its sweep's run: ``series`` as metrics, one step per leaderboard (each its own
+        chart in MLflow: the best trial so far, the recommended configuration's mean, its held-out estimate),
+        ``tags`` (a param cannot change once logged: the recommended trial of the latest leaderboard is a
+        tag), the CSV and the Markdown summary."""
         from mlflow.entities import Metric, RunTag
 
         step = len(self.client.get_metric_history(sweep_run_id, "leaderboards"))
         now = int(time.time() * 1000)
-        metrics = [
-            Metric(f"best_{name}", _metric_value(value), now, step)
-            for name, value in best.items()
-            if isinstance(value, (int, float)) and value is not None
-        ]
+        metrics = [Metric(name, _metric_value(value), now, step) for name, value in series.items()]
         metrics.append(Metric("leaderboards", float(step + 1), now, step))
-        # A param cannot change once logged: the best trial of the latest leaderboard is a tag.
-        run_tags = [RunTag("best_trial", str(best.get("trial", "none"))), *(RunTag(k, v) for k, v in tags.items())]
-        self.client.log_batch(sweep_run_id, metrics=metrics, tags=run_tags)
+        self.client.log_batch(sweep_run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.log_artifact(sweep_run_id, str(csv_path))
         self.client.log_text(sweep_run_id, markdown, "leaderboard.md")
 

@@ -1,4 +1,5 @@
-"""How a trial's labels compare with the labelled sample: metrics, held-out split, leaderboard, confidence, topic words."""
+"""How a trial's labels compare with the labelled sample: metrics, held-out split, leaderboard, confidence,
+parameter importance, topic words."""
 
 from __future__ import annotations
 
@@ -12,18 +13,19 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "leaderboard": (
         "best_sound_trial",
         "build_leaderboard",
+        "configurations",
         "has_no_topic",
         "leaderboard_warnings",
         "read_leaderboard_trust",
         "read_leaderboard_warnings",
         "sample_warnings",
-        "stability_markdown",
         "to_markdown",
         "trial_outcomes",
         "trial_problem",
         "write_leaderboard_warnings",
     ),
-    "confidence": ("add_intervals", "exported_trust", "trust_lines", "trust_markdown", "trust_summary"),
+    "confidence": ("add_intervals", "exported_trust", "trust_lines", "trust_markdown", "trust_summary", "verdict_line"),
+    "importance": ("ParameterImportance", "parameter_importance"),
     "topic_words": (
         "TOP_WORDS",
         "TopicSummariser",

@@ -288,6 +288,27 @@ def trust_lines(summary: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def verdict_line(summary: Mapping[str, Any]) -> str:
+    """The trust summary in one line, the answer first: which configuration, what it scores, how sure."""
+    rank_by, seeds = summary["rank_by"], summary["seeds"]
+    spread = f" ± {summary['seed_std']:.3f}" if summary.get("seed_std") is not None else ""
+    parts = [
+        f"{summary['recommended_configuration']}: {rank_by} {summary['selection_score']:.3f}{spread} "
+        + (f"(mean over {seeds} UMAP seeds)" if seeds > 1 else "(one UMAP seed)")
+    ]
+    interval = f" [{summary['ci_low']:.3f}, {summary['ci_high']:.3f}]" if summary.get("ci_low") is not None else ""
+    if summary.get("heldout_score") is not None:
+        parts.append(f"expected held out {summary['heldout_score']:.3f}{interval}")
+    elif interval:
+        parts.append(f"in-sample interval{interval}")
+    if summary.get("compared_configurations", 0) > 0:
+        parts.append(
+            f"{len(summary['not_distinguishable'])} of the next {summary['compared_configurations']} "
+            "configurations not distinguishable from it"
+        )
+    return "; ".join(parts)
+
+
 def trust_markdown(summary: Mapping[str, Any] | None) -> str:
     lines = trust_lines(summary)
     return "\n".join(f"- {line}" for line in lines)

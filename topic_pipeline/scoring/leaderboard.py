@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,9 @@ PART_COLUMNS = REPORTED_NAMES + part_names(HELDOUT_PREFIX) + part_names(ALL_PREF
 
 # Spread of the main metric across UMAP seeds above which a configuration is flagged unstable.
 UNSTABLE_STD = 0.05
+# The value a row is ranked by: its configuration's seed mean (mean minus one std when ranking by
+# stability) for a seed-averaged configuration, the trial's own score otherwise.
+RANKING_VALUE = "ranking_value"
 
 
 def build_leaderboard(
@@ -133,6 +136,7 @@ def build_leaderboard(
         "rank",
         "trial",
         "status",
+        RANKING_VALUE,
         *REPORTED_NAMES,
         *stability,
         "configuration",
@@ -154,8 +158,10 @@ def build_leaderboard(
     frame[f"{rank_by}_stable"] = frame[f"{rank_by}_mean"] - frame[f"{rank_by}_std"]
     frame["unstable"] = frame[f"{rank_by}_std"] > UNSTABLE_STD
     frame["seed_averaged"] = frame[f"{rank_by}_seeds"] > 1
+    averaged = f"{rank_by}_stable" if rank_by_stability else f"{rank_by}_mean"
+    frame[RANKING_VALUE] = frame[averaged].where(frame["seed_averaged"], frame[rank_by]).astype(float)
     frame = frame[[c for c in columns if c != "rank"]]
-    sort_keys = ["seed_averaged", f"{rank_by}_stable" if rank_by_stability else f"{rank_by}_mean"] + order
+    sort_keys = ["seed_averaged", averaged] + order
     scored = frame[frame["status"] == STATUS_OK].sort_values(
         sort_keys + ["trial"], ascending=[False] * len(sort_keys) + [True], kind="mergesort", na_position="last"
     )
@@ -166,57 +172,121 @@ def build_leaderboard(
     return ranked
 
 
-def to_markdown(
-    frame: pd.DataFrame, limit: int = 20, metrics: Iterable[str] = ("ari", "ami", "nmi", "f1_macro")
-) -> str:
-    """A compact Markdown table (MLflow's copy of the leaderboard): the top ``limit`` rows, then failed and
-    missing trials; the search round that proposed each trial when a search did."""
-    shown = list(metrics) + ["outlier_fraction", "topic_count"]
-    with_round = "round" in frame and frame["round"].notna().any()
-    header = ["rank", "trial", *(["round"] if with_round else []), "status", *shown]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    ok = frame[frame["status"] == STATUS_OK].head(limit)
-    rest = frame[frame["status"] != STATUS_OK]
-    for _, row in pd.concat([ok, rest]).iterrows():
-        cells = [str(row["rank"]) if pd.notna(row["rank"]) else "", f"`{row['trial']}`"]
-        if with_round:
-            cells.append(str(row["round"]) if pd.notna(row["round"]) else "")
-        cells.append(row["status"])
-        for name in shown:
-            value = row[name]
-            cells.append(
-                ""
-                if value is None or pd.isna(value)
-                else (f"{int(value)}" if name == "topic_count" else f"{value:.3f}")
-            )
-        lines.append("| " + " | ".join(cells) + " |")
-    hidden = int((frame["status"] == STATUS_OK).sum()) - len(ok)
-    if hidden > 0:
-        lines.append(f"\n{hidden} more scored trial(s) in the CSV.")
-    return "\n".join(lines)
+def configurations(frame: pd.DataFrame, rank_by: str) -> pd.DataFrame:
+    """The scored part of ``frame`` (as ``build_leaderboard`` ranks it) folded to one row per configuration,
+    in rank order: its place (``rank``), the trial that represents it (its best seed, the row an export
+    takes), what it is ranked by, its seeds' count, mean, spread and range of ``rank_by``, the means of the
+    other reported metrics, and the held-out estimate with its interval where ``add_intervals`` gave one.
 
-
-def stability_markdown(frame: pd.DataFrame, rank_by: str, limit: int = 10) -> str:
-    """Configurations run with several UMAP seeds: mean, spread and range of ``rank_by``."""
-    replicated = frame[(frame["status"] == STATUS_OK) & (frame[f"{rank_by}_seeds"] > 1)]
-    if replicated.empty:
-        return ""
-    summary = (
-        replicated.groupby("configuration")[rank_by]
-        .agg(["count", "mean", "std", "min", "max"])
-        .sort_values(["mean"], ascending=False)
-        .head(limit)
-    )
-    lines = [
-        f"| configuration | seeds | {rank_by} mean | std | min | max | mean - std | |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for configuration, row in summary.iterrows():
-        flag = "**unstable**" if row["std"] > UNSTABLE_STD else ""
-        lines.append(
-            f"| `{configuration}` | {int(row['count'])} | {row['mean']:.3f} | {row['std']:.3f} | {row['min']:.3f} "
-            f"| {row['max']:.3f} | {row['mean'] - row['std']:.3f} | {flag} |"
+    A configuration run with five UMAP seeds is one row here, not five: the ranking is of configurations.
+    """
+    scored = frame[frame["status"] == STATUS_OK]
+    extra = [c for c in ("estimate", "ci_low", "ci_high", "versus_recommended") if c in frame]
+    if scored.empty:
+        return pd.DataFrame(
+            columns=["rank", "configuration", "trial", RANKING_VALUE, "seeds", *REPORTED_NAMES, "std", *extra]
         )
+    grouped = scored.groupby("configuration", sort=False)
+    folded = grouped[list(REPORTED_NAMES)].mean()
+    spread = grouped[rank_by].agg(["count", "std", "min", "max"])
+    first = grouped.first()
+    table = pd.DataFrame(
+        {
+            "configuration": folded.index,
+            "trial": first["trial"].to_numpy(),
+            RANKING_VALUE: first[RANKING_VALUE].to_numpy(),
+            "seeds": spread["count"].astype(int).to_numpy(),
+            **{name: folded[name].to_numpy() for name in REPORTED_NAMES},
+            "std": spread["std"].to_numpy(),
+            "min": spread["min"].to_numpy(),
+            "max": spread["max"].to_numpy(),
+            f"heldout_{rank_by}": grouped[f"heldout_{rank_by}"].mean().to_numpy()
+            if f"heldout_{rank_by}" in scored
+            else None,
+            **{name: first[name].to_numpy() for name in extra},
+            **{name: first[name].to_numpy() for name in GRID_KEYS},
+            "unstable": (spread["std"] > UNSTABLE_STD).to_numpy(),
+        }
+    )
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.reset_index(drop=True)
+
+
+def _cell(value: Any, digits: int = 3) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def to_markdown(
+    frame: pd.DataFrame,
+    rank_by: str = "ari",
+    limit: int = 20,
+    metrics: Iterable[str] = ("ami", "nmi", "f1_macro"),
+    link: Callable[[str], str] | None = None,
+) -> str:
+    """The leaderboard in Markdown, one row per configuration (``configurations``): the top ``limit``, each
+    with what it is ranked by, its seeds' mean, spread and range of ``rank_by``, the held-out estimate and
+    interval where there is one, and the means of ``metrics``; then the failed and missing trials.
+
+    ``link`` maps a trial key to a URL: each configuration's trial is then a link (to its partition in
+    the Dagster UI, say). Shown on the sweep's MLflow run (which has no table view) and in the UI summary.
+    """
+    table = configurations(frame, rank_by)
+    others = [name for name in metrics if name != rank_by]
+    with_round = "round" in frame and frame["round"].notna().any()
+    rounds = frame.drop_duplicates("configuration").set_index("configuration")["round"] if with_round else None
+    header = [
+        "rank",
+        "configuration (best seed)",
+        *(["round"] if with_round else []),
+        "ranked by",
+        "seeds",
+        f"{rank_by} mean",
+        "std",
+        "min - max",
+        "held-out estimate [95 % CI]",
+        *others,
+        "outlier_fraction",
+        "topic_count",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.head(limit).iterrows():
+        trial = str(row["trial"])
+        name = f"[`{trial}`]({link(trial)})" if link else f"`{trial}`"
+        estimate = (
+            f"{_cell(row['estimate'])} [{_cell(row['ci_low'])}, {_cell(row['ci_high'])}]"
+            if "estimate" in row and pd.notna(row["estimate"])
+            else ""
+        )
+        spread = f"{_cell(row['min'])} - {_cell(row['max'])}" if row["seeds"] > 1 else ""
+        flag = " **unstable**" if row["unstable"] else ""
+        cells = [
+            str(row["rank"]),
+            name,
+            *(
+                [str(rounds[row["configuration"]]) if pd.notna(rounds[row["configuration"]]) else ""]
+                if with_round
+                else []
+            ),
+            _cell(row[RANKING_VALUE]),
+            str(row["seeds"]),
+            _cell(row[rank_by]),
+            _cell(row["std"]) + flag,
+            spread,
+            estimate,
+            *(_cell(row[name]) for name in others),
+            _cell(row["outlier_fraction"]),
+            "" if pd.isna(row["topic_count"]) else f"{row['topic_count']:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    hidden = len(table) - min(limit, len(table))
+    if hidden > 0:
+        lines.append(f"\n{hidden} more configuration(s) in the CSV.")
+    unscored = frame[frame["status"] != STATUS_OK]
+    if not unscored.empty:
+        lines += ["", "| trial | status | error |", "|---|---|---|"]
+        for _, row in unscored.iterrows():
+            error = first_line(row["error"], 120).replace("|", "\\|") if isinstance(row["error"], str) else ""
+            lines.append(f"| `{row['trial']}` | {row['status']} | {error} |")
     return "\n".join(lines)
 
 

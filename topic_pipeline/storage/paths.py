@@ -47,6 +47,11 @@ class DataPaths:
         return self.root / "trials" / "results"
 
     @property
+    def run_records(self) -> Path:
+        """What processes that execute runs themselves record about them (``run_records.RunRecords``)."""
+        return self.root / "runs"
+
+    @property
     def leaderboard(self) -> Path:
         return self.root / "leaderboard"
 

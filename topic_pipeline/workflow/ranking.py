@@ -23,11 +23,10 @@ from topic_pipeline.domain.trials import GRID_KEYS, TrialParams
 from topic_pipeline.errors import GridError
 from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.integrations.mlflow_tracking import MlflowTracker
-from topic_pipeline.scoring.confidence import add_intervals, trust_markdown, trust_summary
+from topic_pipeline.scoring.confidence import add_intervals, trust_markdown, trust_summary, verdict_line
 from topic_pipeline.scoring.leaderboard import (
     build_leaderboard,
     leaderboard_warnings,
-    stability_markdown,
     to_markdown,
     write_leaderboard_warnings,
 )
@@ -53,8 +52,8 @@ class Ranking:
     rank_by_stability: bool
     warnings: list[str]  # what makes the first row doubtful; also in warnings.json beside the CSV
     trust: dict[str, Any] | None  # ``confidence.trust_summary``; None when nothing is scored
-    summary: list[str]  # Markdown parts: the warnings, the trust summary, the seeds' stability, the best trial's topics
-    markdown: str  # the summary and the top rows, as logged on the sweep's MLflow run
+    summary: list[str]  # Markdown parts: the verdict, the warnings, the trust summary, the best trial's topics
+    markdown: str  # the summary and the top configurations, as logged on the sweep's MLflow run
     best: dict[str, Any]  # the first row ({} when nothing is scored)
     topics: dict[str, list[TopicSummary]]  # the leaders' topics, by trial key
     csv_path: Path
@@ -66,12 +65,25 @@ class Ranking:
     mlflow_run_url: str | None
 
     @property
-    def best_trial(self) -> str | None:
+    def recommended_trial(self) -> str | None:
+        """The first row: the recommended configuration's best seed, what an export takes by default."""
         return str(self.best["trial"]) if self.best else None
 
     @property
-    def best_score(self) -> float:
-        return float(self.best[self.rank_by]) if self.best else float("nan")
+    def best_trial_score(self) -> float:
+        """The highest ``rank_by`` of any scored trial: as trials are added it never falls (NaN when none)."""
+        scores = self.frame.loc[self.frame["status"] == STATUS_OK, self.rank_by].astype(float)
+        return float(scores.max()) if len(scores) else float("nan")
+
+    @property
+    def recommended_mean(self) -> float:
+        """The recommended configuration's ``rank_by``, mean over its seeds (NaN when nothing is scored)."""
+        return float(self.trust["selection_score"]) if self.trust else float("nan")
+
+    @property
+    def verdict(self) -> str:
+        """One line: the recommended configuration, its scores and how far to trust them."""
+        return verdict_line(self.trust) if self.trust else "no trial is scored yet"
 
     @property
     def counts(self) -> dict[str, int]:
@@ -80,8 +92,8 @@ class Ranking:
         return {status: int(found.get(status, 0)) for status in (STATUS_OK, STATUS_FAILED, STATUS_MISSING)}
 
     @property
-    def expected_score(self) -> float:
-        """The recommended configuration's held-out score (NaN when there is none)."""
+    def recommended_heldout(self) -> float:
+        """The recommended configuration's held-out estimate (NaN when there is none)."""
         score = self.trust.get("heldout_score") if self.trust else None
         return float("nan") if score is None else float(score)
 
@@ -138,12 +150,11 @@ def rank_sweep(inputs: SweepInputs, tracker: MlflowTracker, dagster_run_id: str)
     # Beside the CSV, for whatever reads the leaderboard outside Dagster: the command line, the report.
     write_leaderboard_warnings(paths, warnings, trust)
     write_best_topics(paths, str(best["trial"]) if best else None, topics.get(best["trial"]) if best else None)
-    summary = _summary(frame, config.rank_by, warnings, trust, best, topics)
-    metrics = [config.rank_by] + [m for m in MARKDOWN_METRICS if m != config.rank_by][:3]
-    markdown = "\n\n".join([*summary, to_markdown(frame, metrics=metrics)])
+    summary = _summary(config.rank_by, warnings, trust, best, topics)
+    markdown = "\n\n".join([*summary, to_markdown(frame, config.rank_by, metrics=MARKDOWN_METRICS)])
 
     digest = results_digest(inputs.manifest["grid_fingerprint"], inputs.fingerprint, results)
-    run_id = _log(inputs, tracker, frame, leaders, topics, best, markdown, csv_path, dagster_run_id)
+    run_id = _log(inputs, tracker, frame, leaders, topics, best, trust, markdown, csv_path, dagster_run_id)
     return Ranking(
         frame=frame,
         rank_by=config.rank_by,
@@ -181,22 +192,19 @@ def _ranked_with_intervals(inputs: SweepInputs, results: dict[str, TrialResult |
 
 
 def _summary(
-    frame: pd.DataFrame,
     rank_by: str,
     warnings: list[str],
     trust: dict[str, Any] | None,
     best: dict[str, Any],
     topics: dict[str, list[TopicSummary]],
 ) -> list[str]:
-    """What a table cannot say, in Markdown, warnings first: then the first row is not a winner to trust."""
-    summary = []
+    """What a table cannot say, in Markdown: the verdict, then the warnings (when the first row is not a winner
+    to trust), how much to trust it, and the best trial's topics."""
+    summary = [f"**Recommended** ({rank_by}): {verdict_line(trust)}"] if trust else []
     if warnings:
         summary.append("**Warnings**\n\n" + "\n".join(f"- {warning}" for warning in warnings))
     if trust:
         summary.append(f"**How much to trust this** ({rank_by})\n\n{trust_markdown(trust)}")
-    stability = stability_markdown(frame, rank_by)
-    if stability:
-        summary.append(f"**Stability across UMAP seeds** ({rank_by}):\n\n{stability}")
     if best and best["trial"] in topics:
         summary.append(f"**Topics of the best trial** ({best['trial']}):\n\n{topics_markdown(topics[best['trial']])}")
     return summary
@@ -209,6 +217,7 @@ def _log(
     leaders: list[TrialResult],
     topics: dict[str, list[TopicSummary]],
     best: dict[str, Any],
+    trust: dict[str, Any] | None,
     markdown: str,
     csv_path: Path,
     dagster_run_id: str,
@@ -223,18 +232,28 @@ def _log(
         run_id,
         csv_path,
         markdown,
+        leaderboard_series(frame, rank_by, trust),
         {
-            key: best[key]
-            for key in ("trial", rank_by, "ami", "nmi", "f1_macro", f"heldout_{rank_by}")
-            if key in best and not pd.isna(best[key])
-        },
-        {
+            "recommended_trial": str(best.get("trial", "none")),
             "dagster_run_id": dagster_run_id,
             "grid_fingerprint": inputs.manifest["grid_fingerprint"],
             "inputs_fingerprint": inputs.fingerprint,
         },
     )
     return run_id
+
+
+def leaderboard_series(frame: pd.DataFrame, rank_by: str, trust: dict[str, Any] | None) -> dict[str, float]:
+    """The figures a sweep's history plots, one series each, named for what they are: the best trial so far
+    (never falls as trials are added), the recommended configuration's mean over its seeds, and its held-out
+    estimate. The last two may fall: a later trial can change which configuration is recommended."""
+    scores = frame.loc[frame["status"] == STATUS_OK, rank_by].astype(float)
+    series = {f"best_trial_{rank_by}": float(scores.max())} if len(scores) else {}
+    if trust:
+        series[f"recommended_mean_{rank_by}"] = float(trust["selection_score"])
+        if trust.get("heldout_score") is not None:
+            series[f"recommended_heldout_{rank_by}"] = float(trust["heldout_score"])
+    return series
 
 
 # --- the best trial's topics beside the CSV -------------------------------------------------------------

@@ -4,7 +4,8 @@ A stage of its own, after the ranking: the ranking never waits on plots, and a r
 written never costs the leaderboard. It reads what the ranking left beside the CSV (its warnings, the
 best trial's topics), draws the best trial's documents on a map (on the trial's cached UMAP reduction
 where there is one, else on a 2-D UMAP of a sample of the embeddings, itself cached), writes the report
-folder whole and logs its files to the sweep's MLflow run.
+folder whole (the page, its images and the parameters' importance, ``importances.json``) and logs its
+files to the sweep's MLflow run.
 """
 
 from __future__ import annotations

@@ -127,9 +127,13 @@ class _ProgressReport:
 
     def __init__(self, inputs: SweepInputs, keys: Sequence[str], log: logging.Logger, progress_file: Path | None):
         trial_rounds = {inputs.rounds.get(key) for key in keys}
-        self.progress = SweepProgress(
-            len(keys), inputs.config.rank_by, round=trial_rounds.pop() if len(trial_rounds) == 1 else None
-        )
+        rank_by = inputs.config.rank_by
+        self.progress = SweepProgress(len(keys), rank_by, round=trial_rounds.pop() if len(trial_rounds) == 1 else None)
+        # "Best so far" is the sweep's, not this batch's: it starts from the trials earlier runs scored.
+        batch = set(keys)
+        for key, result in inputs.current_results().items():
+            if key not in batch and result is not None and result.status == STATUS_OK:
+                self.progress.add_earlier(key, result.metrics.get(rank_by))
         self.log, self.progress_file = log, progress_file
         self.last_logged = self.last_saved = 0.0
 

@@ -324,11 +324,15 @@ def test_the_leaderboard_and_its_report_materialise_as_two_assets(tmp_path, monk
     assert result.success
     shown = result.asset_materializations_for_node("leaderboard")[0].metadata
     assert {
-        "leaderboard",
         "summary",
         "csv",
-        "best_trial",
-        "best_ari",
+        "recommended",
+        "recommended_trial",
+        "best_trial_ari",
+        "recommended_mean_ari",
+        "recommended_heldout_ari",
+        "configurations",
+        "trials",
         "scored",
         "failed",
         "missing",
@@ -340,7 +344,6 @@ def test_the_leaderboard_and_its_report_materialise_as_two_assets(tmp_path, monk
         "mlflow_run_id",
         "warnings",
         "heldout_documents",
-        "expected_ari",
     } <= set(shown)
     assert "report" not in shown and shown["scored"].value == 3 and shown["mlflow_run_id"].value == "sweep-run"
     assert "**Topics of the best trial**" in shown["summary"].value
@@ -350,7 +353,7 @@ def test_the_leaderboard_and_its_report_materialise_as_two_assets(tmp_path, monk
         Path(report["report"].value) == Path(resources["settings"].data_dir) / "leaderboard" / "report" / "report.html"
     )
     assert Path(report["report"].value).is_file() and report["images"].value > 0 and report["problems"].value == "none"
-    assert report["map_documents"].value == 40 and report["trial_shown"].value == shown["best_trial"].value
+    assert report["map_documents"].value == 40 and report["trial_shown"].value == shown["recommended_trial"].value
     # The report's files go to the leaderboard's run, after it.
     assert tracker.logged[-2:] == ["leaderboard sweep-run", "report sweep-run"]
 

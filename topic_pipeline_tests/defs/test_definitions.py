@@ -125,3 +125,15 @@ def test_contiguous_ranges_skip_unwanted_keys_and_cap_length():
     order = ["a", "b", "c", "d", "e", "f", "g"]
     assert contiguous_ranges(order, {"a", "b", "d", "e", "f", "g"}, 3) == [("a", "b"), ("d", "f"), ("g", "g")]
     assert contiguous_ranges(order, set(), 3) == []
+
+
+def test_the_code_location_the_command_line_names_its_runs_after_is_the_declared_one():
+    import tomllib
+
+    from topic_pipeline.definitions import CODE_LOCATION, CODE_LOCATION_MODULE
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["dg"]["project"]
+    assert (
+        project["code_location_name"],
+        project["code_location_target_module"],
+    ) == (CODE_LOCATION, CODE_LOCATION_MODULE)

@@ -107,6 +107,37 @@ def test_the_command_line_path_adds_the_partitions_before_the_runs_that_target_t
     assert plan_sweep(instance, settings).partitions == []
 
 
+def test_a_partition_added_by_hand_is_named_and_never_run(registered_inputs):
+    """The UI's partition picker offers "+ Add partition" first: one stray Enter registers a bogus trial key.
+    The planner never runs a partition no grid planned; the sensor names it in its log and skip reason."""
+    instance, settings = registered_inputs
+    manifest = read_json(settings.paths.current_grid)
+    keys = list(manifest["trials"])
+    # The grid's first two trials, then the stray key, then the third: a range over all would run the stray one.
+    instance.add_dynamic_partitions("trials", [*keys[:2], "x", keys[2]])
+    [values] = manifest["embedding_sets"].values()
+    corpus_hash = (
+        instance.get_latest_materialization_event(dg.AssetKey("documents"))
+        .asset_materialization.metadata["content_hash"]
+        .value
+    )
+    cache = EmbeddingCache(settings.paths.embeddings)
+    _cache_embeddings(cache.path(cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language)))
+    plan = plan_sweep(instance, settings)
+    assert plan.unplanned == ["x"]
+    ranges = [(run.tags[PARTITION_RANGE_START_TAG], run.tags[PARTITION_RANGE_END_TAG]) for run in plan.runs]
+    assert ranges == [(keys[0], keys[1]), (keys[2], keys[2])]
+    assert "'x'" in plan.unplanned_note() and "never run" in plan.unplanned_note()
+
+    instance.add_dynamic_partitions("embedding_sets", list(manifest["embedding_sets"]))
+    with dg.build_sensor_context(
+        instance=instance, resources={"settings": settings, "mlflow": MlflowTracking()}
+    ) as context:
+        result = sweep_sensor(context)
+    launched = [(run.tags[PARTITION_RANGE_START_TAG], run.tags[PARTITION_RANGE_END_TAG]) for run in result.run_requests]
+    assert launched == ranges
+
+
 def test_partition_range_tags_are_checked_against_dagsters_own(monkeypatch):
     from dagster._core.storage import tags
 

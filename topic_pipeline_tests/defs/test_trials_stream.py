@@ -46,3 +46,20 @@ def test_a_consumer_that_stops_stops_the_sweep():
     assert next(stream) == 0
     stream.close()  # what Dagster does to a step's generator when the step stops
     assert stopped.wait(timeout=10), "the sweep went on after its consumer stopped"
+
+
+def test_a_trial_partition_lists_its_mlflow_link_and_ranking_scores_first_rounded():
+    """A partition shows its MLflow link, then the selection part's scores (what ranks), then the held-out and
+    all-label families: not the three interleaved with the link last, and no 16-digit floats."""
+    import dagster as dg
+
+    from topic_pipeline.defs.assets.trials import trial_metadata
+    from topic_pipeline.domain.results import STATUS_OK, TrialResult
+
+    metrics = {"all_ari": 0.5, "heldout_ami": 0.25, "ami": 0.123456789, "heldout_ari": 0.4, "ari": 0.7071067811865476}
+    result = TrialResult("k", {}, "fp", STATUS_OK, metrics=metrics, tags={"mlflow_run_id": "r"})
+    shown = trial_metadata(result, "http://mlflow/#/experiments/1/runs/r?workflowType=machine_learning")
+    assert list(shown)[:7] == ["mlflow_run", "status", "ari", "ami", "heldout_ari", "heldout_ami", "all_ari"]
+    assert isinstance(shown["mlflow_run"], dg.UrlMetadataValue)
+    assert shown["ari"] == 0.7071 and shown["ami"] == 0.1235
+    assert "mlflow_run" not in trial_metadata(result)

@@ -282,7 +282,7 @@ def test_sweep_on_postgres_instance_tracked_by_mlflow_server(tiny_project, new_d
     topics = client.download_artifacts(run.info.run_id, "topics.json", str(tiny_project / "download"))
     assert '"top_words"' in Path(topics).read_text()
     (sweep_run,) = client.search_runs([experiment.experiment_id], "tags.kind = 'sweep'")
-    assert sweep_run.data.tags["best_trial"] == best["trial"]
+    assert sweep_run.data.tags["recommended_trial"] == best["trial"]
     assert run.data.tags["mlflow.parentRunId"] == sweep_run.info.run_id
     assert {item.path for item in client.list_artifacts(sweep_run.info.run_id)} >= {"leaderboard.csv", "leaderboard.md"}
     # Stored where the deployment puts them: runs in MLflow's own database, files under the destination.

@@ -53,6 +53,15 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
         resources = build_resources()
         settings = resources["settings"]
         run_sweep(instance)
+        # Runs the command line executes itself are runs of the code location, as the UI's own are (its
+        # timeline and jobs pages list a location's runs), and carry no bookkeeping tags of ours as chips.
+        runs = instance.get_runs()
+        assert runs and {run.remote_job_origin.location_name for run in runs} == {"topic_pipeline"}
+        # The label the UI filters a location's runs by.
+        labelled = dg.RunsFilter(tags={".dagster/repository": "__repository__@topic_pipeline"})
+        assert len(instance.get_runs(labelled)) == len(runs)
+        assert not [key for run in runs for key in run.tags if key.startswith("topic_pipeline/")]
+        assert not list(paths.run_records.glob("*.json"))  # each run's process record removed as it ended
 
         # The leaderboard lists every trial of the grid, ranked.
         frame = pd.read_csv(paths.leaderboard / "leaderboard.csv")
@@ -64,10 +73,22 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
         # The UI shows the best trial's topics with the leaderboard, words from its stored labels.
         shown = instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).asset_materialization.metadata
         assert f"**Topics of the best trial** ({frame['trial'][0]})" in shown["summary"].value
-        # The ranking itself is a table the UI renders and sorts, metrics to three decimals.
-        table = shown["leaderboard"]
+        # The answer first: the verdict, then the figures a history plots, each its own series.
+        assert list(shown)[:3] == ["recommended", "recommended_trial", "best_trial_ari"]
+        assert shown["recommended_trial"].value == frame["trial"][0]
+        assert shown["best_trial_ari"].value == round(frame["ari"].max(), 4)
+        # The ranking itself is a table the UI renders and sorts, metrics to three decimals: one row per
+        # configuration, and every trial with the value it is ranked by.
+        assert len(shown["configurations"].records) == frame["configuration"].nunique()
+        table = shown["trials"]
         assert isinstance(table, dg.TableMetadataValue)
-        assert [column.name for column in table.schema.columns][:4] == ["rank", "trial", "status", "round"]
+        assert [column.name for column in table.schema.columns][:5] == [
+            "rank",
+            "trial",
+            "status",
+            "ranking_value",
+            "round",
+        ]
         assert [record.data["trial"] for record in table.records] == list(frame["trial"])
         assert table.records[0].data["ari"] == round(frame["ari"][0], 3)
         # Scores on the selection part rank; the held-out part's are recorded beside them, and summarised.
@@ -109,7 +130,7 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
             "leaderboard.csv",
             "leaderboard.md",
         }
-        assert sweep_run.data.tags["best_trial"] == frame["trial"][0]
+        assert sweep_run.data.tags["recommended_trial"] == frame["trial"][0]
         # The report (HTML page and its plots' images) is an asset of its own, written in the leaderboard's run:
         # beside the CSV, linked from its metadata, and on the sweep's run.
         assert "report" not in shown
@@ -132,7 +153,7 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
             assert set(GRID_KEYS) <= set(run.data.params)
             assert run.data.tags["dagster_partition_key"] == run.data.tags["trial_key"]
             assert run.data.tags["dagster_run_id"]
-            assert "ari" in run.data.metrics and "heldout_ari" in run.data.metrics and "all_ari" in run.data.metrics
+            assert "ari" in run.data.metrics and "ari_heldout" in run.data.metrics and "ari_all" in run.data.metrics
             # Every trial here is among the leaderboard's leaders, whose topic words it logs.
             artifacts = [item.path for item in client.list_artifacts(run.info.run_id)]
             assert "topics.json" in artifacts
@@ -181,7 +202,7 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
         assert record["trust"]["heldout_score"] == pytest.approx(frame.iloc[0]["heldout_ari"])
         # The default export is the recommended trial: what to expect from it is the recommendation's estimate.
         assert record["exported_trial_trust"]["is_recommended"] is True
-        assert export["expected_ari"].value == pytest.approx(record["trust"]["heldout_score"])
+        assert export["expected_ari"].value == pytest.approx(record["trust"]["heldout_score"], abs=1e-4)  # shown rounded
         # An unknown trial key is a clear error naming it, and the earlier export stays in place.
         with pytest.raises(SystemExit, match="no-such-trial"):
             _execute(

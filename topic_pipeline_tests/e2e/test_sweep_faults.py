@@ -642,7 +642,9 @@ def test_the_command_line_shows_progress_and_keeps_dagsters_log_in_a_file(uninte
     log = Path(sweep_log.removeprefix("Dagster's event log: ").split(" (--verbose")[0])
     assert log.parent == root / "dagster_home" / "logs"
     total = 2 * N_REDUCTIONS
-    assert re.search(rf"^  trials {total}/{total}, [0-9.]+/min, best ari [0-9.-]+ \(", output, re.MULTILINE), output
+    assert re.search(rf"^  trials {total}/{total}, [0-9.]+/min, best so far ari [0-9.-]+ \(", output, re.MULTILINE), (
+        output
+    )
     assert "Sweep finished in" in output
     assert "STEP_START" not in output and "DEBUG" not in output
     events = log.read_text()

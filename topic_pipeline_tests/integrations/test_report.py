@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import html
+import json
 import re
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from topic_pipeline.engine.reduction import ReductionSpec, reduction_cache_key
 from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.integrations import report as report_package
 from topic_pipeline.integrations.report import (
+    IMPORTANCE_FILE,
     MAX_DOCUMENTS,
     REPORT_FILE,
     TopicMap,
@@ -28,7 +31,10 @@ from topic_pipeline.integrations.report import (
     style,
     write_report,
 )
+from topic_pipeline.integrations.report import page as report_page
 from topic_pipeline.integrations.report.topic_map import coordinates_2d, sample_documents
+from topic_pipeline.scoring.confidence import CI_HIGH, CI_LOW, ESTIMATE
+from topic_pipeline.scoring.importance import METHOD
 from topic_pipeline.scoring.leaderboard import build_leaderboard
 from topic_pipeline.scoring.metrics import METRIC_NAMES
 from topic_pipeline.scoring.topic_words import TopicSummary
@@ -132,6 +138,12 @@ def map_only(directory: Path, topic_map: TopicMap | None, topics: list[TopicSumm
     )
 
 
+def figures(text: str) -> dict[str, dict]:
+    """Each figure of a page (plot name -> plotly's figure JSON), unpacked as the browser unpacks it."""
+    found = re.findall(r'<div id="plot-([^"]+)" class="plot"[^>]* data-figure="([^"]+)"', text)
+    return {name: json.loads(report_page.unpack(payload)) for name, payload in found}
+
+
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     return full_report(tmp_path_factory.mktemp("full") / "report")
@@ -156,9 +168,13 @@ def test_full_report_writes_a_self_contained_page_and_a_png_per_plot(full) -> No
     # Self-contained: plotly.js inline once, no script or stylesheet fetched from anywhere.
     assert not re.search(r"<script[^>]*\ssrc\s*=", page, re.IGNORECASE)
     assert not re.search(r"<link[^>]*href\s*=\s*[\"']?https?:", page, re.IGNORECASE)
-    assert page.count("Plotly.newPlot(") == len(style.PLOTS)
+    assert page.count('id="plotly-js"') == 1 and page.count("data-figure=") == len(style.PLOTS)
+    assert "Plotly.newPlot(" in page and "DecompressionStream" in page
+    drawn = figures(page)
+    assert set(drawn) == {name for name, _ in style.PLOTS}
     # The held-out scores, the search rounds and the topics' words are shown.
-    assert "held-out ari" in page and "round 1 (refine)" in page and "word2a, word2b, word2c" in page
+    assert "held-out ari" in page and "word2a, word2b, word2c" in page
+    assert "round 1 (refine)" in json.dumps(drawn["convergence"])
     # The warnings head the page, escaped.
     assert "&lt;b&gt;found no topic&lt;/b&gt;" in page and "<b>found no topic</b>" not in page
 
@@ -181,8 +197,9 @@ def test_nothing_is_written_outside_the_folder_and_a_rerun_replaces_it(tmp_path:
     assert sorted(p.name for p in parent.iterdir()) == ["leaderboard.csv", "report"]
     assert (parent / "leaderboard.csv").read_text() == "kept"
     written = {p.name for p in (parent / "report").iterdir()}
-    assert written == {REPORT_FILE, OWNERSHIP_MARKER, *(p.name for p in files.images.values())}
-    assert files.images == {} and written == {REPORT_FILE, OWNERSHIP_MARKER}  # the first report's images went with it
+    assert written == {REPORT_FILE, IMPORTANCE_FILE, OWNERSHIP_MARKER, *(p.name for p in files.images.values())}
+    # The first report's images went with it.
+    assert files.images == {} and written == {REPORT_FILE, IMPORTANCE_FILE, OWNERSHIP_MARKER}
 
 
 def test_a_folder_holding_something_else_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -328,6 +345,179 @@ def test_top_configurations_carry_the_seed_spread_and_held_out_scores() -> None:
     assert table.loc[table["seeds"] == 1, "std"].isna().all()
     assert np.allclose(table["heldout_mean"], table["mean"] - 0.05)
     assert "heldout_mean" not in panels.top_configurations(make_sweep().frame, "ari").columns
+
+
+def _with_estimate(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a held-out estimate and interval on its first configuration's rows, as ``add_intervals``
+    writes them."""
+    frame = frame.copy()
+    first = frame["configuration"] == frame["configuration"].iloc[0]
+    frame[ESTIMATE], frame[CI_LOW], frame[CI_HIGH] = np.nan, np.nan, np.nan
+    frame.loc[first, [ESTIMATE, CI_LOW, CI_HIGH]] = [0.81, 0.76, 0.86]
+    return frame
+
+
+def test_the_three_best_figures_are_named_for_what_they_are_and_drawn_each_as_a_series(tmp_path: Path) -> None:
+    sweep = make_sweep()
+    frame = _with_estimate(sweep.frame)
+    first = frame.iloc[0]
+    figures_ = panels.best_figures(frame, "ari")
+    # The leader is chosen by its seeds' mean, so a single seed can score above it: the two are not the same figure.
+    assert figures_.best_score == pytest.approx(frame["ari"].max())
+    assert figures_.best_score > figures_.recommended_mean
+    assert figures_.recommended_mean == pytest.approx(first["ari_mean"]) and figures_.seeds == 3
+    assert (figures_.estimate, figures_.ci_low, figures_.ci_high) == (0.81, 0.76, 0.86)
+    files = write_report(tmp_path / "r", frame, "ari", finished_at=sweep.finished_at, round_kinds=ROUND_KINDS)
+    text = files.html.read_text(encoding="utf-8")
+    header = html.unescape(re.search(r"<ul>(.*?)</ul>", text, re.S).group(1))
+    assert f"Best trial so far: ari {figures_.best_score:.3f} (trial {figures_.best_trial})" in header
+    assert (
+        f"Recommended configuration, mean over seeds: ari {figures_.recommended_mean:.3f} (over 3 UMAP seeds" in header
+    )
+    assert "Its held-out estimate: ari 0.810, 95 % interval 0.760 to 0.860." in header
+    drawn = figures(text)["convergence"]
+    names = [trace.get("name") for trace in drawn["data"]]
+    for name in (style.BEST_SO_FAR, style.RECOMMENDED_MEAN, style.HELDOUT_ESTIMATE):
+        assert name in names, name
+    best = next(trace for trace in drawn["data"] if trace.get("name") == style.BEST_SO_FAR)
+    running = [value for value in best["y"] if value is not None]  # none before the first scored trial
+    assert np.all(np.diff(running) >= 0) and running[-1] == pytest.approx(figures_.best_score, abs=1e-4)
+    level = next(trace for trace in drawn["data"] if trace.get("name") == style.RECOMMENDED_MEAN)
+    assert level["y"] == [figures_.recommended_mean] * 2
+    # Without a held-out estimate the header says so instead of naming another figure.
+    no_estimate = _page(write_report(tmp_path / "n", sweep.frame, "ari"))
+    assert "Its held-out estimate: not computed for this leaderboard." in html.unescape(no_estimate)
+
+
+def test_a_backfill_hours_later_is_a_labelled_run_of_its_own_and_its_pause_is_cut_out(tmp_path: Path) -> None:
+    sweep = make_sweep()
+    order = sorted(sweep.finished_at, key=sweep.finished_at.get)
+    later = set(order[-4:])  # the last four trials (the stability round's) rerun five hours later
+    finished_at = {key: t + (5 * 3600 if key in later else 0) for key, t in sweep.finished_at.items()}
+    data = panels.convergence(sweep.frame, "ari", finished_at, sweep.durations_s, ROUND_KINDS)
+    trials = data.trials
+    assert trials.loc[trials["trial"].isin(later), "run"].eq(1).all() and trials["run"].max() == 1
+    [(number, idle)] = data.idle_cuts
+    assert number == len(trials) - 3 and idle == pytest.approx(5 * 3600 + 2.0)  # no trial running: the pause
+    assert trials["active_s"].max() < 600 and np.all(np.diff(trials["active_s"]) >= 0)
+    labels = [label for _, label in data.round_starts]
+    # The later run is named as such, never a second start of a round already under way.
+    assert labels == ["round 0 (broad)", "round 1 (refine)", "run 2, after 5.0 h idle: round 2 (stability)"]
+    assert "idle pauses over 10 min cut out" in panels.convergence_axes(data)[1][1]
+    text = _page(write_report(tmp_path / "r", sweep.frame, "ari", finished_at=finished_at, round_kinds=ROUND_KINDS))
+    assert "a later run (a backfill, say), named as such" in text
+    drawn = figures(text)["convergence"]
+    assert "run 2, after 5.0 h idle" in json.dumps(drawn)
+    assert panels.run_starts(data) == [False, False, True]
+    assert [shape["line"]["dash"] for shape in drawn["layout"]["shapes"]] == ["dash", "dash", "solid"] * 2
+
+
+def test_a_long_trial_running_through_a_quiet_stretch_keeps_one_run() -> None:
+    sweep = make_sweep()
+    keys = sorted(sweep.finished_at, key=sweep.finished_at.get)
+    finished_at = {key: 1_000.0 + 7.0 * index + (3 * 3600 if index >= 10 else 0) for index, key in enumerate(keys)}
+    durations = dict.fromkeys(keys, 5.0)
+    durations[keys[-1]] = finished_at[keys[-1]] - 1_000.0  # it started with the first and ran throughout
+    data = panels.convergence(sweep.frame, "ari", finished_at, durations, ROUND_KINDS)
+    assert data.idle_cuts == [] and data.trials["run"].eq(0).all()
+    del durations[keys[-1]]
+    assert len(panels.convergence(sweep.frame, "ari", finished_at, durations, ROUND_KINDS).idle_cuts) == 1
+
+
+def test_interleaved_rounds_start_once_per_run() -> None:
+    sweep = make_sweep()
+    # The two first rounds' trials finish alternately, as parallel workers may finish them.
+    keys = sorted(sweep.finished_at, key=sweep.finished_at.get)
+    finished_at = {key: 1_000.0 + 7.0 * ((index % 2) * len(keys) + index) / 2 for index, key in enumerate(keys)}
+    data = panels.convergence(sweep.frame, "ari", finished_at, None, ROUND_KINDS)
+    labels = [label for _, label in data.round_starts]
+    assert len(labels) == len(set(labels)) == 3
+
+
+def test_round_labels_are_left_out_where_they_would_overlap() -> None:
+    assert panels.label_fits([0.0, 1.0, 2.0, 50.0, 52.0, 100.0], 100.0) == [True, False, False, True, False, True]
+    assert panels.label_fits([], 0.0) == []
+    # A later run's start is named first; a round's start too close to it goes unnamed.
+    assert panels.label_fits([0.0, 49.0, 50.0], 100.0, [False, False, True]) == [True, False, True]
+    grid = {
+        "umap_n_neighbors": [5, 15, 30, 50],
+        "hdbscan_min_cluster_size": [3, 5, 10, 20],
+        "hdbscan_min_samples": [None, 2, 4],
+        "hdbscan_cluster_selection_epsilon": [0.0, 0.1, 0.2],
+    }
+    data = panels.convergence(make_sweep(grid).frame, "ari", None, None, ROUND_KINDS)
+    starts = [(1, "round 0 (broad)"), (3, "round 1 (refine)"), (100, "round 2 (stability)")]
+    crowded = dataclasses.replace(data, round_starts=starts)
+    from topic_pipeline.integrations.report import interactive
+
+    figure = interactive.convergence(crowded, "ari")
+    assert len(figure.layout.shapes) == 3 and [a.text for a in figure.layout.annotations] == [
+        "round 0 (broad)",
+        "round 2 (stability)",
+    ]
+
+
+def test_importance_is_drawn_captioned_with_its_method_and_written_beside_the_page(full) -> None:
+    importance = full.importance
+    assert importance.reason is None and importance.method == METHOD and len(importance.table) == 4
+    assert full.importance_file in full.paths and full.importance_file.name == IMPORTANCE_FILE
+    assert json.loads(full.importance_file.read_text(encoding="utf-8")) == json.loads(json.dumps(importance.to_dict()))
+    text = html.unescape(full.html.read_text(encoding="utf-8"))
+    assert f"Method: {METHOD} (100 trees, seed 0), fitted on {importance.trials} scored trials" in text
+    assert "evaluated over all 24 combinations of the values each parameter was run with" in text
+    bars = figures(full.html.read_text(encoding="utf-8"))["importance"]["data"][0]
+    assert bars["type"] == "bar" and bars["y"] == importance.table["parameter"].tolist()
+    # The made-up score moves most with min_cluster_size and least with the selection epsilon, which it ignores.
+    assert importance.table["parameter"].iloc[0] == "hdbscan_min_cluster_size"
+    assert importance.table["parameter"].iloc[-1] == "hdbscan_cluster_selection_epsilon"
+
+
+def test_too_few_trials_for_an_importance_leave_a_note_and_a_reason_in_the_file(tmp_path: Path) -> None:
+    sweep = make_sweep({"hdbscan_min_cluster_size": [3, 5, 10]}, failed=0, replicate_top=0)
+    files = write_report(tmp_path / "r", sweep.frame, "ari")
+    assert "No importance: 3 scored trial(s) at the configured seed; at least 8 needed." in html.unescape(_page(files))
+    written = json.loads(files.importance_file.read_text(encoding="utf-8"))
+    assert written["importances"] == [] and written["reason"].startswith("3 scored") and written["method"] == METHOD
+    assert "importance" not in files.images and "parallel_coordinates" in files.images
+
+
+def test_parallel_coordinates_cross_the_varying_parameters_to_the_metric(full) -> None:
+    frame = make_sweep().frame
+    importance = full.importance
+    data = panels.parallel_coordinates(frame, "ari", importance)
+    names = [axis.name for axis in data.axes]
+    assert names == [*importance.table["parameter"][::-1], "ari"]  # the most important beside the metric
+    configured = frame[(frame["status"] == STATUS_OK) & (frame["seed_replicate"] == 0)]
+    assert len(data.scores) == len(configured) and sorted(data.scores) == sorted(configured["ari"])
+    samples = data.axes[names.index("hdbscan_min_samples")]
+    assert samples.labels == ["none", "2"] and samples.ticks == [0.0, 1.0] and set(samples.values) == {0.0, 1.0}
+    drawn = figures(full.html.read_text(encoding="utf-8"))["parallel_coordinates"]["data"][0]
+    assert drawn["type"] == "parcoords" and [d["label"] for d in drawn["dimensions"]] == names
+    assert drawn["line"]["color"] == drawn["dimensions"][-1]["values"]  # coloured by the metric
+    assert panels.parallel_coordinates(frame, "ari", None).axes[0].name == "umap_n_neighbors"  # grid order
+
+
+def test_the_page_carries_plotly_js_once_packed_and_rounded_figures(full) -> None:
+    from plotly.offline import get_plotlyjs
+
+    text = full.html.read_text(encoding="utf-8")
+    packed = re.findall(r'<script type="application/octet-stream" id="plotly-js">([^<]+)</script>', text)
+    assert len(packed) == 1 and report_page.unpack(packed[0]) == get_plotlyjs()
+    assert len(text.encode("utf-8")) < len(get_plotlyjs()) / 2
+    for trace in figures(text)["convergence"]["data"]:
+        for value in [*trace.get("x", []), *trace.get("y", [])]:
+            assert value is None or round(value, 4) == value
+
+
+def test_the_page_draws_a_capped_sample_of_a_big_map_and_the_png_all_of_it() -> None:
+    n = panels.PAGE_MAP_POINTS + 1_000
+    classes = tuple("c" if i % 50 == 0 else None for i in range(n))
+    coordinates = np.random.default_rng(0).normal(size=(n, 2)) * 10
+    topic_map = TopicMap("t", coordinates, np.arange(n) % 5, classes, "m", n)
+    drawn = panels.page_points(topic_map)
+    assert len(drawn.topics) == panels.PAGE_MAP_POINTS and sum(c is not None for c in drawn.classes) == n // 50
+    assert panels.page_points(drawn) is drawn
+    assert panels.coordinate_digits(coordinates) == 3 and panels.coordinate_digits(np.zeros((3, 2))) == 0
 
 
 # --- the map's data ----------------------------------------------------------------------------------------

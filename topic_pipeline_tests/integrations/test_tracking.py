@@ -5,13 +5,18 @@ import time
 import pytest
 
 from topic_pipeline.domain.results import STATUS_FAILED, STATUS_OK, TrialResult
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.integrations.mlflow_tracking import (
     ABANDONED_AFTER_S,
+    NOTE_TAG,
+    RECORDED_AT_TAG,
     RESULT_NOT_STORED_TAG,
     SUPERSEDED_BY_TAG,
     MlflowTracker,
     local_tracking_uri,
+    mlflow_metric_name,
 )
+from topic_pipeline.scoring.metrics import METRIC_NAMES
 from topic_pipeline.storage.results import ResultStore
 
 
@@ -134,11 +139,14 @@ def test_a_sweep_is_one_parent_run_with_its_rounds_and_trials_nested(tracker, tm
     # The leaderboard goes on the sweep's run, one metric step per leaderboard.
     csv = tmp_path / "leaderboard.csv"
     csv.write_text("rank,trial\n1,trial_a\n")
-    for ari in (0.5, 0.7):
-        tracker.log_leaderboard(sweep, csv, "| rank |", {"trial": "trial_a", "ari": ari}, {"grid_fingerprint": "g"})
+    for best, mean in ((0.5, 0.45), (0.7, 0.41)):
+        series = {"best_trial_ari": best, "recommended_mean_ari": mean}
+        tracker.log_leaderboard(sweep, csv, "| rank |", series, {"recommended_trial": "trial_a"})
     run = tracker.client.get_run(sweep)
-    assert run.data.tags["best_trial"] == "trial_a" and run.data.tags["kind"] == "sweep"
-    assert [m.value for m in tracker.client.get_metric_history(sweep, "best_ari")] == [0.5, 0.7]
+    assert run.data.tags["recommended_trial"] == "trial_a" and run.data.tags["kind"] == "sweep"
+    # Each figure its own series: the best trial so far, and the recommended configuration's mean.
+    assert [m.value for m in tracker.client.get_metric_history(sweep, "best_trial_ari")] == [0.5, 0.7]
+    assert [m.value for m in tracker.client.get_metric_history(sweep, "recommended_mean_ari")] == [0.45, 0.41]
     assert {item.path for item in tracker.client.list_artifacts(sweep)} == {"leaderboard.csv", "leaderboard.md"}
     # The report (its own step, after the leaderboard) goes on the same run, its files under report/.
     (tmp_path / "report.html").write_text("<html></html>")
@@ -325,3 +333,184 @@ def test_a_stored_result_whose_run_was_left_open_closes_it_and_runs_of_live_dags
     before = _snapshot(tracker)
     assert tracker.reconcile_trial_runs(store.load, ["killed"]) == []
     assert _snapshot(tracker) == before
+
+
+# What a person sees in MLflow's UI: run names that differ where the runs list cuts them, the trial's own
+# duration, the main scores first, and runs that say what they hold.
+
+PARAMS = TrialParams(30, 5, 0.0, 15, 5, 0.0, "none", 1, "sentence-transformers/all-MiniLM-L6-v2", False)
+
+
+def _trial(params: TrialParams = PARAMS, finished_at: float = 1_700_000_000.0, duration_s: float = 13.5, **metrics):
+    return TrialResult(
+        params.key,
+        params.to_dict(),
+        "fingerprint",
+        STATUS_OK,
+        metrics or {"ari": 0.5},
+        duration_s=duration_s,
+        finished_at=finished_at,
+    )
+
+
+def test_trial_run_names_put_the_values_that_vary_first():
+    assert PARAMS.run_name == "mcs15 ms5 eps0 | nn30 nc5 md0 | all-minilm-l6-v2"
+    varied = TrialParams(
+        15, 10, 0.1, 25, None, 0.05, 20, 2, "sentence-transformers/all-MiniLM-L6-v2", True, "embeddings", 0.25, 2
+    )
+    assert varied.key == "nn15_nc10_md0.1__all-minilm-l6-v2-nostop__mcs25_eps0.05_nt20_ng2_oemb0.25_r2"
+    assert varied.run_name == "mcs25 eps0.05 nt20 ng2 oemb0.25 | nn15 nc10 md0.1 r2 | all-minilm-l6-v2-nostop"
+    # MLflow's runs list shows a nested run's first dozen characters: trials of one UMAP layout now differ there.
+    names = {TrialParams(30, 5, 0.0, size, 5, 0.0, "none", 1, "m", False).run_name[:12] for size in (10, 15, 25)}
+    assert len(names) == 3
+
+
+def test_a_trial_run_is_named_by_its_values_and_spans_the_trial_itself(tracker):
+    run_id = tracker.log_trial(_trial(), {"dagster_run_id": "run-1"})
+
+    run = tracker.client.get_run(run_id)
+    assert run.info.run_name == "mcs15 ms5 eps0 | nn30 nc5 md0 | all-minilm-l6-v2"
+    assert run.data.tags["trial_key"] == PARAMS.key == "nn30_nc5_md0__all-minilm-l6-v2__mcs15_ms5_eps0"
+    # Logged after the fact, the run still shows the trial's duration, ending when the trial finished.
+    assert run.info.end_time == 1_700_000_000_000 and run.info.end_time - run.info.start_time == 13_500
+    assert int(run.data.tags[RECORDED_AT_TAG]) > run.info.end_time  # when it was recorded: later
+    # A result without its finish time ends when it is recorded; one without a whole trial's parameters
+    # (made outside a grid) is named by its key.
+    started = int(time.time() * 1000)
+    bare = tracker.client.get_run(tracker.log_trial(_result("trial_b"), {"dagster_run_id": "run-1"}))
+    assert bare.info.run_name == "trial_b" and bare.info.end_time - bare.info.start_time == 1_000
+    assert started <= bare.info.end_time <= int(time.time() * 1000)
+
+
+def test_main_scores_come_first_and_the_other_parts_are_named_after_them(tracker):
+    metrics = {}
+    for prefix in ("", "heldout_", "all_"):
+        metrics.update({f"{prefix}{name}": 0.5 for name in (*METRIC_NAMES, "outlier_fraction", "labelled_documents")})
+    metrics["topic_count"] = 7.0
+    run_id = tracker.log_trial(_trial(**metrics), {"dagster_run_id": "run-1"})
+
+    logged = list(tracker.client.get_run(run_id).data.metrics)
+    # The selection part's scores keep their names; the held-out and all-labels parts' follow them.
+    assert mlflow_metric_name("heldout_ari") == "ari_heldout" and mlflow_metric_name("all_ari") == "ari_all"
+    assert mlflow_metric_name("ari") == "ari" and mlflow_metric_name("topic_count") == "topic_count"
+    assert sorted(logged) == sorted(["duration_s", *(mlflow_metric_name(name) for name in metrics)])
+    assert not [name for name in logged if name.startswith(("heldout_", "all_"))]
+    # A run's page lists them as the store returns them: as logged, the ranking metric first. Alphabetically
+    # (MLflow's charts and column chooser), each score is followed by its other parts: ari, ari_all, ari_heldout.
+    main = [*METRIC_NAMES, "outlier_fraction", "topic_count", "labelled_documents", "duration_s"]
+    assert logged[: len(main)] == main
+    assert logged[len(main)] == "ari_heldout" and logged[-1] == "labelled_documents_all"
+    assert sorted(logged)[sorted(logged).index("ari") :][:3] == ["ari", "ari_all", "ari_heldout"]
+
+
+def _live_trial_keys(tracker) -> list[str]:
+    runs = tracker.client.search_runs([tracker.experiment_id], "tags.kind = 'trial'", max_results=1000)
+    return sorted(run.data.tags["trial_key"] for run in runs)
+
+
+def test_a_backfill_rerun_leaves_one_live_run_per_trial(tracker, tmp_path):
+    store = ResultStore(tmp_path / "results")
+    trials = [TrialParams(30, 5, 0.0, size, 5, 0.0, "none", 1, "m", False) for size in (10, 15, 25)]
+    first = {}
+    for params in trials:
+        result = _trial(params, finished_at=1_700_000_000.0, duration_s=5.0)
+        first[params.key] = _record_result(tracker, store, result, "sweep")
+    assert _live_trial_keys(tracker) == sorted(first)
+
+    # A UI backfill of the three partitions: a new Dagster run records each trial again. The first comes out
+    # unchanged (same finish time and duration, so the same start: no tie may keep the older run); the
+    # others ran longer, so their runs start before the older runs did, yet they are the newer recordings.
+    rerun = {}
+    for params, (finished_at, duration_s) in zip(
+        trials, [(1_700_000_000.0, 5.0), (1_700_000_001.0, 60.0), (1_700_000_100.0, 600.0)], strict=True
+    ):
+        result = _trial(params, finished_at=finished_at, duration_s=duration_s)
+        rerun[params.key] = _record_result(tracker, store, result, "backfill")
+
+    assert _live_trial_keys(tracker) == sorted(first)  # one live run per trial
+    for key, run_id in rerun.items():
+        assert [run.info.run_id for run in _live_runs(tracker, key)] == [run_id]
+        assert store.load(key).tags["mlflow_run_id"] == run_id
+        older = tracker.client.get_run(first[key])
+        assert older.info.lifecycle_stage == "deleted" and older.data.tags[SUPERSEDED_BY_TAG] == run_id
+    start = {run_id: tracker.client.get_run(run_id).info.start_time for run_id in (*first.values(), *rerun.values())}
+    assert start[rerun[trials[2].key]] < start[first[trials[2].key]]  # the rerun started before the older run
+
+
+def _record_result(tracker, store, result, dagster_run_id):
+    """A trial recorded as ``workflow.trials._Recorder.record`` does it."""
+    unfinished = tracker.trial_keys_with_unfinished_runs()
+    run_id = tracker.log_trial(
+        result,
+        {"dagster_run_id": dagster_run_id, "dagster_partition_key": result.key},
+        supersede_older=result.key in unfinished or store.path(result.key).exists(),
+    )
+    result.tags = {"mlflow_run_id": run_id, "dagster_run_id": dagster_run_id}
+    store.save(result)
+    return run_id
+
+
+def test_two_dagster_runs_recording_a_trial_at_once_leave_one_live_run(tracker, monkeypatch):
+    tracker.log_trial(_trial(), {"dagster_run_id": "sweep"})
+    # Two runs rematerialise the same partition at once (a backfill beside another run): the second recording
+    # opens, logs, closes and supersedes while the first one's run is still open.
+    log_values = tracker._log_values
+    second: list[str] = []
+
+    def interleaved(run_id, result):
+        log_values(run_id, result)
+        if not second:
+            second.append("recording")
+            time.sleep(0.002)  # recorded a moment later
+            second[0] = tracker.log_trial(_trial(), {"dagster_run_id": "other"})
+
+    monkeypatch.setattr(tracker, "_log_values", interleaved)
+    first = tracker.log_trial(_trial(), {"dagster_run_id": "backfill"})
+
+    (live,) = _live_runs(tracker, PARAMS.key)
+    assert live.info.run_id == second[0] and live.info.status == "FINISHED"
+    superseded = tracker.client.get_run(first)
+    assert superseded.info.lifecycle_stage == "deleted" and superseded.data.tags[SUPERSEDED_BY_TAG] == second[0]
+
+
+def test_a_recording_in_progress_is_told_by_when_it_was_recorded_not_by_its_back_dated_start(tracker):
+    client = tracker.client
+    # Another process's recording of a trial that ran for 20 minutes: its run started long ago, but was
+    # opened a moment ago and is not closed yet.
+    now = int(time.time() * 1000)
+    in_progress = client.create_run(
+        tracker.experiment_id,
+        start_time=now - 20 * 60 * 1000,
+        tags={"kind": "trial", "trial_key": PARAMS.key, "dagster_run_id": "other", RECORDED_AT_TAG: str(now)},
+    ).info.run_id
+
+    tracker.log_trial(_trial(), {"dagster_run_id": "backfill"})
+
+    assert client.get_run(in_progress).info.status == "RUNNING"
+    assert client.get_run(in_progress).info.lifecycle_stage == "active"
+
+
+def test_recovery_keeps_the_most_recently_recorded_run_whatever_its_start(tracker, tmp_path):
+    store = ResultStore(tmp_path / "results")
+    # A stopped run's recording whose result was never stored, and two later recordings by Dagster runs still
+    # going (neither knew of the other); the later one ran longest, so it started first.
+    orphan = tracker.log_trial(_trial(duration_s=1.0), {"dagster_run_id": "killed"}, supersede_older=False)
+    tracker.log_trial(_trial(duration_s=1.0), {"dagster_run_id": "running-1"}, supersede_older=False)
+    time.sleep(0.002)
+    latest = tracker.log_trial(_trial(duration_s=900.0), {"dagster_run_id": "running-2"}, supersede_older=False)
+
+    tracker.reconcile_trial_runs(store.load, ["killed"])
+
+    assert tracker.client.get_run(orphan).data.tags[SUPERSEDED_BY_TAG] == latest
+
+
+def test_sweep_and_round_runs_say_what_they_hold(tracker):
+    sweep = tracker.client.get_run(tracker.sweep_run("abc123"))
+    description = sweep.data.tags[NOTE_TAG]  # MLflow's run description
+    assert description.startswith("Sweep `abc123`")
+    for held in ("nested under this one", "leaderboard.csv", "leaderboard.md", "report/", "report.html", "_heldout"):
+        assert held in description
+    search_round = tracker.client.get_run(tracker.sweep_run("abc123", search_round=2))
+    assert search_round.data.tags[NOTE_TAG].startswith("Round 2 of the search of sweep `abc123`")
+    # Found again, not created again: the description is written once, with the run.
+    assert tracker.sweep_run("abc123", search_round=2) == search_round.info.run_id

@@ -316,7 +316,9 @@ def test_the_trust_summary_says_what_to_expect() -> None:
     assert trust_summary(ranked.iloc[0:0], "ari", split) is None and trust_lines(None) == []
 
 
-def test_the_command_line_prints_the_summary_after_the_table(tmp_path, monkeypatch, capsys) -> None:
+def test_the_command_line_prints_the_verdict_then_one_row_per_configuration_then_the_summary(
+    tmp_path, monkeypatch, capsys
+) -> None:
     from topic_pipeline.cli import print_leaderboard
     from topic_pipeline.scoring.leaderboard import write_leaderboard_warnings
     from topic_pipeline.storage.files import write_atomically
@@ -331,8 +333,14 @@ def test_the_command_line_prints_the_summary_after_the_table(tmp_path, monkeypat
     write_leaderboard_warnings(paths, [], summary)
     print_leaderboard()
     printed = capsys.readouterr().out
-    table, after = printed.split("How much to trust this:")
-    assert "heldout_ari" in table.splitlines()[0] and "seed_averaged" in table.splitlines()[0]
+    verdict, rest = printed.split("\n", 1)
+    assert verdict.startswith(f"Recommended (ari): {summary['recommended_configuration']}: ari ")
+    table, after = rest.split("How much to trust this:")
+    # One row per configuration, seeds folded, with the value each is ranked by.
+    header, *rows = [line for line in table.splitlines() if line.strip()]
+    assert header.split()[:5] == ["rank", "trial", "ranking_value", "seeds", "ari_mean"] and "heldout_ari" in header
+    assert len(rows) == ranked["configuration"].nunique()
+    assert rows[0].split()[1] == summary["recommended_trial"] and rows[0].split()[3] == "3"
     assert [line.strip() for line in after.splitlines()[1 : len(trust_lines(summary)) + 1]] == trust_lines(summary)
 
 

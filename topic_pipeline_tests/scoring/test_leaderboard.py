@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from topic_pipeline.inputs.grid import ParamGrid
 from topic_pipeline.inputs.ground_truth import GroundTruth
 from topic_pipeline.scoring.leaderboard import (
     build_leaderboard,
+    configurations,
     leaderboard_warnings,
     read_leaderboard_warnings,
     tie_break_order,
@@ -145,7 +147,7 @@ def test_all_unscored_and_empty_grids() -> None:
     assert "rank" in empty.columns
 
 
-def test_markdown_lists_trials_with_status() -> None:
+def test_markdown_lists_configurations_then_unscored_trials() -> None:
     trials = grid_trials(4)
     k = list(trials)
     results = {
@@ -153,34 +155,64 @@ def test_markdown_lists_trials_with_status() -> None:
         k[1]: failed(k[1], trials[k[1]]),
         k[2]: ok(k[2], trials[k[2]], ari=0.9),
     }
-    text = to_markdown(build_leaderboard(trials, results))
-    lines = text.splitlines()
-    assert lines[0] == "| rank | trial | status | ari | ami | nmi | f1_macro | outlier_fraction | topic_count |"
-    assert lines[2].startswith(f"| 1 | `{k[2]}` | ok | 0.900 |")
-    assert lines[3] == f"| 2 | `{k[0]}` | ok | 0.250 | 0.500 | 0.750 | 0.125 | 0.100 | 7 |"
-    assert lines[4] == f"|  | `{k[1]}` | failed |  |  |  |  |  |  |"
-    assert lines[5] == f"|  | `{k[3]}` | missing |  |  |  |  |  |  |"
-    assert len(lines) == 6
+    lines = to_markdown(build_leaderboard(trials, results)).splitlines()
+    assert lines[0] == (
+        "| rank | configuration (best seed) | ranked by | seeds | ari mean | std | min - max "
+        "| held-out estimate [95 % CI] | ami | nmi | f1_macro | outlier_fraction | topic_count |"
+    )
+    assert lines[2].startswith(f"| 1 | `{k[2]}` | 0.900 | 1 | 0.900 |")
+    assert lines[3] == f"| 2 | `{k[0]}` | 0.250 | 1 | 0.250 |  |  |  | 0.500 | 0.750 | 0.125 | 0.100 | 7 |"
+    assert lines[5:] == [
+        "| trial | status | error |",
+        "|---|---|---|",
+        f"| `{k[1]}` | failed | ValueError: boom |",
+        f"| `{k[3]}` | missing |  |",
+    ]
 
 
-def test_markdown_limit_keeps_unscored_rows_and_counts_hidden() -> None:
+def test_markdown_limit_keeps_unscored_rows_and_counts_hidden_configurations() -> None:
     trials = grid_trials(5)
     k = list(trials)
     results = {key: ok(key, trials[key], ari=i / 10) for i, key in enumerate(k[:4])}
-    text = to_markdown(build_leaderboard(trials, results), limit=2)
-    assert f"`{k[3]}`" in text and f"`{k[2]}`" in text
+    text = to_markdown(
+        build_leaderboard(trials, results), limit=2, link=lambda key: f"/assets/grid_trials?partition={key}"
+    )
+    assert f"[`{k[3]}`](/assets/grid_trials?partition={k[3]})" in text and f"`{k[2]}`" in text
     assert f"`{k[1]}`" not in text and f"`{k[0]}`" not in text
     assert f"`{k[4]}` | missing" in text
-    assert "2 more scored trial(s) in the CSV." in text
+    assert "2 more configuration(s) in the CSV." in text
 
 
-def test_markdown_shows_the_search_round_of_each_trial_when_a_search_proposed_them() -> None:
+def test_markdown_shows_the_search_round_of_each_configuration_when_a_search_proposed_them() -> None:
     trials = grid_trials(3)
     k = list(trials)
     results = {key: ok(key, trials[key], ari=i / 10) for i, key in enumerate(k)}
     lines = to_markdown(build_leaderboard(trials, results, rounds={k[0]: 1, k[1]: 1, k[2]: 2})).splitlines()
-    assert lines[0].startswith("| rank | trial | round | status | ari |")
-    assert lines[2].startswith(f"| 1 | `{k[2]}` | 2 | ok | 0.200 |")
+    assert lines[0].startswith("| rank | configuration (best seed) | round | ranked by |")
+    assert lines[2].startswith(f"| 1 | `{k[2]}` | 2 | 0.200 |")
+
+
+def test_seed_replicates_fold_into_one_row_per_configuration_with_the_value_they_rank_by() -> None:
+    """Rank 6 of the trials can score above rank 1: the rows are ranked by their configuration's seed mean,
+    which the ``ranking_value`` column shows; folded, the configurations read in order."""
+    default = ParamGrid.from_mapping({}).trials()[0]
+    base = dataclasses.replace(default, umap_n_neighbors=10)
+    other = dataclasses.replace(default, umap_n_neighbors=20)
+    trials, results = {}, {}
+    for configuration, scores in ((base, [0.79, 0.80, 0.78]), (other, [0.95, 0.40])):
+        for replicate, ari in enumerate(scores):
+            params = dataclasses.replace(configuration, seed_replicate=replicate)
+            trials[params.key] = params.to_dict()
+            results[params.key] = ok(params.key, params.to_dict(), ari=ari)
+    board = build_leaderboard(trials, results)
+    assert board["ranking_value"].tolist()[:3] == pytest.approx([0.79] * 3)
+    assert board.loc[3, "ari"] == 0.95 and board.loc[3, "ranking_value"] == pytest.approx(0.675)
+    folded = configurations(board, "ari")
+    assert folded["configuration"].tolist() == [base.configuration.key, other.configuration.key]
+    assert folded["rank"].tolist() == [1, 2] and folded["seeds"].tolist() == [3, 2]
+    assert folded.loc[0, "trial"] == board.loc[0, "trial"] and folded.loc[0, "ari"] == pytest.approx(0.79)
+    assert folded.loc[1, ["min", "max"]].tolist() == [0.40, 0.95] and folded.loc[1, "unstable"]
+    assert configurations(board.iloc[0:0], "ari").empty
 
 
 # --- digests and fingerprints ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.errors import GridError
 from topic_pipeline.inputs.grid import ParamGrid
-from topic_pipeline.scoring.leaderboard import build_leaderboard, stability_markdown
+from topic_pipeline.scoring.leaderboard import build_leaderboard, configurations, to_markdown
 from topic_pipeline.search.coarse_to_fine import (
     OUTLIER_VARIANTS,
     ROUND_BROAD,
@@ -288,8 +288,11 @@ def test_a_lucky_seed_is_visible_and_ranks_lower_by_stability():
     by_stability = build_leaderboard(trials, results, "ari", rank_by_stability=True)
     assert by_stability.iloc[0]["configuration"] == steady.key
     assert by_stability.iloc[0]["ari_stable"] == pytest.approx(0.796 - np.std([0.80, 0.79, 0.81, 0.80, 0.78], ddof=1))
-    table = stability_markdown(by_score, "ari")
-    assert f"`{lucky.key}` | 5 | 0.516 | 0.215 | 0.400 | 0.900" in table and "**unstable**" in table
+    folded = configurations(by_score, "ari")
+    assert folded["configuration"].tolist()[:2] == [steady.key, lucky.key] and folded["seeds"].tolist()[:2] == [5, 5]
+    assert folded.loc[1, "ari"] == pytest.approx(0.516) and folded.loc[1, "unstable"]
+    table = to_markdown(by_score, "ari")
+    assert "| 0.516 | 5 | 0.516 | 0.215 **unstable** | 0.400 - 0.900 |" in table
 
 
 # --- through Dagster -------------------------------------------------------------------------------

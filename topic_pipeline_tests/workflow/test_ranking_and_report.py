@@ -118,8 +118,11 @@ def test_rank_sweep_ranks_writes_the_csv_beside_its_warnings_and_logs_to_the_swe
     tracker = RecordingTracker()
     ranking = rank_sweep(sweep, tracker, "dagster-run-1")
     keys = list(sweep.trials)
-    assert list(ranking.frame["trial"]) == keys and ranking.best_trial == keys[0]
-    assert ranking.counts == {"ok": 3, "failed": 0, "missing": 0} and ranking.best_score == pytest.approx(0.9)
+    assert list(ranking.frame["trial"]) == keys and ranking.recommended_trial == keys[0]
+    assert ranking.counts == {"ok": 3, "failed": 0, "missing": 0} and ranking.best_trial_score == pytest.approx(0.9)
+    assert ranking.recommended_mean == pytest.approx(0.9) and ranking.verdict.startswith(
+        f"{ranking.best['configuration']}: ari 0.900"
+    )
     assert ranking.frame["ci_low"].notna().all()  # intervals over the held-out labelled documents
     assert ranking.results_digest == results_digest(
         sweep.manifest["grid_fingerprint"], sweep.fingerprint, sweep.current_results()
@@ -129,8 +132,9 @@ def test_rank_sweep_ranks_writes_the_csv_beside_its_warnings_and_logs_to_the_swe
     # The leaders' topics on their runs, the leaderboard on the sweep's run.
     assert [call[1] for call in tracker.calls if call[0] == "topics"] == ["run-0", "run-1", "run-2"]
     [(_, run_id, best, tags)] = [call for call in tracker.calls if call[0] == "leaderboard"]
-    assert run_id == ranking.mlflow_run_id and best["trial"] == keys[0]
+    assert run_id == ranking.mlflow_run_id and best["best_trial_ari"] == pytest.approx(0.9)
     assert tags == {
+        "recommended_trial": keys[0],
         "dagster_run_id": "dagster-run-1",
         "grid_fingerprint": ranking.grid_fingerprint,
         "inputs_fingerprint": sweep.fingerprint,
@@ -156,7 +160,8 @@ def test_a_leader_with_a_wordless_topic_is_named_in_the_leaderboards_warnings(sw
     ]
     assert not any(second in warning for warning in wordless)
     assert [t.top_words for t in ranking.topics[second] if t.topic == 2] == [[]]
-    assert wordless[0] in ranking.summary[0] and ranking.summary[0].startswith("**Warnings**")
+    assert ranking.summary[0].startswith("**Recommended** (ari)")
+    assert wordless[0] in ranking.summary[1] and ranking.summary[1].startswith("**Warnings**")
     assert wordless[0] in read_leaderboard_warnings(sweep.paths)
 
 
@@ -175,7 +180,7 @@ def test_the_report_is_written_logged_to_the_sweeps_run_and_its_map_layout_reuse
     ranking = rank_sweep(sweep, tracker, "run")
     first = write_sweep_report(sweep, ranking.frame, tracker)
     assert first.files.html.is_file() and first.files.html == sweep.paths.leaderboard / "report" / "report.html"
-    assert first.chosen == ranking.best_trial and first.problems == []
+    assert first.chosen == ranking.recommended_trial and first.problems == []
     assert first.map_documents == len(TEXTS) == first.total_documents and not first.sampled
     assert first.map_layout == "a layout of the embeddings fitted now (and cached)" and umap_fits == [len(TEXTS)]
     [(_, run_id, names)] = [call for call in tracker.calls if call[0] == "report"]
@@ -206,7 +211,7 @@ def test_what_the_report_cannot_draw_or_log_is_a_problem_not_a_lost_report(sweep
     report = write_sweep_report(sweep, ranking.frame, RecordingTracker(fail_report=True))
     assert report.files.html.is_file() and report.map_documents == 0 and report.mlflow_run_id is None
     assert [problem.split(":")[0] for problem in report.problems] == [
-        f"topic map of trial '{ranking.best_trial}'",
+        f"topic map of trial '{ranking.recommended_trial}'",
         "not logged to MLflow",
     ]
 
@@ -216,7 +221,7 @@ def test_a_report_of_a_leaderboard_with_nothing_scored(tmp_path: Path) -> None:
     DataPaths(tmp_path / "data").write_current_grid("grid.json", {}, trials)
     inputs = _inputs(tmp_path)
     ranking = rank_sweep(inputs, RecordingTracker(), "run")
-    assert ranking.best_trial is None and ranking.counts["missing"] == 2 and np.isnan(ranking.best_score)
+    assert ranking.recommended_trial is None and ranking.counts["missing"] == 2 and np.isnan(ranking.best_trial_score)
     report = write_sweep_report(inputs, ranking.frame)
     assert report.chosen is None and report.map_layout == "none" and report.files.html.is_file()
 

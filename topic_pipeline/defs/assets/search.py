@@ -34,7 +34,7 @@ def search_round_metadata(outcome: SearchRoundOutcome) -> dict[str, object]:
     return {
         "round_closed": closed.number,
         "round_closed_kind": closed.kind,
-        f"best_{outcome.rank_by}": outcome.best,
+        f"best_{outcome.rank_by}": round(outcome.best, 4),
         "best_trial": str(closed.best_key),
         "next_round": proposed.number if proposed else 0,
         "next_round_kind": proposed.kind if proposed else "none",

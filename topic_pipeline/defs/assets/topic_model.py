@@ -23,7 +23,8 @@ class TopicModelConfig(dg.Config):
 
 
 def _nan_if_none(value: float | None) -> float:
-    return float("nan") if value is None else float(value)
+    """Shown rounded: the UI prints every digit of a float."""
+    return float("nan") if value is None else round(float(value), 4)
 
 
 @dg.asset(group_name="export", kinds={"bertopic", "safetensors"})
@@ -61,7 +62,7 @@ def export_metadata(export: ExportResult, rank_by: str) -> dict[str, object]:
         "size_mb": round(exported.size_bytes / 2**20, 3),
         "topics": dg.MetadataValue.md(export.topic_table),
         "embedding_model": export.embedding_model,
-        "ari": float(export.metrics["ari"]),
+        "ari": round(float(export.metrics["ari"]), 4),
         # This trial's held-out estimate: what to expect from it (NaN without a held-out part).
         f"expected_{rank_by}": _nan_if_none(export.expected),
         "mlflow_run_id": export.mlflow_run_id,

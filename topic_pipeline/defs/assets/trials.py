@@ -13,45 +13,54 @@ from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.processes import exit_with_parent, process_identity
+from topic_pipeline.scoring.holdout import ALL_PREFIX, HELDOUT_PREFIX
+from topic_pipeline.scoring.metrics import REPORTED_NAMES
+from topic_pipeline.storage.run_records import PROGRESS_FILE, STEP_PROCESS, RunRecords
 from topic_pipeline.workflow.sweep_inputs import SweepInputs
 from topic_pipeline.workflow.trials import RecordedTrial, TrialBatchSummary, run_trial_batch
-
-# The trials step's own process (``host:pid:start``): it may outlive the process that executed its run,
-# and recovery waits for it before planning its trials again.
-STEP_PROCESS_TAG = "topic_pipeline/step_process"
 
 # A backfill runs as few runs of up to this many partitions each: every run starts its worker pool
 # (imports, numba compilation) once, and trials sharing a UMAP reduction stay in one run.
 TRIALS_PER_RUN = 1000
 
-# A run tag naming the file where the step keeps its progress current (set by the command line, which
-# draws a progress bar from it).
-PROGRESS_FILE_TAG = "topic_pipeline/progress_file"
+# Decimals of the scores a partition shows: finer than any difference a labelled sample resolves (the
+# result store keeps them whole).
+SHOWN_DECIMALS = 4
 
 
-def trial_metadata(result: TrialResult) -> dict[str, object]:
-    """A trial partition's materialisation metadata, from its stored result row."""
-    metadata: dict[str, object] = {
-        "status": result.status,
-        "duration_s": round(result.duration_s, 3),
-        "mlflow_run_id": result.tags.get("mlflow_run_id", ""),
-        "inputs_fingerprint": result.fingerprint,
-        "params": dg.MetadataValue.json(result.params),
-    }
+def _score_order(name: str) -> tuple[int, int]:
+    """The selection part's scores (what ranks) first, then the held-out part's, then all labelled documents'."""
+    family = 1 if name.startswith(HELDOUT_PREFIX) else 2 if name.startswith(ALL_PREFIX) else 0
+    plain = name.removeprefix(HELDOUT_PREFIX).removeprefix(ALL_PREFIX)
+    return family, REPORTED_NAMES.index(plain) if plain in REPORTED_NAMES else len(REPORTED_NAMES)
+
+
+def trial_metadata(result: TrialResult, run_url: str | None = None) -> dict[str, object]:
+    """A trial partition's materialisation metadata, from its stored result row, in the order the UI lists it:
+    its MLflow run, its status, its scores (the ranking ones first), then where it came from."""
+    metadata: dict[str, object] = {"mlflow_run": dg.MetadataValue.url(run_url)} if run_url else {}
+    metadata["status"] = result.status
     if result.status == STATUS_OK:
-        metadata.update({name: float(value) for name, value in result.metrics.items()})
+        for name in sorted(result.metrics, key=_score_order):
+            metadata[name] = round(float(result.metrics[name]), SHOWN_DECIMALS)
     else:
         metadata["error"] = dg.MetadataValue.text(result.error or "")
+    metadata.update(
+        {
+            "duration_s": round(result.duration_s, 3),
+            "mlflow_run_id": result.tags.get("mlflow_run_id", ""),
+            "inputs_fingerprint": result.fingerprint,
+            "params": dg.MetadataValue.json(result.params),
+        }
+    )
     return metadata
 
 
 def recorded_trial_metadata(recorded: RecordedTrial) -> dict[str, object]:
-    """A trial's materialisation metadata as its step records it: with its search round and MLflow link."""
-    metadata = trial_metadata(recorded.result)
+    """A trial's materialisation metadata as its step records it: with its MLflow link and search round."""
+    metadata = trial_metadata(recorded.result, recorded.run_url)
     if recorded.search_round is not None:
         metadata["search_round"] = int(recorded.search_round)
-    if recorded.run_url:
-        metadata["mlflow_run"] = dg.MetadataValue.url(recorded.run_url)
     return metadata
 
 
@@ -96,11 +105,14 @@ def grid_trials(
     # A step killed with its run's process must not go on computing trials that a rerun plans again;
     # recovery reads the step's own identity to wait for it.
     exit_with_parent()
-    context.instance.add_run_tags(context.run_id, {STEP_PROCESS_TAG: process_identity()})
+    records = RunRecords(settings.paths.run_records)
+    # Only a run the command line executes in-process has a record: it asks for a progress file (its progress
+    # bar) there, and recovery reads the step's own identity there to wait for it. The UI reads the log.
+    record = records.read(context.run_id)
+    if record:
+        records.update(context.run_id, **{STEP_PROCESS: process_identity()})
     inputs = SweepInputs.load(settings.sweep_config(), documents, ground_truth)
-    # The command line asks for a progress file (its progress bar) with a run tag; the UI reads the log. A
-    # re-execution (from the UI) copies its run's tags, but no command line reads its file.
-    progress_file = context.run.tags.get(PROGRESS_FILE_TAG) if context.run.parent_run_id is None else None
+    progress_file = record.get(PROGRESS_FILE)
     batch = run_trial_batch(
         inputs,
         context.partition_keys,

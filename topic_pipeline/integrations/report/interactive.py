@@ -16,51 +16,118 @@ from plotly.subplots import make_subplots
 
 from topic_pipeline.integrations.report import panels, style
 from topic_pipeline.integrations.report.topic_map import TopicMap
+from topic_pipeline.scoring.importance import ParameterImportance
 from topic_pipeline.scoring.topic_words import TopicSummary
 
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
+# Decimals a score or an axis value keeps in the page: the captions and hovers show three.
+DIGITS = 4
 
 
-def _round_lines(figure: go.Figure, starts: list[tuple[int, str]], x_of_number, column: int) -> None:
+def _rounded(values: np.ndarray, digits: int = DIGITS) -> list[float | None]:
+    """Plain, rounded numbers for a figure's JSON (NaN as null): the page carries no digit nobody reads."""
+    return [None if not np.isfinite(v) else round(float(v), digits) for v in np.asarray(values, dtype=float)]
+
+
+def _round_lines(figure: go.Figure, data: panels.Convergence, positions: list[float], span: float, column: int) -> None:
+    """A dashed line where each search round starts and a solid one where a later run starts, named where the
+    name fits."""
+    starts = data.round_starts
     if len(starts) < 2 and (not starts or starts[0][1] == "sweep"):
         return
-    for number, label in starts:
+    runs = panels.run_starts(data)
+    for x, (_, label), fits, run in zip(positions, starts, panels.label_fits(positions, span, runs), runs):
+        named = {
+            "annotation_text": label,
+            "annotation_textangle": -90,
+            "annotation_position": "bottom right",
+            "annotation_font_size": 9,
+        }
         figure.add_vline(
-            x=x_of_number(number),
-            line_dash="dash",
-            line_color="#999999",
+            x=x,
+            line_dash="solid" if run else "dash",
+            line_color="#555555" if run else "#999999",
             line_width=1,
-            annotation_text=label,
-            annotation_textangle=-90,
-            annotation_position="bottom right",
-            annotation_font_size=9,
+            row=1,
+            col=column,
+            **(named if fits else {}),
+        )
+
+
+def _levels(figure: go.Figure, figures: panels.BestFigures | None, x: np.ndarray, column: int, first: bool) -> None:
+    """The recommended configuration's seed mean and its held-out estimate (its interval shaded), as levels."""
+    if figures is None or not len(x):
+        return
+    ends = [float(np.nanmin(x)), float(np.nanmax(x))]
+    if figures.recommended_mean is not None:
+        figure.add_trace(
+            go.Scatter(
+                x=ends,
+                y=[figures.recommended_mean] * 2,
+                mode="lines",
+                line={"color": style.RECOMMENDED_COLOUR, "dash": "dash", "width": 1.5},
+                name=style.RECOMMENDED_MEAN,
+                legendgroup="recommended",
+                showlegend=first,
+                hovertemplate=f"{style.RECOMMENDED_MEAN} %{{y:.3f}}<extra></extra>",
+            ),
+            row=1,
+            col=column,
+        )
+    if figures.estimate is not None:
+        if figures.ci_low is not None and figures.ci_high is not None:
+            figure.add_trace(
+                go.Scatter(
+                    x=[*ends, *ends[::-1]],
+                    y=[figures.ci_low, figures.ci_low, figures.ci_high, figures.ci_high],
+                    fill="toself",
+                    fillcolor=style.ESTIMATE_COLOUR,
+                    opacity=0.12,
+                    line={"width": 0},
+                    mode="lines",
+                    name="its 95 % interval",
+                    legendgroup="estimate",
+                    showlegend=False,
+                    hoverinfo="skip",
+                ),
+                row=1,
+                col=column,
+            )
+        figure.add_trace(
+            go.Scatter(
+                x=ends,
+                y=[figures.estimate] * 2,
+                mode="lines",
+                line={"color": style.ESTIMATE_COLOUR, "dash": "dot", "width": 2},
+                name=style.HELDOUT_ESTIMATE,
+                legendgroup="estimate",
+                showlegend=first,
+                hovertemplate=f"{style.HELDOUT_ESTIMATE} %{{y:.3f}}<extra></extra>",
+            ),
             row=1,
             col=column,
         )
 
 
-def convergence(data: panels.Convergence, rank_by: str) -> go.Figure:
+def convergence(data: panels.Convergence, rank_by: str, figures: panels.BestFigures | None = None) -> go.Figure:
     trials = data.trials
-    x_columns = [("number", "trials finished", 1.0)]
-    if data.timed:
-        divisor, unit = panels.time_unit(float(trials["elapsed_s"].max()))
-        x_columns.append(("elapsed_s", f"wall-clock time since the first trial started ({unit})", divisor))
+    x_columns = panels.convergence_axes(data)
     figure = make_subplots(rows=1, cols=len(x_columns), shared_yaxes=True)
     scored = trials["status"] == "ok"
     numbers = trials["number"].to_numpy()
     for column_index, (column, label, scale) in enumerate(x_columns, start=1):
-        x = trials[column].to_numpy(dtype=float) / scale
+        x = _rounded(trials[column].to_numpy(dtype=float) / scale)
         first = column_index == 1  # one legend entry per series, not one per panel
         for index, (round_label, group) in enumerate(trials[scored].groupby("round_label", sort=False)):
             figure.add_trace(
                 go.Scatter(
-                    x=group[column] / scale,
-                    y=group["score"],
+                    x=_rounded(group[column].to_numpy(dtype=float) / scale),
+                    y=_rounded(group["score"].to_numpy(dtype=float)),
                     mode="markers",
                     name=str(round_label),
                     legendgroup=str(round_label),
                     showlegend=first,
-                    text=group["trial"],
+                    text=group["trial"].tolist(),
                     opacity=0.5,
                     marker={"size": 5, "color": style.colour(index)},
                     hovertemplate="%{text}<br>" + rank_by + " %{y:.3f}<extra></extra>",
@@ -73,13 +140,13 @@ def convergence(data: panels.Convergence, rank_by: str) -> go.Figure:
             floor = float(np.nanmin(trials["score"])) if scored.any() else 0.0
             figure.add_trace(
                 go.Scatter(
-                    x=failed[column] / scale,
-                    y=[floor] * len(failed),
+                    x=_rounded(failed[column].to_numpy(dtype=float) / scale),
+                    y=[round(floor, DIGITS)] * len(failed),
                     mode="markers",
                     name=f"failed ({len(failed)})",
                     legendgroup="failed",
                     showlegend=first,
-                    text=failed["trial"],
+                    text=failed["trial"].tolist(),
                     marker={"symbol": "x", "size": 6, "color": style.FAILED_COLOUR},
                     hovertemplate="%{text} failed<extra></extra>",
                 ),
@@ -89,10 +156,10 @@ def convergence(data: panels.Convergence, rank_by: str) -> go.Figure:
         figure.add_trace(
             go.Scatter(
                 x=x,
-                y=trials["best"],
+                y=_rounded(trials["best"].to_numpy(dtype=float)),
                 mode="lines",
                 line={"shape": "hv", "color": "black", "width": 2},
-                name="best so far",
+                name=style.BEST_SO_FAR,
                 legendgroup="best",
                 showlegend=first,
                 hoverinfo="skip",
@@ -100,7 +167,10 @@ def convergence(data: panels.Convergence, rank_by: str) -> go.Figure:
             row=1,
             col=column_index,
         )
-        _round_lines(figure, data.round_starts, lambda n, x=x: float(x[np.searchsorted(numbers, n)]), column_index)
+        _levels(figure, figures, x, column_index, first)
+        positions = [float(x[np.searchsorted(numbers, n)]) for n, _ in data.round_starts]
+        span = float(np.nanmax(x) - np.nanmin(x)) if len(x) else 0.0
+        _round_lines(figure, data, positions, span, column_index)
         figure.update_xaxes(title_text=label, row=1, col=column_index)
     figure.update_yaxes(title_text=rank_by, row=1, col=1)
     figure.update_layout(title=style.CONVERGENCE[1], height=430, **_LAYOUT)
@@ -119,7 +189,7 @@ def parameters(effects: Sequence[panels.ParameterEffect], rank_by: str) -> go.Fi
         figure.add_trace(
             go.Box(
                 x=xs,
-                y=ys,
+                y=_rounded(np.asarray(ys, dtype=float)),
                 text=names,
                 boxpoints="all",
                 jitter=0.4,
@@ -140,11 +210,59 @@ def parameters(effects: Sequence[panels.ParameterEffect], rank_by: str) -> go.Fi
     return figure
 
 
+def importance(data: ParameterImportance) -> go.Figure:
+    table = data.table
+    figure = go.Figure(
+        go.Bar(
+            x=_rounded(table["importance"].to_numpy(dtype=float)),
+            y=table["parameter"].tolist(),
+            orientation="h",
+            marker={"color": style.SCORE_COLOUR},
+            text=[f"{value:.0%}" for value in table["importance"]],
+            textposition="outside",
+            hovertemplate="%{y}: %{x:.1%} of the variance<extra></extra>",
+        )
+    )
+    figure.update_yaxes(autorange="reversed", type="category")
+    figure.update_xaxes(
+        title_text=f"share of the variance of {data.rank_by} (main effect)", range=[0, 1.1], tickformat=".0%"
+    )
+    figure.update_layout(
+        title=f"{style.IMPORTANCE[1]}: {data.method}", height=34 * len(table) + 170, showlegend=False, **_LAYOUT
+    )
+    return figure
+
+
+def parallel_coordinates(data: panels.Parallel, rank_by: str) -> go.Figure:
+    dimensions = [
+        {"label": one.name, "values": _rounded(one.values), "tickvals": one.ticks, "ticktext": one.labels}
+        if one.ticks
+        else {"label": one.name, "values": _rounded(one.values)}
+        for one in data.axes
+    ]
+    figure = go.Figure(
+        go.Parcoords(
+            dimensions=dimensions,
+            domain={"x": [0, 0.9]},  # the colour bar's room, right of the metric's tick labels
+            line={
+                "color": _rounded(data.scores),
+                "colorscale": style.METRIC_SCALE.capitalize(),
+                "showscale": True,
+                "colorbar": {"title": {"text": rank_by}},
+            },
+        )
+    )
+    figure.update_layout(
+        title=style.PARALLEL[1], height=460, **{**_LAYOUT, "margin": {"l": 80, "r": 40, "t": 90, "b": 40}}
+    )
+    return figure
+
+
 def heatmap(data: panels.Heatmap, rank_by: str) -> go.Figure:
     text = [[f"{v:.3f}" if np.isfinite(v) else "" for v in row] for row in data.scores]
     figure = go.Figure(
         go.Heatmap(
-            z=np.where(np.isfinite(data.scores), data.scores, None).tolist(),
+            z=[_rounded(row) for row in data.scores],
             x=data.min_samples,
             y=data.min_cluster_sizes,
             text=text,
@@ -174,11 +292,11 @@ def top_configurations(table: pd.DataFrame, rank_by: str) -> go.Figure:
     figure = go.Figure()
     figure.add_trace(
         go.Scatter(
-            x=table["mean"],
+            x=_rounded(table["mean"].to_numpy(dtype=float)),
             y=labels,
             mode="markers",
             name=f"{rank_by} (mean ± std over UMAP seeds)",
-            error_x={"type": "data", "array": table["std"].fillna(0).tolist(), "visible": True},
+            error_x={"type": "data", "array": _rounded(table["std"].fillna(0).to_numpy(dtype=float)), "visible": True},
             marker={"size": 9, "color": style.SCORE_COLOUR},
             text=hover,
             hovertemplate="%{text}<br>" + rank_by + " %{x:.3f}<extra></extra>",
@@ -187,11 +305,15 @@ def top_configurations(table: pd.DataFrame, rank_by: str) -> go.Figure:
     if "heldout_mean" in table.columns:
         figure.add_trace(
             go.Scatter(
-                x=table["heldout_mean"],
+                x=_rounded(table["heldout_mean"].to_numpy(dtype=float)),
                 y=labels,
                 mode="markers",
                 name=f"held-out {rank_by}",
-                error_x={"type": "data", "array": table["heldout_std"].fillna(0).tolist(), "visible": True},
+                error_x={
+                    "type": "data",
+                    "array": _rounded(table["heldout_std"].fillna(0).to_numpy(dtype=float)),
+                    "visible": True,
+                },
                 marker={"size": 9, "symbol": "diamond", "color": style.HELDOUT_COLOUR},
                 text=hover,
                 hovertemplate="%{text}<br>held-out " + rank_by + " %{x:.3f}<extra></extra>",
@@ -218,15 +340,20 @@ def topic_map(data: TopicMap, summaries: Sequence[TopicSummary] | None) -> go.Fi
         subplot_titles=["coloured by topic (grey: outliers)", "the labelled sample's classes (grey: unlabelled)"],
     )
     words = {summary.topic: ", ".join(summary.top_words[:8]) for summary in summaries or ()}
-    size = 3 if len(data.topics) > 5000 else 5
-    drawn = panels.topic_order(data)
+    drawn_map = panels.page_points(data)
+    digits = panels.coordinate_digits(drawn_map.coordinates)
+
+    def xy(mask: np.ndarray) -> dict[str, list[float | None]]:
+        points = drawn_map.coordinates[mask]
+        return {"x": _rounded(points[:, 0], digits), "y": _rounded(points[:, 1], digits)}
+
+    size = 3 if len(drawn_map.topics) > 2000 else 5
+    drawn = panels.topic_order(data)  # colours as in the PNG, whatever the page leaves out
     for index, (topic, colour) in enumerate(drawn):
-        points = data.coordinates[data.topics == topic]
         name = "outliers" if topic == -1 else f"topic {topic}"
         figure.add_trace(
             go.Scatter(
-                x=points[:, 0],
-                y=points[:, 1],
+                **xy(drawn_map.topics == topic),
                 mode="markers",
                 name=name,
                 legendgroup="topics",
@@ -238,10 +365,10 @@ def topic_map(data: TopicMap, summaries: Sequence[TopicSummary] | None) -> go.Fi
             row=1,
             col=1,
         )
-    for label in panels.topic_labels(data, summaries):
+    for label in panels.topic_labels(data, summaries):  # placed from every document of the map, as in the PNG
         figure.add_annotation(
-            x=label.x,
-            y=label.y,
+            x=round(label.x, digits),
+            y=round(label.y, digits),
             text=label.text,
             showarrow=False,
             font={"size": 10},
@@ -249,11 +376,10 @@ def topic_map(data: TopicMap, summaries: Sequence[TopicSummary] | None) -> go.Fi
             row=1,
             col=1,
         )
-    labelled = np.fromiter((c is not None for c in data.classes), dtype=bool, count=len(data.classes))
+    labelled = np.fromiter((c is not None for c in drawn_map.classes), dtype=bool, count=len(drawn_map.classes))
     figure.add_trace(
         go.Scatter(
-            x=data.coordinates[~labelled, 0],
-            y=data.coordinates[~labelled, 1],
+            **xy(~labelled),
             mode="markers",
             name="unlabelled",
             legendgroup="classes",
@@ -264,11 +390,10 @@ def topic_map(data: TopicMap, summaries: Sequence[TopicSummary] | None) -> go.Fi
         col=2,
     )
     for index, name in enumerate(panels.class_order(data)):
-        mask = np.fromiter((c == name for c in data.classes), dtype=bool, count=len(data.classes))
+        mask = np.fromiter((c == name for c in drawn_map.classes), dtype=bool, count=len(drawn_map.classes))
         figure.add_trace(
             go.Scatter(
-                x=data.coordinates[mask, 0],
-                y=data.coordinates[mask, 1],
+                **xy(mask),
                 mode="markers",
                 name=f"class {name}",
                 legendgroup="classes",

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from topic_pipeline.integrations.report import panels, style
 from topic_pipeline.integrations.report.topic_map import TopicMap
+from topic_pipeline.scoring.importance import ParameterImportance
 from topic_pipeline.scoring.topic_words import TopicSummary
 
 DPI = 110
@@ -29,35 +30,55 @@ def png_bytes(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _mark_rounds(axis, starts: list[tuple[int, str]], x_of_number) -> None:
-    """A dashed line and the round's name where each search round starts (nothing for a plain grid)."""
+def _mark_rounds(axis, data: panels.Convergence, x_of_number, span: float) -> None:
+    """A dashed line where each search round starts and a solid one where a later run starts (nothing for a plain
+    grid in one run), named where the name fits beside the others."""
+    starts = data.round_starts
     if len(starts) < 2 and (not starts or starts[0][1] == "sweep"):
         return
-    for number, label in starts:
-        x = x_of_number(number)
-        axis.axvline(x, color="#999999", linestyle="--", linewidth=0.8)
-        axis.annotate(
-            label,
-            (x, 0.02),
-            xycoords=("data", "axes fraction"),
-            rotation=90,
-            va="bottom",
-            ha="right",
-            fontsize=7,
-            color="#555555",
+    positions = [float(x_of_number(number)) for number, _ in starts]
+    runs = panels.run_starts(data)
+    for x, (_, label), fits, run in zip(positions, starts, panels.label_fits(positions, span, runs), runs):
+        axis.axvline(x, color="#555555" if run else "#999999", linestyle="-" if run else "--", linewidth=0.8)
+        if fits:
+            axis.annotate(
+                label,
+                (x, 0.02),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="bottom",
+                ha="right",
+                fontsize=7,
+                color="#555555",
+            )
+
+
+def _levels(axis, figures: panels.BestFigures | None) -> None:
+    """The recommended configuration's seed mean and its held-out estimate (with its interval), as levels."""
+    if figures is None:
+        return
+    if figures.recommended_mean is not None:
+        axis.axhline(
+            figures.recommended_mean,
+            color=style.RECOMMENDED_COLOUR,
+            linestyle="--",
+            linewidth=1.2,
+            label=style.RECOMMENDED_MEAN,
         )
+    if figures.estimate is not None:
+        axis.axhline(
+            figures.estimate, color=style.ESTIMATE_COLOUR, linestyle=":", linewidth=1.4, label=style.HELDOUT_ESTIMATE
+        )
+        if figures.ci_low is not None and figures.ci_high is not None:
+            axis.axhspan(figures.ci_low, figures.ci_high, color=style.ESTIMATE_COLOUR, alpha=0.12, linewidth=0)
 
 
-def convergence(data: panels.Convergence, rank_by: str) -> Figure:
+def convergence(data: panels.Convergence, rank_by: str, figures: panels.BestFigures | None = None) -> Figure:
     trials = data.trials
     axes_count = 2 if data.timed else 1
     figure = Figure(figsize=(6.5 * axes_count, 4.2))
     figure.suptitle(style.CONVERGENCE[1])
-    x_columns = [("number", "trials finished", 1.0)]
-    if data.timed:
-        divisor, unit = panels.time_unit(float(trials["elapsed_s"].max()))
-        x_columns.append(("elapsed_s", f"wall-clock time since the first trial started ({unit})", divisor))
-    for position, (column, label, scale) in enumerate(x_columns, start=1):
+    for position, (column, label, scale) in enumerate(panels.convergence_axes(data), start=1):
         axis = figure.add_subplot(1, axes_count, position)
         x = trials[column].to_numpy(dtype=float) / scale
         scored = trials["status"] == "ok"
@@ -74,9 +95,11 @@ def convergence(data: panels.Convergence, rank_by: str) -> Figure:
                 color=style.FAILED_COLOUR,
                 label=f"failed ({len(failed)})",
             )
-        axis.step(x, trials["best"], where="post", color="black", linewidth=1.6, label="best so far")
+        axis.step(x, trials["best"], where="post", color="black", linewidth=1.6, label=style.BEST_SO_FAR)
+        _levels(axis, figures)
         numbers = trials["number"].to_numpy()
-        _mark_rounds(axis, data.round_starts, lambda n, x=x, numbers=numbers: x[np.searchsorted(numbers, n)])
+        span = float(np.nanmax(x) - np.nanmin(x)) if len(x) else 0.0
+        _mark_rounds(axis, data, lambda n, x=x, numbers=numbers: x[np.searchsorted(numbers, n)], span)
         axis.set_xlabel(label)
         axis.set_ylabel(rank_by)
         axis.grid(alpha=0.3)
@@ -105,6 +128,68 @@ def parameters(effects: Sequence[panels.ParameterEffect], rank_by: str) -> Figur
         axis.set_ylabel(rank_by, fontsize=8)
         axis.grid(alpha=0.3, axis="y")
     figure.tight_layout()
+    return figure
+
+
+def importance(data: ParameterImportance) -> Figure:
+    table = data.table.iloc[::-1]  # the most important at the top
+    figure = Figure(figsize=(7, 0.4 * len(table) + 1.6))
+    axis = figure.add_subplot(1, 1, 1)
+    axis.barh(table["parameter"], table["importance"], color=style.SCORE_COLOUR)
+    for y, value in enumerate(table["importance"]):
+        axis.annotate(f"{value:.0%}", (value, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+    axis.set_xlim(0, 1.08)
+    axis.set_xlabel(f"share of the variance of {data.rank_by} (main effect)")
+    axis.set_title(f"{style.IMPORTANCE[1]}: {data.method}", fontsize=9)
+    axis.grid(alpha=0.3, axis="x")
+    return figure
+
+
+def parallel_coordinates(data: panels.Parallel, rank_by: str) -> Figure:
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    count = len(data.axes)
+    figure = Figure(figsize=(max(6.5, 1.6 * count + 1.5), 4.6))
+    axis = figure.add_subplot(1, 1, 1)
+    # Every axis scaled to [0, 1]: a parameter's values spread evenly, the metric from its lowest to highest.
+    scaled = []
+    for one in data.axes:
+        low, high = (0.0, max(one.ticks)) if one.ticks else (float(np.min(one.values)), float(np.max(one.values)))
+        scaled.append((one.values - low) / (high - low) if high > low else np.full(len(one.values), 0.5))
+    lines = np.column_stack(scaled)
+    norm = Normalize(float(np.min(data.scores)), float(np.max(data.scores)))
+    cmap = colormaps[style.METRIC_SCALE]
+    positions = np.arange(count)
+    for row in np.argsort(data.scores, kind="stable"):  # the best drawn last, on top
+        axis.plot(positions, lines[row], color=cmap(norm(data.scores[row])), alpha=0.5, linewidth=0.9)
+    for position, one in zip(positions, data.axes):
+        axis.axvline(position, color="#444444", linewidth=0.8)
+        if one.ticks:
+            top = max(one.ticks) or 1.0
+            for tick, text in zip(one.ticks, one.labels):
+                axis.annotate(
+                    text, (position, tick / top), xytext=(3, 0), textcoords="offset points", fontsize=7, va="center"
+                )
+        else:
+            low, high = float(np.min(one.values)), float(np.max(one.values))
+            for fraction in (0.0, 0.5, 1.0):
+                axis.annotate(
+                    f"{low + fraction * (high - low):.3f}",
+                    (position, fraction),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    fontsize=7,
+                    va="center",
+                )
+    axis.set_xticks(positions, [one.name for one in data.axes], rotation=20, ha="right", fontsize=8)
+    axis.set_yticks([])
+    axis.set_xlim(-0.2, count - 0.6)
+    for side in ("left", "right", "top"):
+        axis.spines[side].set_visible(False)
+    figure.colorbar(ScalarMappable(norm, cmap), ax=axis, label=rank_by)
+    axis.set_title(style.PARALLEL[1], fontsize=10)
     return figure
 
 

@@ -6,10 +6,17 @@ from __future__ import annotations
 # images, so a reader finds the same plot under the same name in both.
 CONVERGENCE = ("convergence", "Best score so far")
 PARAMETERS = ("parameters", "Ranking metric by parameter")
+IMPORTANCE = ("importance", "Parameter importance")
+PARALLEL = ("parallel_coordinates", "Trials across the varying parameters")
 HEATMAP = ("cluster_heatmap", "min_cluster_size × min_samples on the best reduction")
 TOP = ("top_configurations", "Top configurations")
 TOPIC_MAP = ("topic_map", "Topics of the chosen trial")
-PLOTS = (CONVERGENCE, PARAMETERS, HEATMAP, TOP, TOPIC_MAP)
+PLOTS = (CONVERGENCE, PARAMETERS, IMPORTANCE, PARALLEL, HEATMAP, TOP, TOPIC_MAP)
+
+# The three figures a sweep calls "best", each named for what it is, in the header and the convergence plot.
+BEST_SO_FAR = "best trial so far"
+RECOMMENDED_MEAN = "recommended configuration, mean over seeds"
+HELDOUT_ESTIMATE = "its held-out estimate"
 
 # matplotlib's qualitative palettes in hex, so plotly draws the same colours: tab10 first (the most
 # distinct), then tab20's lighter companions, tab20b and tab20c: 60 colours, repeated beyond that (the
@@ -80,6 +87,11 @@ PALETTE = (
 BACKGROUND = "#d0d0d0"
 SCORE_COLOUR = "#1f77b4"
 HELDOUT_COLOUR = "#ff7f0e"
+# The convergence plot's two levels: darker than every search round's colour, so no dot is mistaken for them.
+RECOMMENDED_COLOUR = "#006400"
+ESTIMATE_COLOUR = "#b35900"
+# The sequential colour scale of every plot coloured by the metric (matplotlib's name; plotly's is capitalised).
+METRIC_SCALE = "viridis"
 FAILED_COLOUR = "#d62728"
 
 
