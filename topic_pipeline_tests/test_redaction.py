@@ -99,6 +99,11 @@ def test_mlflow_run_links_carry_no_credentials(tmp_path):
     link = tracker.run_url("0123")
     assert "t0kenValue" not in link and link.startswith("https://robot:***@mlflow.example/#/experiments/")
     assert link.endswith("/runs/0123?workflowType=machine_learning")  # opens on the Runs view, not the GenAI one
+    # An artifact's link (the report's page) opens that artifact in the run's Artifacts tab, as seen in MLflow 3.17.
+    report = tracker.run_url("0123", "report/report.html")
+    assert "t0kenValue" not in report and report.endswith(
+        "/runs/0123/artifacts/report/report.html?workflowType=machine_learning"
+    )
 
 
 def test_a_driver_connection_string_in_the_query_is_hidden():

@@ -52,6 +52,8 @@ NOTE_TAG = "mlflow.note.content"
 # logged, 16 digits included. Logged values are rounded to this many decimals, finer than any difference
 # a labelled sample can resolve; the exact values stay in the result store and the leaderboard CSV.
 METRIC_DECIMALS = 4
+# Where a sweep's run holds its report's files among its artifacts.
+REPORT_ARTIFACTS = "report"
 
 
 def _metric_value(value: float) -> float:
@@ -416,15 +418,19 @@ class MlflowTracker:
                     self.client.set_experiment_tag(self._experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return self._experiment_id
 
-    def run_url(self, run_id: str) -> str | None:
-        """The run's page in the MLflow UI, opening on the Runs view (``RUNS_VIEW_QUERY``); None without a UI."""
+    def run_url(self, run_id: str, artifact: str | None = None) -> str | None:
+        """The run's page in the MLflow UI (given ``artifact``, a path among its artifacts: that artifact in its
+        Artifacts tab), opening on the Runs view (``RUNS_VIEW_QUERY``); None without a UI."""
         base = self.ui_url or (self.tracking_uri if self.tracking_uri.startswith(("http://", "https://")) else None)
         # A link is stored in Dagster's metadata: never with the credentials a tracking URI may hold.
         base = mask_url(base) if base else None
         if not base:
             return None
+        page = f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        if artifact:
+            page += f"/artifacts/{artifact}"
         # MLflow 3 opens an experiment in its GenAI view unless the link asks for the model-training one.
-        return f"{base.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}?{RUNS_VIEW_QUERY}"
+        return f"{page}?{RUNS_VIEW_QUERY}"
 
     def _start_run(self, run_name: str, tags: Mapping[str, str]) -> str:
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
@@ -787,7 +793,7 @@ class MlflowTracker:
         self.client.log_artifact(sweep_run_id, str(csv_path))
         self.client.log_text(sweep_run_id, markdown, "leaderboard.md")
 
-    def log_report(self, sweep_run_id: str, files: Sequence[Path], artifact_path: str = "report") -> None:
+    def log_report(self, sweep_run_id: str, files: Sequence[Path], artifact_path: str = REPORT_ARTIFACTS) -> None:
         """The sweep report's files (its page and images) on the sweep's run, under ``artifact_path``: those of
         an earlier report of the same names are replaced."""
         for path in files:

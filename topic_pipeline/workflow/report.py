@@ -19,7 +19,7 @@ from topic_pipeline.domain.results import STATUS_OK
 from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.errors import GridError, error_text
 from topic_pipeline.inputs.embeddings import EmbeddingCache
-from topic_pipeline.integrations.mlflow_tracking import MlflowTracker
+from topic_pipeline.integrations.mlflow_tracking import REPORT_ARTIFACTS, MlflowTracker
 from topic_pipeline.integrations.report import (
     MAX_DOCUMENTS,
     ReportFiles,
@@ -47,6 +47,7 @@ class SweepReport:
     map_layout: str  # where the map's coordinates come from, in words
     mlflow_run_id: str | None  # the sweep's run its files were logged to; None: not logged
     mlflow_run_url: str | None
+    mlflow_report_url: str | None  # the page among the run's artifacts, where MLflow's UI offers its download
     problems: list[str]  # plots not drawn, a map not made, files not logged: each worth a warning
 
     @property
@@ -92,15 +93,16 @@ def write_sweep_report(
         warnings=read_leaderboard_warnings(paths),
     )
     problems += files.problems
-    run_id = url = None
+    run_id = url = report_url = None
     if tracker is not None:
         try:
             run_id = tracker.sweep_run(sweep_id(inputs.manifest["grid"], inputs.fingerprint))
             tracker.log_report(run_id, files.paths)
             url = tracker.run_url(run_id)
+            report_url = tracker.run_url(run_id, f"{REPORT_ARTIFACTS}/{files.html.name}")
         except Exception as error:  # the report stands on disk whatever MLflow does
             problems.append(f"not logged to MLflow: {error_text(error)}")
-            run_id = url = None
+            run_id = url = report_url = None
     return SweepReport(
         files=files,
         chosen=chosen,
@@ -109,6 +111,7 @@ def write_sweep_report(
         map_layout=layout,
         mlflow_run_id=run_id,
         mlflow_run_url=url,
+        mlflow_report_url=report_url,
         problems=problems,
     )
 

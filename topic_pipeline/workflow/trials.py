@@ -170,7 +170,15 @@ def run_trial_batch(
     stops (closes this generator) stops the sweep at its next trial (``as_they_finish``).
     """
     config = inputs.config
-    trials = [(key, inputs.params(key)) for key in keys]
+    # A partition no grid planned (added by hand in the UI) has no parameters: named, skipped, never guessed.
+    unplanned = [key for key in keys if not inputs.paths.trial_params_path(key).exists()]
+    if unplanned:
+        log.warning(
+            "%d partition(s) of this run were planned by no grid and are skipped: %s",
+            len(unplanned),
+            ", ".join(unplanned[:5]) + (" and more" if len(unplanned) > 5 else ""),
+        )
+    trials = [(key, inputs.params(key)) for key in keys if key not in set(unplanned)]
     sources = embedding_sources(inputs, trials)
     positions, classes, heldout = inputs.labelled()
     recorder = _Recorder(inputs, tracker, dagster_run_id)

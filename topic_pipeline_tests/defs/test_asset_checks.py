@@ -255,7 +255,7 @@ class _RecordingTracker:
     def log_report(self, run_id, files):
         self.logged.append(f"report {run_id}")
 
-    def run_url(self, run_id):
+    def run_url(self, run_id, artifact=None):
         return None
 
 

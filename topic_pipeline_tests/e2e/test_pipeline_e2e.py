@@ -202,7 +202,9 @@ def test_whole_graph_materialises_with_multiprocess_executor(tiny_project, monke
         assert record["trust"]["heldout_score"] == pytest.approx(frame.iloc[0]["heldout_ari"])
         # The default export is the recommended trial: what to expect from it is the recommendation's estimate.
         assert record["exported_trial_trust"]["is_recommended"] is True
-        assert export["expected_ari"].value == pytest.approx(record["trust"]["heldout_score"], abs=1e-4)  # shown rounded
+        assert export["expected_ari"].value == pytest.approx(
+            record["trust"]["heldout_score"], abs=1e-4
+        )  # shown rounded
         # An unknown trial key is a clear error naming it, and the earlier export stays in place.
         with pytest.raises(SystemExit, match="no-such-trial"):
             _execute(

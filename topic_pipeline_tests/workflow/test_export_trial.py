@@ -47,7 +47,7 @@ class RecordingTracker:
         self.exports.append((Path(directory), trial_key, trial_run_id, dict(tags)))
         return "export-run"
 
-    def run_url(self, run_id):
+    def run_url(self, run_id, artifact=None):
         return f"http://mlflow.example/#/runs/{run_id}"
 
 

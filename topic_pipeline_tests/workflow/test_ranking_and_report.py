@@ -58,7 +58,7 @@ class RecordingTracker:
             raise ConnectionError("tracking server went away")
         self.calls.append(("report", run_id, sorted(Path(path).name for path in files)))
 
-    def run_url(self, run_id):
+    def run_url(self, run_id, artifact=None):
         return f"http://mlflow.example/#/runs/{run_id}"
 
 

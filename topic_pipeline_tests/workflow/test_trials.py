@@ -64,7 +64,7 @@ class RecordingTracker:
         )
         return f"run-{result.key}"
 
-    def run_url(self, run_id):
+    def run_url(self, run_id, artifact=None):
         return f"http://mlflow.example/#/runs/{run_id}"
 
 
@@ -134,6 +134,22 @@ def test_each_trial_is_recorded_as_it_finishes_then_the_batch_figures(tmp_path, 
         "dagster_partition_key": first,
         "inputs_fingerprint": inputs.fingerprint,
     }
+
+
+def test_a_partition_no_grid_planned_is_skipped_and_named(tmp_path, scripted_engine, caplog):
+    """A UI backfill over a partition added by hand ("+ Add partition") runs the real trials and skips that one."""
+    import logging
+
+    script, inputs_of = scripted_engine
+    inputs = _sweep(tmp_path, rounds={})
+    inputs_of.append(inputs)
+    first, _ = list(inputs.trials)
+    script += [(first, 0.5)]
+    log = logging.getLogger("test.unplanned")
+    with caplog.at_level(logging.WARNING, logger="test.unplanned"):
+        *recorded, _ = run_trial_batch(inputs, [first, "typo"], RecordingTracker(), "run", log=log)
+    assert [item.key for item in recorded] == [first]
+    assert "1 partition(s) of this run were planned by no grid and are skipped: typo" in caplog.text
 
 
 def test_a_trial_recorded_before_supersedes_its_older_runs_and_carries_its_round(tmp_path, scripted_engine):

@@ -53,6 +53,9 @@ def sweep_report(
     }
     if report.mlflow_run_url:
         metadata["mlflow_run"] = dg.MetadataValue.url(report.mlflow_run_url)
+    if report.mlflow_report_url:
+        # A link the UI can follow (a file path it can only show): the page among the run's artifacts, to download.
+        metadata["report_in_mlflow"] = dg.MetadataValue.url(report.mlflow_report_url)
     return dg.MaterializeResult(metadata=metadata)
 
 
