@@ -33,7 +33,8 @@ import yaml
 from PIL import Image
 
 from conftest import free_loopback_port, require_service, service_process
-from topic_pipeline.definitions import build_resources, defs
+from topic_pipeline.cli import _execute
+from topic_pipeline.definitions import build_resources
 from topic_pipeline.defs.planning import plan_next_runs
 from topic_pipeline.storage.paths import DataPaths
 
@@ -67,6 +68,8 @@ BACKFILL_STATUS = """
 query Backfill($id: String!) {
   partitionBackfillOrError(backfillId: $id) { __typename ... on PartitionBackfill { status } ... on PythonError { message } }
 }"""
+ALL_RUNS = """
+{ runsOrError { ... on Runs { results { runId jobName repositoryOrigin { repositoryLocationName repositoryName } tags { key value } } } } }"""
 RUNS_WITH_TAG = """
 query Runs($key: String!, $value: String!) {
   runsOrError(filter: {tags: [{key: $key, value: $value}]}) {
@@ -198,16 +201,13 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
                 cwd=REPOSITORY_ROOT,  # where pyproject.toml declares the code location ([tool.dg])
             )
         )
-        # While the webserver starts: the inputs and the embeddings, on the same persistent instance.
-        definitions = defs()
-        assert definitions.resolve_job_def("refresh_inputs_job").execute_in_process(instance=instance).success
+        # While the webserver starts: the inputs and the embeddings, on the same persistent instance, executed as
+        # `topic-pipeline sweep` executes its runs (in this process), so the UI shows runs of both origins.
+        _execute(instance, "refresh_inputs_job", {})
         # The grid's partitions, added as the sweep sensor's first tick would (the sensor is stopped below).
         plan_next_runs(instance, build_resources()["settings"])
         [embedding_set] = instance.get_dynamic_partitions("embedding_sets")
-        embedded = definitions.resolve_job_def("embeddings_job").execute_in_process(
-            instance=instance, partition_key=embedding_set
-        )
-        assert embedded.success
+        _execute(instance, "embeddings_job", {"dagster/partition": embedding_set})
         trial_keys = instance.get_dynamic_partitions("trials")
         assert len(trial_keys) == 3
 
@@ -339,14 +339,34 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         assert len({texts[0] for texts in shown.values()}) == len(trial_keys), f"trials look alike on {page}: {shown}"
         _render(chromium, page, tiny_project / "chromium", f"--screenshot={shots / 'partitions.png'}")
 
-        # The leaderboard's own page: its ranking as a table (a row per trial, the metric columns), and the
-        # page of its asset checks with both checks evaluated.
+        # The leaderboard's own page: the verdict first, then its ranking as tables (a row per configuration, then
+        # per trial, with the value each is ranked by), and the page of its asset checks with both evaluated.
         page = f"{webserver.url}/assets/leaderboard"
+        _render(chromium, page, tiny_project / "chromium", f"--screenshot={shots / 'leaderboard.png'}")
         dom = _render(chromium, page, tiny_project / "chromium", "--dump-dom").stdout
         assert "<table" in dom and all(key in dom for key in trial_keys), f"the leaderboard's table is not on {page}"
-        for column in ("rank", "trial", "ari", "outlier_fraction"):
+        for column in ("rank", "trial", "ranking_value", "ari", "outlier_fraction"):
             assert f">{column}<" in dom, f"no '{column}' column on {page}"
-        _render(chromium, page, tiny_project / "chromium", f"--screenshot={shots / 'leaderboard.png'}")
+        verdict = leaderboard_event.asset_materialization.metadata["recommended"].value
+        assert verdict.split(":")[0] in dom and dom.index(">recommended<") < dom.index(">configurations<"), (
+            f"the verdict does not come before the tables on {page}"
+        )
+        shown = re.findall(r">(-?\d+\.\d+)<", dom)  # the figures the page shows as text
+        assert shown and not [figure for figure in shown if len(figure.split(".")[1]) > 4], f"unrounded on {page}"
+
+        # One history, whichever way a run started: the command line's runs are runs of the code location (the
+        # Overview timeline lists them beside the daemon's), and no run carries our bookkeeping as tag chips.
+        every_run = webserver.graphql(ALL_RUNS)["runsOrError"]["results"]
+        assert {run["jobName"] for run in every_run} >= {"refresh_inputs_job", "embeddings_job", "leaderboard_job"}
+        for run in every_run:
+            assert run["repositoryOrigin"] == {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}, run
+            assert not [tag for tag in run["tags"] if tag["key"].startswith("topic_pipeline/")], run
+        page = f"{webserver.url}/overview/timeline"
+        _render(chromium, page, tiny_project / "chromium", f"--screenshot={shots / 'timeline.png'}")
+        dom = _render(chromium, page, tiny_project / "chromium", "--dump-dom").stdout
+        for job in ("refresh_inputs_job", "embeddings_job", "leaderboard_job"):
+            assert job in dom, f"{job} is not on the Overview timeline {page}"
+        _render(chromium, f"{webserver.url}/runs", tiny_project / "chromium", f"--screenshot={shots / 'runs.png'}")
         page = f"{webserver.url}/assets/leaderboard?view=checks"
         dom = _render(chromium, page, tiny_project / "chromium", "--dump-dom").stdout
         for check in ("trials_succeeded", "leader_is_sound"):
@@ -374,6 +394,8 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         "partitions.png": "1600,1000",
         "leaderboard.png": "1600,1000",
         "leaderboard_checks.png": "1600,1000",
+        "timeline.png": "1600,1000",
+        "runs.png": "1600,1000",
         "report.png": "1600,1000",
     }
     for name, window in sizes.items():

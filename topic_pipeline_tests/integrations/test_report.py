@@ -354,6 +354,7 @@ def _with_estimate(frame: pd.DataFrame) -> pd.DataFrame:
     first = frame["configuration"] == frame["configuration"].iloc[0]
     frame[ESTIMATE], frame[CI_LOW], frame[CI_HIGH] = np.nan, np.nan, np.nan
     frame.loc[first, [ESTIMATE, CI_LOW, CI_HIGH]] = [0.81, 0.76, 0.86]
+    frame["heldout_ari"] = frame["ari"] - 0.01  # a held-out part: the estimate is over held-out documents
     return frame
 
 
@@ -387,6 +388,9 @@ def test_the_three_best_figures_are_named_for_what_they_are_and_drawn_each_as_a_
     # Without a held-out estimate the header says so instead of naming another figure.
     no_estimate = _page(write_report(tmp_path / "n", sweep.frame, "ari"))
     assert "Its held-out estimate: not computed for this leaderboard." in html.unescape(no_estimate)
+    # An estimate over all labelled documents (no held-out part) is in-sample: not drawn or named as held out.
+    in_sample = _with_estimate(sweep.frame).drop(columns="heldout_ari")
+    assert panels.best_figures(in_sample, "ari").estimate is None
 
 
 def test_a_backfill_hours_later_is_a_labelled_run_of_its_own_and_its_pause_is_cut_out(tmp_path: Path) -> None:

@@ -241,6 +241,8 @@ def best_figures(frame: pd.DataFrame, rank_by: str) -> BestFigures | None:
     top = scored.loc[scores.idxmax()]
     first = scored.iloc[0]
     seeds = _number(first, f"{rank_by}_seeds")
+    # Without a held-out part the leaderboard's estimate is the in-sample score: no held-out estimate to draw.
+    heldout = _number(first, f"heldout_{rank_by}") is not None
     return BestFigures(
         best_trial=str(top["trial"]),
         best_score=float(scores.max()),
@@ -249,9 +251,9 @@ def best_figures(frame: pd.DataFrame, rank_by: str) -> BestFigures | None:
             (value for value in (_number(first, f"{rank_by}_mean"), _number(first, rank_by)) if value is not None), None
         ),
         seeds=int(seeds) if seeds else 1,
-        estimate=_number(first, ESTIMATE),
-        ci_low=_number(first, CI_LOW),
-        ci_high=_number(first, CI_HIGH),
+        estimate=_number(first, ESTIMATE) if heldout else None,
+        ci_low=_number(first, CI_LOW) if heldout else None,
+        ci_high=_number(first, CI_HIGH) if heldout else None,
     )
 
 
