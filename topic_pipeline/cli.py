@@ -352,7 +352,7 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
         "topic_count",
     ]
     with pd.option_context("display.width", 200, "display.max_colwidth", 70, "display.float_format", "{:.3f}".format):
-        print(folded[[c for c in columns if c in folded]].head(limit).to_string(index=False))
+        print(folded[[c for c in columns if c in folded]].head(limit).to_string(index=False, na_rep=""))
     if len(folded) > limit:
         print(f"... {len(folded) - limit} more configuration(s)")
     unscored = frame[frame["status"] != "ok"]

@@ -181,13 +181,18 @@ def configurations(frame: pd.DataFrame, rank_by: str) -> pd.DataFrame:
     A configuration run with five UMAP seeds is one row here, not five: the ranking is of configurations.
     """
     scored = frame[frame["status"] == STATUS_OK]
-    extra = [c for c in ("estimate", "ci_low", "ci_high", "versus_recommended") if c in frame]
+    # A CSV written by hand or by an earlier version may lack columns: each trial is then its own configuration.
+    if "configuration" not in scored:
+        scored = scored.assign(configuration=scored["trial"])
+    if RANKING_VALUE not in scored:
+        scored = scored.assign(**{RANKING_VALUE: scored[rank_by]})
+    metrics = [name for name in REPORTED_NAMES if name in scored]
+    extra = [c for c in ("estimate", "ci_low", "ci_high", "versus_recommended") if c in scored]
+    kept = [name for name in (f"heldout_{rank_by}", *GRID_KEYS) if name in scored]
     if scored.empty:
-        return pd.DataFrame(
-            columns=["rank", "configuration", "trial", RANKING_VALUE, "seeds", *REPORTED_NAMES, "std", *extra]
-        )
+        return pd.DataFrame(columns=["rank", "configuration", "trial", RANKING_VALUE, "seeds", *metrics, "std", *extra])
     grouped = scored.groupby("configuration", sort=False)
-    folded = grouped[list(REPORTED_NAMES)].mean()
+    folded = grouped[metrics].mean()
     spread = grouped[rank_by].agg(["count", "std", "min", "max"])
     first = grouped.first()
     table = pd.DataFrame(
@@ -196,15 +201,15 @@ def configurations(frame: pd.DataFrame, rank_by: str) -> pd.DataFrame:
             "trial": first["trial"].to_numpy(),
             RANKING_VALUE: first[RANKING_VALUE].to_numpy(),
             "seeds": spread["count"].astype(int).to_numpy(),
-            **{name: folded[name].to_numpy() for name in REPORTED_NAMES},
+            **{name: folded[name].to_numpy() for name in metrics},
             "std": spread["std"].to_numpy(),
             "min": spread["min"].to_numpy(),
             "max": spread["max"].to_numpy(),
-            f"heldout_{rank_by}": grouped[f"heldout_{rank_by}"].mean().to_numpy()
-            if f"heldout_{rank_by}" in scored
-            else None,
+            # The held-out score is a mean over the seeds like the others; the rest is the configuration's own.
+            **{
+                name: (grouped[name].mean() if name.startswith("heldout_") else first[name]).to_numpy() for name in kept
+            },
             **{name: first[name].to_numpy() for name in extra},
-            **{name: first[name].to_numpy() for name in GRID_KEYS},
             "unstable": (spread["std"] > UNSTABLE_STD).to_numpy(),
         }
     )
