@@ -14,6 +14,7 @@ import math
 import time
 from pathlib import Path
 
+from topic_pipeline.domain.durations import format_duration
 from topic_pipeline.storage.files import read_json, write_json
 
 
@@ -76,7 +77,7 @@ class SweepProgress:
             self.best_text(),
         ]
         if left is not None and not self.finished:
-            parts.append(f"about {_duration(left)} left")
+            parts.append(f"about {format_duration(left)} left")
         return ", ".join(parts)
 
     def save(self, path: Path) -> None:
@@ -89,11 +90,3 @@ class SweepProgress:
             return cls(**read_json(path))
         except (OSError, ValueError, TypeError, json.JSONDecodeError):
             return None
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"

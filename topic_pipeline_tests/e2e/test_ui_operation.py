@@ -35,6 +35,7 @@ from PIL import Image
 from conftest import free_loopback_port, require_service, service_process
 from topic_pipeline.cli import _execute
 from topic_pipeline.definitions import build_resources
+from topic_pipeline.defs.assets.leaderboard import partition_link
 from topic_pipeline.defs.planning import plan_next_runs
 from topic_pipeline.storage.paths import DataPaths
 
@@ -354,6 +355,16 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         shown = re.findall(r">(-?\d+\.\d+)<", dom)  # the figures the page shows as text
         assert shown and not [figure for figure in shown if len(figure.split(".")[1]) > 4], f"unrounded on {page}"
 
+        # The summary links each configuration to its partition: the link opens that trial's partition, its
+        # scores listed first.
+        best = frame.sort_values("rank").iloc[0]["trial"]
+        page = f"{webserver.url}{partition_link(best)}"
+        _render(chromium, page, tiny_project / "chromium", f"--screenshot={shots / 'partition.png'}")
+        dom = _render(chromium, page, tiny_project / "chromium", "--dump-dom").stdout
+        assert (
+            best in dom and ">ari<" in dom and dom.index(">status<") < dom.index(">ari<") < dom.index(">duration_s<")
+        ), f"the partition of {best} does not show its scores first on {page}"
+
         # One history, whichever way a run started: the command line's runs are runs of the code location (the
         # Overview timeline lists them beside the daemon's), and no run carries our bookkeeping as tag chips.
         every_run = webserver.graphql(ALL_RUNS)["runsOrError"]["results"]
@@ -396,6 +407,7 @@ def test_backfill_launched_through_the_ui_api_materialises_trials_and_leaderboar
         "leaderboard_checks.png": "1600,1000",
         "timeline.png": "1600,1000",
         "runs.png": "1600,1000",
+        "partition.png": "1600,1000",
         "report.png": "1600,1000",
     }
     for name, window in sizes.items():

@@ -38,7 +38,10 @@ def embeddings(
     corpus = Corpus.from_frame(documents)
     embedding_set = settings.paths.embedding_set(context.partition_key)
     cache = EmbeddingCache(settings.paths.embeddings)
-    outcome = embed_corpus(corpus.texts, corpus.content_hash, embedding_set, cache, settings.embedding_settings())
+    # Progress lines go to the run's log (the UI and the terminal) while a large corpus is encoded.
+    outcome = embed_corpus(
+        corpus.texts, corpus.content_hash, embedding_set, cache, settings.embedding_settings(), logger=context.log
+    )
     context.log.info(
         "%s embeddings for %s: %s",
         "reused cached" if outcome.from_cache else "computed",
