@@ -290,6 +290,7 @@ def test_sweep_on_postgres_instance_tracked_by_mlflow_server(tiny_project, new_d
     stored = sorted(path.name for path in artifacts.rglob("*") if path.is_file())
     report = [name for name in stored if name == "report.html" or name.endswith(".png")]
     assert "report.html" in report and sorted(set(stored) - set(report)) == [
+        "importances.json",
         "leaderboard.csv",
         "leaderboard.md",
         "topics.json",
