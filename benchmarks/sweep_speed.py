@@ -13,6 +13,11 @@ and the peak memory (resident set, summed over the whole process tree).
     make benchmark ARGS="--grid quick"                  # 32 trials, a few minutes
     make benchmark ARGS="--docs 50000 --skip-baseline"  # scale: time and memory of (b) only
     make benchmark ARGS=--cold-compile-cache            # as the first sweep after installing: numba compiles all
+    make benchmark ARGS="--docs 300000 --grid large --skip-baseline"   # size: the 50-trial large-corpus grid
+    make benchmark ARGS="--docs 60000 --grid large --baseline-sample 2"  # (a) on 2 trials, extrapolated
+
+The last lines are machine-readable: ``sweep_s``, ``peak_rss_gib``, ``embed_s`` and ``per_stage`` (the
+engine's stages summed over its workers, the leaderboard's and the report's steps).
 """
 
 from __future__ import annotations
@@ -41,6 +46,19 @@ ISSUE_GRID = {
     "n_gram_max": [2, 3],
     "remove_stopwords": [False],
 }
+# Issue #29's large-corpus grid: 5 UMAP layouts x 10 HDBSCAN variants (min_samples unset: HDBSCAN's default,
+# equal to min_cluster_size).
+LARGE_GRID = {
+    "umap_n_neighbors": [10, 15, 30, 50, 100],
+    "umap_n_components": [5],
+    "umap_min_dist": [0.0],
+    "hdbscan_min_cluster_size": [50, 100, 200, 400, 800],
+    "hdbscan_min_samples": [5, None],
+    "hdbscan_cluster_selection_epsilon": [0.0],
+    "nr_topics": ["none"],
+    "n_gram_max": [1],
+    "remove_stopwords": [False],
+}
 QUICK_GRID = {**ISSUE_GRID, "umap_n_neighbors": [12, 16], "umap_n_components": [7, 10], "hdbscan_min_samples": [8, 10]}
 COMPARED_METRICS = ("ari", "ami", "nmi", "v_measure", "f1_macro", "f1_weighted", "outlier_fraction", "topic_count")
 
@@ -51,6 +69,9 @@ class TreeMemorySampler:
     def __init__(self, interval: float = 0.2):
         self.interval = interval
         self.peak_bytes = 0
+        # The same, proportional (PSS): a page shared by several processes (the memory-mapped embeddings) is
+        # split between them instead of counted in full in each.
+        self.peak_proportional_bytes = 0
         self.samples: list[tuple[float, int]] = []  # (time.time(), summed bytes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -64,28 +85,32 @@ class TreeMemorySampler:
         return found
 
     @staticmethod
-    def _rss(pid: int) -> int:
+    def _field(path: str, name: str) -> int:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(name):
                     return int(line.split()[1]) * 1024
         except OSError:
             pass
         return 0
 
-    def _total(self) -> int:
-        total, stack = 0, [os.getpid()]
+    def _total(self) -> tuple[int, int]:
+        """(resident, proportional) bytes summed over the process tree."""
+        resident = proportional = 0
+        stack = [os.getpid()]
         while stack:
             pid = stack.pop()
-            total += self._rss(pid)
+            resident += self._field(f"/proc/{pid}/status", "VmRSS:")
+            proportional += self._field(f"/proc/{pid}/smaps_rollup", "Pss:")
             stack += self._children(pid)
-        return total
+        return resident, proportional
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            total = self._total()
+            total, proportional = self._total()
             self.samples.append((time.time(), total))
             self.peak_bytes = max(self.peak_bytes, total)
+            self.peak_proportional_bytes = max(self.peak_proportional_bytes, proportional)
             time.sleep(self.interval)
 
     def __enter__(self) -> TreeMemorySampler:
@@ -151,9 +176,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--docs", type=int, default=5000)
     parser.add_argument("--topics", type=int, default=12)
-    parser.add_argument("--grid", choices=("issue", "quick"), default="issue")
+    parser.add_argument("--grid", choices=("issue", "quick", "large"), default="issue")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-baseline", action="store_true", help="time only the pipeline's sweep (for scale runs)")
+    parser.add_argument(
+        "--baseline-sample",
+        type=int,
+        default=0,
+        help="run (a) on the grid's first N trials only and extrapolate its time to the whole grid (0: all)",
+    )
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep the benchmark's files here (default: a temp dir)"
     )
@@ -174,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"compiled-code cache: cold (empty NUMBA_CACHE_DIR {numba_cache_dir})")
     else:
         print("compiled-code cache: as left by earlier runs on this machine (--cold-compile-cache to start empty)")
-    grid = ISSUE_GRID if args.grid == "issue" else QUICK_GRID
+    grid = {"issue": ISSUE_GRID, "quick": QUICK_GRID, "large": LARGE_GRID}[args.grid]
     _run(args, workdir, grid)
 
 
@@ -228,8 +259,9 @@ def _run(args, workdir: Path, grid: dict) -> None:
         EmbeddingCache(paths.embeddings),
         EmbeddingSettings(local_files_only=True),
     )
+    embed_seconds = time.perf_counter() - t0
     print(
-        f"embeddings: {embedded.embeddings.shape} in {time.perf_counter() - t0:.1f}s ({'cached' if embedded.from_cache else embedded.device})"
+        f"embeddings: {embedded.embeddings.shape} in {embed_seconds:.1f}s ({'cached' if embedded.from_cache else embedded.device})"
     )
     embeddings_path = EmbeddingCache(paths.embeddings).path(embedded.cache_key)
 
@@ -249,8 +281,9 @@ def _run(args, workdir: Path, grid: dict) -> None:
             t0 = time.perf_counter()
             execute_plans(instance)
             pipeline_seconds = time.perf_counter() - t0
-        pipeline_peak = memory.peak_bytes
+        pipeline_peak, pipeline_proportional = memory.peak_bytes, memory.peak_proportional_bytes
         step_seconds = _step_seconds(instance)
+        engine_seconds = _engine_seconds(instance)
     from topic_pipeline.definitions import build_resources
 
     fingerprint = build_resources()["settings"].inputs_fingerprint(corpus.content_hash, labels.content_hash)
@@ -260,13 +293,20 @@ def _run(args, workdir: Path, grid: dict) -> None:
 
     rows = [("(b) pipeline sweep (Dagster, fast engine)", pipeline_seconds, pipeline_peak)]
     mismatches: list[str] = []
+    compared = trials[: args.baseline_sample] if args.baseline_sample else trials
     if not args.skip_baseline:
         with TreeMemorySampler() as memory:
             common, common_seconds = common_approach(
-                embeddings_path, corpus.texts, positions, classes, trials, args.workers
+                embeddings_path, corpus.texts, positions, classes, compared, args.workers
             )
+        if len(compared) < len(trials):
+            print(
+                f"(a) ran {len(compared)} of {len(trials)} trials in {common_seconds:.1f} s; its time for all "
+                f"{len(trials)} below is an extrapolation: {common_seconds:.1f} s x {len(trials)} / {len(compared)}"
+            )
+            common_seconds *= len(trials) / len(compared)
         rows.insert(0, ("(a) common approach (BERTopic per trial, process pool)", common_seconds, memory.peak_bytes))
-        for trial in trials:
+        for trial in compared:
             metrics, error = common[trial.key]
             ours = pipeline[trial.key]
             if metrics is None or ours is None or ours.status != "ok":
@@ -294,7 +334,8 @@ def _run(args, workdir: Path, grid: dict) -> None:
         print(f"\nspeed-up (a)/(b): {rows[0][1] / rows[1][1]:.1f}x")
         disagreeing = {line.split(":")[0] for line in mismatches}
         print(
-            f"metrics agree on {len(trials) - len(disagreeing)}/{len(trials)} trials" + ("" if not mismatches else ":")
+            f"metrics agree on {len(compared) - len(disagreeing)}/{len(compared)} trials"
+            + ("" if not mismatches else ":")
         )
         for line in mismatches[:20]:
             print("  MISMATCH", line)
@@ -303,8 +344,49 @@ def _run(args, workdir: Path, grid: dict) -> None:
     best = max((r for r in pipeline.values() if r and r.status == "ok"), key=lambda r: r.metrics["ari"], default=None)
     if best:
         print(f"best trial: {best.key} ARI {best.metrics['ari']:.3f}")
+    _print_needs(len(corpus), embedded.embeddings.shape[1], args.workers, trials, pipeline_peak)
+    print(
+        f"(b)'s peak proportional set (PSS, shared pages split between processes): {pipeline_proportional / 2**30:.2f} GiB"
+    )
+    # The machine-readable summary, last.
+    print(f"sweep_s={pipeline_seconds:.1f}")
+    print(f"peak_rss_gib={pipeline_peak / 2**30:.2f}")
+    print(f"embed_s={embed_seconds:.1f}" + (" (cached)" if embedded.from_cache else ""))
+    stages = {**engine_seconds, "leaderboard": step_seconds.get("leaderboard", 0.0)}
+    stages["report"] = step_seconds.get("sweep_report", 0.0)
+    print("per_stage: " + " ".join(f"{name}={seconds:.1f}" for name, seconds in stages.items()))
     if mismatches or failed:
         raise SystemExit(1)
+
+
+def _engine_seconds(instance) -> dict[str, float]:
+    """The engine's stages, summed over its workers and over the trials runs (their closing observations)."""
+    import dagster as dg
+
+    names = {"graphs": "graph_seconds", "layouts": "layout_seconds", "hdbscan": "clustering_seconds"}
+    names["scoring"] = "scoring_seconds"
+    totals = dict.fromkeys(names, 0.0)
+    records = instance.get_event_records(
+        dg.EventRecordsFilter(dg.DagsterEventType.ASSET_OBSERVATION, asset_key=dg.AssetKey("grid_trials"))
+    )
+    for record in records:
+        metadata = record.asset_observation.metadata if record.asset_observation else {}
+        for name, key in names.items():
+            if key in metadata:
+                totals[name] += float(metadata[key].value)
+    return totals
+
+
+def _print_needs(documents: int, dimensions: int, workers: int, trials, measured_peak: int) -> None:
+    """The pre-flight estimate the sweep was checked against, beside the measured peak."""
+    from topic_pipeline.engine.capacity import Layout, estimate_needs
+
+    layouts = {(t.umap_n_neighbors, t.umap_n_components, t.umap_min_dist, t.seed_replicate) for t in trials}
+    needs = estimate_needs(documents, dimensions, workers, [Layout(k, c) for k, c, _, _ in layouts], len(trials))
+    print(
+        f"memory: estimated {needs.memory_bytes / 2**30:.2f} GiB before the sweep (engine/capacity.py), "
+        f"measured peak {measured_peak / 2**30:.2f} GiB; disk for caches estimated {needs.disk_bytes / 2**30:.2f} GiB"
+    )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ class MissingEmbeddingsError(TopicPipelineError):
     """A trial needs embeddings that have not been computed yet."""
 
 
+class CapacityError(TopicPipelineError):
+    """A sweep would not fit in this machine's memory or on the data directory's disk."""
+
+
 def error_text(exc: BaseException) -> str:
     """One line naming the exception type and its message, as recorded for a failed trial."""
     import traceback

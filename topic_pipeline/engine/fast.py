@@ -103,6 +103,8 @@ class GroupOutcome:
     seconds: float
     outlier_variants: int = 0
     outlier_seconds: float = 0.0  # of ``seconds``: outlier reduction (once per clustering and strategy)
+    layout_seconds: float = 0.0  # of ``seconds``: the UMAP reduction (or reading it), waits on its graph included
+    clustering_seconds: float = 0.0  # of ``seconds``: HDBSCAN's labels (and nr_topics' merging) on it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +127,12 @@ class SweepStats:
     outlier_seconds: float = 0.0
     workers: int = 0
     seconds: float = 0.0
+    # Where the time went, summed over the workers (so up to ``workers`` times the wall time): building the
+    # neighbour graphs, the UMAP layouts, HDBSCAN's clusterings, and scoring the labels (in the caller).
+    graph_seconds: float = 0.0
+    layout_seconds: float = 0.0
+    clustering_seconds: float = 0.0
+    scoring_seconds: float = 0.0
 
 
 def run_group(task: GroupTask) -> GroupOutcome:
@@ -135,7 +143,9 @@ def run_group(task: GroupTask) -> GroupOutcome:
 
     started = time.perf_counter()
     numba_cache.enable()
-    embeddings = np.load(task.source.path, allow_pickle=False)
+    # Mapped, not read: the workers share one copy of the embeddings in the page cache (the parent verified
+    # the file's sha256 before handing it out).
+    embeddings = np.load(task.source.path, mmap_mode="r", allow_pickle=False)
     spec = task.reduction_spec
     cache = ArrayCache(task.cache_dir)
     try:
@@ -143,6 +153,8 @@ def run_group(task: GroupTask) -> GroupOutcome:
     except Exception as exc:  # a failed reduction fails its trials, not the sweep
         error = error_text(exc)
         return GroupOutcome({}, {c: error for c in task.clusterings}, False, 0, time.perf_counter() - started)
+    layout_seconds = time.perf_counter() - started
+    clustering_seconds = 0.0
     clusterer = TreeClusterer(reduction)
     texts = list(task.texts) if task.texts is not None else None
     labels: dict[ClusteringSpec, np.ndarray] = {}
@@ -154,6 +166,7 @@ def run_group(task: GroupTask) -> GroupOutcome:
     # Trees are built per min_samples; ordering by it keeps one tree hot at a time.
     for base in sorted(bases, key=lambda b: (b[1] or b[0], b[0], b[2])):
         min_cluster_size, min_samples, epsilon, nr_topics = base
+        clustering_started = time.perf_counter()
         try:
             clusters = clusterer.labels(min_cluster_size, min_samples, epsilon)
             model = None
@@ -165,6 +178,8 @@ def run_group(task: GroupTask) -> GroupOutcome:
         except Exception as exc:  # one bad combination must not sink the group
             errors.update({clustering: error_text(exc) for clustering in bases[base]})
             continue
+        finally:
+            clustering_seconds += time.perf_counter() - clustering_started
         variants: dict[tuple, list[ClusteringSpec]] = {}
         for clustering in bases[base]:
             if clustering.outlier_reduction == "none":
@@ -187,24 +202,33 @@ def run_group(task: GroupTask) -> GroupOutcome:
                 errors.update({clustering: error_text(exc) for clustering in specs})
             outlier_seconds += time.perf_counter() - variant_started
     return GroupOutcome(
-        labels, errors, cached, clusterer.trees_built, time.perf_counter() - started, outlier_variants, outlier_seconds
+        labels,
+        errors,
+        cached,
+        clusterer.trees_built,
+        time.perf_counter() - started,
+        outlier_variants,
+        outlier_seconds,
+        layout_seconds,
+        clustering_seconds,
     )
 
 
-def build_graphs(tasks: tuple[GroupTask, ...]) -> int:
+def build_graphs(tasks: tuple[GroupTask, ...]) -> float:
     """Compute (or find cached) the neighbour graphs these tasks need, in one process (none where the
-    reductions are plain UMAP fits)."""
+    reductions are plain UMAP fits); returns the seconds it took."""
     from topic_pipeline.engine.neighbors import prepare
     from topic_pipeline.engine.reduction import neighbour_graph
 
     if not umap_compat.supported():
-        return 0
+        return 0.0
+    started = time.perf_counter()
     for task in tasks:
-        data = prepare(np.load(task.source.path, allow_pickle=False))
+        data = prepare(np.load(task.source.path, mmap_mode="r", allow_pickle=False))
         neighbour_graph(
             ArrayCache(task.cache_dir), task.source.cache_key, data, task.n_neighbors, task.largest_k, task.seed
         )
-    return len(tasks)
+    return time.perf_counter() - started
 
 
 def _clustering_of(params: TrialParams) -> ClusteringSpec:
@@ -336,6 +360,8 @@ class SweepEngine:
             stats.clusterings += len(outcome.labels) - outcome.outlier_variants
             stats.outlier_variants += outcome.outlier_variants
             stats.outlier_seconds += outcome.outlier_seconds
+            stats.layout_seconds += outcome.layout_seconds
+            stats.clustering_seconds += outcome.clustering_seconds
             share = outcome.seconds / max(1, sum(len(k) for k in clusterings.values()))
             for clustering, keys in clusterings.items():
                 for key in keys:
@@ -349,10 +375,10 @@ class SweepEngine:
             finally:
                 stop_joblib_workers()
         elif self.pool is not None:
-            self._run_in_pool(self.pool.executor, plans, self.pool.workers, deliver, meanwhile)
+            stats.graph_seconds = self._run_in_pool(self.pool.executor, plans, self.pool.workers, deliver, meanwhile)
         else:
             with WorkerPool(workers) as pool:
-                self._run_in_pool(pool.executor, plans, workers, deliver, meanwhile)
+                stats.graph_seconds = self._run_in_pool(pool.executor, plans, workers, deliver, meanwhile)
         stats.seconds = time.perf_counter() - started
         return stats
 
@@ -363,20 +389,19 @@ class SweepEngine:
         workers: int,
         deliver: Callable[[GroupTask, dict, GroupOutcome], None],
         meanwhile: Callable[[], None],
-    ) -> None:
+    ) -> float:
+        """Run the plans on ``pool``; returns the seconds the workers spent building neighbour graphs."""
         costs = [task_cost(task) for task, _ in plans]
         queue = LayoutQueue(dict(enumerate(costs)), workers)
         graph_tasks: dict[str, GroupTask] = {}
         for index in sorted(range(len(plans)), key=costs.__getitem__, reverse=True):
             graph_tasks.setdefault(_graph_key(plans[index][0]), plans[index][0])
-        by_source: dict[str, list[GroupTask]] = {}
-        for task in graph_tasks.values():
-            by_source.setdefault(task.source.cache_key, []).append(task)
-        # Queued first, so they start first. One worker builds all graphs of an embedding set, largest
-        # layouts' first (those are handed out first), while the others load UMAP's layout code. A group
+        # Queued first, so they start first: one task per neighbour graph, largest layouts' first (those are
+        # handed out first), so the graphs of one embedding set are built on every worker at once rather than
+        # one after another on one while the others wait; workers left over load UMAP's layout code. A group
         # task whose graph is still being built waits on the graph's cache lock, then reuses it.
-        preparation = [pool.submit(build_graphs, tuple(tasks)) for tasks in by_source.values()]
-        preparation += [pool.submit(warm_up_layout) for _ in range(max(0, workers - len(by_source)))]
+        graphs = [pool.submit(build_graphs, (task,)) for task in graph_tasks.values()]
+        preparation = graphs + [pool.submit(warm_up_layout) for _ in range(max(0, workers - len(graph_tasks)))]
         running: dict[Future, int] = {}
 
         def hand_out() -> None:
@@ -399,6 +424,7 @@ class SweepEngine:
                 deliver(*plans[index], outcome)
         # A failed graph build has already failed its trials, through the group tasks that retried it.
         wait(preparation)
+        return sum(future.result() for future in graphs if future.exception() is None)
 
 
 def _graph_key(task: GroupTask) -> str:

@@ -124,10 +124,13 @@ def run_trials(
     # Trials sharing a clustering (differing only in n_gram_max) arrive one after another with
     # the same labels array: scored once.
     last_scored: list = [None, None]
+    scoring_seconds = [0.0]
 
     def metrics_of(labels: np.ndarray) -> dict[str, float]:
         if last_scored[0] is not labels:
+            started = time.perf_counter()
             last_scored[:] = [labels, labels_metrics(labels, sample)]
+            scoring_seconds[0] += time.perf_counter() - started
         return last_scored[1]
 
     def deliver(trial: TrialLabels) -> None:
@@ -147,4 +150,6 @@ def run_trials(
         on_result(ScoredTrial(result, trial.labels))
 
     sweep_engine = SweepEngine(cache_dir, seed=seed, workers=workers, pool=pool, stopwords_language=stopwords_language)
-    return sweep_engine.run(trials, sources, texts, deliver, meanwhile)
+    stats = sweep_engine.run(trials, sources, texts, deliver, meanwhile)
+    stats.scoring_seconds = scoring_seconds[0]
+    return stats

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import threading
 import time
@@ -18,13 +19,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.domain.trials import EmbeddingSet, TrialParams
+from topic_pipeline.engine.capacity import Layout, check_capacity, estimate_needs
 from topic_pipeline.engine.fast import EmbeddingSource, SweepStats
 from topic_pipeline.engine.progress import SweepProgress
 from topic_pipeline.engine.sweep import LabelledSample, ScoredTrial, run_trials
 from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.integrations.mlflow_tracking import MlflowTracker
+from topic_pipeline.settings import Settings
 from topic_pipeline.storage.paths import sweep_id
 from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.workflow.sweep_inputs import SweepConfig, SweepInputs
@@ -77,6 +82,30 @@ def embedding_sources(inputs: SweepInputs, trials: Iterable[tuple[str, TrialPara
             )
             sources[embedding_set.key] = EmbeddingSource(str(cache.path(cache_key)), cache_key, len(corpus))
     return sources
+
+
+def check_sweep_capacity(
+    inputs: SweepInputs, trials: Sequence[tuple[str, TrialParams]], sources: dict[str, EmbeddingSource]
+) -> None:
+    """Refuse, before any trial starts, a batch whose workers would not fit in memory or whose caches would not
+    fit on the data directory's disk (``engine.capacity``): never halfway, under the OOM killer."""
+    if not trials:
+        return
+    config = inputs.config
+    dimensions = max(int(np.load(source.path, mmap_mode="r").shape[1]) for source in sources.values())
+    layouts = {
+        (
+            params.embedding_set.key,
+            params.umap_n_neighbors,
+            params.umap_n_components,
+            params.umap_min_dist,
+            params.seed_replicate,
+        ): Layout(params.umap_n_neighbors, params.umap_n_components)
+        for _, params in trials
+    }
+    workers = 1 if config.engine == "reference" else (config.workers or os.cpu_count() or 1)
+    needs = estimate_needs(len(inputs.corpus), dimensions, workers, layouts.values(), len(trials))
+    check_capacity(needs, inputs.paths.root, Settings.env_name("workers"))
 
 
 class _Recorder:
@@ -180,6 +209,7 @@ def run_trial_batch(
         )
     trials = [(key, inputs.params(key)) for key in keys if key not in set(unplanned)]
     sources = embedding_sources(inputs, trials)
+    check_sweep_capacity(inputs, trials, sources)
     positions, classes, heldout = inputs.labelled()
     recorder = _Recorder(inputs, tracker, dagster_run_id)
 

@@ -152,6 +152,22 @@ def test_a_partition_no_grid_planned_is_skipped_and_named(tmp_path, scripted_eng
     assert "1 partition(s) of this run were planned by no grid and are skipped: typo" in caplog.text
 
 
+def test_a_batch_that_would_not_fit_in_memory_is_refused_before_any_trial(tmp_path, scripted_engine, monkeypatch):
+    from topic_pipeline.engine import capacity
+    from topic_pipeline.errors import CapacityError
+
+    script, inputs_of = scripted_engine
+    inputs = _sweep(tmp_path, rounds={})
+    inputs_of.append(inputs)
+    first, second = list(inputs.trials)
+    script += [(first, 0.5), (second, 0.4)]
+    monkeypatch.setattr(capacity, "available_memory", lambda: 64 * 2**20)
+    tracker = RecordingTracker()
+    with pytest.raises(CapacityError, match="GiB of memory .* is available: .*export fewer documents"):
+        next(iter(run_trial_batch(inputs, [first, second], tracker, "run")))
+    assert tracker.logged == [] and not ResultStore(inputs.paths.results).path(first).exists()
+
+
 def test_a_trial_recorded_before_supersedes_its_older_runs_and_carries_its_round(tmp_path, scripted_engine):
     script, inputs_of = scripted_engine
     probe = _sweep(tmp_path / "probe", rounds={})

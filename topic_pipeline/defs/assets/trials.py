@@ -78,6 +78,11 @@ def batch_metadata(summary: TrialBatchSummary) -> dict[str, object]:
         # What outlier reduction cost in the workers (included in run_seconds' work).
         "outlier_variants": stats.outlier_variants,
         "outlier_seconds": round(stats.outlier_seconds, 2),
+        # Where the work went, summed over the engine's workers (docs/engine.md).
+        "graph_seconds": round(stats.graph_seconds, 2),
+        "layout_seconds": round(stats.layout_seconds, 2),
+        "clustering_seconds": round(stats.clustering_seconds, 2),
+        "scoring_seconds": round(stats.scoring_seconds, 2),
     }
 
 

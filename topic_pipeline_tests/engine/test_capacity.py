@@ -1,0 +1,54 @@
+"""A sweep that would not fit in memory or on disk is refused before it starts, with the estimate and the
+setting to change (fast; no models)."""
+
+from __future__ import annotations
+
+import pytest
+
+from topic_pipeline.engine import capacity
+from topic_pipeline.engine.capacity import GIB, Layout, check_capacity, estimate_needs
+from topic_pipeline.errors import CapacityError
+
+LAYOUTS = [Layout(k, 5) for k in (10, 15, 30, 50, 100)]
+
+
+def test_the_estimate_grows_with_the_corpus_the_neighbours_and_the_workers():
+    small = estimate_needs(10_000, 384, 2, LAYOUTS, 50)
+    large = estimate_needs(300_000, 384, 2, LAYOUTS, 50)
+    assert large.memory_bytes > small.memory_bytes and large.disk_bytes > small.disk_bytes
+    one = estimate_needs(300_000, 384, 1, LAYOUTS, 50)
+    assert one.worker_bytes == large.worker_bytes and one.memory_bytes == large.memory_bytes - large.worker_bytes
+    # At most one worker per layout works at once: a sweep of one layout is one worker, however many there are.
+    assert estimate_needs(300_000, 384, 8, LAYOUTS[:1], 10).workers == 1
+    wider = estimate_needs(300_000, 384, 2, [Layout(200, 5)], 50)
+    assert wider.worker_bytes > estimate_needs(300_000, 384, 2, [Layout(100, 5)], 50).worker_bytes
+    # Disk: one graph per distinct k, one reduction per layout, one int32 label per document and trial.
+    assert large.disk_bytes == 300_000 * (8 * 205 + 4 * 5 * 5 + 4 * 50)
+    assert estimate_needs(1000, 384, 2, [], 0).memory_bytes == 0
+
+
+def test_too_little_memory_is_refused_naming_the_estimate_and_the_settings(tmp_path):
+    needs = estimate_needs(300_000, 384, 2, LAYOUTS, 50)
+    with pytest.raises(CapacityError) as refused:
+        check_capacity(needs, tmp_path, "TOPIC_PIPELINE_WORKERS", memory=4 * GIB, free_disk=100 * GIB)
+    message = str(refused.value)
+    assert f"about {needs.memory_bytes / GIB:.1f} GiB of memory" in message and "4.0 GiB is available" in message
+    assert "TOPIC_PIPELINE_WORKERS=1" in message and "TOPIC_PIPELINE_WINDOW_DAYS" in message
+    assert "300,000 documents x 384 dims" in message and "\n" not in message
+    single = estimate_needs(300_000, 384, 1, LAYOUTS, 50)
+    with pytest.raises(CapacityError, match="a machine with more memory"):
+        check_capacity(single, tmp_path, "TOPIC_PIPELINE_WORKERS", memory=2 * GIB, free_disk=100 * GIB)
+    check_capacity(needs, tmp_path, "TOPIC_PIPELINE_WORKERS", memory=64 * GIB, free_disk=100 * GIB)
+
+
+def test_too_little_disk_is_refused_naming_the_data_directory(tmp_path):
+    needs = estimate_needs(300_000, 384, 2, LAYOUTS, 50)
+    with pytest.raises(CapacityError) as refused:
+        check_capacity(needs, tmp_path / "data", "TOPIC_PIPELINE_WORKERS", memory=64 * GIB, free_disk=GIB // 10)
+    assert str(tmp_path / "data") in str(refused.value) and "TOPIC_PIPELINE_DATA_DIR" in str(refused.value)
+    # The free space is read where the data directory will be: its nearest existing parent.
+    check_capacity(needs, tmp_path / "not" / "yet", "TOPIC_PIPELINE_WORKERS", memory=64 * GIB)
+
+
+def test_the_available_memory_is_the_machines_or_its_containers(monkeypatch):
+    assert 0 < capacity.available_memory()
