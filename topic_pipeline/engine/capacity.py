@@ -29,6 +29,9 @@ LAYOUT_BYTES_PER_EDGE = 96
 CLUSTERING_BYTES_PER_DOCUMENT = 256
 # Free memory and disk kept in reserve: the rest of the machine goes on.
 HEADROOM = 0.10
+# A container's memory limit and usage (cgroup v2), lower than the machine's where one is set.
+CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
+CGROUP_MEMORY_CURRENT = Path("/sys/fs/cgroup/memory.current")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,11 +87,10 @@ def available_memory() -> int:
     import psutil
 
     available = psutil.virtual_memory().available
-    limit, usage = Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")
     try:
-        text = limit.read_text().strip()
+        text = CGROUP_MEMORY_MAX.read_text().strip()
         if text != "max":
-            available = min(available, int(text) - int(usage.read_text().strip()))
+            available = min(available, int(text) - int(CGROUP_MEMORY_CURRENT.read_text().strip()))
     except (OSError, ValueError):
         pass
     return available

@@ -50,5 +50,14 @@ def test_too_little_disk_is_refused_naming_the_data_directory(tmp_path):
     check_capacity(needs, tmp_path / "not" / "yet", "TOPIC_PIPELINE_WORKERS", memory=64 * GIB)
 
 
-def test_the_available_memory_is_the_machines_or_its_containers(monkeypatch):
-    assert 0 < capacity.available_memory()
+def test_the_available_memory_is_the_containers_where_its_limit_is_lower(tmp_path, monkeypatch):
+    import psutil
+
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    monkeypatch.setattr(capacity, "CGROUP_MEMORY_MAX", limit)
+    monkeypatch.setattr(capacity, "CGROUP_MEMORY_CURRENT", usage)
+    limit.write_text(f"{GIB}\n")
+    usage.write_text(f"{GIB // 4}\n")
+    assert capacity.available_memory() == 3 * GIB // 4  # the limit less what the container uses
+    limit.write_text("max\n")  # no limit: the machine's available memory
+    assert abs(capacity.available_memory() - psutil.virtual_memory().available) < GIB
