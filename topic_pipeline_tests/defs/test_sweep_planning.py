@@ -52,6 +52,18 @@ def _cache_embeddings(path) -> None:
         save_array(stream, np.zeros((30, 4), dtype=np.float32))
 
 
+def _cache_the_grids_embeddings(instance, settings, manifest: dict) -> None:
+    """The grid's one embedding set cached for the corpus the instance last materialised."""
+    [values] = manifest["embedding_sets"].values()
+    corpus_hash = (
+        instance.get_latest_materialization_event(dg.AssetKey("documents"))
+        .asset_materialization.metadata["content_hash"]
+        .value
+    )
+    cache = EmbeddingCache(settings.paths.embeddings)
+    _cache_embeddings(cache.path(cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language)))
+
+
 @pytest.fixture
 def registered_inputs(tmp_path):
     """An instance where documents, ground_truth and param_grid (three trials, one embedding set) are
@@ -86,15 +98,7 @@ def test_the_command_line_path_adds_the_partitions_before_the_runs_that_target_t
     manifest = read_json(settings.paths.current_grid)
     keys = list(manifest["trials"])
     # The embedding set is cached: its trials are due, as one run over the range of new partitions.
-    [values] = manifest["embedding_sets"].values()
-    corpus_hash = (
-        instance.get_latest_materialization_event(dg.AssetKey("documents"))
-        .asset_materialization.metadata["content_hash"]
-        .value
-    )
-    cache = EmbeddingCache(settings.paths.embeddings)
-    path = cache.path(cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language))
-    _cache_embeddings(path)
+    _cache_the_grids_embeddings(instance, settings, manifest)
 
     planned = plan_sweep(instance, settings)
     [trials_run] = planned.runs
@@ -115,14 +119,7 @@ def test_a_partition_added_by_hand_is_named_and_never_run(registered_inputs):
     keys = list(manifest["trials"])
     # The grid's first two trials, then the stray key, then the third: a range over all would run the stray one.
     instance.add_dynamic_partitions("trials", [*keys[:2], "x", keys[2]])
-    [values] = manifest["embedding_sets"].values()
-    corpus_hash = (
-        instance.get_latest_materialization_event(dg.AssetKey("documents"))
-        .asset_materialization.metadata["content_hash"]
-        .value
-    )
-    cache = EmbeddingCache(settings.paths.embeddings)
-    _cache_embeddings(cache.path(cache.key(EmbeddingSet(**values), corpus_hash, settings.stopwords_language)))
+    _cache_the_grids_embeddings(instance, settings, manifest)
     plan = plan_sweep(instance, settings)
     assert plan.unplanned == ["x"]
     ranges = [(run.tags[PARTITION_RANGE_START_TAG], run.tags[PARTITION_RANGE_END_TAG]) for run in plan.runs]
