@@ -366,9 +366,7 @@ def _engine_seconds(instance) -> dict[str, float]:
     names = {"graphs": "graph_seconds", "layouts": "layout_seconds", "hdbscan": "clustering_seconds"}
     names["scoring"] = "scoring_seconds"
     totals = dict.fromkeys(names, 0.0)
-    records = instance.get_event_records(
-        dg.EventRecordsFilter(dg.DagsterEventType.ASSET_OBSERVATION, asset_key=dg.AssetKey("grid_trials"))
-    )
+    records = instance.fetch_observations(dg.AssetKey("grid_trials"), limit=10_000).records
     for record in records:
         metadata = record.asset_observation.metadata if record.asset_observation else {}
         for name, key in names.items():
@@ -381,8 +379,14 @@ def _print_needs(documents: int, dimensions: int, workers: int, trials, measured
     """The pre-flight estimate the sweep was checked against, beside the measured peak."""
     from topic_pipeline.engine.capacity import Layout, estimate_needs
 
-    layouts = {(t.umap_n_neighbors, t.umap_n_components, t.umap_min_dist, t.seed_replicate) for t in trials}
-    needs = estimate_needs(documents, dimensions, workers, [Layout(k, c) for k, c, _, _ in layouts], len(trials))
+    layouts = {
+        (t.embedding_set.key, t.umap_n_neighbors, t.umap_n_components, t.umap_min_dist, t.seed_replicate): Layout(
+            t.umap_n_neighbors, t.umap_n_components, (t.embedding_set.key, t.umap_n_neighbors, t.seed_replicate)
+        )
+        for t in trials
+    }
+    min_samples = max(t.hdbscan_min_samples or t.hdbscan_min_cluster_size for t in trials)
+    needs = estimate_needs(documents, dimensions, workers, layouts.values(), len(trials), min_samples)
     print(
         f"memory: estimated {needs.memory_bytes / 2**30:.2f} GiB before the sweep (engine/capacity.py), "
         f"measured peak {measured_peak / 2**30:.2f} GiB; disk for caches estimated {needs.disk_bytes / 2**30:.2f} GiB"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -252,7 +253,7 @@ def _execute_job(
     launches itself); the line saying it succeeded, or ``SystemExit`` with its failed steps' errors."""
     import uuid
 
-    from topic_pipeline.definitions import CODE_LOCATION, CODE_LOCATION_MODULE, defs
+    from topic_pipeline.definitions import CODE_LOCATION, CODE_LOCATION_MODULE
     from topic_pipeline.defs.recovery import record_process
 
     # Our definitions read the environment when they are built, and Dagster keeps the last one built in
@@ -260,22 +261,23 @@ def _execute_job(
     forget_job_definitions()
     run_config = {**(run_config or {}), **_start_method(job_name)}
 
-    # The location's repository, as the webserver names it (not the one-job wrapper ``reconstructable`` makes).
-    location = (CODE_LOCATION, CODE_LOCATION_MODULE, defs().get_repository_def().name)
+    location = (CODE_LOCATION, CODE_LOCATION_MODULE, _repository_name())
 
     def execute() -> tuple[bool, str, list[str]]:
         job = dg.reconstructable(_JOBS[job_name])
         run_id = str(uuid.uuid4())  # as Dagster makes run ids
         # Recorded before the run exists: a later sweep can tell a run whose process was killed from one going on.
         record_process(records, run_id, **record)
-        run = create_code_location_run(job, instance, run_id, tags, run_config, location)
-        with execute_created_run(job, run, instance) as result:
-            errors = [
-                f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
-                for event in result.all_events
-                if event.is_step_failure and event.step_failure_data.error
-            ]
-        records.remove(run_id)
+        try:
+            run = create_code_location_run(job, instance, run_id, tags, run_config, location)
+            with execute_created_run(job, run, instance) as result:
+                errors = [
+                    f"{event.step_key}: {_root_cause(event.step_failure_data.error)}"
+                    for event in result.all_events
+                    if event.is_step_failure and event.step_failure_data.error
+                ]
+        finally:  # a kill skips this: the record then tells recovery that the run's process is gone
+            records.remove(run_id)
         return result.success, run_id, errors
 
     success, run_id, errors = call_in_thread(execute)
@@ -283,6 +285,15 @@ def _execute_job(
         raise SystemExit(f"{job_name} failed (run {run_id}):\n" + "\n".join(errors[-3:]))
     partitions = tags.get("dagster/partition", "") + " ".join(v for k, v in tags.items() if "range" in k)
     return f"  {job_name} {partitions}: ok"
+
+
+@functools.cache
+def _repository_name() -> str:
+    """The code location's repository, as the webserver names it (not the one-job wrapper ``reconstructable``
+    makes); built once per process."""
+    from topic_pipeline.definitions import defs
+
+    return defs().get_repository_def().name
 
 
 def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) -> None:
@@ -314,6 +325,7 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
     """Print the top of the leaderboard; ``while_sweeping_elsewhere`` adds a note when a sweep is running."""
     import pandas as pd
 
+    from topic_pipeline.domain.results import STATUS_OK
     from topic_pipeline.processes import running_sweep
     from topic_pipeline.scoring.confidence import trust_lines, verdict_line
     from topic_pipeline.scoring.leaderboard import (
@@ -322,6 +334,7 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
         read_leaderboard_trust,
         read_leaderboard_warnings,
     )
+    from topic_pipeline.settings import Settings
     from topic_pipeline.storage.paths import DataPaths
 
     paths = DataPaths()
@@ -333,7 +346,7 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
         )
     frame = pd.read_csv(path)
     trust = read_leaderboard_trust(paths)
-    rank_by = trust["rank_by"] if trust else "ari"
+    rank_by = trust["rank_by"] if trust else Settings.load().rank_by
     if trust:
         print(f"Recommended ({rank_by}): {verdict_line(trust)}\n")
     # One row per configuration, its UMAP seeds folded: what the ranking is of.
@@ -355,7 +368,7 @@ def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -
         print(folded[[c for c in columns if c in folded]].head(limit).to_string(index=False, na_rep=""))
     if len(folded) > limit:
         print(f"... {len(folded) - limit} more configuration(s)")
-    unscored = frame[frame["status"] != "ok"]
+    unscored = frame[frame["status"] != STATUS_OK]
     if len(unscored):
         print(
             f"{len(unscored)} trial(s) not scored: "

@@ -221,7 +221,7 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
         closing = _closing_run(instance, paths, status)
         plans += [closing] if closing else []
     # Every trial a grid planned has its parameters registered in the data directory.
-    unplanned = [key for key in known_trials if not paths.trial_params_path(key).exists()]
+    unplanned = [key for key in known_trials if not paths.is_registered(key)]
     return SweepPlan(partitions, plans, asset_events, unplanned)
 
 

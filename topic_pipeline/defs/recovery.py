@@ -42,6 +42,8 @@ from topic_pipeline.storage.results import ResultStore
 from topic_pipeline.storage.run_records import HOST, PID, PID_START, STEP_PROCESS, RunRecords
 from topic_pipeline.workflow.trials import trials_finished_by
 
+# A record is written just before its run is created: one without a run younger than this may be that moment.
+RECORD_BEFORE_RUN_S = 60.0
 # How long recovery waits for such a step to notice that its run's process is gone and exit.
 STEP_EXIT_WAIT_SECONDS = 30.0
 # Set on a stopped trials run once the results it did finish have been recorded as materialisations.
@@ -132,6 +134,12 @@ def _fail_runs_whose_process_is_gone(instance: dg.DagsterInstance, records: RunR
         )
         records.remove(run.run_id)
         actions.append(f"run {run.run_id} ({run.job_name}) marked failed: its process is gone")
+    # Records a process left without a run in flight (killed between its run's end and the record's removal).
+    # A record without a run is younger than its run for a moment (it is written first): kept that moment.
+    for run_id in records.run_ids():
+        run = instance.get_run_by_id(run_id)
+        if (run is None and records.age_s(run_id) > RECORD_BEFORE_RUN_S) or (run and run.status not in IN_FLIGHT):
+            records.remove(run_id)
     return actions
 
 

@@ -2,9 +2,9 @@
 
 Estimated from the corpus size, the embeddings' width and the grid's layouts, and checked against what
 the machine has, so that a sweep that would not fit is refused with the estimate and the setting to
-change, instead of dying halfway under the OOM killer or on a full disk. The figures are upper-bound
-estimates of the arrays each stage holds, not measurements; the large-corpus benchmark prints the
-estimate beside the measured peak (docs/benchmarks.md).
+change, instead of dying halfway under the OOM killer or on a full disk. The figures are rough estimates
+of the arrays each stage holds, not measurements; the large-corpus benchmark prints the estimate beside
+the measured peak (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,9 +22,13 @@ WORKER_BASE_BYTES = 600 * 2**20
 # The process that runs the trials step (Dagster, MLflow, the pipeline imported) besides its workers.
 STEP_BASE_BYTES = 900 * 2**20
 # Per document and neighbour, what a UMAP layout holds at once: the kNN graph (int32 indices, float32
-# distances), its copies, the fuzzy simplicial set in COO and CSR form before and after symmetrisation,
-# and the per-edge epoch arrays of the optimisation (float64).
-LAYOUT_BYTES_PER_EDGE = 96
+# distances), NNDescent's heaps, their copies, the fuzzy simplicial set in COO and CSR form before and after
+# symmetrisation, and the optimisation's per-edge arrays (float64). Set so that the estimate covers the one
+# large-corpus run measured (docs/benchmarks.md), not derived array by array.
+LAYOUT_BYTES_PER_EDGE = 200
+# Per document and HDBSCAN min_samples (unset: min_cluster_size), the core distances' neighbour queries
+# (float64 distances, int64 indices, their copies); same calibration.
+CLUSTERING_BYTES_PER_NEIGHBOUR = 32
 # Per document, HDBSCAN's single-linkage tree, condensed tree and labels on a low-dimensional reduction.
 CLUSTERING_BYTES_PER_DOCUMENT = 256
 # Free memory and disk kept in reserve: the rest of the machine goes on.
@@ -32,14 +36,17 @@ HEADROOM = 0.10
 # A container's memory limit and usage (cgroup v2), lower than the machine's where one is set.
 CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
 CGROUP_MEMORY_CURRENT = Path("/sys/fs/cgroup/memory.current")
+CGROUP_MEMORY_STAT = Path("/sys/fs/cgroup/memory.stat")
 
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """One UMAP reduction the sweep computes: its neighbours and components."""
+    """One UMAP reduction the sweep computes: its neighbours and components, and the identity of the
+    neighbour graph it is built on (layouts of one embedding set, k and seed share one)."""
 
     n_neighbors: int
     n_components: int
+    graph: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,13 +61,23 @@ class SweepNeeds:
     def memory_formula(self) -> str:
         return (
             f"{self.workers} worker(s) x {self.worker_bytes / GIB:.1f} GiB (embeddings {self.documents:,} documents "
-            f"x {self.dimensions} dims, the largest layout's graph, HDBSCAN's trees) + the step's own"
+            f"x {self.dimensions} dims, the largest layout's graph, HDBSCAN's neighbour queries and trees) + the "
+            "step's own"
         )
 
 
-def estimate_needs(documents: int, dimensions: int, workers: int, layouts: Iterable[Layout], trials: int) -> SweepNeeds:
+def estimate_needs(
+    documents: int,
+    dimensions: int,
+    workers: int,
+    layouts: Iterable[Layout],
+    trials: int,
+    min_samples: int = 0,
+) -> SweepNeeds:
     """The memory and disk a sweep of ``trials`` trials over ``layouts`` needs on ``documents`` embeddings of
-    ``dimensions`` float32 values with ``workers`` worker processes (at most one per layout works at once)."""
+    ``dimensions`` float32 values with ``workers`` worker processes (at most one per layout works at once);
+    ``min_samples``: the largest HDBSCAN min_samples among the trials (an unset one counts as its
+    min_cluster_size)."""
     layouts = list(layouts)
     if not layouts:
         return SweepNeeds(documents, dimensions, 0, 0, 0, 0)
@@ -72,25 +89,30 @@ def estimate_needs(documents: int, dimensions: int, workers: int, layouts: Itera
         WORKER_BASE_BYTES
         + embeddings
         + documents * largest_k * LAYOUT_BYTES_PER_EDGE
+        + documents * min_samples * CLUSTERING_BYTES_PER_NEIGHBOUR
         + documents * (widest * 8 + CLUSTERING_BYTES_PER_DOCUMENT)
     )
     memory = STEP_BASE_BYTES + embeddings + busy * worker
-    graphs = sum(documents * k * 8 for k in {layout.n_neighbors for layout in layouts})
+    graph_of = {(layout.graph or layout.n_neighbors): layout.n_neighbors for layout in layouts}
+    graphs = sum(documents * k * 8 for k in graph_of.values())
     reductions = sum(documents * layout.n_components * 4 for layout in layouts)
     labels = trials * documents * 4
     return SweepNeeds(documents, dimensions, busy, worker, memory, graphs + reductions + labels)
 
 
 def available_memory() -> int:
-    """The memory this process may still use: the machine's available memory, or its cgroup's limit less
-    its usage when a container sets a lower one."""
+    """The memory this process may still use: the machine's available memory, or, when a container sets a
+    lower limit, the limit less the container's working set (its usage less the page cache it can drop, as
+    the kubelet counts it: files read, the embeddings and caches among them, are not memory in use)."""
     import psutil
 
     available = psutil.virtual_memory().available
     try:
         text = CGROUP_MEMORY_MAX.read_text().strip()
         if text != "max":
-            available = min(available, int(text) - int(CGROUP_MEMORY_CURRENT.read_text().strip()))
+            usage = int(CGROUP_MEMORY_CURRENT.read_text().strip())
+            stat = dict(line.split() for line in CGROUP_MEMORY_STAT.read_text().splitlines() if line.strip())
+            available = min(available, int(text) - (usage - int(stat.get("inactive_file", 0))))
     except (OSError, ValueError):
         pass
     return available

@@ -143,8 +143,9 @@ def run_group(task: GroupTask) -> GroupOutcome:
 
     started = time.perf_counter()
     numba_cache.enable()
-    # Mapped, not read: the workers share one copy of the embeddings in the page cache (the parent verified
-    # the file's sha256 before handing it out).
+    # Mapped, not read: a worker takes the pages it touches from the page cache the workers share instead of
+    # holding its own full copy from the start (UMAP and NNDescent still copy what they fit on; the parent
+    # verified the file's sha256 before handing it out).
     embeddings = np.load(task.source.path, mmap_mode="r", allow_pickle=False)
     spec = task.reduction_spec
     cache = ArrayCache(task.cache_dir)
@@ -370,6 +371,9 @@ class SweepEngine:
         if workers == 1 and self.pool is None:
             meanwhile()
             try:
+                # The graphs first, as the pool does, so that their time is told apart from the layouts'.
+                graph_tasks = _graph_tasks(plans, [0.0] * len(plans))
+                stats.graph_seconds = sum(_graph_seconds(task) for task in graph_tasks.values())
                 for task, clusterings in plans:
                     deliver(task, clusterings, run_group(task))
             finally:
@@ -393,9 +397,7 @@ class SweepEngine:
         """Run the plans on ``pool``; returns the seconds the workers spent building neighbour graphs."""
         costs = [task_cost(task) for task, _ in plans]
         queue = LayoutQueue(dict(enumerate(costs)), workers)
-        graph_tasks: dict[str, GroupTask] = {}
-        for index in sorted(range(len(plans)), key=costs.__getitem__, reverse=True):
-            graph_tasks.setdefault(_graph_key(plans[index][0]), plans[index][0])
+        graph_tasks = _graph_tasks(plans, costs)
         # Queued first, so they start first: one task per neighbour graph, largest layouts' first (those are
         # handed out first), so the graphs of one embedding set are built on every worker at once rather than
         # one after another on one while the others wait; workers left over load UMAP's layout code. A group
@@ -425,6 +427,23 @@ class SweepEngine:
         # A failed graph build has already failed its trials, through the group tasks that retried it.
         wait(preparation)
         return sum(future.result() for future in graphs if future.exception() is None)
+
+
+def _graph_seconds(task: GroupTask) -> float:
+    """``build_graphs`` of one task in this process; a failed build fails its trials through their group tasks,
+    which retry it, as in the pool."""
+    try:
+        return build_graphs((task,))
+    except Exception:  # the group tasks that need the graph record the error for their trials
+        return 0.0
+
+
+def _graph_tasks(plans: list, costs: list[float]) -> dict[str, GroupTask]:
+    """One group task per neighbour graph the plans need, those of the costliest layouts first."""
+    tasks: dict[str, GroupTask] = {}
+    for index in sorted(range(len(plans)), key=costs.__getitem__, reverse=True):
+        tasks.setdefault(_graph_key(plans[index][0]), plans[index][0])
+    return tasks
 
 
 def _graph_key(task: GroupTask) -> str:

@@ -18,8 +18,7 @@ from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.domain.trials import TrialParams, complete_params
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.redaction import mask_url, redact
-from topic_pipeline.scoring.holdout import ALL_PREFIX, HELDOUT_PREFIX
-from topic_pipeline.scoring.metrics import REPORTED_NAMES
+from topic_pipeline.scoring.holdout import ALL_PREFIX, HELDOUT_PREFIX, score_order
 from topic_pipeline.scoring.topic_words import TopicSummary
 
 # Set on a trial's older run when its key is recorded again, naming the run that replaced it. The older
@@ -66,7 +65,6 @@ def _metric_value(value: float) -> float:
 # names put ten ``all_*`` scores before ``ari``; suffixed, each score comes first with its own held-out and
 # all-labels values after it.
 MLFLOW_METRIC_SUFFIXES = {HELDOUT_PREFIX: "_heldout", ALL_PREFIX: "_all"}
-_FAMILIES = ("", *MLFLOW_METRIC_SUFFIXES)
 
 
 def mlflow_metric_name(name: str) -> str:
@@ -76,16 +74,6 @@ def mlflow_metric_name(name: str) -> str:
         if name.startswith(prefix):
             return f"{name[len(prefix) :]}{suffix}"
     return name
-
-
-def _logging_order(name: str) -> tuple[int, int, str]:
-    """Where a result's metric goes in the order a trial run logs them: the selection part's scores (what
-    ranking reads) in ranking order (``ari`` first), then the held-out part's, then all labels'. A run's page
-    lists its metrics in the order the tracking store returns them: the order they were logged, on SQLite and
-    PostgreSQL stores as checked here (MLflow reads them without ORDER BY: observed, not promised)."""
-    family = next((index for index, prefix in enumerate(_FAMILIES) if prefix and name.startswith(prefix)), 0)
-    base = name[len(_FAMILIES[family]) :]
-    return family, REPORTED_NAMES.index(base) if base in REPORTED_NAMES else len(REPORTED_NAMES), base
 
 
 def trial_run_name(result: TrialResult) -> str:
@@ -512,12 +500,13 @@ class MlflowTracker:
         self._log_values(run_id, result)
         self.client.set_terminated(run_id, status=_closed_status(result), end_time=end)
         # After the new run is complete: a kill before this point leaves the older run live, never none.
-        if supersede_older:
-            self.supersede_older_runs(result.key, run_id, recorded_at)
+        if supersede_older and run_id in self.supersede_older_runs(result.key, run_id, recorded_at):
+            # A recording of another Dagster run, closed after this one, is the key's live run: the result names it.
+            return self.client.get_run(run_id).data.tags[SUPERSEDED_BY_TAG]
         return run_id
 
     def _log_values(self, run_id: str, result: TrialResult) -> None:
-        """A trial's parameters, metrics (named for MLflow, in ``_logging_order``) and error on its run."""
+        """A trial's parameters, metrics (named for MLflow, in ``score_order``: a run's page lists them as logged, on SQLite and PostgreSQL stores as checked here; MLflow reads them without ORDER BY, so this is observed, not promised) and error on its run."""
         from mlflow.entities import Metric, Param, RunTag
 
         measured = _finished_at(result) or int(time.time() * 1000)
@@ -528,7 +517,7 @@ class MlflowTracker:
         scores["duration_s"] = round(float(result.duration_s), 2)
         metrics = [
             Metric(mlflow_metric_name(name), _metric_value(scores[name]), measured, 0)
-            for name in sorted(scores, key=_logging_order)
+            for name in sorted(scores, key=score_order)
         ]
         extra_tags = [RunTag("error", result.error[:4000])] if result.error else []
         self.client.log_batch(run_id, metrics=metrics, params=params, tags=extra_tags)

@@ -9,7 +9,14 @@ from topic_pipeline.lazy_exports import lazy_exports
 # importing one module of the folder does not import the others (a worker that builds a BERTopic model needs the vectorizer rule, not the leaderboard).
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "metrics": ("METRIC_NAMES", "REPORTED_NAMES", "score"),
-    "holdout": ("DEFAULT_HOLDOUT_FRACTION", "DEFAULT_HOLDOUT_SEED", "HoldoutSplit", "score_parts", "split_labels"),
+    "holdout": (
+        "DEFAULT_HOLDOUT_FRACTION",
+        "DEFAULT_HOLDOUT_SEED",
+        "HoldoutSplit",
+        "score_order",
+        "score_parts",
+        "split_labels",
+    ),
     "leaderboard": (
         "best_sound_trial",
         "build_leaderboard",

@@ -144,3 +144,11 @@ def score_parts(
 def part_names(prefix: str) -> tuple[str, ...]:
     """The metric names recorded for one part (``HELDOUT_PREFIX`` or ``ALL_PREFIX``)."""
     return tuple(f"{prefix}{name}" for name in REPORTED_NAMES if name not in _SHARED_METRICS)
+
+
+def score_order(name: str) -> tuple[int, int, str]:
+    """Where a trial's metric goes wherever its scores are listed: the selection part's (what ranking reads) in
+    the metrics' order (``ari`` first), then the held-out part's, then all labelled documents'."""
+    family = 1 if name.startswith(HELDOUT_PREFIX) else 2 if name.startswith(ALL_PREFIX) else 0
+    base = name.removeprefix(HELDOUT_PREFIX) if family == 1 else name.removeprefix(ALL_PREFIX)
+    return family, REPORTED_NAMES.index(base) if base in REPORTED_NAMES else len(REPORTED_NAMES), base

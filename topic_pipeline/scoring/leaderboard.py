@@ -239,6 +239,7 @@ def to_markdown(
     others = [name for name in metrics if name != rank_by]
     with_round = "round" in frame and frame["round"].notna().any()
     rounds = frame.drop_duplicates("configuration").set_index("configuration")["round"] if with_round else None
+    heldout = f"heldout_{rank_by}" in frame and frame[f"heldout_{rank_by}"].notna().any()
     header = [
         "rank",
         "configuration (best seed)",
@@ -248,7 +249,8 @@ def to_markdown(
         f"{rank_by} mean",
         "std",
         "min - max",
-        "held-out estimate [95 % CI]",
+        # Without a held-out part the leaderboard's estimate is over all labelled documents: in-sample.
+        f"{'held-out' if heldout else 'in-sample'} estimate [95 % CI]",
         *others,
         "outlier_fraction",
         "topic_count",

@@ -113,6 +113,11 @@ class DataPaths:
         write_json(self.embedding_set_path(params.embedding_set.key), params.embedding_set.to_dict())
         return True
 
+    def is_registered(self, key: str) -> bool:
+        """Whether a grid registered the trial ``key`` (every trial a grid plans is): a partition that is not was
+        added by other means (by hand in the UI) and is never run."""
+        return self.trial_params_path(key).exists()
+
     def trial_params(self, key: str) -> TrialParams:
         path = self.trial_params_path(key)
         if not path.exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,17 @@ class RunRecords:
     def update(self, run_id: str, **fields: Any) -> None:
         """Add ``fields`` to the run's record (written whole, atomically)."""
         write_json(self._path(run_id), {**self.read(run_id), **fields})
+
+    def age_s(self, run_id: str) -> float:
+        """Seconds since the run's record was last written (0 when it has none)."""
+        try:
+            return time.time() - self._path(run_id).stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    def run_ids(self) -> list[str]:
+        """The runs that have a record."""
+        return sorted(path.stem for path in self.directory.glob("*.json"))
 
     def remove(self, run_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):

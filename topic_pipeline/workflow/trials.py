@@ -92,19 +92,19 @@ def check_sweep_capacity(
     if not trials:
         return
     config = inputs.config
-    dimensions = max(int(np.load(source.path, mmap_mode="r").shape[1]) for source in sources.values())
+    dimensions = max(
+        int(np.load(source.path, mmap_mode="r", allow_pickle=False).shape[1]) for source in sources.values()
+    )
+    # One layout per reduction group; one graph per embedding set, k and seed (engine/reduction.py's cache key).
     layouts = {
-        (
-            params.embedding_set.key,
-            params.umap_n_neighbors,
-            params.umap_n_components,
-            params.umap_min_dist,
-            params.seed_replicate,
-        ): Layout(params.umap_n_neighbors, params.umap_n_components)
-        for _, params in trials
+        (p.embedding_set.key, p.umap_n_neighbors, p.umap_n_components, p.umap_min_dist, p.seed_replicate): Layout(
+            p.umap_n_neighbors, p.umap_n_components, (p.embedding_set.key, p.umap_n_neighbors, p.seed_replicate)
+        )
+        for _, p in trials
     }
     workers = 1 if config.engine == "reference" else (config.workers or os.cpu_count() or 1)
-    needs = estimate_needs(len(inputs.corpus), dimensions, workers, layouts.values(), len(trials))
+    min_samples = max(p.hdbscan_min_samples or p.hdbscan_min_cluster_size for _, p in trials)
+    needs = estimate_needs(len(inputs.corpus), dimensions, workers, layouts.values(), len(trials), min_samples)
     check_capacity(needs, inputs.paths.root, Settings.env_name("workers"))
 
 
@@ -158,10 +158,17 @@ class _ProgressReport:
         trial_rounds = {inputs.rounds.get(key) for key in keys}
         rank_by = inputs.config.rank_by
         self.progress = SweepProgress(len(keys), rank_by, round=trial_rounds.pop() if len(trial_rounds) == 1 else None)
-        # "Best so far" is the sweep's, not this batch's: it starts from the trials earlier runs scored.
+        # "Best so far" is the sweep's, not this batch's: it starts from the trials earlier runs scored (their
+        # result rows only: the labels files, checked when ranked, are not read here).
         batch = set(keys)
-        for key, result in inputs.current_results().items():
-            if key not in batch and result is not None and result.status == STATUS_OK:
+        for key, params in inputs.trials.items():
+            result = None if key in batch else inputs.store.load(key)
+            if (
+                result
+                and result.status == STATUS_OK
+                and result.fingerprint == inputs.fingerprint
+                and result.params == params
+            ):
                 self.progress.add_earlier(key, result.metrics.get(rank_by))
         self.log, self.progress_file = log, progress_file
         self.last_logged = self.last_saved = 0.0
@@ -200,7 +207,7 @@ def run_trial_batch(
     """
     config = inputs.config
     # A partition no grid planned (added by hand in the UI) has no parameters: named, skipped, never guessed.
-    unplanned = [key for key in keys if not inputs.paths.trial_params_path(key).exists()]
+    unplanned = [key for key in keys if not inputs.paths.is_registered(key)]
     if unplanned:
         log.warning(
             "%d partition(s) of this run were planned by no grid and are skipped: %s",
@@ -232,7 +239,7 @@ def run_trial_batch(
 
     failed: list[str] = []
     stats = None
-    report = _ProgressReport(inputs, keys, log, progress_file)
+    report = _ProgressReport(inputs, [key for key, _ in trials], log, progress_file)
     stream = as_they_finish(sweep)
     try:
         for finished in stream:

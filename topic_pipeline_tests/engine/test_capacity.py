@@ -22,8 +22,11 @@ def test_the_estimate_grows_with_the_corpus_the_neighbours_and_the_workers():
     assert estimate_needs(300_000, 384, 8, LAYOUTS[:1], 10).workers == 1
     wider = estimate_needs(300_000, 384, 2, [Layout(200, 5)], 50)
     assert wider.worker_bytes > estimate_needs(300_000, 384, 2, [Layout(100, 5)], 50).worker_bytes
-    # Disk: one graph per distinct k, one reduction per layout, one int32 label per document and trial.
+    # Disk: one graph per embedding set, k and seed, one reduction per layout, one int32 label per document
+    # and trial. Without graph identities, one graph per distinct k.
     assert large.disk_bytes == 300_000 * (8 * 205 + 4 * 5 * 5 + 4 * 50)
+    seeded = [Layout(k, 5, ("set", k, seed)) for k in (10, 100) for seed in (0, 1)]
+    assert estimate_needs(300_000, 384, 2, seeded, 4).disk_bytes == 300_000 * (8 * 2 * 110 + 4 * 5 * 4 + 4 * 4)
     assert estimate_needs(1000, 384, 2, [], 0).memory_bytes == 0
 
 
@@ -56,8 +59,12 @@ def test_the_available_memory_is_the_containers_where_its_limit_is_lower(tmp_pat
     limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
     monkeypatch.setattr(capacity, "CGROUP_MEMORY_MAX", limit)
     monkeypatch.setattr(capacity, "CGROUP_MEMORY_CURRENT", usage)
+    stat = tmp_path / "memory.stat"
+    monkeypatch.setattr(capacity, "CGROUP_MEMORY_STAT", stat)
     limit.write_text(f"{GIB}\n")
-    usage.write_text(f"{GIB // 4}\n")
-    assert capacity.available_memory() == 3 * GIB // 4  # the limit less what the container uses
+    usage.write_text(f"{GIB // 2}\n")
+    stat.write_text(f"anon {GIB // 4}\ninactive_file {GIB // 4}\nactive_file 0\n")
+    # The limit less the container's working set: its usage less the page cache it can drop.
+    assert capacity.available_memory() == 3 * GIB // 4
     limit.write_text("max\n")  # no limit: the machine's available memory
     assert abs(capacity.available_memory() - psutil.virtual_memory().available) < GIB

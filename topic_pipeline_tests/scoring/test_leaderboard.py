@@ -158,8 +158,11 @@ def test_markdown_lists_configurations_then_unscored_trials() -> None:
     lines = to_markdown(build_leaderboard(trials, results)).splitlines()
     assert lines[0] == (
         "| rank | configuration (best seed) | ranked by | seeds | ari mean | std | min - max "
-        "| held-out estimate [95 % CI] | ami | nmi | f1_macro | outlier_fraction | topic_count |"
+        "| in-sample estimate [95 % CI] | ami | nmi | f1_macro | outlier_fraction | topic_count |"
     )
+    # With a held-out part, the estimate is named for it.
+    held_out = {k[0]: ok(k[0], trials[k[0]], heldout_ari=0.2)}
+    assert "| held-out estimate [95 % CI] |" in to_markdown(build_leaderboard(trials, held_out)).splitlines()[0]
     assert lines[2].startswith(f"| 1 | `{k[2]}` | 0.900 | 1 | 0.900 |")
     assert lines[3] == f"| 2 | `{k[0]}` | 0.250 | 1 | 0.250 |  |  |  | 0.500 | 0.750 | 0.125 | 0.100 | 7 |"
     assert lines[5:] == [

@@ -146,10 +146,11 @@ def test_a_partition_no_grid_planned_is_skipped_and_named(tmp_path, scripted_eng
     first, _ = list(inputs.trials)
     script += [(first, 0.5)]
     log = logging.getLogger("test.unplanned")
-    with caplog.at_level(logging.WARNING, logger="test.unplanned"):
+    with caplog.at_level(logging.INFO, logger="test.unplanned"):
         *recorded, _ = run_trial_batch(inputs, [first, "typo"], RecordingTracker(), "run", log=log)
     assert [item.key for item in recorded] == [first]
     assert "1 partition(s) of this run were planned by no grid and are skipped: typo" in caplog.text
+    assert "trials 1/1" in caplog.text  # the progress counts the trials run, so it finishes
 
 
 def test_a_batch_that_would_not_fit_in_memory_is_refused_before_any_trial(tmp_path, scripted_engine, monkeypatch):

@@ -35,7 +35,10 @@ def _cell(row: pd.Series, name: str, kind: str) -> object:
     cell = row.get(name)
     if cell is None or (not isinstance(cell, str) and pd.isna(cell)):
         return None
-    return {"int": int, "float": lambda v: round(float(v), 3), "string": str, "bool": bool}[kind](cell)
+    # A configuration's topic count is a mean over its seeds: rounded to the nearest, never truncated.
+    return {"int": lambda v: round(float(v)), "float": lambda v: round(float(v), 3), "string": str, "bool": bool}[kind](
+        cell
+    )
 
 
 def _table(frame: pd.DataFrame, columns: list[dg.TableColumn], sources: dict[str, str]) -> dg.TableMetadataValue:
@@ -48,7 +51,11 @@ def _table(frame: pd.DataFrame, columns: list[dg.TableColumn], sources: dict[str
 
 def _interval_columns() -> list[dg.TableColumn]:
     return [
-        dg.TableColumn("estimate", "float", description="the configuration's held-out score (its seeds' mean)"),
+        dg.TableColumn(
+            "estimate",
+            "float",
+            description="the configuration's held-out score (its seeds' mean); in-sample where nothing is held out",
+        ),
         dg.TableColumn("ci_low", "float", description="95 % bootstrap interval of the estimate, low end"),
         dg.TableColumn("ci_high", "float", description="95 % bootstrap interval of the estimate, high end"),
         dg.TableColumn(

@@ -34,8 +34,9 @@ def search_round_metadata(outcome: SearchRoundOutcome) -> dict[str, object]:
     return {
         "round_closed": closed.number,
         "round_closed_kind": closed.kind,
-        f"best_{outcome.rank_by}": round(outcome.best, 4),
-        "best_trial": str(closed.best_key),
+        # The closed round's own best (at the base seed): not the sweep's best trial so far, nor the recommendation.
+        f"round_best_{outcome.rank_by}": round(outcome.best, 4),
+        "round_best_trial": str(closed.best_key),
         "next_round": proposed.number if proposed else 0,
         "next_round_kind": proposed.kind if proposed else "none",
         "next_round_trial_count": len(proposed.trial_keys) if proposed else 0,

@@ -13,8 +13,7 @@ from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.domain.results import STATUS_OK, TrialResult
 from topic_pipeline.processes import exit_with_parent, process_identity
-from topic_pipeline.scoring.holdout import ALL_PREFIX, HELDOUT_PREFIX
-from topic_pipeline.scoring.metrics import REPORTED_NAMES
+from topic_pipeline.scoring.holdout import score_order
 from topic_pipeline.storage.run_records import PROGRESS_FILE, STEP_PROCESS, RunRecords
 from topic_pipeline.workflow.sweep_inputs import SweepInputs
 from topic_pipeline.workflow.trials import RecordedTrial, TrialBatchSummary, run_trial_batch
@@ -28,20 +27,13 @@ TRIALS_PER_RUN = 1000
 SHOWN_DECIMALS = 4
 
 
-def _score_order(name: str) -> tuple[int, int]:
-    """The selection part's scores (what ranks) first, then the held-out part's, then all labelled documents'."""
-    family = 1 if name.startswith(HELDOUT_PREFIX) else 2 if name.startswith(ALL_PREFIX) else 0
-    plain = name.removeprefix(HELDOUT_PREFIX).removeprefix(ALL_PREFIX)
-    return family, REPORTED_NAMES.index(plain) if plain in REPORTED_NAMES else len(REPORTED_NAMES)
-
-
 def trial_metadata(result: TrialResult, run_url: str | None = None) -> dict[str, object]:
     """A trial partition's materialisation metadata, from its stored result row, in the order the UI lists it:
     its MLflow run, its status, its scores (the ranking ones first), then where it came from."""
     metadata: dict[str, object] = {"mlflow_run": dg.MetadataValue.url(run_url)} if run_url else {}
     metadata["status"] = result.status
     if result.status == STATUS_OK:
-        for name in sorted(result.metrics, key=_score_order):
+        for name in sorted(result.metrics, key=score_order):
             metadata[name] = round(float(result.metrics[name]), SHOWN_DECIMALS)
     else:
         metadata["error"] = dg.MetadataValue.text(result.error or "")
