@@ -59,20 +59,29 @@ def _levels(figure: go.Figure, figures: panels.BestFigures | None, x: np.ndarray
     if figures is None or not len(x):
         return
     ends = [float(np.nanmin(x)), float(np.nanmax(x))]
-    if figures.recommended_mean is not None:
+
+    def level(value: float, name: str, line: dict, group: str) -> None:
         figure.add_trace(
             go.Scatter(
                 x=ends,
-                y=[figures.recommended_mean] * 2,
+                y=[value] * 2,
                 mode="lines",
-                line={"color": style.RECOMMENDED_COLOUR, "dash": "dash", "width": 1.5},
-                name=style.RECOMMENDED_MEAN,
-                legendgroup="recommended",
+                line=line,
+                name=name,
+                legendgroup=group,
                 showlegend=first,
-                hovertemplate=f"{style.RECOMMENDED_MEAN} %{{y:.3f}}<extra></extra>",
+                hovertemplate=f"{name} %{{y:.3f}}<extra></extra>",
             ),
             row=1,
             col=column,
+        )
+
+    if figures.recommended_mean is not None:
+        level(
+            figures.recommended_mean,
+            style.RECOMMENDED_MEAN,
+            {"color": style.RECOMMENDED_COLOUR, "dash": "dash", "width": 1.5},
+            "recommended",
         )
     if figures.estimate is not None:
         if figures.ci_low is not None and figures.ci_high is not None:
@@ -93,19 +102,11 @@ def _levels(figure: go.Figure, figures: panels.BestFigures | None, x: np.ndarray
                 row=1,
                 col=column,
             )
-        figure.add_trace(
-            go.Scatter(
-                x=ends,
-                y=[figures.estimate] * 2,
-                mode="lines",
-                line={"color": style.ESTIMATE_COLOUR, "dash": "dot", "width": 2},
-                name=style.HELDOUT_ESTIMATE,
-                legendgroup="estimate",
-                showlegend=first,
-                hovertemplate=f"{style.HELDOUT_ESTIMATE} %{{y:.3f}}<extra></extra>",
-            ),
-            row=1,
-            col=column,
+        level(
+            figures.estimate,
+            style.HELDOUT_ESTIMATE,
+            {"color": style.ESTIMATE_COLOUR, "dash": "dot", "width": 2},
+            "estimate",
         )
 
 
