@@ -308,17 +308,99 @@ def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) ->
     for action in recover_interrupted_runs(instance, settings.paths, resources["mlflow"].tracker(settings.paths)):
         print(f"  {action}")
     while plans := [p for p in plan_next_runs(instance, settings) if jobs is None or p.job_name in jobs]:
+        runs = []
         for plan in plans:
             tags = dict(plan.tags)
             if plan.partition_key:
                 tags["dagster/partition"] = plan.partition_key
-            _execute(instance, plan.job_name, tags)
+            runs.append((plan.job_name, tags))
+        if launches_runs(instance):  # all at once: the cluster's workers take them in parallel
+            follow_runs(instance, [submit_run(instance, job_name, tags) for job_name, tags in runs])
+        else:
+            for job_name, tags in runs:
+                _execute(instance, job_name, tags)
 
 
 def run_sweep(instance: dg.DagsterInstance) -> None:
     """Materialise the inputs, then the embeddings, trials and leaderboard they call for."""
-    _execute(instance, "refresh_inputs_job", {})
+    if launches_runs(instance):
+        from topic_pipeline.domain.versions import environment_versions
+        from topic_pipeline.storage.data_directory import claim
+        from topic_pipeline.storage.paths import DataPaths
+
+        # The workers refuse runs until the instance's side has claimed the shared directory (the sensor does too).
+        claim(DataPaths(), environment_versions())
+        follow_runs(instance, [submit_run(instance, "refresh_inputs_job", {})])
+    else:
+        _execute(instance, "refresh_inputs_job", {})
     execute_plans(instance)
+
+
+def launches_runs(instance: dg.DagsterInstance) -> bool:
+    """Whether the instance's runs go to a run launcher of a cluster (deploy/celery/), which this process then
+    only submits to and follows; with the default launcher this process executes its runs itself."""
+    return not isinstance(instance.run_launcher, dg.DefaultRunLauncher)
+
+
+def submit_run(
+    instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None
+) -> tuple[str, str]:
+    """Queue a run of ``job_name`` as a run of the code location, as the UI's launchpad does: the daemon hands it
+    to the instance's run launcher. Returns ``(run id, label)``."""
+    import uuid
+
+    from topic_pipeline.definitions import CODE_LOCATION, CODE_LOCATION_MODULE
+
+    forget_job_definitions()
+    run_id = str(uuid.uuid4())
+    location = (CODE_LOCATION, CODE_LOCATION_MODULE, _repository_name())
+    create_code_location_run(dg.reconstructable(_JOBS[job_name]), instance, run_id, tags, run_config or {}, location)
+    instance.submit_run(run_id, workspace=None)
+    partitions = tags.get("dagster/partition", "") + " ".join(v for k, v in tags.items() if "range" in k)
+    label = f"{job_name} {partitions}".strip()
+    print(f"  {label}: queued as run {run_id}", flush=True)
+    return run_id, label
+
+
+# A run failed by the cluster (its worker died) is retried by the instance within seconds (run_retries).
+RETRY_WAIT_SECONDS = 60.0
+QUEUED_WARNING_SECONDS = 60.0
+
+
+def follow_runs(instance: dg.DagsterInstance, runs: list[tuple[str, str]], poll_seconds: float = 1.0) -> None:
+    """Wait for the submitted ``runs`` (and the retries of those that fail) to finish; print each as it does,
+    with the worker that executed it. ``SystemExit`` names a run that failed for good."""
+    from topic_pipeline.definitions import WORKER_TAG
+
+    pending = {run_id: (label, time.monotonic()) for run_id, label in runs}
+    failed_at: dict[str, float] = {}
+    warned = False
+    while pending:
+        time.sleep(poll_seconds)
+        for run_id, (label, since) in list(pending.items()):
+            run = instance.get_run_by_id(run_id)
+            if run is None or not run.is_finished:
+                queued = run is not None and run.status == dg.DagsterRunStatus.QUEUED
+                if queued and not warned and time.monotonic() - since > QUEUED_WARNING_SECONDS:
+                    warned = True
+                    print("  runs are still queued: is dagster-daemon running on this instance?", flush=True)
+                continue
+            worker = run.tags.get(WORKER_TAG, "no worker")
+            if run.status == dg.DagsterRunStatus.SUCCESS:
+                print(f"  {label}: ok (run {run_id}, on {worker})", flush=True)
+                del pending[run_id]
+                continue
+            retries = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run_id}), limit=1)
+            if retries:
+                print(f"  {label}: run {run_id} {run.status.value} on {worker}; retried as run {retries[0].run_id}")
+                del pending[run_id]
+                pending[retries[0].run_id] = (label, time.monotonic())
+                continue
+            failed_at.setdefault(run_id, time.monotonic())
+            if time.monotonic() - failed_at[run_id] > RETRY_WAIT_SECONDS:
+                raise SystemExit(
+                    f"{label} failed (run {run_id}, {run.status.value}, on {worker}); see its log in the UI"
+                )
 
 
 def print_leaderboard(limit: int = 10, while_sweeping_elsewhere: bool = False) -> None:

@@ -22,6 +22,8 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 # runs the command line executes itself are created as runs of this location, so the UI lists them with its own.
 CODE_LOCATION = "topic_pipeline"
 CODE_LOCATION_MODULE = __name__
+# On a cluster (deploy/celery/): the run tag naming the Celery worker that executed the run, set by the worker.
+WORKER_TAG = "topic_pipeline/worker"
 
 
 def _secret(settings: Settings, field_name: str) -> str | dg.EnvVar:
@@ -46,6 +48,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
             embedding_batch_size=settings.embedding_batch_size,
             engine=settings.engine,
             workers=settings.workers,
+            sweep_runs=settings.sweep_runs,
             embedding_local_files_only=settings.hf_hub_offline,
             max_grid_trials=settings.max_grid_trials,
             holdout_fraction=settings.holdout_fraction,

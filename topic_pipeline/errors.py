@@ -37,6 +37,11 @@ class CapacityError(TopicPipelineError):
     """A sweep would not fit in this machine's memory or on the data directory's disk."""
 
 
+class SharedDataDirectoryError(TopicPipelineError):
+    """A worker of a cluster does not see the sweep's shared data directory, or runs other library versions
+    than the instance that plans the sweep."""
+
+
 def error_text(exc: BaseException) -> str:
     """One line naming the exception type and its message, as recorded for a failed trial."""
     import traceback

@@ -125,6 +125,17 @@ class Settings(BaseSettings):
         "fast", description="`fast` (shared caches, worker pool) or `reference` (one plain BERTopic fit per trial)"
     )
     workers: int = Field(0, ge=0, description="worker processes of the fast engine; 0: one per CPU core")
+    sweep_runs: int = Field(
+        1,
+        ge=1,
+        description="`trials_job` runs a sweep is split into, for several machines: each holds whole groups of "
+        "trials sharing a UMAP neighbour graph (fewer runs with fewer groups); 1: as few runs as possible",
+    )
+    sensor_interval_s: int = Field(
+        30,
+        ge=1,
+        description="seconds between the sweep sensor's ticks, each of which launches what the sweep needs next",
+    )
     embedding_device: str = Field(
         "auto", description="`auto` (cuda, then mps, then cpu), `cpu`, `cuda`, `cuda:N` or `mps`"
     )

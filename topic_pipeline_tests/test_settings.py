@@ -32,6 +32,8 @@ BAD_VALUES = [
     ("TOPIC_PIPELINE_HOLDOUT_FRACTION", "1", "must be at least 0.0 and below 1.0"),
     ("TOPIC_PIPELINE_MIN_LABELS_FOUND", "1.5", "must be at least 0.0 and at most 1.0"),
     ("TOPIC_PIPELINE_MAX_GRID_TRIALS", "0", "must be at least 1"),
+    ("TOPIC_PIPELINE_SWEEP_RUNS", "0", "must be at least 1"),
+    ("TOPIC_PIPELINE_SWEEP_RUNS", "two", "expected a whole number"),
     ("TOPIC_PIPELINE_WINDOW_DAYS", "-7", "must be at least 0"),
     ("TOPIC_PIPELINE_WINDOW_START", "last monday", "expected an ISO 8601 date"),
     ("TOPIC_PIPELINE_GROUND_TRUTH", "/no/such/labels.json", "no such file"),

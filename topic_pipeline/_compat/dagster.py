@@ -130,3 +130,32 @@ def execute_created_run(job: Any, run: Any, instance: Any) -> Any:
     except ImportError:
         raise _refuse("dagster._core.execution.api.execute_run") from None
     return execute_run(job, run, instance, raise_on_error=False)
+
+
+def run_worker_health(healthy: bool | None, message: str | None = None) -> Any:
+    """The answer a run launcher's ``check_run_worker_health`` gives: ``True`` running, ``False`` failed (with
+    ``message``), ``None`` unknown. Dagster exports neither ``CheckRunHealthResult`` nor ``WorkerStatus``
+    publicly; a launcher that answers for its workers must build them."""
+    try:
+        from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+    except ImportError:
+        raise _refuse("dagster._core.launcher's CheckRunHealthResult and WorkerStatus") from None
+    status = {True: WorkerStatus.RUNNING, False: WorkerStatus.FAILED, None: WorkerStatus.UNKNOWN}[healthy]
+    return CheckRunHealthResult(status, message)
+
+
+def packed_run_id(packed_args: Any) -> str | None:
+    """The run id in the packed ``ExecuteRunArgs`` / ``ResumeRunArgs`` a Celery run task receives (the
+    ``execute_job_args_packed`` argument of dagster-celery's ``execute_job`` and ``resume_job`` tasks), or
+    None when it is not such a value. Unpacked with Dagster's public ``deserialize_value``; the classes and
+    their ``run_id`` attribute are Dagster's internal gRPC arguments."""
+    import json
+
+    import dagster as dg
+
+    if not isinstance(packed_args, dict) or packed_args.get("__class__") not in ("ExecuteRunArgs", "ResumeRunArgs"):
+        return None
+    run_id = getattr(dg.deserialize_value(json.dumps(packed_args)), "run_id", None)
+    if not isinstance(run_id, str):
+        raise _refuse("a run_id in its ExecuteRunArgs and ResumeRunArgs")
+    return run_id

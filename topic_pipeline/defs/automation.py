@@ -21,7 +21,10 @@ from topic_pipeline.defs.recovery import recover_interrupted_runs
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
 from topic_pipeline.defs.resources.settings import PipelineSettings
+from topic_pipeline.domain.versions import environment_versions
 from topic_pipeline.integrations.mlflow_tracking import TrackingUnavailableError
+from topic_pipeline.settings import Settings
+from topic_pipeline.storage.data_directory import claim
 
 BIWEEKLY_CRON = "0 6 * * 1"
 
@@ -57,11 +60,12 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
 
 @dg.sensor(
     jobs=[embeddings_job, trials_job, leaderboard_job, report_job, search_job],
-    minimum_interval_seconds=30,
+    # Read when the code location loads (the decorator needs it); 30 s unless TOPIC_PIPELINE_SENSOR_INTERVAL_S says.
+    minimum_interval_seconds=Settings.load().sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
     # Shown on the sensor's page in the UI (the docstring is not).
     description=(
-        "Every 30 s: registers the partitions of a new grid or search round, embeds new embedding sets, runs "
+        "Every few seconds (TOPIC_PIPELINE_SENSOR_INTERVAL_S, 30 by default): registers the partitions of a new grid or search round, embeds new embedding sets, runs "
         "the trials without a current result, ranks them, writes the report and, in a search, proposes the next "
         "round. A tick that launches nothing says why (for example: the current grid is complete). A trial "
         "partition no grid planned (added by hand) is named in the tick's log and never run."
@@ -72,6 +76,9 @@ def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings
     without a current result, ranks them, and (for a search) proposes the next round once the
     leaderboard ranks the last one. The partitions go in the ``SensorResult``: Dagster adds them before
     it launches the tick's runs, which may target them."""
+    # The workers that execute the runs check this marker before they write (PipelineSettings.setup_for_execution);
+    # it is rewritten only when the environment changed.
+    claim(settings.paths, environment_versions())
     for action in recover_interrupted_runs(context.instance, settings.paths, mlflow.tracker(settings.paths)):
         context.log.warning(action)
     plan = plan_sweep(context.instance, settings)

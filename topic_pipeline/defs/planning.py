@@ -27,12 +27,16 @@ rest on what conditions cannot see.
 
 Dagster keeps what it does well here: runs in flight come from its run statuses, a range of trials
 runs as one run through its partition-range tags, and UI backfills are split by ``grid_trials``'s
-``BackfillPolicy``.
+``BackfillPolicy``. The planner splits a sweep's trials along the work they share instead
+(``_trials_runs``), so that runs on different machines never build the same neighbour graph.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -41,6 +45,7 @@ from topic_pipeline.defs.assets.trials import TRIALS_PER_RUN, trial_metadata
 from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
 from topic_pipeline.defs.resources.settings import PipelineSettings
 from topic_pipeline.domain.results import TrialResult, results_digest
+from topic_pipeline.domain.trials import TrialParams
 from topic_pipeline.storage.files import read_json
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.workflow.search_round import search_continues
@@ -96,22 +101,28 @@ def _latest_hash(instance: dg.DagsterInstance, asset: str) -> str | None:
     return None if value is None else str(value.value)
 
 
-def contiguous_ranges(ordered_keys: list[str], wanted: set[str], max_length: int) -> list[tuple[str, str]]:
-    """Split the wanted keys into ranges of the partition order that contain no unwanted key."""
-    ranges: list[tuple[str, str]] = []
+def contiguous_blocks(ordered_keys: list[str], wanted: set[str]) -> list[list[str]]:
+    """The wanted keys as the longest stretches of the partition order that contain no unwanted key."""
+    blocks: list[list[str]] = []
     current: list[str] = []
     for key in ordered_keys:
         if key in wanted:
             current.append(key)
-            if len(current) == max_length:
-                ranges.append((current[0], current[-1]))
-                current = []
         elif current:
-            ranges.append((current[0], current[-1]))
+            blocks.append(current)
             current = []
     if current:
-        ranges.append((current[0], current[-1]))
-    return ranges
+        blocks.append(current)
+    return blocks
+
+
+def contiguous_ranges(ordered_keys: list[str], wanted: set[str], max_length: int) -> list[tuple[str, str]]:
+    """Split the wanted keys into ranges of the partition order that contain no unwanted key."""
+    return [
+        (block[start], block[min(start + max_length, len(block)) - 1])
+        for block in contiguous_blocks(ordered_keys, wanted)
+        for start in range(0, len(block), max_length)
+    ]
 
 
 def run_partition_keys(run: dg.DagsterRun, ordered_keys: list[str]) -> list[str]:
@@ -137,12 +148,14 @@ def _new_partitions(
     instance: dg.DagsterInstance, manifest: dict
 ) -> tuple[list[dg.AddDynamicPartitionsRequest], list[str], list[str]]:
     """The requests adding the grid's new embedding sets and trials, the trial partitions Dagster holds and
-    the new trial keys. Existing partitions are kept, whatever the grid: earlier sweeps' trials stay browsable."""
+    the new trial keys. Existing partitions are kept, in their order, whatever the grid: earlier sweeps' trials
+    stay browsable. New trials are added in group order (``in_group_order``), so that a run's range can hold
+    whole groups."""
     known_sets = set(instance.get_dynamic_partitions(embedding_set_partitions.name))
     known_trials = instance.get_dynamic_partitions(trial_partitions.name)
     registered = set(known_trials)
     new_sets = [key for key in manifest["embedding_sets"] if key not in known_sets]
-    new_trials = [key for key in manifest["trials"] if key not in registered]
+    new_trials = in_group_order([key for key in manifest["trials"] if key not in registered], manifest["trials"])
     partitions = [
         definition.build_add_request(keys)
         for definition, keys in ((embedding_set_partitions, new_sets), (trial_partitions, new_trials))
@@ -151,16 +164,121 @@ def _new_partitions(
     return partitions, known_trials, new_trials
 
 
-def _trials_runs(ordered: list[str], runnable: set[str], fingerprint: str) -> list[PlannedRun]:
-    """One run per contiguous range of the runnable trials in the partition order."""
-    return [
-        PlannedRun(
-            "trials_job",
-            f"trials:{fingerprint}:{start}:{end}",
-            tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end},
+def shared_work(params: Mapping[str, Any]) -> tuple[tuple, tuple]:
+    """The neighbour graph and the UMAP reduction a trial needs, as the engine groups trials
+    (``engine.fast.plan_groups``): the graph by embedding set, n_neighbors and UMAP seed, the reduction by
+    the graph, n_components and min_dist. The seed is the configured one plus the trial's replicate, and
+    one sweep has one configured seed, so the replicate stands for it."""
+    trial = TrialParams.from_dict(params)
+    graph = (trial.embedding_set.key, trial.umap_n_neighbors, trial.seed_replicate)
+    return graph, (*graph, trial.umap_n_components, trial.umap_min_dist)
+
+
+def in_group_order(keys: list[str], trials: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """``keys`` with the trials of each neighbour graph together, and within those of each reduction; graphs,
+    reductions and trials otherwise in their order in ``keys`` (a grid's own order already groups them)."""
+    graphs: dict[tuple, int] = {}
+    layouts: dict[tuple, int] = {}
+    position: dict[str, tuple[int, int]] = {}
+    for key in keys:
+        graph, layout = shared_work(trials[key])
+        position[key] = (graphs.setdefault(graph, len(graphs)), layouts.setdefault(layout, len(layouts)))
+    return sorted(keys, key=position.__getitem__)
+
+
+def _uncut_pieces(block: list[str], trials: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    """A stretch of runnable keys as the pieces no run boundary may cut: each neighbour graph's trials."""
+    pieces: list[list[str]] = []
+    for _, group in itertools.groupby(block, key=lambda key: shared_work(trials[key])[0]):
+        group = list(group)
+        if len(group) <= TRIALS_PER_RUN:
+            pieces.append(group)
+            continue
+        # A group too large for one run is cut, so two runs build its graph: between its reductions where
+        # they fit in a run, else anywhere.
+        for _, layout in itertools.groupby(group, key=lambda key: shared_work(trials[key])[1]):
+            layout = list(layout)
+            pieces += [layout[start : start + TRIALS_PER_RUN] for start in range(0, len(layout), TRIALS_PER_RUN)]
+    return pieces
+
+
+def _fill(sizes: list[int], load: int) -> list[tuple[int, int]]:
+    """Consecutive pieces of these sizes as ranges ``(first, end)`` of at most ``load`` trials, each as full as
+    it goes: the fewest such ranges (no piece is larger than ``load``)."""
+    ranges: list[tuple[int, int]] = []
+    start, total = 0, 0
+    for index, size in enumerate(sizes):
+        if total and total + size > load:
+            ranges.append((start, index))
+            start, total = index, 0
+        total += size
+    ranges.append((start, len(sizes)))
+    return ranges
+
+
+def _balanced_ranges(blocks: list[list[int]], runs: int) -> list[tuple[int, int, int]]:
+    """Each block's pieces (given by size) as ranges ``(block, first, end)`` of consecutive pieces: ``runs``
+    ranges in all, or the fewest that fit in runs of ``TRIALS_PER_RUN`` if more, or one per piece if fewer
+    pieces; with the largest range as small as that number allows."""
+
+    def fill(load: int) -> list[tuple[int, int, int]]:
+        return [(block, first, end) for block, sizes in enumerate(blocks) for first, end in _fill(sizes, load)]
+
+    runs = max(runs, len(fill(TRIALS_PER_RUN)))
+    # The fewest ranges falls as the load allowed a range grows: the smallest load that needs at most ``runs``.
+    low, high = max(max(sizes) for sizes in blocks), TRIALS_PER_RUN
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if len(fill(middle)) <= runs else (middle + 1, high)
+    ranges = fill(low)
+    # Ranges as full as they go can leave runs unused: split the heaviest range holding several pieces, at its
+    # most even boundary, while runs are left.
+    totals = [list(itertools.accumulate(sizes, initial=0)) for sizes in blocks]
+    while len(ranges) < runs:
+        splittable = [(block, first, end) for block, first, end in ranges if end - first > 1]
+        if not splittable:
+            break
+        block, first, end = max(
+            splittable, key=lambda bounds: totals[bounds[0]][bounds[2]] - totals[bounds[0]][bounds[1]]
         )
-        for start, end in contiguous_ranges(ordered, runnable, TRIALS_PER_RUN)
-    ]
+        total = totals[block]
+        cut = min(range(first + 1, end), key=lambda at: abs(2 * total[at] - total[first] - total[end]))
+        index = ranges.index((block, first, end))
+        ranges[index : index + 1] = [(block, first, cut), (block, cut, end)]
+    return ranges
+
+
+def _trials_runs(
+    ordered: list[str], runnable: set[str], trials: Mapping[str, Mapping[str, Any]], fingerprint: str, sweep_runs: int
+) -> list[PlannedRun]:
+    """The runnable trials as ``sweep_runs`` runs, each one range of the partition order, that share no
+    neighbour graph (so none of its reductions either): runs on different machines never do the same work.
+
+    A run's range holds whole groups of trials sharing a graph (``shared_work``), never a key that is not
+    runnable, and at most ``TRIALS_PER_RUN`` trials; ranges are balanced by trial count. There are fewer runs
+    when there are fewer groups, more when the groups do not fit in ``sweep_runs`` runs of ``TRIALS_PER_RUN``
+    or when keys that are not runnable (done, in flight, not of this grid) cut the order into more stretches;
+    ``sweep_runs=1`` asks for the fewest runs. Only a group larger than ``TRIALS_PER_RUN`` is cut.
+
+    A group is whole only where its partitions are contiguous: those registered in another order (by an
+    earlier version, or a group that gained trials in a later grid) may be split across runs. Below the engine's
+    small-data limit one exact graph serves all of an embedding set's n_neighbors: there, runs that split an
+    embedding set each build that graph unless they find it in a data directory's cache they share.
+    """
+    blocks = [_uncut_pieces(block, trials) for block in contiguous_blocks(ordered, runnable)]
+    if not blocks:
+        return []
+    runs = []
+    for block, first, end in _balanced_ranges([[len(piece) for piece in pieces] for pieces in blocks], sweep_runs):
+        start, stop = blocks[block][first][0], blocks[block][end - 1][-1]
+        runs.append(
+            PlannedRun(
+                "trials_job",
+                f"trials:{fingerprint}:{start}:{stop}",
+                tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: stop},
+            )
+        )
+    return runs
 
 
 def _in_flight(instance: dg.DagsterInstance, job_name: str) -> bool:
@@ -216,7 +334,9 @@ def plan_sweep(instance: dg.DagsterInstance, settings: PipelineSettings) -> Swee
         for key in new_trials
         if status.results[key] is not None and key not in in_flight
     ]
-    plans += _trials_runs(ordered, status.runnable(in_flight), status.fingerprint)
+    plans += _trials_runs(
+        ordered, status.runnable(in_flight), manifest["trials"], status.fingerprint, settings.sweep_runs
+    )
     if not status.pending and not plans:
         closing = _closing_run(instance, paths, status)
         plans += [closing] if closing else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
@@ -23,6 +24,12 @@ def package_version(name: str) -> str:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "absent"
+
+
+def environment_versions() -> dict[str, str]:
+    """Python's version and each of ``TRIAL_LIBRARIES``': what a worker must share with the others for their
+    results to belong on one leaderboard (the libraries are those the results' inputs fingerprint covers)."""
+    return {"python": platform.python_version(), **{name: package_version(name) for name in TRIAL_LIBRARIES}}
 
 
 def cache_key(namespace: str, identity: Mapping[str, Any], libraries: Iterable[str] = ()) -> str:

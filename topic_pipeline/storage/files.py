@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import tokenize
 from collections.abc import Callable
@@ -36,10 +38,25 @@ def _umask() -> int:
     return _UMASK
 
 
+def _writer_identity() -> str:
+    """This host and process, as a file name part: several machines write into one shared data directory, and
+    a name that says whose it is stays unique across them (mkstemp's random part and ``O_EXCL`` already make
+    a clash unlikely; the name also tells whose a leftover file is)."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:24] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def temporary_prefix(target: Path, role: str = "") -> str:
+    """``.<target name>.[<role>.]<host>-<pid>.``: what every temporary beside ``target`` starts with; the
+    tempfile module appends a random part, and the caller ``TEMPORARY_SUFFIX``. A long target name is cut
+    short here, so that the temporary's name stays within a file system's limit where the target's does."""
+    return f".{target.name[:120]}.{role + '.' if role else ''}{_writer_identity()}."
+
+
 def staging_folder(target: Path) -> Path:
     """A new hidden folder beside ``target`` to build its next version in, with the permissions an ordinary
     ``mkdir`` gives (``mkdtemp`` makes it private to its owner, and renamed into place it would stay so)."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(target), suffix=TEMPORARY_SUFFIX, dir=target.parent))
     staging.chmod(0o777 & ~_umask())
     return staging
 
@@ -47,7 +64,7 @@ def staging_folder(target: Path) -> Path:
 def staging_file(target: Path) -> Path:
     """A new empty hidden file beside ``target`` to build its next version in, with the permissions an
     ordinary file gets (see ``staging_folder``)."""
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX)
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=temporary_prefix(target), suffix=TEMPORARY_SUFFIX)
     os.fchmod(handle, 0o666 & ~_umask())
     os.close(handle)
     return Path(name)
@@ -57,10 +74,12 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Write through a temporary file in the same folder, then rename it over ``path``.
 
     A reader sees the old file or the complete new one, never a partial one, even if the writer
-    is killed or the disk fills up half way.
+    is killed or the disk fills up half way. Two writers of one path (two processes, or two machines
+    sharing the data directory over NFS) each write their own temporary file and the last rename wins:
+    no lock is involved, only the rename within one folder, which is atomic on NFS too.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=TEMPORARY_SUFFIX)
     try:
         # mkstemp makes the file private to its owner; what we write for people follows the umask, like any file.
         os.fchmod(handle, 0o666 & ~_umask())
@@ -82,7 +101,7 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def remove_stale_temporaries(root: Path, older_than_seconds: float) -> list[Path]:
     """Delete the temporary files of writes that were cut short (a killed process leaves
-    ``.<name>.<random>.topic-pipeline.tmp`` behind; nothing ever reads one). Only files older than the
+    ``.<name>.<host>-<pid>.<random>.topic-pipeline.tmp`` behind; nothing ever reads one). Only files older than the
     given age are touched: a younger one may belong to a write still in progress in another process."""
     import time
 
@@ -216,7 +235,7 @@ def replace_folder(
                 _changed_files_message(target, kind, changed, another_folder), changed=tuple(changed)
             )
         previous = Path(
-            tempfile.mkdtemp(prefix=f".{target.name}.previous.", suffix=TEMPORARY_SUFFIX, dir=target.parent)
+            tempfile.mkdtemp(prefix=temporary_prefix(target, "previous"), suffix=TEMPORARY_SUFFIX, dir=target.parent)
         )
         os.replace(target, previous)
     try:

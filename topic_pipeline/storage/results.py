@@ -8,6 +8,9 @@ labels are those of the same computation; the leaderboard summarises its leaders
 A scored row whose labels file is damaged (cut short, garbled: ``files.read_array`` checks its checksum)
 is not current either: the trial counts as not run, so the sweep reruns it and rewrites both. A row
 without a labels file stays current: only a labels file that is there and damaged counts against it.
+
+A trial's row is one file named by its key, replaced whole by a rename: a trial stored twice (two workers
+sharing the data directory, a retry beside an attempt thought dead) is still one row, the last stored.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What a process that executes a Dagster run itself records about it, beside the data, not on the run.
 
-``topic-pipeline`` executes its runs in its own process. A later sweep must tell a run whose process was
+``topic-pipeline`` executes its runs in its own process, and a Celery worker of a cluster executes the runs
+it is sent. A later sweep must tell a run whose process was
 killed from one still going, so the process's identity (host, pid, start time) is recorded when the run
 starts, and its trials step adds its own (it can outlive the process); the command line also names the
 file where the step keeps its progress current. These are bookkeeping, not something a person filters
@@ -19,6 +20,9 @@ from typing import Any
 from topic_pipeline.storage.files import read_json, write_json
 
 HOST, PID, PID_START, PROGRESS_FILE, STEP_PROCESS = "host", "pid", "pid_start", "progress_file", "step_process"
+# A run a Celery worker executes (topic_pipeline.cluster): the worker's name, its Celery task, and a count it
+# raises every few seconds while it runs the run, which the instance's run monitoring watches.
+WORKER, TASK_ID, HEARTBEAT = "worker", "task_id", "heartbeat"
 
 
 class RunRecords:

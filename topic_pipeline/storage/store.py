@@ -100,7 +100,8 @@ class FileStore(Generic[Value]):
         return self.directory / f"{key}{self.suffix}"
 
     def save(self, key: str, value: Value) -> Path:
-        """A reader sees the previous entry or this one, never a partial file (``write_atomically``)."""
+        """A reader sees the previous entry or this one, never a partial file (``write_atomically``). Writers
+        of one key on several machines need no lock: each renames its own complete file over the entry."""
         path = self.path(key)
         write_atomically(path, lambda stream: self._write(stream, value))
         return path

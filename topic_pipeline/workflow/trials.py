@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,22 @@ class _ProgressReport:
             self.last_saved = now
 
 
+def recorded_by_earlier_attempts(
+    inputs: SweepInputs, trials: Iterable[tuple[str, TrialParams]], earlier_attempts: Collection[str]
+) -> dict[str, str]:
+    """The trials whose current stored result (these inputs, these parameters) one of the runs
+    ``earlier_attempts`` recorded: key -> that run's id, in the order of ``trials``."""
+    done: dict[str, str] = {}
+    if not earlier_attempts:
+        return done
+    for key, params in trials:
+        result = inputs.store.current(key, inputs.fingerprint, params.to_dict())
+        recorded_by = result.tags.get("dagster_run_id") if result is not None else None
+        if recorded_by in earlier_attempts:
+            done[key] = recorded_by
+    return done
+
+
 def run_trial_batch(
     inputs: SweepInputs,
     keys: Sequence[str],
@@ -198,12 +214,18 @@ def run_trial_batch(
     dagster_run_id: str,
     log: logging.Logger = _logger,
     progress_file: Path | None = None,
+    earlier_attempts: Collection[str] = frozenset(),
 ) -> Iterator[RecordedTrial | TrialBatchSummary]:
     """Run the trials ``keys`` on the cached embeddings; yields each as it is recorded, then the summary.
 
     A failing combination is recorded as failed (in MLflow and the result store) and logged; the others go
     on. Each trial is recorded in the consuming thread while the sweep goes on in its own; a consumer that
     stops (closes this generator) stops the sweep at its next trial (``as_they_finish``).
+
+    ``earlier_attempts``: the run ids of earlier attempts of this run (a retry re-executes a stopped run over
+    the same keys). A trial one of them recorded, with a result still current, is neither run nor yielded:
+    that attempt showed it when it finished it, or recovery shows it for the attempt
+    (``trials_finished_by``), so it is shown once whichever did.
     """
     config = inputs.config
     # A partition no grid planned (added by hand in the UI) has no parameters: named, skipped, never guessed.
@@ -215,6 +237,15 @@ def run_trial_batch(
             ", ".join(unplanned[:5]) + (" and more" if len(unplanned) > 5 else ""),
         )
     trials = [(key, inputs.params(key)) for key in keys if key not in set(unplanned)]
+    done_before = recorded_by_earlier_attempts(inputs, trials, earlier_attempts)
+    if done_before:
+        log.info(
+            "%d trial(s) of this run are skipped, neither rerun nor materialised again: an earlier attempt of "
+            "this run (%s) recorded them on the same inputs",
+            len(done_before),
+            ", ".join(sorted(set(done_before.values()))),
+        )
+        trials = [(key, params) for key, params in trials if key not in done_before]
     sources = embedding_sources(inputs, trials)
     check_sweep_capacity(inputs, trials, sources)
     positions, classes, heldout = inputs.labelled()

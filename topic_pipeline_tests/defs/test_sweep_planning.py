@@ -23,7 +23,7 @@ from topic_pipeline.inputs.embeddings import EmbeddingCache
 from topic_pipeline.storage.files import read_json, save_array
 
 
-def _register_inputs(tmp_path, grid: dict):
+def _register_inputs(tmp_path, grid: dict, sweep_runs: int = 1):
     database = tmp_path / "source.db"
     with sqlite3.connect(database) as connection:
         connection.execute("CREATE TABLE documents (id INTEGER, text TEXT)")
@@ -33,7 +33,10 @@ def _register_inputs(tmp_path, grid: dict):
     (tmp_path / "grid.json").write_text(json.dumps(grid))
     data = str(tmp_path / "data")
     settings = PipelineSettings(
-        data_dir=data, ground_truth_path=str(tmp_path / "labels.json"), grid_path=str(tmp_path / "grid.json")
+        data_dir=data,
+        ground_truth_path=str(tmp_path / "labels.json"),
+        grid_path=str(tmp_path / "grid.json"),
+        sweep_runs=sweep_runs,
     )
     resources = {
         "database": DocumentsDatabase(url=f"sqlite:///{database}"),
@@ -241,3 +244,92 @@ def test_a_leaderboard_without_its_report_gets_the_report_alone(tmp_path):
         assert planned is not None and planned.job_name == "report_job"
         instance.report_runless_asset_event(dg.AssetMaterialization("sweep_report"))
         assert _closing_run(instance, DataPaths(tmp_path), status) is None
+
+
+# Two neighbour graphs (n_neighbors), each with two reductions (min_dist) of three clusterings.
+TWO_GRAPHS_GRID = {"umap_n_neighbors": [5, 10], "umap_min_dist": [0.0, 0.1], "hdbscan_min_cluster_size": [2, 3, 4]}
+
+
+@pytest.mark.parametrize(("sweep_runs", "expected_runs"), [(1, 1), (2, 2), (5, 2)])
+def test_a_sweep_is_split_into_runs_that_share_no_neighbour_graph(tmp_path, sweep_runs, expected_runs):
+    """``TOPIC_PIPELINE_SWEEP_RUNS`` runs at most, never more than one per group of trials sharing a graph:
+    runs sent to different machines never build the same graph or reduction."""
+    from topic_pipeline.defs.planning import run_partition_keys, shared_work
+
+    for instance, settings, _ in _register_inputs(tmp_path, TWO_GRAPHS_GRID, sweep_runs=sweep_runs):
+        manifest = read_json(settings.paths.current_grid)
+        _cache_the_grids_embeddings(instance, settings, manifest)
+        runs = plan_next_runs(instance, settings)
+        ordered = instance.get_dynamic_partitions("trials")
+        assert len(runs) == expected_runs
+        assert len({run.run_key for run in runs}) == len(runs)
+        run_keys = [run_partition_keys(dg.DagsterRun("trials_job", tags=run.tags), ordered) for run in runs]
+        assert sorted(key for keys in run_keys for key in keys) == sorted(manifest["trials"])
+        graphs = [{shared_work(manifest["trials"][key])[0] for key in keys} for keys in run_keys]
+        assert sum(len(run_graphs) for run_graphs in graphs) == 2  # each graph in one run only
+        assert {len(keys) for keys in run_keys} == {12 // expected_runs}  # balanced
+        # The same plan again: the same runs, so the sensor's run keys dedupe its launches.
+        assert plan_sweep(instance, settings).runs == runs
+
+
+def _trial(**values):
+    from topic_pipeline.domain.trials import DEFAULT_GRID, TrialParams
+
+    return TrialParams(**{**{name: choices[0] for name, choices in DEFAULT_GRID.items()}, **values})
+
+
+def test_new_trials_are_registered_group_by_group_and_existing_ones_keep_their_order():
+    """A manifest whose graphs interleave (as a search's rounds can): each graph's trials, and each
+    reduction's within them, become contiguous; graphs in the order the manifest first names them."""
+    from topic_pipeline.defs.planning import _new_partitions
+
+    interleaved = [
+        _trial(umap_n_neighbors=10, hdbscan_min_cluster_size=2),
+        _trial(umap_n_neighbors=5, hdbscan_min_cluster_size=2),
+        _trial(umap_n_neighbors=10, umap_min_dist=0.1, hdbscan_min_cluster_size=2),
+        _trial(umap_n_neighbors=10, hdbscan_min_cluster_size=3),
+        _trial(umap_n_neighbors=5, hdbscan_min_cluster_size=3),
+        _trial(umap_n_neighbors=10, seed_replicate=1),
+    ]
+    trials = {trial.key: trial.to_dict() for trial in interleaved}
+    manifest = {"embedding_sets": {}, "trials": trials}
+    keys = [trial.key for trial in interleaved]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("trials", ["old-b", "old-a"])
+        requests, known, new = _new_partitions(instance, manifest)
+    assert known == ["old-b", "old-a"]
+    assert new == [keys[0], keys[3], keys[2], keys[1], keys[4], keys[5]]
+    assert requests == [dg.AddDynamicPartitionsRequest("trials", new)]
+
+
+def test_runs_never_span_a_key_that_is_not_due_and_only_an_oversized_group_is_cut(monkeypatch):
+    from topic_pipeline.defs import planning
+
+    monkeypatch.setattr(planning, "TRIALS_PER_RUN", 4)
+    # A graph of six trials (two reductions of three), then graphs of two trials each.
+    large = [
+        _trial(umap_n_neighbors=5, umap_min_dist=d, hdbscan_min_cluster_size=m) for d in (0.0, 0.1) for m in (2, 3, 4)
+    ]
+    small = [_trial(umap_n_neighbors=n, hdbscan_min_cluster_size=m) for n in (10, 20, 30) for m in (2, 3)]
+    ordered = [trial.key for trial in large + small]
+    trials = {trial.key: trial.to_dict() for trial in large + small}
+
+    def ranges(runnable, sweep_runs):
+        """Each planned run's range, as positions in the partition order."""
+        runs = planning._trials_runs(ordered, runnable, trials, "f", sweep_runs)
+        return [
+            (ordered.index(run.tags[PARTITION_RANGE_START_TAG]), ordered.index(run.tags[PARTITION_RANGE_END_TAG]))
+            for run in runs
+        ]
+
+    # The large graph is cut between its reductions; the others stay whole, two to a run.
+    assert ranges(set(ordered), 1) == [(0, 2), (3, 5), (6, 9), (10, 11)]
+    # More runs than graphs: one run per piece that may not be cut.
+    assert ranges(set(ordered), 9) == [(0, 2), (3, 5), (6, 7), (8, 9), (10, 11)]
+    # A trial done in the middle of a graph: no run spans it (the graph's trial before it fits in a run).
+    assert ranges(set(ordered) - {ordered[7]}, 1) == [(0, 2), (3, 6), (8, 11)]
+    # Runs large enough for every graph: two runs balanced by trial count, the large graph whole.
+    monkeypatch.setattr(planning, "TRIALS_PER_RUN", 100)
+    assert ranges(set(ordered), 2) == [(0, 5), (6, 11)]
+    assert ranges(set(ordered), 1) == [(0, 11)]
+    assert planning._trials_runs(ordered, set(), trials, "f", 2) == []

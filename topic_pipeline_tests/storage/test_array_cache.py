@@ -36,6 +36,78 @@ def test_two_processes_wanting_one_entry_compute_it_once(tmp_path):
     assert log.read_text().count("computed") == 1
 
 
+RACING_WRITES = 40
+
+
+def _store_one_entry_and_one_result_repeatedly(directory: str, barrier) -> int:
+    """What two workers sharing a data directory do when both compute one cache entry and one trial: each writes
+    its own complete copy, over and over, as close together in time as the barrier gets them, and reads back
+    what is there meanwhile. Returns how many reads found something other than a whole entry and row."""
+    from topic_pipeline.domain.results import STATUS_OK, TrialResult
+    from topic_pipeline.storage.results import ResultStore
+
+    cache, results = ArrayCache(Path(directory) / "cache"), ResultStore(Path(directory) / "results")
+    arrays = {"reduction": np.arange(200_000, dtype=np.float32).reshape(-1, 2)}
+    result = TrialResult("trial", {"n": 1}, "fingerprint", STATUS_OK, metrics={"ari": 0.5})
+    barrier.wait()
+    broken = 0
+    for _ in range(RACING_WRITES):
+        cache.store("entry", arrays)  # no lock taken: the rename alone must keep the entry whole
+        results.save(result, np.zeros(1000, dtype=np.int32))
+        broken += cache.load("entry") is None or results.current("trial", "fingerprint", {"n": 1}) is None
+    return broken
+
+
+def test_two_processes_writing_one_entry_and_one_result_at_once_leave_one_intact_copy_of_each(tmp_path):
+    from topic_pipeline.storage.results import ResultStore
+
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier = manager.Barrier(2)
+        with context.Pool(2) as pool:
+            broken = pool.starmap(_store_one_entry_and_one_result_repeatedly, [(str(tmp_path), barrier)] * 2)
+
+    assert broken == [0, 0]
+    entry = ArrayCache(tmp_path / "cache").load("entry")
+    np.testing.assert_array_equal(entry["reduction"], np.arange(200_000, dtype=np.float32).reshape(-1, 2))
+    results = ResultStore(tmp_path / "results")
+    assert results.current("trial", "fingerprint", {"n": 1}).metrics == {"ari": 0.5}
+    assert results.labels("trial", 1000) is not None
+    # One file per entry and per row (a trial written twice is one row), no temporary file left behind.
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["entry.npz"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["trial.json", "trial.labels.npy"]
+
+
+def test_an_entry_is_computed_where_the_file_system_refuses_locks(tmp_path, monkeypatch):
+    """Some NFS mounts answer ``flock`` with ENOLCK: the lock only saves work, so the entry is computed anyway."""
+    import errno
+
+    from topic_pipeline.storage import array_cache
+
+    def refuse(*_):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(array_cache.fcntl, "flock", refuse)
+    arrays, cached = ArrayCache(tmp_path).get_or_compute("k", lambda: {"value": np.arange(3)})
+    assert not cached and arrays["value"].tolist() == [0, 1, 2]
+    assert ArrayCache(tmp_path).get_or_compute("k", lambda: {})[1]
+
+
+def test_temporary_files_are_named_by_host_process_and_chance(tmp_path):
+    """Workers on several machines write into one directory: a process id alone repeats across machines."""
+    import os
+    import socket
+
+    from topic_pipeline.storage.files import TEMPORARY_SUFFIX, staging_file, temporary_prefix
+
+    host = "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())[:24]
+    assert temporary_prefix(tmp_path / "k.json") == f".k.json.{host}-{os.getpid()}."
+    first, second = staging_file(tmp_path / "k.json"), staging_file(tmp_path / "k.json")
+    assert first != second and all(p.name.startswith(f".k.json.{host}-{os.getpid()}.") for p in (first, second))
+    assert all(p.name.endswith(TEMPORARY_SUFFIX) for p in (first, second))
+    assert len(temporary_prefix(tmp_path / ("k" * 250))) < 200  # a long name leaves room for the rest
+
+
 def test_entries_are_pickle_free_and_damage_is_recomputed(tmp_path):
     cache = ArrayCache(tmp_path)
     calls = []

@@ -199,6 +199,41 @@ def test_a_trial_recorded_before_supersedes_its_older_runs_and_carries_its_round
     assert [item.search_round for item in recorded] == [1, 2]
 
 
+def test_a_retry_skips_the_trials_its_earlier_attempts_recorded_and_runs_the_rest(tmp_path, scripted_engine, caplog):
+    """A retry of a killed run: what the killed attempt stored is shown already (by it, or by recovery), so it is
+    neither rerun nor yielded; a result it stored on other inputs is stale, so that trial runs again."""
+    script, inputs_of = scripted_engine
+    inputs = _sweep(tmp_path, rounds={})
+    inputs_of.append(inputs)
+    first, second = list(inputs.trials)
+    store = ResultStore(inputs.paths.results)
+    for key, fingerprint in ((first, inputs.fingerprint), (second, "older-inputs")):
+        stored = _scored(inputs, key, 0.5).result
+        stored.fingerprint, stored.tags = fingerprint, {"mlflow_run_id": "m", "dagster_run_id": "killed-attempt"}
+        store.save(stored, np.zeros(N_DOCUMENTS, dtype=np.int32))
+    script += [(second, 0.4)]
+    tracker = RecordingTracker()
+    log = logging.getLogger("test.retry")
+
+    with caplog.at_level(logging.INFO, logger="test.retry"):
+        *recorded, summary = run_trial_batch(
+            inputs, [first, second], tracker, "retry", log=log, earlier_attempts={"root", "killed-attempt"}
+        )
+
+    assert [item.key for item in recorded] == [second] and summary.trials == 1
+    assert [call["key"] for call in tracker.logged] == [second]
+    assert store.load(first).tags["dagster_run_id"] == "killed-attempt"
+    assert store.load(second).tags["dagster_run_id"] == "retry"
+    assert (
+        "1 trial(s) of this run are skipped, neither rerun nor materialised again: an earlier attempt of this run "
+        "(killed-attempt) recorded them on the same inputs" in caplog.text
+    )
+    # A first attempt (no earlier ones) runs every trial it is given, as before.
+    script[:] = [(first, 0.6), (second, 0.4)]
+    *recorded, _ = run_trial_batch(inputs, [first, second], RecordingTracker(), "other-run")
+    assert [item.key for item in recorded] == [first, second]
+
+
 def test_failures_and_progress_are_logged_and_the_progress_file_kept_current(tmp_path, scripted_engine, caplog):
     script, inputs_of = scripted_engine
     inputs = _sweep(tmp_path, rounds={})

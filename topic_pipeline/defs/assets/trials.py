@@ -18,9 +18,14 @@ from topic_pipeline.storage.run_records import PROGRESS_FILE, STEP_PROCESS, RunR
 from topic_pipeline.workflow.sweep_inputs import SweepInputs
 from topic_pipeline.workflow.trials import RecordedTrial, TrialBatchSummary, run_trial_batch
 
-# A backfill runs as few runs of up to this many partitions each: every run starts its worker pool
-# (imports, numba compilation) once, and trials sharing a UMAP reduction stay in one run.
+# The most trial partitions one run takes: every run starts its worker pool (imports, numba compilation)
+# once. The sweep sensor and the command line cut runs only between groups of trials sharing a neighbour
+# graph (``planning._trials_runs``, ``TOPIC_PIPELINE_SWEEP_RUNS``); a UI backfill is split by count alone
+# (the ``BackfillPolicy`` below), so a group may be cut where a run fills up.
 TRIALS_PER_RUN = 1000
+
+# The tag Dagster gives every re-execution (a run retry's too): the first run of its group.
+ROOT_RUN_ID_TAG = "dagster/root_run_id"
 
 # Decimals of the scores a partition shows: finer than any difference a labelled sample resolves (the
 # result store keeps them whole).
@@ -78,6 +83,17 @@ def batch_metadata(summary: TrialBatchSummary) -> dict[str, object]:
     }
 
 
+def earlier_attempts(context: dg.AssetExecutionContext) -> set[str]:
+    """For a re-execution (a retry of a run whose worker died, say): the other runs of its group, the root
+    run and its re-executions. Empty for a first attempt."""
+    run = context.run
+    if run.parent_run_id is None:
+        return set()
+    root = run.root_run_id or run.parent_run_id
+    group = context.instance.get_runs(dg.RunsFilter(tags={ROOT_RUN_ID_TAG: root}))
+    return ({root} | {other.run_id for other in group}) - {run.run_id}
+
+
 @dg.asset(
     group_name="sweep",
     partitions_def=trial_partitions,
@@ -117,6 +133,8 @@ def grid_trials(
         context.run.run_id,
         log=context.log,
         progress_file=Path(progress_file) if progress_file else None,
+        # A trial an earlier attempt recorded is shown already, by it or by recovery: not run or shown again.
+        earlier_attempts=earlier_attempts(context),
     )
     with contextlib.closing(batch):  # a step that stops stops the sweep at its next trial
         for outcome in batch:

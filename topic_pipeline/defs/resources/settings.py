@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
 
+from topic_pipeline.domain.versions import environment_versions
 from topic_pipeline.engine.reference import DEFAULT_SEED
 from topic_pipeline.inputs.demo_data import ensure_demo_data
 from topic_pipeline.inputs.embeddings import EmbeddingSettings
 from topic_pipeline.inputs.grid import DEFAULT_MAX_GRID_TRIALS
 from topic_pipeline.inputs.ground_truth import DEFAULT_MIN_FOUND_SHARE, GroundTruth
 from topic_pipeline.scoring.holdout import DEFAULT_HOLDOUT_FRACTION, DEFAULT_HOLDOUT_SEED, HoldoutSplit
+from topic_pipeline.storage.data_directory import verify
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.workflow import SweepConfig
+
+# Set by a cluster worker (the Celery worker, to its name) in the processes that execute runs: only there can the
+# data directory be another machine's mount, or missing.
+CLUSTER_WORKER_ENV = "TOPIC_PIPELINE_CLUSTER_WORKER"
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -33,6 +40,9 @@ class PipelineSettings(dg.ConfigurableResource):
     engine: str = "fast"
     # Worker processes for the fast engine; 0 means one per CPU core.
     workers: int = 0
+    # Trials runs a sweep's runnable trials are split into, sharing no neighbour graph (fewer with fewer
+    # graphs); 1 means as few runs as possible.
+    sweep_runs: int = 1
     # True where no model hub can be reached: only local paths and cached models load.
     embedding_local_files_only: bool = False
     # A grid file with more combinations is refused before it is expanded or registered.
@@ -47,6 +57,19 @@ class PipelineSettings(dg.ConfigurableResource):
     @property
     def paths(self) -> DataPaths:
         return DataPaths(self.data_dir or None)
+
+    def check_shared_data_directory(self, where: str) -> None:
+        """On a cluster worker (``TOPIC_PIPELINE_CLUSTER_WORKER`` set): refuse, writing nothing, unless the data
+        directory is the one the instance claimed, in the same environment (``storage.data_directory``).
+        ``where`` says what is checked (a run, say); the worker's name goes before it in the message."""
+        worker = os.environ.get(CLUSTER_WORKER_ENV, "").strip()
+        if worker:
+            verify(self.paths, environment_versions(), f"worker {worker}" + (f", {where}" if where else ""))
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Dagster initialises a step's resources in the step's process before its inputs load, its body runs
+        # or its IO manager writes: a worker that would write to the wrong directory stops before any write.
+        self.check_shared_data_directory(f"run {context.run_id}" if context.run_id else "")
 
     def ground_truth_file(self) -> Path:
         if self.ground_truth_path:

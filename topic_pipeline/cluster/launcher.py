@@ -1,0 +1,83 @@
+"""The cluster's run launcher: dagster-celery's ``CeleryRunLauncher`` (each run one Celery task on a
+``dagster-celery worker``), whose health check also reads the heartbeat the worker raises in the run's
+record (``cluster.worker``).
+
+Run monitoring (``run_monitoring:`` in deploy/celery/dagster.yaml) asks the launcher about every started run
+every few seconds. dagster-celery's own answer comes from the task's state in the result backend, which a
+worker killed mid-task leaves STARTED for ever. Here a heartbeat that stops rising for
+``heartbeat_timeout_seconds`` fails the run, with the worker's name; run retries then send it to a live
+worker. The timeout is measured on this process's clock, from when it last saw the count change, so the
+workers' clocks need not agree with the daemon's.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from dagster import Field, IntSource, StringSource
+from dagster_celery.launcher import CeleryRunLauncher
+
+from topic_pipeline._compat.dagster import run_worker_health
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.storage.run_records import HEARTBEAT, HOST, PID, WORKER, RunRecords
+
+DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 30
+
+
+class HeartbeatCeleryRunLauncher(CeleryRunLauncher):
+    """``CeleryRunLauncher`` that also fails a run whose worker stopped raising its heartbeat."""
+
+    def __init__(
+        self,
+        data_dir: str = "",
+        heartbeat_timeout_seconds: int = DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
+        **celery_config: Any,
+    ):
+        self.data_dir = data_dir
+        self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
+        self._records = RunRecords(DataPaths(Path(data_dir) if data_dir else None).run_records)
+        # run id -> (the last heartbeat seen, when this process first saw it)
+        self._seen: dict[str, tuple[int, float]] = {}
+        super().__init__(**celery_config)
+
+    def check_run_worker_health(self, run: Any) -> Any:
+        record = self._records.read(run.run_id)
+        beat = record.get(HEARTBEAT)
+        if not isinstance(beat, int):
+            # No record: not started on a worker yet, or already ended. The task's state answers.
+            self._seen.pop(run.run_id, None)
+            return super().check_run_worker_health(run)
+        now = time.monotonic()
+        last = self._seen.get(run.run_id)
+        if last is None or last[0] != beat:
+            self._seen[run.run_id] = (beat, now)
+            return run_worker_health(True)
+        silent = now - last[1]
+        if silent <= self.heartbeat_timeout_seconds:
+            return run_worker_health(True)
+        self._seen.pop(run.run_id, None)
+        return run_worker_health(
+            False,
+            f"Celery worker {record.get(WORKER, '?')} (host {record.get(HOST, '?')}, pid {record.get(PID, '?')}) "
+            f"stopped its heartbeat {silent:.0f} s ago: it was killed or its machine went down",
+        )
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {
+            **CeleryRunLauncher.config_type(),
+            "data_dir": Field(
+                StringSource,
+                is_required=False,
+                default_value="",
+                description="The shared data directory (TOPIC_PIPELINE_DATA_DIR), where workers keep run records.",
+            ),
+            "heartbeat_timeout_seconds": Field(
+                IntSource,
+                is_required=False,
+                default_value=DEFAULT_HEARTBEAT_TIMEOUT_SECONDS,
+                description="A run whose worker's heartbeat has not risen for this long is failed.",
+            ),
+        }

@@ -1,0 +1,159 @@
+"""The Celery app of the cluster's workers: ``dagster-celery worker start -A topic_pipeline.cluster.worker -n
+<name> -- --pool=solo``. dagster-celery's run tasks (the ones its launcher sends), on the broker and result
+backend named by ``DAGSTER_CELERY_BROKER_URL`` and ``DAGSTER_CELERY_BACKEND_URL``, as the instance's launcher
+(deploy/celery/dagster.yaml) reads them: from the environment, so no credential is written to a file.
+
+While the worker executes a run, a thread raises a heartbeat in the run's
+record (``<data dir>/runs/<run id>.json``, beside the worker's name, host and pid) every
+``HEARTBEAT_SECONDS``; the instance's launcher (``cluster.launcher``) fails the run when it stops rising.
+
+Why a heartbeat of our own: dagster-celery's launcher judges a run by its Celery task's state in the result
+backend, and a worker killed mid-task leaves that state STARTED for ever; Celery's own remote control cannot
+ask a solo-pool worker anything while its one task runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from celery import signals
+from dagster_celery.config import DEFAULT_CONFIG, TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME
+from dagster_celery.make_app import make_app
+from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
+
+from topic_pipeline._compat.dagster import packed_run_id
+from topic_pipeline.definitions import WORKER_TAG
+from topic_pipeline.errors import TopicPipelineError
+from topic_pipeline.processes import process_start_time
+from topic_pipeline.settings import Settings
+from topic_pipeline.storage.paths import DataPaths
+from topic_pipeline.storage.run_records import HEARTBEAT, HOST, PID, PID_START, TASK_ID, WORKER, RunRecords
+
+# The worker's name (Celery's node name), for the runs it executes: PipelineSettings checks, in every step,
+# that a worker sees the sweep's shared data directory and the instance's library versions.
+WORKER_ENV = "TOPIC_PIPELINE_CLUSTER_WORKER"
+HEARTBEAT_SECONDS = 5.0
+
+_log = logging.getLogger(__name__)
+_beats: dict[str, _Heartbeat] = {}
+
+
+def _connection(variable: str) -> str:
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise SystemExit(f"{variable} is not set: the worker needs the URL the instance's run launcher uses for it")
+    return value
+
+
+app = make_app(
+    {
+        "broker": _connection("DAGSTER_CELERY_BROKER_URL"),
+        "backend": _connection("DAGSTER_CELERY_BACKEND_URL"),
+        "include": [],
+        "config_source": dict(DEFAULT_CONFIG),
+        "task_default_queue": DEFAULT_CONFIG["task_default_queue"],
+    }
+)
+execute_job = create_execute_job_task(app)
+resume_job = create_resume_job_task(app)
+
+
+class _Heartbeat:
+    """Raises the heartbeat of one run's record until stopped; the record is removed when the run ends."""
+
+    def __init__(self, records: RunRecords, run_id: str, task_id: str, worker: str):
+        self.records, self.run_id = records, run_id
+        pid = os.getpid()
+        self.identity = {
+            WORKER: worker,
+            HOST: socket.gethostname(),
+            PID: pid,
+            PID_START: process_start_time(pid) or "",
+            TASK_ID: task_id,
+        }
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+
+    def start(self) -> None:
+        self._raise()
+        self._thread.start()
+
+    def _raise(self) -> None:
+        self.count += 1
+        try:
+            self.records.update(self.run_id, **self.identity, **{HEARTBEAT: self.count})
+        except OSError as exc:  # a missed beat is retried; enough of them and the run is judged dead
+            _log.warning("run %s: heartbeat not written: %s", self.run_id, exc)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            self._raise()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.records.remove(self.run_id)
+
+
+def _records() -> RunRecords | None:
+    """The run records in this worker's data directory; None when its settings do not load (the run's steps
+    then fail on the same one-line settings error, which is where a person looks)."""
+    try:
+        return RunRecords(DataPaths(Settings.load().data_dir).run_records)
+    except TopicPipelineError as exc:
+        _log.error("no heartbeat: %s", exc)
+        return None
+
+
+@signals.celeryd_init.connect
+def _name_worker(sender: str | None = None, **_: Any) -> None:
+    # Set before any task: the run's step processes inherit it.
+    os.environ[WORKER_ENV] = str(sender or socket.gethostname())
+
+
+@signals.task_prerun.connect
+def _start_heartbeat(task_id: str, task: Any, kwargs: dict | None = None, **_: Any) -> None:
+    if task.name not in (TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME):
+        return
+    run_id = packed_run_id((kwargs or {}).get("execute_job_args_packed"))
+    if run_id is None:
+        return
+    records = _records()
+    if records is None:
+        return
+    worker = os.environ.get(WORKER_ENV) or socket.gethostname()
+    beat = _Heartbeat(records, run_id, task_id, worker)
+    beat.start()
+    _beats[task_id] = beat
+    _announce(run_id, worker)
+
+
+def _announce(run_id: str, worker: str) -> None:
+    """Name the worker on the run: a tag to filter runs by in the UI, and a line of its log with host and pid."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            _log.error(
+                "run %s: not in the instance this worker opens (DAGSTER_HOME=%s)",
+                run_id,
+                os.environ.get("DAGSTER_HOME"),
+            )
+            return
+        instance.add_run_tags(run_id, {WORKER_TAG: worker})
+        instance.report_engine_event(
+            f"Executed by Celery worker {worker} on host {socket.gethostname()}, pid {os.getpid()}", run
+        )
+
+
+@signals.task_postrun.connect
+def _stop_heartbeat(task_id: str, **_: Any) -> None:
+    beat = _beats.pop(task_id, None)
+    if beat is not None:
+        beat.stop()
