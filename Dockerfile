@@ -6,7 +6,7 @@ COPY pyproject.toml README.md ./
 COPY topic_pipeline ./topic_pipeline
 # torch pinned first so the project's own install never changes it (PyPI's Linux wheel includes CUDA, for
 # GPU hosts). The k8s extra (dagster-k8s) serves the Kubernetes deployment (deploy/k8s/).
-RUN pip install torch==2.13.0 && pip install -e ".[k8s]"
+RUN pip install torch==2.13.0 && pip install -e ".[k8s,celery]"
 # UMAP's and NNDescent's numba code compiled into the image once, not in each container (numba uses
 # it where the CPU matches the build machine's and compiles afresh elsewhere).
 RUN topic-pipeline compile

@@ -9,7 +9,7 @@ export TOPIC_PIPELINE_DATA_DIR ?= $(CURDIR)/data
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup setup-browser demo test test-fast benchmark benchmark-search load-test ui mlflow-ui clean
+.PHONY: setup setup-browser demo cluster-demo test test-fast benchmark benchmark-search load-test ui mlflow-ui clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	@echo ""
 	@echo "Dagster UI (asset graph, history, backfills):  make ui         -> http://127.0.0.1:3000"
 	@echo "MLflow UI (a run per sweep, trials nested):    make mlflow-ui  -> http://127.0.0.1:5000"
+
+# The demo sweep on a Celery cluster on this machine (deploy/celery/): the daemon, the webserver, an MLflow server
+# and two workers on the local PostgreSQL, RabbitMQ and Redis; stopped on exit or Ctrl-C (scripts/cluster_demo.py).
+cluster-demo: $(STAMP)
+	$(BIN)/python scripts/cluster_demo.py
 
 # The UI test (test_ui_operation.py) renders the Dagster UI in Debian's headless chromium, a system package:
 # `make setup-browser` installs it once (CI's .ci/run does); `make test` checks for it and installs nothing.
@@ -71,4 +76,4 @@ mlflow-ui: $(STAMP)
 		--default-artifact-root $(TOPIC_PIPELINE_DATA_DIR)/mlflow/artifacts --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf $(VENV) .dagster_home data .pytest_cache
+	rm -rf $(VENV) .dagster_home data .pytest_cache .cluster-demo

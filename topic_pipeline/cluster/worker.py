@@ -123,29 +123,29 @@ def _start_heartbeat(task_id: str, task: Any, kwargs: dict | None = None, **_: A
     run_id = packed_run_id((kwargs or {}).get("execute_job_args_packed"))
     if run_id is None:
         return
-    records = _records()
-    if records is None:
-        return
-    worker = os.environ.get(WORKER_ENV) or socket.gethostname()
-    beat = _Heartbeat(records, run_id, task_id, worker)
-    beat.start()
-    _beats[task_id] = beat
-    _announce(run_id, worker)
-
-
-def _announce(run_id: str, worker: str) -> None:
-    """Name the worker on the run: a tag to filter runs by in the UI, and a line of its log with host and pid."""
     import dagster as dg
 
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(run_id)
         if run is None:
             _log.error(
-                "run %s: not in the instance this worker opens (DAGSTER_HOME=%s)",
-                run_id,
-                os.environ.get("DAGSTER_HOME"),
+                "run %s: not in this worker's instance (DAGSTER_HOME=%s)", run_id, os.environ.get("DAGSTER_HOME")
             )
             return
+        startable = (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING)
+        if task.name == TASK_EXECUTE_JOB_NAME and run.status not in startable:
+            # The broker resent the task of a worker that died before acknowledging it: Dagster ignores this copy,
+            # and the dead worker's heartbeat must stay as it stopped, for the launcher to judge the run by.
+            _log.warning("run %s is %s already: a resent task, not executed here", run_id, run.status.value)
+            return
+        records = _records()
+        if records is None:
+            return
+        worker = os.environ.get(WORKER_ENV) or socket.gethostname()
+        beat = _Heartbeat(records, run_id, task_id, worker)
+        beat.start()
+        _beats[task_id] = beat
+        # Named on the run: a tag to filter runs by in the UI, and a line of its log with host and pid.
         instance.add_run_tags(run_id, {WORKER_TAG: worker})
         instance.report_engine_event(
             f"Executed by Celery worker {worker} on host {socket.gethostname()}, pid {os.getpid()}", run

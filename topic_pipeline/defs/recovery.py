@@ -39,7 +39,7 @@ from topic_pipeline.processes import identified_process_alive, process_start_tim
 from topic_pipeline.storage.files import remove_stale_temporaries
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.results import ResultStore
-from topic_pipeline.storage.run_records import HOST, PID, PID_START, STEP_PROCESS, RunRecords
+from topic_pipeline.storage.run_records import HOST, PID, PID_START, STEP_PROCESS, WORKER, RunRecords
 from topic_pipeline.workflow.trials import trials_finished_by
 
 # A record is written just before its run is created: one without a run younger than this may be that moment.
@@ -76,6 +76,9 @@ def _process_is_gone(record: dict) -> bool:
     """Whether the process a run's record names is gone. A run without a record was not executed in-process
     (a launcher, the UI's re-execution): only Dagster's own monitoring can tell."""
     if record.get(HOST) != socket.gethostname() or not str(record.get(PID, "")).isdigit():
+        return False
+    if record.get(WORKER):
+        # A cluster worker's run is judged by the launcher's heartbeat check (run monitoring), from any host alike.
         return False
     started = process_start_time(int(record[PID]))
     return started is None or (bool(record.get(PID_START)) and started != record[PID_START])

@@ -39,6 +39,8 @@ from deploy_files import (
 from topic_pipeline.storage.paths import DataPaths
 
 SERVICES = {"postgres", "mlflow", "code-server", "webserver", "daemon"}
+# Started only with `docker compose --profile celery` (deploy/celery/).
+CELERY_SERVICES = {"rabbitmq", "redis", "worker"}
 DAGSTER_ENV = {
     "DAGSTER_PG_HOST": "db",
     "DAGSTER_PG_PORT": "5432",
@@ -101,7 +103,7 @@ def test_pipeline_settings_passed_to_the_code_server_are_read_by_the_code(compos
 
 def test_services_health_checks_and_start_order(compose) -> None:
     services = compose["services"]
-    assert set(services) == SERVICES
+    assert set(services) == SERVICES | CELERY_SERVICES
     for name, service in services.items():
         assert service["healthcheck"]["test"], name
         for dependency, condition in service.get("depends_on", {}).items():
@@ -189,7 +191,7 @@ def parse_command_line(argv: list[str]) -> click.Command:
 def test_commands_are_the_project_entry_points(compose) -> None:
     services = compose["services"]
     image_services = [name for name, service in services.items() if service.get("build")]
-    assert set(image_services) == SERVICES - {"postgres"}
+    assert set(image_services) == (SERVICES - {"postgres"}) | {"worker"}
     workdir = dockerfile_workdir()
 
     def as_in_repo(argument: str) -> str:
@@ -218,6 +220,51 @@ def test_commands_are_the_project_entry_points(compose) -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "COPY deploy ./deploy" in dockerfile
     assert "COPY deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml" in dockerfile
+
+
+def test_celery_services_are_a_profile_that_leaves_the_default_stack_alone(compose) -> None:
+    services = compose["services"]
+    for name in SERVICES:
+        assert "profiles" not in services[name], name
+    for name in CELERY_SERVICES:
+        assert services[name]["profiles"] == ["celery"], name
+    assert "--profile celery" in COMPOSE_FILE.read_text()
+    # The default services reach nothing of the profile.
+    for name in SERVICES:
+        assert not set(services[name].get("depends_on", {})) & CELERY_SERVICES, name
+
+
+def test_celery_worker_service(compose) -> None:
+    services = compose["services"]
+    worker, code_server = services["worker"], services["code-server"]
+    command = shlex.split(worker["command"])
+    assert command[:3] == ["dagster-celery", "worker", "start"]
+    assert command[command.index("-A") + 1] == "topic_pipeline.cluster.worker"
+    assert importlib.util.find_spec("topic_pipeline.cluster.worker") is not None
+    assert command[command.index("--") + 1 :] == ["--pool=solo"]
+    assert set(worker["depends_on"]) >= {"postgres", "rabbitmq", "redis", "mlflow"}
+    environment = worker["environment"]
+    # The worker's instance is deploy/celery/dagster.yaml, mounted as $DAGSTER_HOME/dagster.yaml.
+    binds = {target: source for source, target, *_ in (volume.split(":") for volume in worker["volumes"])}
+    assert binds[f"{environment['DAGSTER_HOME']}/dagster.yaml"] == "./deploy/celery/dagster.yaml"
+    wanted = {
+        value["env"] for value in _env_references(yaml.safe_load((DEPLOY / "celery" / "dagster.yaml").read_text()))
+    }
+    assert wanted <= set(environment)
+    assert environment["DAGSTER_CELERY_BROKER_URL"].split("@")[1].startswith("rabbitmq:5672/")
+    assert environment["DAGSTER_CELERY_BACKEND_URL"].startswith("redis://redis:6379/")
+    # The same shared data directory, caches, settings and step logs as the code server.
+    assert mounts(code_server).items() <= mounts(worker).items()
+    for name, value in code_server["environment"].items():
+        if name != "DAGSTER_HOME":
+            assert environment[name] == value, name
+    assert "TOPIC_PIPELINE_SWEEP_RUNS" in environment
+    # The broker's user is set from .env, not RabbitMQ's localhost-only guest.
+    rabbitmq = services["rabbitmq"]["environment"]
+    assert environment["DAGSTER_CELERY_BROKER_URL"].startswith(
+        f"pyamqp://{rabbitmq['RABBITMQ_DEFAULT_USER']}:{rabbitmq['RABBITMQ_DEFAULT_PASS']}@"
+    )
+    assert "celery" in next(line for line in (REPO / "Dockerfile").read_text().splitlines() if "pip install -e" in line)
 
 
 def test_workspace_yaml_loads_as_a_grpc_code_location() -> None:

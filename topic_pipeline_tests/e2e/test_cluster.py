@@ -1,0 +1,268 @@
+"""The Celery deployment (deploy/celery/) with real workers, on this machine's PostgreSQL, RabbitMQ and Redis.
+
+One cluster for the module (scripts/local_cluster.py): the daemon (sensor, run queue, run monitoring, run
+retries), an MLflow server on PostgreSQL and two `dagster-celery` workers, each in a working directory of its
+own, sharing one data directory. Each test sweeps a grid of its own on it, in order:
+
+1. through the sensor (the UI's path): every trial materialised once, both workers used, labels identical
+   to a local multiprocess sweep of the same grid;
+2. a worker SIGKILLed (its whole process group) while it executes a trials run: the run is failed by the
+   heartbeat check, retried and finished on the other worker; nothing missing, nothing twice;
+3. `topic-pipeline sweep` against the cluster's instance: it executes nothing in its own process.
+
+Two machines are stood in for by two processes on one machine; the shared directory is a local folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from conftest import require_service
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from local_cluster import LocalCluster, ServiceMissing, check_services
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+HEARTBEAT_TIMEOUT_S = 30
+MONITORING_POLL_S = 5
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    try:
+        check_services()
+    except ServiceMissing as missing:
+        require_service(str(missing))
+    root = tmp_path_factory.mktemp("cluster")
+    grid = root / "grid.json"
+    local = LocalCluster(
+        root,
+        extra_env={
+            "TOPIC_PIPELINE_GRID": str(grid),
+            "TOPIC_PIPELINE_SWEEP_RUNS": "2",
+            "TOPIC_PIPELINE_SENSOR_INTERVAL_S": "3",
+            # One engine worker per Celery worker: the two share this machine's two cores.
+            "TOPIC_PIPELINE_WORKERS": "1",
+        },
+    )
+    local.grid = grid
+    with local:
+        previous = dict(os.environ)
+        os.environ.update(local.env)
+        try:
+            yield local
+        finally:
+            os.environ.clear()
+            os.environ.update(previous)
+
+
+def _set_grid(cluster: LocalCluster, n_neighbors: list[int], min_cluster_size: list[int]) -> None:
+    cluster.grid.write_text(
+        json.dumps(
+            {
+                "umap_n_neighbors": n_neighbors,
+                "umap_n_components": [5],
+                "hdbscan_min_cluster_size": min_cluster_size,
+                "embedding_model": [MODEL],
+            }
+        )
+    )
+
+
+def _trial_keys(cluster: LocalCluster) -> list[str]:
+    from topic_pipeline.storage.paths import DataPaths
+
+    manifest = json.loads(DataPaths(cluster.data_dir).current_grid.read_text())
+    return list(manifest["trials"])
+
+
+def _materialisations(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, int]:
+    counts = dict.fromkeys(keys, 0)
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("grid_trials"), asset_partitions=keys), limit=1000
+    )
+    for record in result.records:
+        counts[record.partition_key] += 1
+    return counts
+
+
+def _wait_for_leaderboard(instance: dg.DagsterInstance, since: float, timeout_s: float = 420) -> None:
+    """Until a leaderboard newer than ``since`` exists and no run is in flight."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        event = instance.get_latest_materialization_event(dg.AssetKey("sweep_report"))
+        in_flight = instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))
+        if event is not None and event.timestamp > since and not in_flight:
+            return
+        time.sleep(2)
+    runs = [(run.job_name, run.status.value, run.tags.get("topic_pipeline/worker")) for run in instance.get_runs()]
+    pytest.fail(f"no leaderboard within {timeout_s:.0f} s; runs: {runs}")
+
+
+def _start_sweep(cluster: LocalCluster) -> float:
+    """Materialise the inputs as the UI's launchpad would (a run in the queue); the sensor does the rest."""
+    from topic_pipeline.cli import follow_runs, submit_run
+
+    since = time.time()
+    with dg.DagsterInstance.get() as instance:
+        follow_runs(instance, [submit_run(instance, "refresh_inputs_job", {})])
+    return since
+
+
+def _labels(data_dir: Path, keys: list[str]) -> dict[str, np.ndarray]:
+    from topic_pipeline.storage.results import ResultStore
+
+    store = ResultStore(data_dir / "trials" / "results")
+    return {key: np.load(store.labels_path(key), allow_pickle=False) for key in keys}
+
+
+def _local_sweep(tmp_path: Path, cluster: LocalCluster) -> Path:
+    """The same grid swept by `topic-pipeline sweep` on the embedded instance (multiprocess executor), on a
+    data directory of its own that starts with the cluster's cached embeddings."""
+    data_dir = tmp_path / "local-data"
+    shutil.copytree(cluster.data_dir / "embeddings", data_dir / "embeddings")
+    env = {
+        key: value
+        for key, value in cluster.env.items()
+        if not key.startswith(("DAGSTER_PG", "DAGSTER_CELERY")) and key != "MLFLOW_TRACKING_URI"
+    }
+    env.update(
+        {
+            "DAGSTER_HOME": str(tmp_path / "local-home"),
+            "TOPIC_PIPELINE_DATA_DIR": str(data_dir),
+            "TOPIC_PIPELINE_WORKERS": "2",
+            "TOPIC_PIPELINE_SWEEP_RUNS": "1",
+        }
+    )
+    completed = subprocess.run(
+        [str(BIN / "topic-pipeline"), "sweep"], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    return data_dir
+
+
+def test_a_sweep_through_the_sensor_runs_on_both_workers_with_the_labels_of_a_local_sweep(cluster, tmp_path):
+    _set_grid(cluster, [10, 15], [8, 20])
+    since = _start_sweep(cluster)
+    with dg.DagsterInstance.get() as instance:
+        _wait_for_leaderboard(instance, since)
+        keys = _trial_keys(cluster)
+        assert len(keys) == 4
+        assert _materialisations(instance, keys) == dict.fromkeys(keys, 1)
+        runs = instance.get_runs()
+        trials_runs = [run for run in runs if run.job_name == "trials_job"]
+        assert len(trials_runs) == 2 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in trials_runs)
+        workers = {run.tags.get("topic_pipeline/worker") for run in runs}
+        assert {name.split("@")[0] for name in workers if name} == {"worker1", "worker2"}, workers
+    local = _local_sweep(tmp_path, cluster)
+    on_cluster, on_one_machine = _labels(cluster.data_dir, keys), _labels(local, keys)
+    for key in keys:
+        np.testing.assert_array_equal(on_cluster[key], on_one_machine[key], err_msg=key)
+
+
+def test_a_killed_worker_s_run_is_failed_retried_and_finished_on_the_other(cluster):
+    from topic_pipeline.integrations.mlflow_tracking import is_trial_run
+    from topic_pipeline.storage.run_records import HEARTBEAT, WORKER, RunRecords
+
+    _set_grid(cluster, [10, 15], [10, 25])
+    since = _start_sweep(cluster)
+    records = RunRecords(cluster.data_dir / "runs")
+    with dg.DagsterInstance.get() as instance:
+        deadline = time.monotonic() + 240
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            for run in instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=[dg.DagsterRunStatus.STARTED])):
+                record = records.read(run.run_id)
+                if record.get(HEARTBEAT):
+                    victim = run, record[WORKER].split("@")[0]
+                    break
+            time.sleep(0.5)
+        assert victim, "no trials run started on a worker"
+        run, worker = victim
+        cluster.kill_worker(worker)
+        killed_at = time.monotonic()
+        while instance.get_run_by_id(run.run_id).status != dg.DagsterRunStatus.FAILURE:
+            assert time.monotonic() - killed_at < HEARTBEAT_TIMEOUT_S + 3 * MONITORING_POLL_S, "not failed in time"
+            time.sleep(0.5)
+        failure = [event.message for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)]
+        assert any("stopped its heartbeat" in message and worker in message for message in failure), failure
+        _wait_for_leaderboard(instance, since)
+        retries = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
+        assert len(retries) == 1 and retries[0].status == dg.DagsterRunStatus.SUCCESS
+        survivor = {"worker1", "worker2"} - {worker}
+        assert retries[0].tags["topic_pipeline/worker"].split("@")[0] in survivor
+        keys = _trial_keys(cluster)
+        assert _materialisations(instance, keys) == dict.fromkeys(keys, 1)
+    # MLflow: one live run per trial, finished; the dead run's are marked (KILLED, superseded and deleted).
+    import mlflow
+
+    client = mlflow.MlflowClient(cluster.mlflow_url)
+    experiments = client.search_experiments()
+    live = [
+        run
+        for experiment in experiments
+        for run in client.search_runs([experiment.experiment_id], max_results=1000)
+        if is_trial_run(run.data.tags) and run.data.tags.get("trial_key") in keys
+    ]
+    assert sorted(run.data.tags["trial_key"] for run in live) == sorted(keys)
+    assert {run.info.status for run in live} == {"FINISHED"}
+    cluster.start_worker(worker)
+
+
+def test_the_command_line_submits_to_the_workers_and_executes_nothing_itself(cluster):
+    _set_grid(cluster, [10, 15], [12, 30])
+    workspace = str(cluster.dagster_home / "workspace.yaml")
+    # The sensor would plan the same trials beside the command line: it is off for this one.
+    stopped = subprocess.run(
+        [str(BIN / "dagster"), "sensor", "stop", "sweep_sensor", "-w", workspace],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert stopped.returncode == 0, stopped.stderr[-2000:]
+    with dg.DagsterInstance.get() as instance:
+        before = {run.run_id for run in instance.get_runs()}
+    command = subprocess.Popen(
+        [str(BIN / "topic-pipeline"), "sweep"],
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=cluster.root,
+    )
+    output, _ = command.communicate(timeout=420)
+    assert command.returncode == 0, output[-3000:]
+    with dg.DagsterInstance.get() as instance:
+        new = [run for run in instance.get_runs() if run.run_id not in before]
+        assert {run.job_name for run in new} >= {"refresh_inputs_job", "trials_job", "leaderboard_job"}
+        for run in new:
+            assert run.tags.get("topic_pipeline/worker"), f"{run.job_name} {run.run_id} names no worker"
+            executed = [
+                event.message
+                for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+                if event.message.startswith("Executed by Celery worker")
+            ]
+            assert executed and f"pid {command.pid}" not in executed[0], executed
+        keys = _trial_keys(cluster)
+        assert _materialisations(instance, keys) == dict.fromkeys(keys, 1)
+    assert "queued as run" in output and "ok (run" in output
