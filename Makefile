@@ -9,7 +9,7 @@ export TOPIC_PIPELINE_DATA_DIR ?= $(CURDIR)/data
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup setup-browser demo cluster-demo test test-fast benchmark benchmark-search load-test ui mlflow-ui clean
+.PHONY: setup setup-browser demo cluster-demo test test-fast benchmark benchmark-search benchmark-cluster load-test ui mlflow-ui clean
 
 setup: $(STAMP)
 
@@ -59,6 +59,10 @@ benchmark: $(STAMP)
 
 benchmark-search: $(STAMP)
 	$(BIN)/python -m benchmarks.search_quality $(ARGS)
+
+# The 180-trial grid locally (2 engine workers), then on a local Celery cluster (2 workers x 1), side by side.
+benchmark-cluster: $(STAMP)
+	$(BIN)/python -m benchmarks.cluster_speed $(ARGS)
 
 # A sweep of 1,200 trials on the sample corpus, embedded defaults: time, peak memory, SQLite lock errors.
 load-test: $(STAMP)

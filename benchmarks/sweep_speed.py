@@ -31,7 +31,9 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -209,18 +211,33 @@ def main(argv: list[str] | None = None) -> None:
     _run(args, workdir, grid)
 
 
-def _run(args, workdir: Path, grid: dict) -> None:
-    import dagster as dg
+@dataclass
+class PreparedInputs:
+    """What ``prepare_inputs`` made: the corpus and its labels, the grid's trials, the embeddings computed."""
 
+    corpus: Any
+    labels: Any
+    positions: np.ndarray
+    classes: np.ndarray
+    trials: list
+    paths: Any  # DataPaths of the data directory the embeddings were cached in
+    embedded: Any
+    embed_seconds: float
+    embeddings_path: Path
+
+
+def prepare_inputs(workdir: Path, docs: int, topics: int, grid: dict, workers: int) -> PreparedInputs:
+    """Generate the labelled corpus (SQLite database, ground truth, grid file under ``workdir``), point the
+    pipeline's settings at them in ``os.environ`` (data directory ``workdir/data``), and embed the corpus once
+    into that data directory's cache, printing what it did."""
     from topic_pipeline.inputs.corpus import Corpus
     from topic_pipeline.inputs.demo_corpus import generate_demo_corpus
     from topic_pipeline.inputs.embeddings import EmbeddingCache, EmbeddingSettings, embed_corpus
     from topic_pipeline.inputs.grid import ParamGrid
     from topic_pipeline.inputs.ground_truth import GroundTruth
-    from topic_pipeline.storage.results import ResultStore
 
     print(f"workdir: {workdir}")
-    sample = generate_demo_corpus(n_docs=args.docs, n_topics=args.topics)
+    sample = generate_demo_corpus(n_docs=docs, n_topics=topics)
     database = workdir / "corpus.db"
     database.unlink(missing_ok=True)
     with sqlite3.connect(database) as connection:
@@ -235,7 +252,7 @@ def _run(args, workdir: Path, grid: dict) -> None:
             "TOPIC_PIPELINE_DATABASE_URL": f"sqlite:///{database}",
             "TOPIC_PIPELINE_GROUND_TRUTH": str(workdir / "ground_truth.json"),
             "TOPIC_PIPELINE_GRID": str(workdir / "grid.json"),
-            "TOPIC_PIPELINE_WORKERS": str(args.workers),
+            "TOPIC_PIPELINE_WORKERS": str(workers),
             "HF_HUB_OFFLINE": "1",
         }
     )
@@ -264,6 +281,18 @@ def _run(args, workdir: Path, grid: dict) -> None:
         f"embeddings: {embedded.embeddings.shape} in {embed_seconds:.1f}s ({'cached' if embedded.from_cache else embedded.device})"
     )
     embeddings_path = EmbeddingCache(paths.embeddings).path(embedded.cache_key)
+    return PreparedInputs(corpus, labels, positions, classes, trials, paths, embedded, embed_seconds, embeddings_path)
+
+
+def _run(args, workdir: Path, grid: dict) -> None:
+    import dagster as dg
+
+    from topic_pipeline.storage.results import ResultStore
+
+    prepared = prepare_inputs(workdir, args.docs, args.topics, grid, args.workers)
+    corpus, labels, positions, classes = prepared.corpus, prepared.labels, prepared.positions, prepared.classes
+    trials, paths, embedded = prepared.trials, prepared.paths, prepared.embedded
+    embed_seconds, embeddings_path = prepared.embed_seconds, prepared.embeddings_path
 
     # (b) the pipeline, as users launch it.
     from topic_pipeline.cli import _execute, execute_plans, fork_steps

@@ -88,8 +88,17 @@ def _admin(statement: str) -> None:
 class LocalCluster:
     """The processes of a Celery cluster on this machine, under ``root`` (created; its databases too)."""
 
-    def __init__(self, root: Path, workers: int = 2, webserver: bool = False, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        workers: int = 2,
+        webserver: bool = False,
+        extra_env: dict[str, str] | None = None,
+        broker_port: int = 5672,
+    ):
         self.root = Path(root).resolve()
+        # The port the cluster reaches RabbitMQ on (a test puts a proxy it can cut in between).
+        self.broker_port = broker_port
         self.worker_names = [f"worker{index + 1}" for index in range(workers)]
         self.webserver = webserver
         self.extra_env = dict(extra_env or {})
@@ -130,7 +139,8 @@ class LocalCluster:
 
     @property
     def broker_url(self) -> str:
-        return f"{BROKER_URL[:-1]}{self.vhost}" if self.own_vhost else BROKER_URL
+        url = BROKER_URL.replace(":5672/", f":{self.broker_port}/")
+        return f"{url[:-1]}{self.vhost}" if self.own_vhost else url
 
     def _create_vhost(self) -> None:
         rabbitmqctl = shutil.which("rabbitmqctl")

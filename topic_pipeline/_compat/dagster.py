@@ -159,3 +159,28 @@ def packed_run_id(packed_args: Any) -> str | None:
     if not isinstance(run_id, str):
         raise _refuse("a run_id in its ExecuteRunArgs and ResumeRunArgs")
     return run_id
+
+
+def run_key_tag() -> str:
+    """The run tag holding a sensor's run key. A sensor launches a run key once, whatever became of its run;
+    finding the runs of a key takes this tag, which Dagster exports under no public name."""
+    tag = "dagster/run_key"
+    try:
+        from dagster._core.storage.tags import RUN_KEY_TAG
+    except ImportError:
+        raise _refuse("its run-key run tag") from None
+    if tag != RUN_KEY_TAG:
+        raise _refuse(f"the run tag {tag}")
+    return tag
+
+
+def will_retry_tag() -> str:
+    """The tag the run-retry daemon sets on a failed run, "true" when it will launch a retry of it."""
+    tag = "dagster/will_retry"
+    try:
+        from dagster._core.storage.tags import WILL_RETRY_TAG
+    except ImportError:
+        raise _refuse("its will-retry run tag") from None
+    if tag != WILL_RETRY_TAG:
+        raise _refuse(f"the run tag {tag}")
+    return tag

@@ -54,7 +54,10 @@ app = make_app(
         "broker": _connection("DAGSTER_CELERY_BROKER_URL"),
         "backend": _connection("DAGSTER_CELERY_BACKEND_URL"),
         "include": [],
-        "config_source": dict(DEFAULT_CONFIG),
+        # Acknowledged when the run ends, not when it starts: with one message prefetched, a busy worker then holds
+        # no second run while another worker idles. A dead worker's run is sent again to another worker, which
+        # Dagster ignores (run monitoring judges that run; _start_heartbeat leaves its record alone).
+        "config_source": dict(DEFAULT_CONFIG, task_acks_late=True),
         "task_default_queue": DEFAULT_CONFIG["task_default_queue"],
     }
 )

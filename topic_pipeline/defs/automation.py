@@ -8,6 +8,7 @@ import datetime as dt
 
 import dagster as dg
 
+from topic_pipeline._compat.dagster import run_key_tag, will_retry_tag
 from topic_pipeline.defs.jobs import (
     embeddings_job,
     leaderboard_job,
@@ -58,6 +59,35 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"biweekly-{moment.date().isoformat()}", tags={WINDOW_END_TAG: moment.isoformat()})
 
 
+RUN_KEY_TAG, WILL_RETRY_TAG = run_key_tag(), will_retry_tag()
+# A planned run whose runs started and failed this many times is not launched again by the sensor.
+MAX_STARTED_FAILURES = 3
+
+
+def launchable_run_key(instance: dg.DagsterInstance, run_key: str) -> str | None:
+    """The key to launch a planned run under, or None when its runs have failed too often.
+
+    Dagster launches a sensor's run key once, whatever became of its run, while a plan names the same work by
+    the same key until it is done. When every earlier run of the key failed, the key gets an attempt suffix,
+    so the work is launched again: a launch that failed before its run started (the broker was down, say)
+    costs nothing; after ``MAX_STARTED_FAILURES`` runs that started and failed, the sensor stops and says so.
+    A key whose run is in flight, succeeded or is about to be retried by the run-retry daemon is returned as it
+    is: Dagster skips it as a duplicate.
+    """
+    started_failures = 0
+    for attempt in range(1000):
+        key = run_key if attempt == 0 else f"{run_key}:again{attempt}"
+        records = instance.get_run_records(dg.RunsFilter(tags={RUN_KEY_TAG: key}), limit=1)
+        if not records:
+            return key if started_failures < MAX_STARTED_FAILURES else None
+        run = records[0].dagster_run
+        stopped = run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+        if not stopped or run.tags.get(WILL_RETRY_TAG) == "true":  # the run-retry daemon launches that one again
+            return key
+        started_failures += records[0].start_time is not None
+    return None
+
+
 @dg.sensor(
     jobs=[embeddings_job, trials_job, leaderboard_job, report_job, search_job],
     # Read when the code location loads (the decorator needs it); 30 s unless TOPIC_PIPELINE_SENSOR_INTERVAL_S says.
@@ -91,11 +121,22 @@ def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings
         mlflow.check_reachable(settings.paths)
     except TrackingUnavailableError as error:
         return dg.SkipReason(f"{error}; no run launched")
+    requests, given_up = [], []
+    for run in plan.runs:
+        run_key = launchable_run_key(context.instance, run.run_key)
+        if run_key is None:
+            given_up.append(run.run_key)
+            continue
+        requests.append(
+            dg.RunRequest(job_name=run.job_name, run_key=run_key, tags=run.tags, partition_key=run.partition_key)
+        )
+    if given_up:
+        context.log.error(
+            f"not launched again: {', '.join(given_up)}, whose runs started and failed {MAX_STARTED_FAILURES} times; "
+            "see those runs' errors, fix the cause, then re-execute one from the UI"
+        )
     return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(job_name=run.job_name, run_key=run.run_key, tags=run.tags, partition_key=run.partition_key)
-            for run in plan.runs
-        ],
+        run_requests=requests,
         dynamic_partitions_requests=plan.partitions,
         asset_events=plan.asset_events,
     )

@@ -8,18 +8,24 @@ own, sharing one data directory. Each test sweeps a grid of its own on it, in or
    to a local multiprocess sweep of the same grid;
 2. a worker SIGKILLed (its whole process group) while it executes a trials run: the run is failed by the
    heartbeat check, retried and finished on the other worker; nothing missing, nothing twice;
-3. `topic-pipeline sweep` against the cluster's instance: it executes nothing in its own process.
+3. `topic-pipeline sweep` against the cluster's instance: it executes nothing in its own process;
+4. the broker down when the sensor launches runs: they fail, saying so, and the sweep completes once the
+   broker is back. The cluster reaches RabbitMQ through a TCP proxy here, which the test cuts and restores.
 
 Two machines are stood in for by two processes on one machine; the shared directory is a local folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +36,7 @@ import pytest
 from conftest import require_service
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from local_cluster import LocalCluster, ServiceMissing, check_services
+from local_cluster import LocalCluster, ServiceMissing, check_services, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +52,57 @@ IN_FLIGHT = [
 ]
 
 
+class BrokerProxy:
+    """Forwards a loopback port to RabbitMQ. ``cut`` closes the port and every connection through it (to the
+    cluster, the broker is down); ``restore`` opens the port again."""
+
+    def __init__(self, target: tuple[str, int] = ("127.0.0.1", 5672)):
+        self.port, self.target = free_port(), target
+        self._server: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def restore(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", self.port), reuse_port=True)
+        threading.Thread(target=self._accept, args=(self._server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        with self._lock:
+            for end in self._sockets:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
+            self._sockets.clear()
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     try:
@@ -54,8 +111,11 @@ def cluster(tmp_path_factory):
         require_service(str(missing))
     root = tmp_path_factory.mktemp("cluster")
     grid = root / "grid.json"
+    proxy = BrokerProxy()
+    proxy.restore()
     local = LocalCluster(
         root,
+        broker_port=proxy.port,
         extra_env={
             "TOPIC_PIPELINE_GRID": str(grid),
             "TOPIC_PIPELINE_SWEEP_RUNS": "2",
@@ -64,7 +124,7 @@ def cluster(tmp_path_factory):
             "TOPIC_PIPELINE_WORKERS": "1",
         },
     )
-    local.grid = grid
+    local.grid, local.broker_proxy = grid, proxy
     with local:
         previous = dict(os.environ)
         os.environ.update(local.env)
@@ -73,6 +133,7 @@ def cluster(tmp_path_factory):
         finally:
             os.environ.clear()
             os.environ.update(previous)
+            proxy.cut()
 
 
 def _set_grid(cluster: LocalCluster, n_neighbors: list[int], min_cluster_size: list[int]) -> None:
@@ -266,3 +327,45 @@ def test_the_command_line_submits_to_the_workers_and_executes_nothing_itself(clu
         keys = _trial_keys(cluster)
         assert _materialisations(instance, keys) == dict.fromkeys(keys, 1)
     assert "queued as run" in output and "ok (run" in output
+
+
+def test_with_the_broker_down_runs_fail_saying_so_and_the_sweep_completes_once_it_is_back(cluster):
+    _set_grid(cluster, [10, 15], [9, 22])
+    since = _start_sweep(cluster)  # the inputs, with the broker up
+    cluster.broker_proxy.cut()
+    try:
+        with dg.DagsterInstance.get() as instance:
+            deadline = time.monotonic() + 120
+            failed = []
+            after = datetime.datetime.fromtimestamp(since, tz=datetime.UTC)
+            while not failed and time.monotonic() < deadline:
+                failed = [
+                    record.dagster_run
+                    for record in instance.get_run_records(
+                        dg.RunsFilter(
+                            job_name="trials_job", statuses=[dg.DagsterRunStatus.FAILURE], created_after=after
+                        )
+                    )
+                ]
+                time.sleep(0.5)
+            assert failed, "no trials run failed while the broker was down"
+            messages = [
+                event.message
+                for run in failed
+                for event in instance.all_logs(run.run_id)
+                if event.is_dagster_event and event.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE
+            ]
+            reported = " ".join(message or "" for message in messages) + " ".join(
+                str(event.dagster_event.event_specific_data)
+                for run in failed
+                for event in instance.all_logs(run.run_id)
+                if event.is_dagster_event
+            )
+            assert "guest:guest" not in reported and ":guest@" not in reported
+            assert any(word in reported.lower() for word in ("broker", "connection", "amqp")), reported[-3000:]
+    finally:
+        cluster.broker_proxy.restore()
+    with dg.DagsterInstance.get() as instance:
+        _wait_for_leaderboard(instance, since)
+        keys = _trial_keys(cluster)
+        assert _materialisations(instance, keys) == dict.fromkeys(keys, 1)
