@@ -18,12 +18,19 @@ from typing import Any
 
 from dagster import Field, IntSource, StringSource
 from dagster_celery.launcher import CeleryRunLauncher
+from kombu.exceptions import OperationalError
 
 from topic_pipeline._compat.dagster import run_worker_health
+from topic_pipeline.errors import TopicPipelineError
+from topic_pipeline.redaction import mask_url
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.run_records import HEARTBEAT, HOST, PID, WORKER, RunRecords
 
 DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 30
+
+
+class BrokerUnavailableError(TopicPipelineError):
+    """The Celery broker did not take a run: the run was handed to no worker."""
 
 
 class HeartbeatCeleryRunLauncher(CeleryRunLauncher):
@@ -41,6 +48,18 @@ class HeartbeatCeleryRunLauncher(CeleryRunLauncher):
         # run id -> (the last heartbeat seen, when this process first saw it)
         self._seen: dict[str, tuple[int, float]] = {}
         super().__init__(**celery_config)
+
+    def launch_run(self, context: Any) -> None:
+        try:
+            super().launch_run(context)
+        except OperationalError as exc:
+            # The daemon marks the run failed with this message; it never started, so the sweep sensor launches
+            # its work again at a later tick (defs/automation.py, launchable_run_key).
+            raise BrokerUnavailableError(
+                f"the Celery broker at {mask_url(self.broker or '')} did not take the run ({exc}): no worker "
+                "received it and nothing of it ran; the sweep sensor launches its work again once the broker "
+                "answers (DAGSTER_CELERY_BROKER_URL names the broker)"
+            ) from None
 
     def check_run_worker_health(self, run: Any) -> Any:
         record = self._records.read(run.run_id)

@@ -342,13 +342,11 @@ def test_with_the_broker_down_runs_fail_saying_so_and_the_sweep_completes_once_i
                 failed = [
                     record.dagster_run
                     for record in instance.get_run_records(
-                        dg.RunsFilter(
-                            job_name="trials_job", statuses=[dg.DagsterRunStatus.FAILURE], created_after=after
-                        )
+                        dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=after)
                     )
                 ]
                 time.sleep(0.5)
-            assert failed, "no trials run failed while the broker was down"
+            assert failed, "no run failed while the broker was down"
             messages = [
                 event.message
                 for run in failed
@@ -362,7 +360,7 @@ def test_with_the_broker_down_runs_fail_saying_so_and_the_sweep_completes_once_i
                 if event.is_dagster_event
             )
             assert "guest:guest" not in reported and ":guest@" not in reported
-            assert any(word in reported.lower() for word in ("broker", "connection", "amqp")), reported[-3000:]
+            assert "did not take the run" in reported and "127.0.0.1" in reported, reported[-3000:]
     finally:
         cluster.broker_proxy.restore()
     with dg.DagsterInstance.get() as instance:
