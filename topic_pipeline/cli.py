@@ -226,6 +226,10 @@ def remove_stale_progress_files(logs: Path) -> None:
 
 
 def _execute(instance: dg.DagsterInstance, job_name: str, tags: dict[str, str], run_config: dict | None = None) -> None:
+    """Execute a run of ``job_name`` in this process; on a cluster's instance, submit it and follow it instead."""
+    if launches_runs(instance):
+        follow_runs(instance, [submit_run(instance, job_name, tags, run_config)])
+        return
     from topic_pipeline.storage.paths import DataPaths
     from topic_pipeline.storage.run_records import PROGRESS_FILE, RunRecords
 
@@ -316,9 +320,9 @@ def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) ->
             runs.append((plan.job_name, tags))
         if launches_runs(instance):  # all at once: the cluster's workers take them in parallel
             follow_runs(instance, [submit_run(instance, job_name, tags) for job_name, tags in runs])
-        else:
-            for job_name, tags in runs:
-                _execute(instance, job_name, tags)
+            continue
+        for job_name, tags in runs:
+            _execute(instance, job_name, tags)
 
 
 def run_sweep(instance: dg.DagsterInstance) -> None:
@@ -330,9 +334,7 @@ def run_sweep(instance: dg.DagsterInstance) -> None:
 
         # The workers refuse runs until the instance's side has claimed the shared directory (the sensor does too).
         claim(DataPaths(), environment_versions())
-        follow_runs(instance, [submit_run(instance, "refresh_inputs_job", {})])
-    else:
-        _execute(instance, "refresh_inputs_job", {})
+    _execute(instance, "refresh_inputs_job", {})
     execute_plans(instance)
 
 
