@@ -47,7 +47,7 @@ setup-browser:
 # Test files are spread over two processes (pytest-xdist); a file's tests stay in one, sharing its fixtures.
 test: $(STAMP)
 	@command -v chromium >/dev/null || { echo "make test: the UI test needs Debian's chromium; run 'make setup-browser' once (as root)"; exit 2; }
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 # The fast tier: everything but the end-to-end tests that fit real models and run whole sweeps.
 test-fast: $(STAMP)

@@ -256,7 +256,7 @@ def run_cluster(workdir: Path, seed_embeddings: Path, timeout_s: float) -> tuple
     previous = dict(os.environ)
     t0 = time.monotonic()
     try:
-        with stopped_on_signals(cluster):
+        with stopped_on_signals():
             cluster.start()
             answered = _wait_ready(cluster)
             startup_s = time.monotonic() - t0

@@ -76,7 +76,7 @@ def main() -> int:
     )
     print(f"Starting the cluster under {root} (logs in {root / 'logs'}) ...", flush=True)
     try:
-        with cluster, stopped_on_signals(cluster):
+        with stopped_on_signals(), cluster:  # a signal while the cluster starts stops what it started
             os.environ.update(cluster.env)
             import dagster as dg
 

@@ -114,6 +114,7 @@ class LocalCluster:
         self.mlflow_port = free_port()
         self.webserver_port = free_port()
         self.processes: dict[str, subprocess.Popen] = {}
+        self.created: list[str] = []  # the databases this cluster created, the only ones it drops
 
     # --- set-up ------------------------------------------------------------------------------------
     @property
@@ -205,10 +206,20 @@ class LocalCluster:
         )
 
     def start(self) -> LocalCluster:
+        """Start everything; what a failure or an interruption half way has started is stopped again."""
         check_services()
+        try:
+            self._start_all()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_all(self) -> None:
         self._create_vhost()
         for database in self.databases.values():
             _admin(f'CREATE DATABASE "{database}"')
+            self.created.append(database)
         self._write_instance()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._start(
@@ -256,7 +267,6 @@ class LocalCluster:
             )
         for name in self.worker_names:
             self.start_worker(name)
-        return self
 
     def _wait_http(self, url: str, name: str, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
@@ -291,9 +301,10 @@ class LocalCluster:
                 os.killpg(process.pid, signal.SIGKILL)  # the group: whatever the leader left behind
             process.wait()
         self.processes.clear()
-        for database in self.databases.values():
+        for database in self.created:
             with contextlib.suppress(Exception):
                 _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        self.created.clear()
         if self.own_vhost:
             subprocess.run(["rabbitmqctl", "delete_vhost", self.vhost], capture_output=True, timeout=60)
             self.own_vhost = False
@@ -306,8 +317,8 @@ class LocalCluster:
 
 
 @contextlib.contextmanager
-def stopped_on_signals(cluster: LocalCluster) -> Iterator[None]:
-    """SIGTERM and SIGINT raise KeyboardInterrupt here, so the ``with`` block's exit stops the cluster."""
+def stopped_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT raise KeyboardInterrupt here, so the exit of a cluster's ``with`` block inside stops it."""
 
     def interrupt(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)

@@ -364,23 +364,25 @@ def submit_run(
     return run_id, label
 
 
-# A run failed by the cluster (its worker died) is retried by the instance within seconds (run_retries).
-RETRY_WAIT_SECONDS = 60.0
 QUEUED_WARNING_SECONDS = 60.0
 
 
 def follow_runs(instance: dg.DagsterInstance, runs: list[tuple[str, str]], poll_seconds: float = 1.0) -> None:
     """Wait for the submitted ``runs`` (and the retries of those that fail) to finish; print each as it does,
-    with the worker that executed it. ``SystemExit`` names a run that failed for good."""
+    with the worker that executed it. ``SystemExit`` names a run that failed for good.
+
+    Ctrl-C or SIGTERM stops the following, not the runs: they belong to the cluster now (the UI's Terminate
+    stops one)."""
     from topic_pipeline.definitions import WORKER_TAG
+    from topic_pipeline.defs.planning import PARENT_RUN_TAG, retry_pending
 
     pending = {run_id: (label, time.monotonic()) for run_id, label in runs}
-    failed_at: dict[str, float] = {}
     warned = False
     while pending:
         time.sleep(poll_seconds)
         for run_id, (label, since) in list(pending.items()):
-            run = instance.get_run_by_id(run_id)
+            record = instance.get_run_record_by_id(run_id)
+            run = record.dagster_run if record else None
             if run is None or not run.is_finished:
                 queued = run is not None and run.status == dg.DagsterRunStatus.QUEUED
                 if queued and not warned and time.monotonic() - since > QUEUED_WARNING_SECONDS:
@@ -392,14 +394,12 @@ def follow_runs(instance: dg.DagsterInstance, runs: list[tuple[str, str]], poll_
                 print(f"  {label}: ok (run {run_id}, on {worker})", flush=True)
                 del pending[run_id]
                 continue
-            retries = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": run_id}), limit=1)
+            retries = instance.get_runs(dg.RunsFilter(tags={PARENT_RUN_TAG: run_id}), limit=1)
             if retries:
                 print(f"  {label}: run {run_id} {run.status.value} on {worker}; retried as run {retries[0].run_id}")
                 del pending[run_id]
                 pending[retries[0].run_id] = (label, time.monotonic())
-                continue
-            failed_at.setdefault(run_id, time.monotonic())
-            if time.monotonic() - failed_at[run_id] > RETRY_WAIT_SECONDS:
+            elif not retry_pending(instance, record):
                 raise SystemExit(
                     f"{label} failed (run {run_id}, {run.status.value}, on {worker}); see its log in the UI"
                 )

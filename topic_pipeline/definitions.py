@@ -22,7 +22,8 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 # runs the command line executes itself are created as runs of this location, so the UI lists them with its own.
 CODE_LOCATION = "topic_pipeline"
 CODE_LOCATION_MODULE = __name__
-# On a cluster (deploy/celery/): the run tag naming the Celery worker that executed the run, set by the worker.
+# On a cluster (deploy/celery/): the run tag naming the Celery worker that executed the run, set by the worker
+# ("which machine ran this?" is a question a person asks of a run).
 WORKER_TAG = "topic_pipeline/worker"
 
 

@@ -128,8 +128,8 @@ class Settings(BaseSettings):
     sweep_runs: int = Field(
         1,
         ge=1,
-        description="`trials_job` runs a sweep is split into, for several machines: each holds whole groups of "
-        "trials sharing a UMAP neighbour graph (fewer runs with fewer groups); 1: as few runs as possible",
+        description="`trials_job` runs a sweep is split into, for several machines: no UMAP reduction is "
+        "computed in two runs, a neighbour graph only where that balances them; 1: as few runs as possible",
     )
     sensor_interval_s: int = Field(
         30,

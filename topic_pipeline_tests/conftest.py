@@ -102,3 +102,16 @@ def tiny_project(tmp_path, monkeypatch, tiny_grid):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
+
+
+# The slowest files, handed to pytest-xdist's two processes first (the Makefile passes --no-loadscope-reorder,
+# which keeps this order): started last, one of them would hold the whole suite up at its end.
+SLOWEST_FIRST = ("e2e/test_cluster.py", "e2e/test_ui_operation.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((place for place, name in enumerate(SLOWEST_FIRST) if path.endswith(name)), len(SLOWEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order

@@ -184,3 +184,15 @@ def will_retry_tag() -> str:
     if tag != WILL_RETRY_TAG:
         raise _refuse(f"the run tag {tag}")
     return tag
+
+
+def parent_run_tag() -> str:
+    """The tag a re-execution (a run retry among them) carries, naming the run it re-executes."""
+    tag = "dagster/parent_run_id"
+    try:
+        from dagster._core.storage.tags import PARENT_RUN_ID_TAG
+    except ImportError:
+        raise _refuse("its parent-run run tag") from None
+    if tag != PARENT_RUN_ID_TAG:
+        raise _refuse(f"the run tag {tag}")
+    return tag

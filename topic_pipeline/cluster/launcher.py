@@ -27,6 +27,7 @@ from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.run_records import HEARTBEAT, HOST, PID, WORKER, RunRecords
 
 DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 30
+STALE_ENTRY_SECONDS = 3600.0
 
 
 class BrokerUnavailableError(TopicPipelineError):
@@ -45,7 +46,7 @@ class HeartbeatCeleryRunLauncher(CeleryRunLauncher):
         self.data_dir = data_dir
         self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
         self._records = RunRecords(DataPaths(Path(data_dir) if data_dir else None).run_records)
-        # run id -> (the last heartbeat seen, when this process first saw it)
+        # run id -> (the last heartbeat seen, when this process first saw it); runs that ended are dropped
         self._seen: dict[str, tuple[int, float]] = {}
         super().__init__(**celery_config)
 
@@ -69,6 +70,9 @@ class HeartbeatCeleryRunLauncher(CeleryRunLauncher):
             self._seen.pop(run.run_id, None)
             return super().check_run_worker_health(run)
         now = time.monotonic()
+        # Monitoring asks only about started runs: a run not asked about for long has ended.
+        for stale in [run_id for run_id, (_, seen) in self._seen.items() if now - seen > STALE_ENTRY_SECONDS]:
+            del self._seen[stale]
         last = self._seen.get(run.run_id)
         if last is None or last[0] != beat:
             self._seen[run.run_id] = (beat, now)

@@ -3,9 +3,9 @@
 backend named by ``DAGSTER_CELERY_BROKER_URL`` and ``DAGSTER_CELERY_BACKEND_URL``, as the instance's launcher
 (deploy/celery/dagster.yaml) reads them: from the environment, so no credential is written to a file.
 
-While the worker executes a run, a thread raises a heartbeat in the run's
-record (``<data dir>/runs/<run id>.json``, beside the worker's name, host and pid) every
-``HEARTBEAT_SECONDS``; the instance's launcher (``cluster.launcher``) fails the run when it stops rising.
+While the worker executes a run, a thread raises a heartbeat in the run's record (``<data dir>/runs/<run
+id>.json``, beside the worker's name, host and pid) every ``HEARTBEAT_SECONDS``; the instance's launcher
+(``cluster.launcher``) fails the run when it stops rising.
 
 Why a heartbeat of our own: dagster-celery's launcher judges a run by its Celery task's state in the result
 backend, and a worker killed mid-task leaves that state STARTED for ever; Celery's own remote control cannot
@@ -20,26 +20,24 @@ import socket
 import threading
 from typing import Any
 
+import dagster as dg
 from celery import signals
-from dagster_celery.config import DEFAULT_CONFIG, TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME
-from dagster_celery.make_app import make_app
-from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
 
 from topic_pipeline._compat.dagster import packed_run_id
+from topic_pipeline._compat.dagster_celery import EXECUTE_RUN_TASK_NAME, RUN_TASK_NAMES, run_task_app
 from topic_pipeline.definitions import WORKER_TAG
+from topic_pipeline.defs.resources.settings import CLUSTER_WORKER_ENV
+from topic_pipeline.domain.versions import environment_versions
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.processes import process_start_time
 from topic_pipeline.settings import Settings
+from topic_pipeline.storage.data_directory import verify
 from topic_pipeline.storage.paths import DataPaths
 from topic_pipeline.storage.run_records import HEARTBEAT, HOST, PID, PID_START, TASK_ID, WORKER, RunRecords
 
-# The worker's name (Celery's node name), for the runs it executes: PipelineSettings checks, in every step,
-# that a worker sees the sweep's shared data directory and the instance's library versions.
-WORKER_ENV = "TOPIC_PIPELINE_CLUSTER_WORKER"
 HEARTBEAT_SECONDS = 5.0
 
 _log = logging.getLogger(__name__)
-_beats: dict[str, _Heartbeat] = {}
 
 
 def _connection(variable: str) -> str:
@@ -49,20 +47,12 @@ def _connection(variable: str) -> str:
     return value
 
 
-app = make_app(
-    {
-        "broker": _connection("DAGSTER_CELERY_BROKER_URL"),
-        "backend": _connection("DAGSTER_CELERY_BACKEND_URL"),
-        "include": [],
-        # Acknowledged when the run ends, not when it starts: with one message prefetched, a busy worker then holds
-        # no second run while another worker idles. A dead worker's run is sent again to another worker, which
-        # Dagster ignores (run monitoring judges that run; _start_heartbeat leaves its record alone).
-        "config_source": dict(DEFAULT_CONFIG, task_acks_late=True),
-        "task_default_queue": DEFAULT_CONFIG["task_default_queue"],
-    }
+# Acknowledged when the run ends, not when it starts: with one message prefetched, a busy worker then holds no
+# second run while another worker idles. A dead worker's run is sent again to another worker, which Dagster
+# ignores (run monitoring judges that run; _start_heartbeat leaves its record alone).
+app = run_task_app(
+    _connection("DAGSTER_CELERY_BROKER_URL"), _connection("DAGSTER_CELERY_BACKEND_URL"), task_acks_late=True
 )
-execute_job = create_execute_job_task(app)
-resume_job = create_resume_job_task(app)
 
 
 class _Heartbeat:
@@ -103,31 +93,36 @@ class _Heartbeat:
         self.records.remove(self.run_id)
 
 
-def _records() -> RunRecords | None:
-    """The run records in this worker's data directory; None when its settings do not load (the run's steps
-    then fail on the same one-line settings error, which is where a person looks)."""
+_beats: dict[str, _Heartbeat] = {}
+
+
+def _checked_records(worker: str, run_id: str) -> RunRecords | None:
+    """The run records in this worker's data directory, once it has checked that directory is the sweep's
+    (as every step does); None, having logged why, when its settings do not load or the check refuses: the
+    run's steps then fail on the same one-line error, which is where a person looks, and nothing is written."""
     try:
-        return RunRecords(DataPaths(Settings.load().data_dir).run_records)
+        paths = DataPaths(Settings.load().data_dir)
+        verify(paths, environment_versions(), f"worker {worker}, run {run_id}")
     except TopicPipelineError as exc:
         _log.error("no heartbeat: %s", exc)
         return None
+    return RunRecords(paths.run_records)
 
 
 @signals.celeryd_init.connect
 def _name_worker(sender: str | None = None, **_: Any) -> None:
     # Set before any task: the run's step processes inherit it.
-    os.environ[WORKER_ENV] = str(sender or socket.gethostname())
+    os.environ[CLUSTER_WORKER_ENV] = str(sender or socket.gethostname())
 
 
 @signals.task_prerun.connect
 def _start_heartbeat(task_id: str, task: Any, kwargs: dict | None = None, **_: Any) -> None:
-    if task.name not in (TASK_EXECUTE_JOB_NAME, TASK_RESUME_JOB_NAME):
+    if task.name not in RUN_TASK_NAMES:
         return
     run_id = packed_run_id((kwargs or {}).get("execute_job_args_packed"))
     if run_id is None:
         return
-    import dagster as dg
-
+    worker = os.environ.get(CLUSTER_WORKER_ENV) or socket.gethostname()
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(run_id)
         if run is None:
@@ -136,15 +131,14 @@ def _start_heartbeat(task_id: str, task: Any, kwargs: dict | None = None, **_: A
             )
             return
         startable = (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING)
-        if task.name == TASK_EXECUTE_JOB_NAME and run.status not in startable:
+        if task.name == EXECUTE_RUN_TASK_NAME and run.status not in startable:
             # The broker resent the task of a worker that died before acknowledging it: Dagster ignores this copy,
             # and the dead worker's heartbeat must stay as it stopped, for the launcher to judge the run by.
             _log.warning("run %s is %s already: a resent task, not executed here", run_id, run.status.value)
             return
-        records = _records()
+        records = _checked_records(worker, run_id)
         if records is None:
             return
-        worker = os.environ.get(WORKER_ENV) or socket.gethostname()
         beat = _Heartbeat(records, run_id, task_id, worker)
         beat.start()
         _beats[task_id] = beat

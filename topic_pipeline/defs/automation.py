@@ -8,7 +8,7 @@ import datetime as dt
 
 import dagster as dg
 
-from topic_pipeline._compat.dagster import run_key_tag, will_retry_tag
+from topic_pipeline._compat.dagster import run_key_tag
 from topic_pipeline.defs.jobs import (
     embeddings_job,
     leaderboard_job,
@@ -17,7 +17,7 @@ from topic_pipeline.defs.jobs import (
     search_job,
     trials_job,
 )
-from topic_pipeline.defs.planning import plan_sweep
+from topic_pipeline.defs.planning import plan_sweep, retry_pending
 from topic_pipeline.defs.recovery import recover_interrupted_runs
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
@@ -59,9 +59,11 @@ def biweekly_refresh(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"biweekly-{moment.date().isoformat()}", tags={WINDOW_END_TAG: moment.isoformat()})
 
 
-RUN_KEY_TAG, WILL_RETRY_TAG = run_key_tag(), will_retry_tag()
-# A planned run whose runs started and failed this many times is not launched again by the sensor.
+RUN_KEY_TAG = run_key_tag()
+# Planned work launched this many times under keys whose runs started and failed (each key's run with its own
+# run retries), or this many times in all, is not launched again by the sensor.
 MAX_STARTED_FAILURES = 3
+MAX_LAUNCHES = 1000
 
 
 def launchable_run_key(instance: dg.DagsterInstance, run_key: str) -> str | None:
@@ -70,19 +72,20 @@ def launchable_run_key(instance: dg.DagsterInstance, run_key: str) -> str | None
     Dagster launches a sensor's run key once, whatever became of its run, while a plan names the same work by
     the same key until it is done. When every earlier run of the key failed, the key gets an attempt suffix,
     so the work is launched again: a launch that failed before its run started (the broker was down, say)
-    costs nothing; after ``MAX_STARTED_FAILURES`` runs that started and failed, the sensor stops and says so.
+    costs nothing; after ``MAX_STARTED_FAILURES`` keys whose runs started and failed (or ``MAX_LAUNCHES`` keys in
+    all), the sensor stops and says so.
     A key whose run is in flight, succeeded or is about to be retried by the run-retry daemon is returned as it
     is: Dagster skips it as a duplicate.
     """
     started_failures = 0
-    for attempt in range(1000):
+    for attempt in range(MAX_LAUNCHES):
         key = run_key if attempt == 0 else f"{run_key}:again{attempt}"
         records = instance.get_run_records(dg.RunsFilter(tags={RUN_KEY_TAG: key}), limit=1)
         if not records:
             return key if started_failures < MAX_STARTED_FAILURES else None
         run = records[0].dagster_run
         stopped = run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
-        if not stopped or run.tags.get(WILL_RETRY_TAG) == "true":  # the run-retry daemon launches that one again
+        if not stopped or retry_pending(instance, records[0]):  # the run-retry daemon launches that one again
             return key
         started_failures += records[0].start_time is not None
     return None
@@ -132,8 +135,9 @@ def sweep_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings
         )
     if given_up:
         context.log.error(
-            f"not launched again: {', '.join(given_up)}, whose runs started and failed {MAX_STARTED_FAILURES} times; "
-            "see those runs' errors, fix the cause, then re-execute one from the UI"
+            f"not launched again: {', '.join(given_up)}, whose runs failed {MAX_STARTED_FAILURES} times after they "
+            f"started (or {MAX_LAUNCHES} times in all); see those runs' errors, fix the cause, then re-execute one from "
+            "the UI"
         )
     return dg.SensorResult(
         run_requests=requests,

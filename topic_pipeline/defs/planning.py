@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 
-from topic_pipeline._compat.dagster import run_partition_tags
+from topic_pipeline._compat.dagster import parent_run_tag, run_partition_tags, will_retry_tag
 from topic_pipeline.defs.assets.trials import TRIALS_PER_RUN, trial_metadata
 from topic_pipeline.defs.partitions import embedding_set_partitions, trial_partitions
 from topic_pipeline.defs.resources.settings import PipelineSettings
@@ -53,6 +54,10 @@ from topic_pipeline.workflow.trials import GridStatus, grid_status
 
 # Checked when this module loads: a Dagster that renamed them is refused before any run is planned.
 PARTITION_TAG, PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG = run_partition_tags()
+WILL_RETRY_TAG, PARENT_RUN_TAG = will_retry_tag(), parent_run_tag()
+# Dagster tags a failed run with its retry decision just after the failure: a failure younger than this
+# without the tag counts as one the run-retry daemon may still retry.
+RETRY_DECISION_SECONDS = 60.0
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.NOT_STARTED,
@@ -135,9 +140,34 @@ def run_partition_keys(run: dg.DagsterRun, ordered_keys: list[str]) -> list[str]
     return [single] if single else []
 
 
+def retry_pending(instance: dg.DagsterInstance, record: dg.RunRecord) -> bool:
+    """Whether the run-retry daemon (``run_retries:`` in dagster.yaml) is to launch a retry of this failed run
+    that does not exist yet: its work is as good as in flight, and planning it again would run it twice."""
+    run = record.dagster_run
+    if run.status != dg.DagsterRunStatus.FAILURE:
+        return False
+    decision = run.tags.get(WILL_RETRY_TAG)
+    if decision is None:
+        ended = record.end_time or record.update_timestamp.timestamp()
+        if not instance.run_retries_enabled or time.time() - ended > RETRY_DECISION_SECONDS:
+            return False
+    elif decision != "true":
+        return False
+    return not instance.get_run_ids(dg.RunsFilter(tags={PARENT_RUN_TAG: run.run_id}), limit=1)
+
+
 def _keys_in_flight(instance: dg.DagsterInstance, ordered_keys: list[str]) -> set[str]:
+    """The trial keys of runs queued or running, and of failed runs about to be retried."""
     busy: set[str] = set()
-    for run in instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT)):
+    records = instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT))
+    if instance.run_retries_enabled:
+        records += [
+            record
+            for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=200)
+            if retry_pending(instance, record)
+        ]
+    for record in records:
+        run = record.dagster_run
         # Sensor runs are trials_job runs; a backfill launched from the UI runs as an asset job of its own.
         if run.job_name == "trials_job" or dg.AssetKey("grid_trials") in (run.asset_selection or ()):
             busy.update(run_partition_keys(run, ordered_keys))
@@ -186,16 +216,16 @@ def in_group_order(keys: list[str], trials: Mapping[str, Mapping[str, Any]]) -> 
     return sorted(keys, key=position.__getitem__)
 
 
-def _uncut_pieces(block: list[str], trials: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
-    """A stretch of runnable keys as the pieces no run boundary may cut: each neighbour graph's trials."""
+def _uncut_pieces(block: list[str], trials: Mapping[str, Mapping[str, Any]], whole: int) -> list[list[str]]:
+    """A stretch of runnable keys as the pieces no run boundary may cut: the trials of each neighbour graph
+    (``whole=0``) or of each UMAP reduction (``whole=1``), as ``shared_work`` names them."""
     pieces: list[list[str]] = []
-    for _, group in itertools.groupby(block, key=lambda key: shared_work(trials[key])[0]):
+    for _, group in itertools.groupby(block, key=lambda key: shared_work(trials[key])[whole]):
         group = list(group)
         if len(group) <= TRIALS_PER_RUN:
             pieces.append(group)
             continue
-        # A group too large for one run is cut, so two runs build its graph: between its reductions where
-        # they fit in a run, else anywhere.
+        # A group too large for one run is cut: between its reductions where they fit in a run, else anywhere.
         for _, layout in itertools.groupby(group, key=lambda key: shared_work(trials[key])[1]):
             layout = list(layout)
             pieces += [layout[start : start + TRIALS_PER_RUN] for start in range(0, len(layout), TRIALS_PER_RUN)]
@@ -248,37 +278,51 @@ def _balanced_ranges(blocks: list[list[int]], runs: int) -> list[tuple[int, int,
     return ranges
 
 
+# A neighbour graph is built by two runs only when that shortens the longest run by more than this share: a
+# graph costs a fraction of the layouts built on it, and runs that hold whole graphs can be far apart in size
+# (a grid with three graphs on two machines, say).
+GRAPH_SPLIT_GAIN = 0.10
+
+
 def _trials_runs(
     ordered: list[str], runnable: set[str], trials: Mapping[str, Mapping[str, Any]], fingerprint: str, sweep_runs: int
 ) -> list[PlannedRun]:
-    """The runnable trials as ``sweep_runs`` runs, each one range of the partition order, that share no
-    neighbour graph (so none of its reductions either): runs on different machines never do the same work.
+    """The runnable trials as ``sweep_runs`` runs, each one range of the partition order, balanced by trial count,
+    that never share a UMAP reduction and share a neighbour graph only where balance needs it: runs on
+    different machines do not do the same work.
 
-    A run's range holds whole groups of trials sharing a graph (``shared_work``), never a key that is not
-    runnable, and at most ``TRIALS_PER_RUN`` trials; ranges are balanced by trial count. There are fewer runs
-    when there are fewer groups, more when the groups do not fit in ``sweep_runs`` runs of ``TRIALS_PER_RUN``
-    or when keys that are not runnable (done, in flight, not of this grid) cut the order into more stretches;
-    ``sweep_runs=1`` asks for the fewest runs. Only a group larger than ``TRIALS_PER_RUN`` is cut.
+    A run's range holds whole groups of trials sharing a graph (``shared_work``), or, when cutting between
+    reductions shortens the longest run by more than ``GRAPH_SPLIT_GAIN``, whole groups sharing a reduction
+    (then a graph cut by a run boundary is built by both runs: at most ``sweep_runs`` - 1 graphs twice). A range
+    never holds a key that is not runnable, nor more than ``TRIALS_PER_RUN`` trials. There are fewer runs when
+    there are fewer groups, more when the groups do not fit in ``sweep_runs`` runs of ``TRIALS_PER_RUN`` or
+    when keys that are not runnable (done, in flight, not of this grid) cut the order into more stretches;
+    ``sweep_runs=1`` asks for the fewest runs.
 
     A group is whole only where its partitions are contiguous: those registered in another order (by an
     earlier version, or a group that gained trials in a later grid) may be split across runs. Below the engine's
     small-data limit one exact graph serves all of an embedding set's n_neighbors: there, runs that split an
     embedding set each build that graph unless they find it in a data directory's cache they share.
     """
-    blocks = [_uncut_pieces(block, trials) for block in contiguous_blocks(ordered, runnable)]
-    if not blocks:
+    stretches = contiguous_blocks(ordered, runnable)
+    if not stretches:
         return []
-    runs = []
-    for block, first, end in _balanced_ranges([[len(piece) for piece in pieces] for pieces in blocks], sweep_runs):
-        start, stop = blocks[block][first][0], blocks[block][end - 1][-1]
-        runs.append(
-            PlannedRun(
-                "trials_job",
-                f"trials:{fingerprint}:{start}:{stop}",
-                tags={PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: stop},
-            )
+    plans = []
+    for whole in (0, 1):  # whole graphs, then whole reductions
+        blocks = [_uncut_pieces(stretch, trials, whole) for stretch in stretches]
+        ranges = _balanced_ranges([[len(piece) for piece in pieces] for pieces in blocks], sweep_runs)
+        keys = [[key for piece in blocks[block][first:end] for key in piece] for block, first, end in ranges]
+        plans.append(keys)
+    by_graph, by_reduction = (max(len(keys) for keys in plan) for plan in plans)
+    chosen = plans[1] if by_reduction < (1 - GRAPH_SPLIT_GAIN) * by_graph else plans[0]
+    return [
+        PlannedRun(
+            "trials_job",
+            f"trials:{fingerprint}:{keys[0]}:{keys[-1]}",
+            tags={PARTITION_RANGE_START_TAG: keys[0], PARTITION_RANGE_END_TAG: keys[-1]},
         )
-    return runs
+        for keys in chosen
+    ]
 
 
 def _in_flight(instance: dg.DagsterInstance, job_name: str) -> bool:

@@ -4,13 +4,12 @@ Where several machines execute a sweep's runs (Celery workers, each mounting one
 a worker that mounted nothing, or another folder, would compute into a private directory no one reads;
 one with other library versions would put results of another environment beside the sweep's on one
 leaderboard (seeded UMAP is reproducible within one environment, not across). The side that plans the
-sweep ``claim``s the directory: ``data_directory.json`` holds an id, kept for the directory's life, and
-its environment. Each worker ``verify``s it before it writes anything, and refuses otherwise.
+sweep ``claim``s the directory: ``data_directory.json`` holds its environment. Each worker ``verify``s it
+before it writes anything, and refuses otherwise.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,29 +30,26 @@ def _read_marker(path: Path) -> dict | None:
         marker = read_json(path)
     except FileNotFoundError:
         return None
-    if (
-        not isinstance(marker, dict)
-        or not isinstance(marker.get("id"), str)
-        or not isinstance(marker.get("environment"), dict)
-    ):
-        raise ValueError("it is not an object with an id and an environment")
+    if not isinstance(marker, dict) or not isinstance(marker.get("environment"), dict):
+        raise ValueError("it is not an object with an environment")
     return marker
 
 
 def claim(paths: DataPaths, environment: Mapping[str, str]) -> None:
-    """Mark ``paths``' data directory as the sweep's, computed in ``environment``: its id is kept where a
-    marker has one, its environment rewritten where it changed. Writes nothing when the marker is current,
-    so it costs a read per call (the sweep sensor calls it every tick)."""
+    """Mark ``paths``' data directory as the sweep's, computed in ``environment`` (rewritten where it changed).
+    Writes nothing when the marker is current, so it costs a read per call (the sweep sensor calls it every
+    tick); refuses, in one line, a file of that name it cannot read, which it did not write."""
     path = marker_path(paths)
     try:
         marker = _read_marker(path)
-    except ValueError:  # damaged or not ours: replaced by a new one (it holds nothing else)
-        marker = None
+    except ValueError as exc:
+        raise SharedDataDirectoryError(
+            f"{path} is not a data-directory marker ({exc}); it was left as it is: move it away, and the next "
+            "sweep writes its own"
+        ) from None
     environment = dict(environment)
-    if marker is not None and marker["environment"] == environment:
-        return
-    directory_id = marker["id"] if marker is not None else str(uuid.uuid4())
-    write_json(path, {"id": directory_id, "environment": environment})
+    if marker is None or marker["environment"] != environment:
+        write_json(path, {"environment": environment})
 
 
 def _first_difference(ours: Mapping[str, str], theirs: Mapping[str, str]) -> tuple[str, str, str] | None:

@@ -53,3 +53,20 @@ def test_a_failed_run_the_retry_daemon_will_retry_keeps_its_key():
         instance.report_run_failed(run, "worker died")
         instance.add_run_tags(run.run_id, {"dagster/will_retry": "true"})
         assert launchable_run_key(instance, "d") == "d"
+
+
+def test_the_trials_of_a_failed_run_about_to_be_retried_count_as_in_flight():
+    """Planning them again beside the retry would run them twice (a worker died, its run is to be retried)."""
+    from topic_pipeline.defs.planning import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, _keys_in_flight
+
+    ordered = ["t1", "t2", "t3"]
+    with dg.instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 2}}) as instance:
+        tags = {PARTITION_RANGE_START_TAG: "t1", PARTITION_RANGE_END_TAG: "t2"}
+        run = instance.add_run(dg.DagsterRun(job_name="trials_job", run_id=str(uuid.uuid4()), tags=tags))
+        instance.report_run_failed(run, "its worker died")
+        # Undecided a moment after the failure, then decided: in flight either way until the retry exists.
+        assert _keys_in_flight(instance, ordered) == {"t1", "t2"}
+        instance.add_run_tags(run.run_id, {"dagster/will_retry": "true"})
+        assert _keys_in_flight(instance, ordered) == {"t1", "t2"}
+        instance.add_run_tags(run.run_id, {"dagster/will_retry": "false"})
+        assert _keys_in_flight(instance, ordered) == set()

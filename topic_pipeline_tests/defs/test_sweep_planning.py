@@ -250,10 +250,12 @@ def test_a_leaderboard_without_its_report_gets_the_report_alone(tmp_path):
 TWO_GRAPHS_GRID = {"umap_n_neighbors": [5, 10], "umap_min_dist": [0.0, 0.1], "hdbscan_min_cluster_size": [2, 3, 4]}
 
 
-@pytest.mark.parametrize(("sweep_runs", "expected_runs"), [(1, 1), (2, 2), (5, 2)])
-def test_a_sweep_is_split_into_runs_that_share_no_neighbour_graph(tmp_path, sweep_runs, expected_runs):
-    """``TOPIC_PIPELINE_SWEEP_RUNS`` runs at most, never more than one per group of trials sharing a graph:
-    runs sent to different machines never build the same graph or reduction."""
+@pytest.mark.parametrize(("sweep_runs", "expected_runs", "graph_builds"), [(1, 1, 2), (2, 2, 2), (5, 4, 4)])
+def test_a_sweep_is_split_into_runs_that_share_no_reduction_and_a_graph_only_for_balance(
+    tmp_path, sweep_runs, expected_runs, graph_builds
+):
+    """``TOPIC_PIPELINE_SWEEP_RUNS`` runs at most, never two holding one reduction; one graph per run while that
+    balances them (two runs), and split between reductions when more runs than graphs are asked for."""
     from topic_pipeline.defs.planning import run_partition_keys, shared_work
 
     for instance, settings, _ in _register_inputs(tmp_path, TWO_GRAPHS_GRID, sweep_runs=sweep_runs):
@@ -266,7 +268,9 @@ def test_a_sweep_is_split_into_runs_that_share_no_neighbour_graph(tmp_path, swee
         run_keys = [run_partition_keys(dg.DagsterRun("trials_job", tags=run.tags), ordered) for run in runs]
         assert sorted(key for keys in run_keys for key in keys) == sorted(manifest["trials"])
         graphs = [{shared_work(manifest["trials"][key])[0] for key in keys} for keys in run_keys]
-        assert sum(len(run_graphs) for run_graphs in graphs) == 2  # each graph in one run only
+        assert sum(len(run_graphs) for run_graphs in graphs) == graph_builds
+        layouts = [{shared_work(manifest["trials"][key])[1] for key in keys} for keys in run_keys]
+        assert sum(len(run_layouts) for run_layouts in layouts) == 4  # each reduction in one run only
         assert {len(keys) for keys in run_keys} == {12 // expected_runs}  # balanced
         # The same plan again: the same runs, so the sensor's run keys dedupe its launches.
         assert plan_sweep(instance, settings).runs == runs
@@ -332,4 +336,7 @@ def test_runs_never_span_a_key_that_is_not_due_and_only_an_oversized_group_is_cu
     monkeypatch.setattr(planning, "TRIALS_PER_RUN", 100)
     assert ranges(set(ordered), 2) == [(0, 5), (6, 11)]
     assert ranges(set(ordered), 1) == [(0, 11)]
+    # Three runs: whole graphs would leave one of six trials beside two of three; cutting the large graph between
+    # its reductions (built twice) gives four at most.
+    assert ranges(set(ordered), 3) == [(0, 2), (3, 7), (8, 11)]
     assert planning._trials_runs(ordered, set(), trials, "f", 2) == []

@@ -6,11 +6,11 @@ own, sharing one data directory. Each test sweeps a grid of its own on it, in or
 
 1. through the sensor (the UI's path): every trial materialised once, both workers used, labels identical
    to a local multiprocess sweep of the same grid;
-2. a worker SIGKILLed (its whole process group) while it executes a trials run: the run is failed by the
-   heartbeat check, retried and finished on the other worker; nothing missing, nothing twice;
-3. `topic-pipeline sweep` against the cluster's instance: it executes nothing in its own process;
-4. the broker down when the sensor launches runs: they fail, saying so, and the sweep completes once the
-   broker is back. The cluster reaches RabbitMQ through a TCP proxy here, which the test cuts and restores.
+2. the broker down when the sensor launches the trials runs (the cluster reaches RabbitMQ through a TCP
+   proxy here, which the test cuts and restores): they fail, saying so, and are launched again once it is
+   back; then a worker SIGKILLed (its whole process group) while it executes a trials run: the run is failed
+   by the heartbeat check, retried and finished on the other worker; nothing missing, nothing twice;
+3. `topic-pipeline sweep` against the cluster's instance: it executes nothing in its own process.
 
 Two machines are stood in for by two processes on one machine; the shared directory is a local folder.
 """
@@ -240,29 +240,63 @@ def test_a_sweep_through_the_sensor_runs_on_both_workers_with_the_labels_of_a_lo
         np.testing.assert_array_equal(on_cluster[key], on_one_machine[key], err_msg=key)
 
 
-def test_a_killed_worker_s_run_is_failed_retried_and_finished_on_the_other(cluster):
-    from topic_pipeline.integrations.mlflow_tracking import is_trial_run
+def _wait_for_launch_failure(instance: dg.DagsterInstance, since: float) -> list[dg.DagsterRun]:
+    after = datetime.datetime.fromtimestamp(since, tz=datetime.UTC)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        filters = dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=after)
+        failed = [record.dagster_run for record in instance.get_run_records(filters)]
+        if failed:
+            return failed
+        time.sleep(0.5)
+    pytest.fail("no run failed while the broker was down")
+
+
+def _wait_for_a_trials_run_on_a_worker(instance: dg.DagsterInstance, cluster: LocalCluster):
+    """A trials run a worker is executing (its heartbeat raised), and that worker's name."""
     from topic_pipeline.storage.run_records import HEARTBEAT, WORKER, RunRecords
 
-    _set_grid(cluster, [10, 15], [10, 25])
-    since = _start_sweep(cluster)
     records = RunRecords(cluster.data_dir / "runs")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        for run in instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=[dg.DagsterRunStatus.STARTED])):
+            record = records.read(run.run_id)
+            if record.get(HEARTBEAT):
+                return run, record[WORKER].split("@")[0]
+        time.sleep(0.5)
+    pytest.fail("no trials run started on a worker")
+
+
+def test_a_broker_outage_and_a_killed_worker_lose_nothing(cluster):
+    """The broker is cut when the sensor launches the trials runs: they fail, saying so, and are launched again
+    once it is back. Then a worker is SIGKILLed while it executes one: its heartbeat stops, the run is failed
+    within the timeout, retried and finished on the other worker. Every trial is materialised once and keeps
+    one live, finished MLflow run."""
+    from topic_pipeline.integrations.mlflow_tracking import is_trial_run
+
+    _set_grid(cluster, [10, 15], [10, 25])
+    since = _start_sweep(cluster)  # the inputs, with the broker up
+    cluster.broker_proxy.cut()
+    try:
+        with dg.DagsterInstance.get() as instance:
+            failed = _wait_for_launch_failure(instance, since)
+            reported = " ".join(
+                f"{event.message} {event.dagster_event.event_specific_data}"
+                for run in failed
+                for event in instance.all_logs(run.run_id)
+                if event.is_dagster_event
+            )
+            assert "did not take the run" in reported and "127.0.0.1" in reported, reported[-3000:]
+            assert "guest:guest" not in reported and ":guest@" not in reported
+    finally:
+        cluster.broker_proxy.restore()
     with dg.DagsterInstance.get() as instance:
-        deadline = time.monotonic() + 240
-        victim = None
-        while victim is None and time.monotonic() < deadline:
-            for run in instance.get_runs(dg.RunsFilter(job_name="trials_job", statuses=[dg.DagsterRunStatus.STARTED])):
-                record = records.read(run.run_id)
-                if record.get(HEARTBEAT):
-                    victim = run, record[WORKER].split("@")[0]
-                    break
-            time.sleep(0.5)
-        assert victim, "no trials run started on a worker"
-        run, worker = victim
+        run, worker = _wait_for_a_trials_run_on_a_worker(instance, cluster)
         cluster.kill_worker(worker)
         killed_at = time.monotonic()
         while instance.get_run_by_id(run.run_id).status != dg.DagsterRunStatus.FAILURE:
-            assert time.monotonic() - killed_at < HEARTBEAT_TIMEOUT_S + 3 * MONITORING_POLL_S, "not failed in time"
+            # The timeout, then up to two monitoring polls and a daemon loop under a loaded machine.
+            assert time.monotonic() - killed_at < HEARTBEAT_TIMEOUT_S + 6 * MONITORING_POLL_S, "not failed in time"
             time.sleep(0.5)
         failure = [event.message for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)]
         assert any("stopped its heartbeat" in message and worker in message for message in failure), failure
@@ -277,10 +311,9 @@ def test_a_killed_worker_s_run_is_failed_retried_and_finished_on_the_other(clust
     import mlflow
 
     client = mlflow.MlflowClient(cluster.mlflow_url)
-    experiments = client.search_experiments()
     live = [
         run
-        for experiment in experiments
+        for experiment in client.search_experiments()
         for run in client.search_runs([experiment.experiment_id], max_results=1000)
         if is_trial_run(run.data.tags) and run.data.tags.get("trial_key") in keys
     ]
@@ -289,29 +322,36 @@ def test_a_killed_worker_s_run_is_failed_retried_and_finished_on_the_other(clust
     cluster.start_worker(worker)
 
 
-def test_the_command_line_submits_to_the_workers_and_executes_nothing_itself(cluster):
-    _set_grid(cluster, [10, 15], [12, 30])
+def _sensor(cluster: LocalCluster, action: str) -> None:
     workspace = str(cluster.dagster_home / "workspace.yaml")
-    # The sensor would plan the same trials beside the command line: it is off for this one.
-    stopped = subprocess.run(
-        [str(BIN / "dagster"), "sensor", "stop", "sweep_sensor", "-w", workspace],
+    done = subprocess.run(
+        [str(BIN / "dagster"), "sensor", action, "sweep_sensor", "-w", workspace],
         env=cluster.env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert stopped.returncode == 0, stopped.stderr[-2000:]
-    with dg.DagsterInstance.get() as instance:
-        before = {run.run_id for run in instance.get_runs()}
-    command = subprocess.Popen(
-        [str(BIN / "topic-pipeline"), "sweep"],
-        env=cluster.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=cluster.root,
-    )
-    output, _ = command.communicate(timeout=420)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_command_line_submits_to_the_workers_and_executes_nothing_itself(cluster):
+    _set_grid(cluster, [10, 15], [12, 30])
+    # The sensor would plan the same trials beside the command line: it is off for this one.
+    _sensor(cluster, "stop")
+    try:
+        with dg.DagsterInstance.get() as instance:
+            before = {run.run_id for run in instance.get_runs()}
+        command = subprocess.Popen(
+            [str(BIN / "topic-pipeline"), "sweep"],
+            env=cluster.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=cluster.root,
+        )
+        output, _ = command.communicate(timeout=420)
+    finally:
+        _sensor(cluster, "start")
     assert command.returncode == 0, output[-3000:]
     with dg.DagsterInstance.get() as instance:
         new = [run for run in instance.get_runs() if run.run_id not in before]
@@ -327,43 +367,3 @@ def test_the_command_line_submits_to_the_workers_and_executes_nothing_itself(clu
         keys = _trial_keys(cluster)
         assert _materialisations(instance, keys) == dict.fromkeys(keys, 1)
     assert "queued as run" in output and "ok (run" in output
-
-
-def test_with_the_broker_down_runs_fail_saying_so_and_the_sweep_completes_once_it_is_back(cluster):
-    _set_grid(cluster, [10, 15], [9, 22])
-    since = _start_sweep(cluster)  # the inputs, with the broker up
-    cluster.broker_proxy.cut()
-    try:
-        with dg.DagsterInstance.get() as instance:
-            deadline = time.monotonic() + 120
-            failed = []
-            after = datetime.datetime.fromtimestamp(since, tz=datetime.UTC)
-            while not failed and time.monotonic() < deadline:
-                failed = [
-                    record.dagster_run
-                    for record in instance.get_run_records(
-                        dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=after)
-                    )
-                ]
-                time.sleep(0.5)
-            assert failed, "no run failed while the broker was down"
-            messages = [
-                event.message
-                for run in failed
-                for event in instance.all_logs(run.run_id)
-                if event.is_dagster_event and event.dagster_event.event_type == dg.DagsterEventType.RUN_FAILURE
-            ]
-            reported = " ".join(message or "" for message in messages) + " ".join(
-                str(event.dagster_event.event_specific_data)
-                for run in failed
-                for event in instance.all_logs(run.run_id)
-                if event.is_dagster_event
-            )
-            assert "guest:guest" not in reported and ":guest@" not in reported
-            assert "did not take the run" in reported and "127.0.0.1" in reported, reported[-3000:]
-    finally:
-        cluster.broker_proxy.restore()
-    with dg.DagsterInstance.get() as instance:
-        _wait_for_leaderboard(instance, since)
-        keys = _trial_keys(cluster)
-        assert _materialisations(instance, keys) == dict.fromkeys(keys, 1)

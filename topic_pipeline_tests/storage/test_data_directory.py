@@ -68,12 +68,11 @@ def test_the_same_environment_passes(tmp_path):
     verify(paths, environment_versions(), "worker w3")
 
 
-def test_a_claim_keeps_the_id_rewrites_a_changed_environment_and_writes_nothing_when_current(tmp_path):
+def test_a_claim_rewrites_a_changed_environment_and_writes_nothing_when_current(tmp_path):
     paths = DataPaths(tmp_path / "data")
     marker = paths.root / MARKER_NAME
     claim(paths, ENVIRONMENT)
-    first = json.loads(marker.read_text())
-    assert first["environment"] == ENVIRONMENT and len(first["id"]) == 36
+    assert json.loads(marker.read_text()) == {"environment": ENVIRONMENT}
 
     written = marker.stat().st_ino
     claim(paths, dict(ENVIRONMENT))
@@ -81,11 +80,11 @@ def test_a_claim_keeps_the_id_rewrites_a_changed_environment_and_writes_nothing_
 
     upgraded = {**ENVIRONMENT, "umap-learn": "0.5.13"}
     claim(paths, upgraded)
-    assert json.loads(marker.read_text()) == {"id": first["id"], "environment": upgraded}
+    assert json.loads(marker.read_text()) == {"environment": upgraded}
     verify(paths, upgraded, "worker w4")
 
 
-def test_a_damaged_marker_is_refused_by_a_worker_and_replaced_by_the_next_claim(tmp_path):
+def test_a_file_that_is_no_marker_is_refused_by_a_worker_and_by_a_claim_and_left_as_it_is(tmp_path):
     paths = DataPaths(tmp_path / "data")
     paths.root.mkdir(parents=True)
     (paths.root / MARKER_NAME).write_text('{"id": "cut sho')
@@ -93,5 +92,6 @@ def test_a_damaged_marker_is_refused_by_a_worker_and_replaced_by_the_next_claim(
     with pytest.raises(SharedDataDirectoryError, match=f"has a {MARKER_NAME} that cannot be read"):
         verify(paths, ENVIRONMENT, "worker w5")
 
-    claim(paths, ENVIRONMENT)
-    verify(paths, ENVIRONMENT, "worker w5")
+    with pytest.raises(SharedDataDirectoryError, match="is not a data-directory marker"):
+        claim(paths, ENVIRONMENT)
+    assert (paths.root / MARKER_NAME).read_text() == '{"id": "cut sho'

@@ -119,8 +119,9 @@ def grid_trials(
     # recovery reads the step's own identity to wait for it.
     exit_with_parent()
     records = RunRecords(settings.paths.run_records)
-    # Only a run the command line executes in-process has a record: it asks for a progress file (its progress
-    # bar) there, and recovery reads the step's own identity there to wait for it. The UI reads the log.
+    # A run the command line executes in-process, or a cluster's worker executes, has a record: the command line
+    # asks for a progress file (its progress bar) there, and recovery reads the step's own identity there to
+    # wait for it. The UI reads the log.
     record = records.read(context.run_id)
     if record:
         records.update(context.run_id, **{STEP_PROCESS: process_identity()})
