@@ -390,8 +390,8 @@ def print_projection(m: Measured, args, embed_rate: tuple[float, str], dimension
         f"{layouts_per_graph} layouts per neighbour graph (n_components values per n_neighbors, as in the 180-trial "
         f"grid) = {target_graphs} graph groups; parameter values like this run's grid (mean n_neighbors "
         f"{m.mean_neighbors:.1f}, HDBSCAN min_samples <= 10): a grid with n_neighbors 100 or min_samples 800 costs more",
-        f"TOPIC_PIPELINE_SWEEP_RUNS={machines}, TOPIC_PIPELINE_WORKERS={cores}: runs are whole graph groups "
-        f"(planning._trials_runs), so each machine gets {math.ceil(target_graphs / machines)} group(s) "
+        f"TOPIC_PIPELINE_SWEEP_RUNS={machines}, TOPIC_PIPELINE_WORKERS={cores}: runs hold whole graph groups "
+        f"where that balances them (planning._trials_runs), so each machine gets {math.ceil(target_graphs / machines)} group(s) "
         f"({layouts_per_graph * math.ceil(target_graphs / machines)} layouts, "
         f"{variants * layouts_per_graph * math.ceil(target_graphs / machines)} trials) in one run; no machine fails",
         "a layout, a graph and a trial each occupy one engine worker (one core) from start to end; machines "
@@ -458,7 +458,7 @@ def print_projection(m: Measured, args, embed_rate: tuple[float, str], dimension
         "(docs' 60k -> 100k slope carried over the whole range, pessimistic, compare the check line above); "
         f"with {target_graphs} graph groups on {machines} machines each machine's layouts fill "
         f"{min(layouts_per_graph * math.ceil(target_graphs / machines), cores)} of its {cores} cores, so the even split "
-        "is a lower bound, not reachable with whole graph groups"
+        "is a lower bound, reached only by cutting graphs between their layouts (each cut builds a graph twice)"
     )
     try:
         from topic_pipeline.engine.capacity import Layout, estimate_needs
@@ -531,7 +531,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"  (C)'s trials runs: {', '.join(str(int(run['trials_in_run'])) for run in trials_runs)} trials, "
             f"batches of {', '.join(f'{s:.1f}' for s in work)} s: the largest is {max(work) / (sum(work) / len(work)):.2f}x "
-            "an even share (runs hold whole graph groups)"
+            "an even share (runs hold whole UMAP reductions)"
         )
     print_timeline(cluster)
     print_stages(local, cluster)

@@ -25,17 +25,11 @@ QUIET_SECONDS = 20.0
 SENSOR_INTERVAL_S = 5
 
 
-def _label(run) -> str:
-    partition = run.tags.get("dagster/partition") or " … ".join(
-        value for key, value in sorted(run.tags.items()) if "partition_range" in key
-    )
-    return f"{run.job_name} {partition}".strip()
-
-
 def follow_sweep(instance) -> list:
     """Print each run as it ends; return all runs once none has been in flight for ``QUIET_SECONDS``."""
     import dagster as dg
 
+    from topic_pipeline.cli import run_label
     from topic_pipeline.definitions import WORKER_TAG
 
     shown: set[str] = set()
@@ -45,7 +39,10 @@ def follow_sweep(instance) -> list:
         for run in reversed(runs):
             if run.is_finished and run.run_id not in shown:
                 shown.add(run.run_id)
-                print(f"  {run.status.value:8} {_label(run):60} on {run.tags.get(WORKER_TAG, '-')}", flush=True)
+                print(
+                    f"  {run.status.value:8} {run_label(run.job_name, run.tags):60} on {run.tags.get(WORKER_TAG, '-')}",
+                    flush=True,
+                )
         if any(not run.is_finished for run in runs):
             quiet_since = None
         elif quiet_since is None:

@@ -287,8 +287,17 @@ def _execute_job(
     success, run_id, errors = call_in_thread(execute)
     if not success:
         raise SystemExit(f"{job_name} failed (run {run_id}):\n" + "\n".join(errors[-3:]))
-    partitions = tags.get("dagster/partition", "") + " ".join(v for k, v in tags.items() if "range" in k)
-    return f"  {job_name} {partitions}: ok"
+    return f"  {run_label(job_name, tags)}: ok"
+
+
+def run_label(job_name: str, tags: dict[str, str]) -> str:
+    """The job and the partition (or partition range) a run's tags name, as runs are shown here."""
+    from topic_pipeline.defs.planning import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, PARTITION_TAG
+
+    partitions = tags.get(PARTITION_TAG) or " … ".join(
+        tags[tag] for tag in (PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG) if tag in tags
+    )
+    return f"{job_name} {partitions}".strip()
 
 
 @functools.cache
@@ -303,7 +312,7 @@ def _repository_name() -> str:
 def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) -> None:
     """Execute what the sweep sensor would launch (only ``jobs`` if given), until nothing is left."""
     from topic_pipeline.definitions import build_resources
-    from topic_pipeline.defs.planning import plan_next_runs
+    from topic_pipeline.defs.planning import PARTITION_TAG, plan_next_runs
     from topic_pipeline.defs.recovery import recover_interrupted_runs
     from topic_pipeline.settings import Settings
 
@@ -316,7 +325,7 @@ def execute_plans(instance: dg.DagsterInstance, jobs: set[str] | None = None) ->
         for plan in plans:
             tags = dict(plan.tags)
             if plan.partition_key:
-                tags["dagster/partition"] = plan.partition_key
+                tags[PARTITION_TAG] = plan.partition_key
             runs.append((plan.job_name, tags))
         if launches_runs(instance):  # all at once: the cluster's workers take them in parallel
             follow_runs(instance, [submit_run(instance, job_name, tags) for job_name, tags in runs])
@@ -358,8 +367,7 @@ def submit_run(
     location = (CODE_LOCATION, CODE_LOCATION_MODULE, _repository_name())
     create_code_location_run(dg.reconstructable(_JOBS[job_name]), instance, run_id, tags, run_config or {}, location)
     instance.submit_run(run_id, workspace=None)
-    partitions = tags.get("dagster/partition", "") + " ".join(v for k, v in tags.items() if "range" in k)
-    label = f"{job_name} {partitions}".strip()
+    label = run_label(job_name, tags)
     print(f"  {label}: queued as run {run_id}", flush=True)
     return run_id, label
 

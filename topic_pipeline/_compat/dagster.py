@@ -161,38 +161,32 @@ def packed_run_id(packed_args: Any) -> str | None:
     return run_id
 
 
+def _run_tag(constant: str, tag: str, what: str) -> str:
+    """The run tag ``tag``, checked against Dagster's own name for it, ``dagster._core.storage.tags.<constant>``:
+    Dagster exports these tags under no public name."""
+    import dagster._core.storage.tags as tags
+
+    if getattr(tags, constant, None) != tag:
+        raise _refuse(f"{what} ({tag})")
+    return tag
+
+
 def run_key_tag() -> str:
     """The run tag holding a sensor's run key. A sensor launches a run key once, whatever became of its run;
-    finding the runs of a key takes this tag, which Dagster exports under no public name."""
-    tag = "dagster/run_key"
-    try:
-        from dagster._core.storage.tags import RUN_KEY_TAG
-    except ImportError:
-        raise _refuse("its run-key run tag") from None
-    if tag != RUN_KEY_TAG:
-        raise _refuse(f"the run tag {tag}")
-    return tag
+    finding the runs of a key takes this tag."""
+    return _run_tag("RUN_KEY_TAG", "dagster/run_key", "its run-key run tag")
 
 
 def will_retry_tag() -> str:
     """The tag the run-retry daemon sets on a failed run, "true" when it will launch a retry of it."""
-    tag = "dagster/will_retry"
-    try:
-        from dagster._core.storage.tags import WILL_RETRY_TAG
-    except ImportError:
-        raise _refuse("its will-retry run tag") from None
-    if tag != WILL_RETRY_TAG:
-        raise _refuse(f"the run tag {tag}")
-    return tag
+    return _run_tag("WILL_RETRY_TAG", "dagster/will_retry", "its will-retry run tag")
 
 
 def parent_run_tag() -> str:
     """The tag a re-execution (a run retry among them) carries, naming the run it re-executes."""
-    tag = "dagster/parent_run_id"
-    try:
-        from dagster._core.storage.tags import PARENT_RUN_ID_TAG
-    except ImportError:
-        raise _refuse("its parent-run run tag") from None
-    if tag != PARENT_RUN_ID_TAG:
-        raise _refuse(f"the run tag {tag}")
-    return tag
+    return _run_tag("PARENT_RUN_ID_TAG", "dagster/parent_run_id", "its parent-run run tag")
+
+
+def root_run_tag() -> str:
+    """The tag every re-execution (a run retry's too) carries, naming the first run of its group."""
+    return _run_tag("ROOT_RUN_ID_TAG", "dagster/root_run_id", "its root-run run tag")

@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 
 from conftest import require_service
+from topic_pipeline.defs.planning import IN_FLIGHT
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 from local_cluster import LocalCluster, ServiceMissing, check_services, free_port
@@ -44,12 +45,6 @@ BIN = Path(sys.executable).parent
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 HEARTBEAT_TIMEOUT_S = 30
 MONITORING_POLL_S = 5
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 class BrokerProxy:

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from topic_pipeline._compat.dagster import root_run_tag
 from topic_pipeline.defs.assets.embeddings import embeddings
 from topic_pipeline.defs.partitions import trial_partitions
 from topic_pipeline.defs.resources.mlflow import MlflowTracking
@@ -19,13 +20,12 @@ from topic_pipeline.workflow.sweep_inputs import SweepInputs
 from topic_pipeline.workflow.trials import RecordedTrial, TrialBatchSummary, run_trial_batch
 
 # The most trial partitions one run takes: every run starts its worker pool (imports, numba compilation)
-# once. The sweep sensor and the command line cut runs only between groups of trials sharing a neighbour
-# graph (``planning._trials_runs``, ``TOPIC_PIPELINE_SWEEP_RUNS``); a UI backfill is split by count alone
-# (the ``BackfillPolicy`` below), so a group may be cut where a run fills up.
+# once. The sweep sensor and the command line cut runs along shared work (``planning._trials_runs``,
+# ``TOPIC_PIPELINE_SWEEP_RUNS``); a UI backfill is split by count alone (the ``BackfillPolicy`` below), so a
+# group may be cut where a run fills up.
 TRIALS_PER_RUN = 1000
 
-# The tag Dagster gives every re-execution (a run retry's too): the first run of its group.
-ROOT_RUN_ID_TAG = "dagster/root_run_id"
+ROOT_RUN_ID_TAG = root_run_tag()
 
 # Decimals of the scores a partition shows: finer than any difference a labelled sample resolves (the
 # result store keeps them whole).
