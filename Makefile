@@ -44,7 +44,9 @@ setup-browser:
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-# Test files are spread over two processes (pytest-xdist); a file's tests stay in one, sharing its fixtures.
+# Test files are spread over two processes (pytest-xdist); a file's tests stay in one, sharing its fixtures. The
+# slowest files go first (conftest.py orders them; --no-loadscope-reorder keeps that order), and the slowest
+# tests are listed at the end.
 test: $(STAMP)
 	@command -v chromium >/dev/null || { echo "make test: the UI test needs Debian's chromium; run 'make setup-browser' once (as root)"; exit 2; }
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=15
