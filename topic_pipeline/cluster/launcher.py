@@ -1,6 +1,6 @@
 """The cluster's run launcher: dagster-celery's ``CeleryRunLauncher`` (each run one Celery task on a
-``dagster-celery worker``), whose health check also reads the heartbeat the worker raises in the run's
-record (``cluster.worker``).
+``dagster-celery worker``), whose health check also reads the heartbeat the worker raises in the result
+backend (``cluster.worker``).
 
 Run monitoring (``run_monitoring:`` in deploy/celery/dagster.yaml) asks the launcher about every started run
 every few seconds. dagster-celery's own answer comes from the task's state in the result backend, which a
@@ -24,10 +24,15 @@ from topic_pipeline._compat.dagster import run_worker_health
 from topic_pipeline.errors import TopicPipelineError
 from topic_pipeline.redaction import mask_url
 from topic_pipeline.storage.paths import DataPaths
-from topic_pipeline.storage.run_records import HEARTBEAT, HOST, PID, WORKER, RunRecords
+from topic_pipeline.storage.run_records import HOST, PID, WORKER, RunRecords
 
 DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 30
 STALE_ENTRY_SECONDS = 3600.0
+
+
+def heartbeat_key(run_id: str) -> str:
+    """Where the worker executing a run keeps its heartbeat count, in the Celery result backend."""
+    return f"topic_pipeline-heartbeat-{run_id}"
 
 
 class BrokerUnavailableError(TopicPipelineError):
@@ -47,7 +52,7 @@ class HeartbeatCeleryRunLauncher(CeleryRunLauncher):
         self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
         self._records = RunRecords(DataPaths(Path(data_dir) if data_dir else None).run_records)
         # run id -> (the last heartbeat seen, when this process first saw it); runs that ended are dropped
-        self._seen: dict[str, tuple[int, float]] = {}
+        self._seen: dict[str, tuple[bytes, float]] = {}
         super().__init__(**celery_config)
 
     def launch_run(self, context: Any) -> None:
@@ -63,16 +68,15 @@ class HeartbeatCeleryRunLauncher(CeleryRunLauncher):
             ) from None
 
     def check_run_worker_health(self, run: Any) -> Any:
-        record = self._records.read(run.run_id)
-        beat = record.get(HEARTBEAT)
-        if not isinstance(beat, int):
-            # No record: not started on a worker yet, or already ended. The task's state answers.
-            self._seen.pop(run.run_id, None)
-            return super().check_run_worker_health(run)
+        beat = self.celery.backend.get(heartbeat_key(run.run_id))
         now = time.monotonic()
         # Monitoring asks only about started runs: a run not asked about for long has ended.
         for stale in [run_id for run_id, (_, seen) in self._seen.items() if now - seen > STALE_ENTRY_SECONDS]:
             del self._seen[stale]
+        if beat is None:
+            # No heartbeat: not started on a worker yet, or ended long ago. The task's state answers.
+            self._seen.pop(run.run_id, None)
+            return super().check_run_worker_health(run)
         last = self._seen.get(run.run_id)
         if last is None or last[0] != beat:
             self._seen[run.run_id] = (beat, now)
@@ -81,6 +85,7 @@ class HeartbeatCeleryRunLauncher(CeleryRunLauncher):
         if silent <= self.heartbeat_timeout_seconds:
             return run_worker_health(True)
         self._seen.pop(run.run_id, None)
+        record = self._records.read(run.run_id)
         return run_worker_health(
             False,
             f"Celery worker {record.get(WORKER, '?')} (host {record.get(HOST, '?')}, pid {record.get(PID, '?')}) "

@@ -3,9 +3,11 @@
 backend named by ``DAGSTER_CELERY_BROKER_URL`` and ``DAGSTER_CELERY_BACKEND_URL``, as the instance's launcher
 (deploy/celery/dagster.yaml) reads them: from the environment, so no credential is written to a file.
 
-While the worker executes a run, a thread raises a heartbeat in the run's record (``<data dir>/runs/<run
-id>.json``, beside the worker's name, host and pid) every ``HEARTBEAT_SECONDS``; the instance's launcher
-(``cluster.launcher``) fails the run when it stops rising.
+While the worker executes a run, its name, host and pid are in the run's record (``<data dir>/runs/<run
+id>.json``), and a thread raises a count in the Celery result backend (``heartbeat_key``) every
+``HEARTBEAT_SECONDS``; the instance's launcher (``cluster.launcher``) fails the run when it stops rising. In
+the result backend (Redis), not the shared directory: a network file system's client may serve a cached
+directory entry for longer than the launcher waits, and would make a live run look dead.
 
 Why a heartbeat of our own: dagster-celery's launcher judges a run by its Celery task's state in the result
 backend, and a worker killed mid-task leaves that state STARTED for ever; Celery's own remote control cannot
@@ -25,6 +27,7 @@ from celery import signals
 
 from topic_pipeline._compat.dagster import packed_run_id
 from topic_pipeline._compat.dagster_celery import EXECUTE_RUN_TASK_NAME, RUN_TASK_NAMES, run_task_app
+from topic_pipeline.cluster.launcher import heartbeat_key
 from topic_pipeline.definitions import WORKER_TAG
 from topic_pipeline.defs.resources.settings import CLUSTER_WORKER_ENV
 from topic_pipeline.domain.versions import environment_versions
@@ -33,9 +36,12 @@ from topic_pipeline.processes import process_start_time
 from topic_pipeline.settings import Settings
 from topic_pipeline.storage.data_directory import verify
 from topic_pipeline.storage.paths import DataPaths
-from topic_pipeline.storage.run_records import HEARTBEAT, HOST, PID, PID_START, TASK_ID, WORKER, RunRecords
+from topic_pipeline.storage.run_records import HOST, PID, PID_START, TASK_ID, WORKER, RunRecords
 
 HEARTBEAT_SECONDS = 5.0
+# A count no one raises any more is dropped by the backend after this long.
+HEARTBEAT_KEPT_SECONDS = 3600
+
 
 _log = logging.getLogger(__name__)
 
@@ -56,7 +62,7 @@ app = run_task_app(
 
 
 class _Heartbeat:
-    """Raises the heartbeat of one run's record until stopped; the record is removed when the run ends."""
+    """Records who executes a run, then raises its heartbeat until stopped; the record goes when the run ends."""
 
     def __init__(self, records: RunRecords, run_id: str, task_id: str, worker: str):
         self.records, self.run_id = records, run_id
@@ -73,15 +79,16 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
 
     def start(self) -> None:
+        self.records.update(self.run_id, **self.identity)
         self._raise()
         self._thread.start()
 
     def _raise(self) -> None:
         self.count += 1
         try:
-            self.records.update(self.run_id, **self.identity, **{HEARTBEAT: self.count})
-        except OSError as exc:  # a missed beat is retried; enough of them and the run is judged dead
-            _log.warning("run %s: heartbeat not written: %s", self.run_id, exc)
+            app.backend.set(heartbeat_key(self.run_id), str(self.count), expires=HEARTBEAT_KEPT_SECONDS)
+        except Exception as exc:  # a missed beat is retried; enough of them and the run is judged dead
+            _log.warning("run %s: heartbeat not raised: %s", self.run_id, type(exc).__name__)
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
@@ -133,7 +140,7 @@ def _start_heartbeat(task_id: str, task: Any, kwargs: dict | None = None, **_: A
         startable = (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING)
         if task.name == EXECUTE_RUN_TASK_NAME and run.status not in startable:
             # The broker resent the task of a worker that died before acknowledging it: Dagster ignores this copy,
-            # and the dead worker's heartbeat must stay as it stopped, for the launcher to judge the run by.
+            # and the dead worker's record and heartbeat must stay as they stopped, for the launcher to judge by.
             _log.warning("run %s is %s already: a resent task, not executed here", run_id, run.status.value)
             return
         records = _checked_records(worker, run_id)

@@ -20,9 +20,8 @@ from typing import Any
 from topic_pipeline.storage.files import read_json, write_json
 
 HOST, PID, PID_START, PROGRESS_FILE, STEP_PROCESS = "host", "pid", "pid_start", "progress_file", "step_process"
-# A run a Celery worker executes (topic_pipeline.cluster): the worker's name, its Celery task, and a count it
-# raises every few seconds while it runs the run, which the instance's run monitoring watches.
-WORKER, TASK_ID, HEARTBEAT = "worker", "task_id", "heartbeat"
+# A run a Celery worker executes (topic_pipeline.cluster): the worker's name and its Celery task.
+WORKER, TASK_ID = "worker", "task_id"
 
 
 class RunRecords:
