@@ -74,8 +74,8 @@ def launchable_run_key(instance: dg.DagsterInstance, run_key: str) -> str | None
     so the work is launched again: a launch that failed before its run started (the broker was down, say)
     costs nothing; after ``MAX_STARTED_FAILURES`` keys whose runs started and failed (or ``MAX_LAUNCHES`` keys in
     all), the sensor stops and says so.
-    A key whose run is in flight, succeeded or is about to be retried by the run-retry daemon is returned as it
-    is: Dagster skips it as a duplicate.
+    A key whose run is in flight, succeeded, was cancelled or is about to be retried by the run-retry daemon is
+    returned as it is: Dagster skips it as a duplicate.
     """
     started_failures = 0
     for attempt in range(MAX_LAUNCHES):
@@ -84,8 +84,8 @@ def launchable_run_key(instance: dg.DagsterInstance, run_key: str) -> str | None
         if not records:
             return key if started_failures < MAX_STARTED_FAILURES else None
         run = records[0].dagster_run
-        stopped = run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
-        if not stopped or retry_pending(instance, records[0]):  # the run-retry daemon launches that one again
+        # A cancelled run stays so: someone stopped it. A run the run-retry daemon launches again is left to it.
+        if run.status != dg.DagsterRunStatus.FAILURE or retry_pending(instance, records[0]):
             return key
         started_failures += records[0].start_time is not None
     return None

@@ -70,3 +70,10 @@ def test_the_trials_of_a_failed_run_about_to_be_retried_count_as_in_flight():
         assert _keys_in_flight(instance, ordered) == {"t1", "t2"}
         instance.add_run_tags(run.run_id, {"dagster/will_retry": "false"})
         assert _keys_in_flight(instance, ordered) == set()
+
+
+def test_a_cancelled_run_is_not_launched_again():
+    with dg.instance_for_test() as instance:
+        run = instance.add_run(dg.DagsterRun(job_name="trials_job", run_id=str(uuid.uuid4()), tags={RUN_KEY_TAG: "e"}))
+        instance.report_run_canceled(run)
+        assert launchable_run_key(instance, "e") == "e"
