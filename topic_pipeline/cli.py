@@ -348,8 +348,9 @@ def run_sweep(instance: dg.DagsterInstance) -> None:
 
 
 def launches_runs(instance: dg.DagsterInstance) -> bool:
-    """Whether the instance's runs go to a run launcher of a cluster (deploy/celery/), which this process then
-    only submits to and follows; with the default launcher this process executes its runs itself."""
+    """Whether the instance's runs go to a run launcher that starts them elsewhere (a cluster's: deploy/celery/,
+    deploy/k8s/), which this process then only submits to and follows; with the default launcher this process
+    executes its runs itself."""
     return not isinstance(instance.run_launcher, dg.DefaultRunLauncher)
 
 
