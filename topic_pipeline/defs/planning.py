@@ -121,15 +121,6 @@ def contiguous_blocks(ordered_keys: list[str], wanted: set[str]) -> list[list[st
     return blocks
 
 
-def contiguous_ranges(ordered_keys: list[str], wanted: set[str], max_length: int) -> list[tuple[str, str]]:
-    """Split the wanted keys into ranges of the partition order that contain no unwanted key."""
-    return [
-        (block[start], block[min(start + max_length, len(block)) - 1])
-        for block in contiguous_blocks(ordered_keys, wanted)
-        for start in range(0, len(block), max_length)
-    ]
-
-
 def run_partition_keys(run: dg.DagsterRun, ordered_keys: list[str]) -> list[str]:
     position = {key: index for index, key in enumerate(ordered_keys)}
     start = run.tags.get(PARTITION_RANGE_START_TAG)

@@ -10,7 +10,7 @@ import dagster as dg
 
 from topic_pipeline.definitions import defs
 from topic_pipeline.defs.automation import BIWEEKLY_CRON, biweekly_refresh, is_schedule_week
-from topic_pipeline.defs.planning import contiguous_ranges
+from topic_pipeline.defs.planning import contiguous_blocks
 from topic_pipeline.defs.resources.database import WINDOW_END_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,10 +121,11 @@ def test_biweekly_schedule_ships_off_and_says_so_in_the_ui():
     assert is_schedule_week(before) and is_schedule_week(after) and not any(map(is_schedule_week, between))
 
 
-def test_contiguous_ranges_skip_unwanted_keys_and_cap_length():
+def test_contiguous_blocks_skip_unwanted_keys():
+    # How long a run may be is planning._trials_runs' rule, tested with the sweep's split (test_sweep_planning.py).
     order = ["a", "b", "c", "d", "e", "f", "g"]
-    assert contiguous_ranges(order, {"a", "b", "d", "e", "f", "g"}, 3) == [("a", "b"), ("d", "f"), ("g", "g")]
-    assert contiguous_ranges(order, set(), 3) == []
+    assert contiguous_blocks(order, {"a", "b", "d", "e", "f", "g"}) == [["a", "b"], ["d", "e", "f", "g"]]
+    assert contiguous_blocks(order, set()) == []
 
 
 def test_the_code_location_the_command_line_names_its_runs_after_is_the_declared_one():
