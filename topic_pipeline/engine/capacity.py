@@ -26,9 +26,9 @@ STEP_BASE_BYTES = 900 * 2**20
 # symmetrisation, and the optimisation's per-edge arrays (float64). Set so that the estimate covers the one
 # large-corpus run measured (docs/benchmarks.md), not derived array by array.
 LAYOUT_BYTES_PER_EDGE = 200
-# Per document and HDBSCAN min_samples (unset: min_cluster_size), the core distances' neighbour queries
-# (float64 distances, int64 indices, their copies); same calibration.
-CLUSTERING_BYTES_PER_NEIGHBOUR = 32
+# Per document and HDBSCAN min_samples (unset: min_cluster_size), the core distances' neighbour query in one
+# process (engine/clustering.py): float64 distances and int64 indices, the indices kept through the tree.
+CLUSTERING_BYTES_PER_NEIGHBOUR = 16
 # Per document, HDBSCAN's single-linkage tree, condensed tree and labels on a low-dimensional reduction.
 CLUSTERING_BYTES_PER_DOCUMENT = 256
 # Free memory and disk kept in reserve: the rest of the machine goes on.
@@ -61,7 +61,7 @@ class SweepNeeds:
     def memory_formula(self) -> str:
         return (
             f"{self.workers} worker(s) x {self.worker_bytes / GIB:.1f} GiB (embeddings {self.documents:,} documents "
-            f"x {self.dimensions} dims, the largest layout's graph, HDBSCAN's neighbour queries and trees) + the "
+            f"x {self.dimensions} dims, then the larger of the largest layout's graph and HDBSCAN's neighbour query) + the "
             "step's own"
         )
 
@@ -85,11 +85,13 @@ def estimate_needs(
     largest_k = max(layout.n_neighbors for layout in layouts)
     widest = max(layout.n_components for layout in layouts)
     busy = max(1, min(workers, len(layouts)))
+    # A worker lays out a reduction, frees UMAP's arrays, then clusters it: the two peaks never meet.
+    layout = documents * largest_k * LAYOUT_BYTES_PER_EDGE
+    clustering = documents * min_samples * CLUSTERING_BYTES_PER_NEIGHBOUR
     worker = (
         WORKER_BASE_BYTES
         + embeddings
-        + documents * largest_k * LAYOUT_BYTES_PER_EDGE
-        + documents * min_samples * CLUSTERING_BYTES_PER_NEIGHBOUR
+        + max(layout, clustering)
         + documents * (widest * 8 + CLUSTERING_BYTES_PER_DOCUMENT)
     )
     memory = STEP_BASE_BYTES + embeddings + busy * worker

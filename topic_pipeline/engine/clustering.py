@@ -41,7 +41,12 @@ class TreeClusterer:
         return max(1, min(self.data.shape[0] - 1, value))
 
     def labels(self, min_cluster_size: int, min_samples: int | None, epsilon: float) -> np.ndarray:
-        model = hdbscan_model(min_cluster_size, min_samples, epsilon)
+        # One process for the core distances: above 16,384 points HDBSCAN's default (4 jobs) splits the
+        # neighbour query over joblib processes and holds the (points x min_samples) distances and indices
+        # three times at once (the processes' chunks, the list of them, the stacked copy), several GiB at
+        # min_samples 800 on 300,000 documents. The query's distances are exact, so the core distances and
+        # the labels are the same (test_engine.py compares both ways above that size).
+        model = hdbscan_model(min_cluster_size, min_samples, epsilon).set_params(core_dist_n_jobs=1)
         tree_key = self._effective_min_samples(min_cluster_size, min_samples)
         if tree_key in self._trees:
             return np.asarray(hdbscan_compat.labels_from_tree(self.data, self._trees[tree_key], model), dtype=np.int64)

@@ -253,3 +253,22 @@ def test_a_cached_reduction_costs_the_scheduler_nothing(tmp_path):
         reduction_cache_key("embeddings", tasks[16, 9].reduction_spec), {"reduction": np.zeros(1)}
     )
     assert task_cost(tasks[16, 9]) == 0
+
+
+def test_hdbscan_in_one_process_labels_as_its_parallel_default_above_its_split_threshold():
+    """Above 16,384 points HDBSCAN's default splits the core-distance query over 4 joblib processes; the engine
+    queries in one (memory). Same core distances, same labels, exact duplicates (tied distances) included."""
+    from hdbscan import HDBSCAN
+
+    from topic_pipeline.domain.trials import hdbscan_settings
+    from topic_pipeline.engine.clustering import TreeClusterer
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(12, 5)) * 6
+    points = (centres[rng.integers(0, 12, 17_500)] + rng.normal(size=(17_500, 5))).astype(np.float32)
+    data = np.concatenate([points, points[:500]])  # 500 exact duplicates
+    clusterer = TreeClusterer(data)
+    for min_cluster_size, min_samples, epsilon in [(50, None, 0.0), (50, 5, 0.0), (200, None, 0.0), (100, 5, 0.5)]:
+        plain = HDBSCAN(**hdbscan_settings(min_cluster_size, min_samples, epsilon)).fit(data).labels_
+        assert plain.max() >= 1
+        np.testing.assert_array_equal(clusterer.labels(min_cluster_size, min_samples, epsilon), plain)
