@@ -313,6 +313,12 @@ def _run(args, workdir: Path, grid: dict) -> None:
         pipeline_peak, pipeline_proportional = memory.peak_bytes, memory.peak_proportional_bytes
         step_seconds = _step_seconds(instance)
         engine_seconds = _engine_seconds(instance)
+        export = None
+        if args.grid == "large":  # the chosen model's export at size: BERTopic refit on the stored labels
+            with TreeMemorySampler() as memory:
+                t0 = time.perf_counter()
+                _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": {}}}})
+                export = (time.perf_counter() - t0, memory.peak_bytes)
     from topic_pipeline.definitions import build_resources
 
     fingerprint = build_resources()["settings"].inputs_fingerprint(corpus.content_hash, labels.content_hash)
@@ -374,6 +380,10 @@ def _run(args, workdir: Path, grid: dict) -> None:
     if best:
         print(f"best trial: {best.key} ARI {best.metrics['ari']:.3f}")
     _print_needs(len(corpus), embedded.embeddings.shape[1], args.workers, trials, pipeline_peak)
+    if export is not None:
+        print(
+            f"export of the best trial's model (safetensors, after the sweep): {export[0]:.1f} s, peak {export[1] / 2**30:.2f} GiB"
+        )
     print(
         f"(b)'s peak proportional set (PSS, shared pages split between processes): {pipeline_proportional / 2**30:.2f} GiB"
     )
