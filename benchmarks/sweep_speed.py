@@ -306,6 +306,8 @@ def _run(args, workdir: Path, grid: dict) -> None:
         # As `topic-pipeline sweep` (run_sweep): the inputs first.
         _execute(instance, "refresh_inputs_job", {})
         execute_plans(instance, jobs={"embeddings_job"})  # a cache hit: embeddings computed above
+        # This process runs the sweep as `topic-pipeline sweep`'s does, but also holds the generated corpus.
+        own_start = TreeMemorySampler._field("/proc/self/status", "VmRSS:")
         with TreeMemorySampler() as memory:
             t0 = time.perf_counter()
             execute_plans(instance)
@@ -380,6 +382,9 @@ def _run(args, workdir: Path, grid: dict) -> None:
     if best:
         print(f"best trial: {best.key} ARI {best.metrics['ari']:.3f}")
     _print_needs(len(corpus), embedded.embeddings.shape[1], args.workers, trials, pipeline_peak)
+    print(
+        f"of (b)'s peak, this benchmark's own process (the run's coordinator) held {own_start / 2**30:.2f} GiB at the start"
+    )
     if export is not None:
         print(
             f"export of the best trial's model (safetensors, after the sweep): {export[0]:.1f} s, peak {export[1] / 2**30:.2f} GiB"
