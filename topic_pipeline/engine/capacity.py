@@ -26,9 +26,10 @@ STEP_BASE_BYTES = 900 * 2**20
 # symmetrisation, and the optimisation's per-edge arrays (float64). Set so that the estimate covers the one
 # large-corpus run measured (docs/benchmarks.md), not derived array by array.
 LAYOUT_BYTES_PER_EDGE = 200
-# Per document and HDBSCAN min_samples (unset: min_cluster_size), the core distances' neighbour query in one
-# process (engine/clustering.py): float64 distances and int64 indices, the indices kept through the tree.
-CLUSTERING_BYTES_PER_NEIGHBOUR = 16
+# Per document and HDBSCAN min_samples (unset: min_cluster_size), the core distances' neighbour query in the
+# worker's process (engine/clustering.py): its pieces' float64 distances and int64 indices, then their stacked
+# copies.
+CLUSTERING_BYTES_PER_NEIGHBOUR = 32
 # Per document, HDBSCAN's single-linkage tree, condensed tree and labels on a low-dimensional reduction.
 CLUSTERING_BYTES_PER_DOCUMENT = 256
 # Free memory and disk kept in reserve: the rest of the machine goes on.
@@ -73,11 +74,13 @@ def estimate_needs(
     layouts: Iterable[Layout],
     trials: int,
     min_samples: int = 0,
+    reference: bool = False,
 ) -> SweepNeeds:
     """The memory and disk a sweep of ``trials`` trials over ``layouts`` needs on ``documents`` embeddings of
     ``dimensions`` float32 values with ``workers`` worker processes (at most one per layout works at once);
     ``min_samples``: the largest HDBSCAN min_samples among the trials (an unset one counts as its
-    min_cluster_size)."""
+    min_cluster_size). ``reference``: plain BERTopic fits (the reference engine), which keep UMAP's arrays
+    while HDBSCAN runs, and whose HDBSCAN queries in joblib processes that hold their pieces too."""
     layouts = list(layouts)
     if not layouts:
         return SweepNeeds(documents, dimensions, 0, 0, 0, 0)
@@ -85,15 +88,11 @@ def estimate_needs(
     largest_k = max(layout.n_neighbors for layout in layouts)
     widest = max(layout.n_components for layout in layouts)
     busy = max(1, min(workers, len(layouts)))
-    # A worker lays out a reduction, frees UMAP's arrays, then clusters it: the two peaks never meet.
     layout = documents * largest_k * LAYOUT_BYTES_PER_EDGE
     clustering = documents * min_samples * CLUSTERING_BYTES_PER_NEIGHBOUR
-    worker = (
-        WORKER_BASE_BYTES
-        + embeddings
-        + max(layout, clustering)
-        + documents * (widest * 8 + CLUSTERING_BYTES_PER_DOCUMENT)
-    )
+    # The fast engine lays out a reduction, frees UMAP's arrays, then clusters it: the two peaks never meet.
+    data = layout + 2 * clustering if reference else max(layout, clustering)
+    worker = WORKER_BASE_BYTES + embeddings + data + documents * (widest * 8 + CLUSTERING_BYTES_PER_DOCUMENT)
     memory = STEP_BASE_BYTES + embeddings + busy * worker
     graph_of = {(layout.graph or layout.n_neighbors): layout.n_neighbors for layout in layouts}
     graphs = sum(documents * k * 8 for k in graph_of.values())

@@ -8,6 +8,8 @@ would; where that module was not written for the installed hdbscan, every reques
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,23 @@ def hdbscan_model(min_cluster_size: int, min_samples: int | None, epsilon: float
     from hdbscan import HDBSCAN
 
     return HDBSCAN(**hdbscan_settings(min_cluster_size, min_samples, epsilon), prediction_data=prediction_data)
+
+
+@contextmanager
+def joblib_in_this_process() -> Iterator[None]:
+    """HDBSCAN's joblib work done in this process, in the same pieces.
+
+    Above 16,384 points HDBSCAN splits its core-distance query into ``core_dist_n_jobs`` (4) pieces and runs
+    them in joblib processes, each holding its piece's documents x min_samples distances and indices, which
+    then travel back pickled. Under joblib's sequential backend the same pieces are queried here, one after
+    the other: the neighbours come out in the same order (ties included, which a single unsplit query would
+    not promise), so the labels are those of a default fit, without the processes' copies or idle loky
+    workers. The pieces no longer run at once: the engine's own workers are what keeps the cores busy.
+    """
+    from joblib import parallel_config
+
+    with parallel_config(backend="sequential"):
+        yield
 
 
 class TreeClusterer:
@@ -41,16 +60,12 @@ class TreeClusterer:
         return max(1, min(self.data.shape[0] - 1, value))
 
     def labels(self, min_cluster_size: int, min_samples: int | None, epsilon: float) -> np.ndarray:
-        # One process for the core distances: above 16,384 points HDBSCAN's default (4 jobs) splits the
-        # neighbour query over joblib processes and holds the (points x min_samples) distances and indices
-        # three times at once (the processes' chunks, the list of them, the stacked copy), several GiB at
-        # min_samples 800 on 300,000 documents. The query's distances are exact, so the core distances and
-        # the labels are the same (test_engine.py compares both ways above that size).
-        model = hdbscan_model(min_cluster_size, min_samples, epsilon).set_params(core_dist_n_jobs=1)
+        model = hdbscan_model(min_cluster_size, min_samples, epsilon)
         tree_key = self._effective_min_samples(min_cluster_size, min_samples)
         if tree_key in self._trees:
             return np.asarray(hdbscan_compat.labels_from_tree(self.data, self._trees[tree_key], model), dtype=np.int64)
-        labels, tree = hdbscan_compat.labels_and_tree(self.data, model)
+        with joblib_in_this_process():
+            labels, tree = hdbscan_compat.labels_and_tree(self.data, model)
         self.trees_built += 1
         if tree is not None:  # None: the public fallback, which keeps no tree
             self._trees[tree_key] = tree

@@ -181,10 +181,11 @@ def _memberships(clustering: Clustering, labels: np.ndarray) -> np.ndarray:
     ``prediction_data=True``, once per clustering."""
     import hdbscan
 
-    from topic_pipeline.engine.clustering import hdbscan_model
+    from topic_pipeline.engine.clustering import hdbscan_model, joblib_in_this_process
 
     model = hdbscan_model(clustering.min_cluster_size, clustering.min_samples, clustering.epsilon, prediction_data=True)
-    model.fit(clustering.reduction)
+    with joblib_in_this_process():
+        model.fit(clustering.reduction)
     if not np.array_equal(model.labels_, clustering.clusters):
         raise RuntimeError("HDBSCAN fitted with prediction data gave other clusters than the shared tree")
     memberships = hdbscan.all_points_membership_vectors(model)

@@ -104,7 +104,15 @@ def check_sweep_capacity(
     }
     workers = 1 if config.engine == "reference" else (config.workers or os.cpu_count() or 1)
     min_samples = max(p.hdbscan_min_samples or p.hdbscan_min_cluster_size for _, p in trials)
-    needs = estimate_needs(len(inputs.corpus), dimensions, workers, layouts.values(), len(trials), min_samples)
+    needs = estimate_needs(
+        len(inputs.corpus),
+        dimensions,
+        workers,
+        layouts.values(),
+        len(trials),
+        min_samples,
+        reference=config.engine == "reference",
+    )
     check_capacity(needs, inputs.paths.root, Settings.env_name("workers"))
 
 

@@ -68,3 +68,15 @@ def test_the_available_memory_is_the_containers_where_its_limit_is_lower(tmp_pat
     assert capacity.available_memory() == 3 * GIB // 4
     limit.write_text("max\n")  # no limit: the machine's available memory
     assert abs(capacity.available_memory() - psutil.virtual_memory().available) < GIB
+
+
+def test_a_worker_needs_the_larger_of_its_layout_and_its_clustering_unless_it_fits_plain_bertopic():
+    layout_only = estimate_needs(300_000, 384, 2, LAYOUTS, 50)
+    # min_samples 600 x 32 bytes is less than n_neighbors 100 x 200 bytes: the layout decides.
+    assert estimate_needs(300_000, 384, 2, LAYOUTS, 50, min_samples=600).worker_bytes == layout_only.worker_bytes
+    # A larger query than the layout decides alone, the layout not added to it.
+    query = estimate_needs(300_000, 384, 2, LAYOUTS, 50, min_samples=1000)
+    assert query.worker_bytes - layout_only.worker_bytes == 300_000 * (1000 * 32 - 100 * 200)
+    # The reference engine's plain BERTopic keeps UMAP while HDBSCAN queries with its joblib processes.
+    reference = estimate_needs(300_000, 384, 1, LAYOUTS, 50, min_samples=800, reference=True)
+    assert reference.worker_bytes - layout_only.worker_bytes == 300_000 * 800 * 32 * 2

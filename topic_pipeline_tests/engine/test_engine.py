@@ -255,20 +255,38 @@ def test_a_cached_reduction_costs_the_scheduler_nothing(tmp_path):
     assert task_cost(tasks[16, 9]) == 0
 
 
+@pytest.mark.slow
 def test_hdbscan_in_one_process_labels_as_its_parallel_default_above_its_split_threshold():
-    """Above 16,384 points HDBSCAN's default splits the core-distance query over 4 joblib processes; the engine
-    queries in one (memory). Same core distances, same labels, exact duplicates (tied distances) included."""
+    """Above 16,384 points HDBSCAN's default queries the core distances in 4 pieces in joblib processes; the
+    engine queries the same pieces in its own process (memory). The same labels, also where many neighbours
+    tie (exact duplicates, an integer lattice), which a single unsplit query does not give."""
+    import psutil
     from hdbscan import HDBSCAN
 
     from topic_pipeline.domain.trials import hdbscan_settings
     from topic_pipeline.engine.clustering import TreeClusterer
+    from topic_pipeline.engine.fast import stop_joblib_workers
 
     rng = np.random.default_rng(5)
     centres = rng.normal(size=(12, 5)) * 6
     points = (centres[rng.integers(0, 12, 17_500)] + rng.normal(size=(17_500, 5))).astype(np.float32)
     data = np.concatenate([points, points[:500]])  # 500 exact duplicates
-    clusterer = TreeClusterer(data)
-    for min_cluster_size, min_samples, epsilon in [(50, None, 0.0), (50, 5, 0.0), (200, None, 0.0), (100, 5, 0.5)]:
-        plain = HDBSCAN(**hdbscan_settings(min_cluster_size, min_samples, epsilon)).fit(data).labels_
-        assert plain.max() >= 1
-        np.testing.assert_array_equal(clusterer.labels(min_cluster_size, min_samples, epsilon), plain)
+    # A lattice: integer coordinates, so many neighbours of a point lie at exactly the same distance, and
+    # points three times over.
+    lattice = np.concatenate([rng.integers(0, 12, size=(6_000, 3)).astype(np.float32)] * 3)
+    cases = [
+        (data, [(50, None, 0.0), (50, 5, 0.0), (200, None, 0.0), (100, 5, 0.5)]),
+        (lattice, [(20, 3, 0.0), (50, None, 0.0)]),
+    ]
+    try:
+        stop_joblib_workers()  # leaves loky's resource tracker, no worker
+        before = {child.pid for child in psutil.Process().children()}
+        engine = [[TreeClusterer(points).labels(*request) for request in requests] for points, requests in cases]
+        assert {child.pid for child in psutil.Process().children()} == before  # no joblib process was started
+        for (points, requests), labels in zip(cases, engine):
+            for request, engine_labels in zip(requests, labels):
+                plain = HDBSCAN(**hdbscan_settings(*request)).fit(points).labels_
+                assert plain.max() >= 1
+                np.testing.assert_array_equal(engine_labels, plain, err_msg=str(request))
+    finally:
+        stop_joblib_workers()
