@@ -208,7 +208,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print("compiled-code cache: as left by earlier runs on this machine (--cold-compile-cache to start empty)")
     grid = {"issue": ISSUE_GRID, "quick": QUICK_GRID, "large": LARGE_GRID}[args.grid]
-    _run(args, workdir, grid)
+    from topic_pipeline.processes import stopped_on_signal
+
+    # Ctrl-C or SIGTERM ends the benchmark and every process it started (the sweep's steps and workers,
+    # the baseline's pool), as they end `topic-pipeline sweep`.
+    with stopped_on_signal():
+        _run(args, workdir, grid)
 
 
 @dataclass
