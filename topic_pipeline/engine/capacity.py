@@ -10,6 +10,7 @@ the measured peak (docs/benchmarks.md).
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -88,7 +89,9 @@ def estimate_needs(
     largest_k = max(layout.n_neighbors for layout in layouts)
     widest = max(layout.n_components for layout in layouts)
     busy = max(1, min(workers, len(layouts)))
-    layout = documents * largest_k * LAYOUT_BYTES_PER_EDGE
+    # UMAP's spectral initialisation: ARPACK's Lanczos basis, sqrt(points) float64 vectors over the graph's
+    # largest component (at most every document), which grows faster than the documents.
+    layout = documents * largest_k * LAYOUT_BYTES_PER_EDGE + documents * math.isqrt(documents) * 8
     clustering = documents * min_samples * CLUSTERING_BYTES_PER_NEIGHBOUR
     # The fast engine lays out a reduction, frees UMAP's arrays, then clusters it: the two peaks never meet.
     data = layout + 2 * clustering if reference else max(layout, clustering)
