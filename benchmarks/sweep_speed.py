@@ -398,7 +398,7 @@ def _run(args, workdir: Path, grid: dict) -> None:
     stages = {**engine_seconds, "leaderboard": step_seconds.get("leaderboard", 0.0)}
     stages["report"] = step_seconds.get("sweep_report", 0.0)
     print("per_stage: " + " ".join(f"{name}={seconds:.1f}" for name, seconds in stages.items()))
-    if mismatches or failed:
+    if mismatches or failed or (export is not None and "FAILED" in export):
         raise SystemExit(1)
 
 

@@ -24,8 +24,8 @@ WORKER_BASE_BYTES = 600 * 2**20
 STEP_BASE_BYTES = 900 * 2**20
 # Per document and neighbour, what a UMAP layout holds at once: the kNN graph (int32 indices, float32
 # distances), NNDescent's heaps, their copies, the fuzzy simplicial set in COO and CSR form before and after
-# symmetrisation, and the optimisation's per-edge arrays (float64). Set so that the estimate covers the one
-# large-corpus run measured (docs/benchmarks.md), not derived array by array.
+# symmetrisation, and the optimisation's per-edge arrays (float64). Set so that the estimate stays above the
+# large-corpus runs measured (docs/benchmarks.md), not derived array by array.
 LAYOUT_BYTES_PER_EDGE = 200
 # Per document and HDBSCAN min_samples (unset: min_cluster_size), the core distances' neighbour query in the
 # worker's process (engine/clustering.py): its pieces' float64 distances and int64 indices, then their stacked
@@ -63,7 +63,7 @@ class SweepNeeds:
     def memory_formula(self) -> str:
         return (
             f"{self.workers} worker(s) x {self.worker_bytes / GIB:.1f} GiB (embeddings {self.documents:,} documents "
-            f"x {self.dimensions} dims, then the larger of the largest layout's graph and HDBSCAN's neighbour query) + the "
+            f"x {self.dimensions} dims, the largest layout's graph, HDBSCAN's neighbour query) + the "
             "step's own"
         )
 

@@ -291,8 +291,9 @@ def plan_groups(
 def stop_joblib_workers() -> None:
     """Shut down joblib's reusable loky workers, if any were started.
 
-    HDBSCAN computes core distances with joblib (``core_dist_n_jobs``), which leaves loky worker
-    processes idling for minutes; a process that exits while they live waits for them. Through loky's
+    A plain HDBSCAN fit outside ``clustering.joblib_in_this_process`` (the reference engine's) computes core
+    distances in joblib processes, which leaves loky workers idling for minutes; a process that exits while
+    they live waits for them. Through loky's
     public ``get_reusable_executor``: ``reuse=True`` hands back the running executor whatever it was
     started with (where none runs it makes an idle one, which starts no worker).
     """
