@@ -358,7 +358,7 @@ def _run(args, workdir: Path, grid: dict) -> None:
                 if not np.isclose(metrics[name], theirs, rtol=0, atol=1e-12):
                     mismatches.append(f"{trial.key}: {name} common {metrics[name]:.6f} pipeline {theirs:.6f}")
 
-    export = _measure_export(home) if args.grid == "large" else None
+    export = _measure_export(home) if args.grid == "large" else None  # (line, whether it failed)
 
     print()
     print(
@@ -387,7 +387,7 @@ def _run(args, workdir: Path, grid: dict) -> None:
         f"of (b)'s peak, this benchmark's own process (the run's coordinator) held {own_start / 2**30:.2f} GiB at the start"
     )
     if export is not None:
-        print(export)
+        print(export[0])
     print(
         f"(b)'s peak proportional set (PSS, shared pages split between processes): {pipeline_proportional / 2**30:.2f} GiB"
     )
@@ -398,13 +398,14 @@ def _run(args, workdir: Path, grid: dict) -> None:
     stages = {**engine_seconds, "leaderboard": step_seconds.get("leaderboard", 0.0)}
     stages["report"] = step_seconds.get("sweep_report", 0.0)
     print("per_stage: " + " ".join(f"{name}={seconds:.1f}" for name, seconds in stages.items()))
-    if mismatches or failed or (export is not None and "FAILED" in export):
+    if mismatches or failed or (export is not None and export[1]):
         raise SystemExit(1)
 
 
-def _measure_export(home: Path) -> str:
-    """`topic-pipeline export` of the leaderboard's first trial (safetensors) after the sweep, as one line: its
-    time and peak memory (BERTopic refit on the stored labels), or why it failed (the sweep's figures stand)."""
+def _measure_export(home: Path) -> tuple[str, bool]:
+    """`topic-pipeline export` of the leaderboard's first trial (safetensors) after the sweep: one line with its
+    time and peak memory (BERTopic refit on the stored labels), or why it failed (the sweep's figures stand),
+    and whether it failed."""
     import dagster as dg
 
     from topic_pipeline.cli import _execute
@@ -416,10 +417,11 @@ def _measure_export(home: Path) -> str:
             _execute(instance, "export_job", {}, run_config={"ops": {"topic_model": {"config": {}}}})
             seconds = time.perf_counter() - t0
     except (Exception, SystemExit) as exc:
-        return f"export of the leaderboard's first trial: FAILED ({exc})"
+        return f"export of the leaderboard's first trial: FAILED ({exc})", True
     return (
         f"export of the leaderboard's first trial (safetensors, BERTopic refit on its labels): {seconds:.1f} s, "
-        f"peak {memory.peak_bytes / 2**30:.2f} GiB ({own_start / 2**30:.2f} GiB of it this process's before it started)"
+        f"peak {memory.peak_bytes / 2**30:.2f} GiB ({own_start / 2**30:.2f} GiB of it this process's before it started)",
+        False,
     )
 
 
